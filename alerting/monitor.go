@@ -1,0 +1,287 @@
+// Package alerting watches each patient: it keeps the patient's current
+// observation set from readings that arrive separately, scores it with NEWS2
+// on receipt, and tells the board what changed.
+package alerting
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/news2"
+)
+
+// Vital is the latest value of one kind of reading, as the board shows it.
+type Vital struct {
+	Value   float64   `json:"value"`
+	Display string    `json:"display"`
+	Unit    string    `json:"unit,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+// Score is a NEWS2 result as the board and the REST API show it. A partial
+// score names what is missing and must never be shown as a full NEWS2.
+type Score struct {
+	Score      int            `json:"score"`
+	Risk       string         `json:"risk"`
+	RedScore   bool           `json:"red_score"`
+	Complete   bool           `json:"complete"`
+	Missing    []string       `json:"missing"`
+	Subscores  map[string]int `json:"subscores"`
+	Monitoring string         `json:"monitoring"`
+	Response   string         `json:"response"`
+}
+
+// NewScore renders a news2.Result.
+func NewScore(r news2.Result) Score {
+	s := Score{
+		Score: r.Score, Risk: r.Risk.String(), RedScore: r.RedScore, Complete: r.Complete,
+		Missing: []string{}, Subscores: make(map[string]int, news2.NumParameters),
+		Monitoring: r.Monitoring(), Response: r.Response(),
+	}
+	for p := range news2.NumParameters {
+		if r.Has(p) {
+			s.Subscores[p.String()] = r.Subscores[p]
+		} else {
+			s.Missing = append(s.Missing, p.String())
+		}
+	}
+	return s
+}
+
+// PatientView is one row of the board.
+type PatientView struct {
+	Patient   vward.PatientID  `json:"patient"`
+	Ward      vward.WardID     `json:"ward"`
+	Name      string           `json:"name"`
+	SpO2Scale int              `json:"spo2_scale"`
+	Vitals    map[string]Vital `json:"vitals"`
+	News2     *Score           `json:"news2,omitempty"`
+	LastSeen  time.Time        `json:"last_seen,omitzero"`
+}
+
+// Event is what the board's stream carries.
+type Event struct {
+	Type    string       `json:"type"` // "patient"
+	Patient *PatientView `json:"patient,omitempty"`
+}
+
+// Publisher receives events. Publish must not block: it is called on the
+// delivery path.
+type Publisher interface {
+	Publish(Event)
+}
+
+// PatientInfo is what the monitor needs to know of an admitted patient.
+type PatientInfo struct {
+	ID        vward.PatientID
+	Ward      vward.WardID
+	Name      string
+	SpO2Scale int
+}
+
+type patient struct {
+	info     PatientInfo
+	set      news2.Set
+	vitals   map[vward.ReadingKind]vward.Reading
+	score    news2.Result
+	scored   bool
+	lastSeen time.Time
+}
+
+// Monitor keeps every patient's observation set and score.
+type Monitor struct {
+	freshness news2.Freshness
+	publish   Publisher
+	now       func() time.Time
+	log       *slog.Logger
+
+	mu       sync.Mutex
+	patients map[vward.PatientID]*patient
+}
+
+// NewMonitor builds a monitor; publish may be nil.
+func NewMonitor(freshness news2.Freshness, publish Publisher, log *slog.Logger) *Monitor {
+	return &Monitor{
+		freshness: freshness, publish: publish, now: time.Now,
+		log:      log.With("component", "alerting"),
+		patients: make(map[vward.PatientID]*patient),
+	}
+}
+
+// Admit tells the monitor of a patient, or updates what it knows of one.
+func (m *Monitor) Admit(info PatientInfo) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.patientLocked(info.ID)
+	p.info = info
+	p.set.Scale = news2.Scale(info.SpO2Scale)
+}
+
+func (m *Monitor) patientLocked(id vward.PatientID) *patient {
+	p := m.patients[id]
+	if p == nil {
+		p = &patient{info: PatientInfo{ID: id}, vitals: make(map[vward.ReadingKind]vward.Reading)}
+		m.patients[id] = p
+	}
+	return p
+}
+
+// Observe implements ingest.Observer: it folds readings into their patients'
+// observation sets and rescores the patients whose set changed.
+func (m *Monitor) Observe(rs []vward.Reading) {
+	now := m.now()
+	var changed []PatientView
+	m.mu.Lock()
+	var last *patient
+	dirty := false
+	flush := func() {
+		if last != nil && dirty {
+			m.rescoreLocked(last, now)
+			changed = append(changed, last.view())
+		}
+	}
+	for _, r := range rs {
+		p := m.patientLocked(r.Patient)
+		if p != last {
+			flush()
+			last, dirty = p, false
+		}
+		if r.Ward != "" {
+			p.info.Ward = r.Ward
+		}
+		if r.At.After(p.lastSeen) {
+			p.lastSeen = r.At
+		}
+		if cur, ok := p.vitals[r.Kind]; !ok || !r.At.Before(cur.At) {
+			if !ok || cur.At != r.At || cur.Value != r.Value {
+				p.vitals[r.Kind] = r
+				dirty = true
+			}
+		}
+		if param, ok := news2.ParameterOf(r.Kind); ok && p.set.Update(param, r.Value, r.At) {
+			dirty = true
+		}
+	}
+	flush()
+	m.mu.Unlock()
+	if m.publish != nil {
+		for i := range changed {
+			m.publish.Publish(Event{Type: "patient", Patient: &changed[i]})
+		}
+	}
+}
+
+func (m *Monitor) rescoreLocked(p *patient, now time.Time) {
+	p.score = news2.Score(p.set.Observations(now, m.freshness))
+	p.scored = p.score.Present != 0
+}
+
+func (p *patient) view() PatientView {
+	v := PatientView{
+		Patient: p.info.ID, Ward: p.info.Ward, Name: p.info.Name, SpO2Scale: int(p.set.Scale),
+		Vitals: make(map[string]Vital, len(p.vitals)), LastSeen: p.lastSeen,
+	}
+	if v.SpO2Scale == 0 {
+		v.SpO2Scale = 1
+	}
+	for k, r := range p.vitals {
+		v.Vitals[string(k)] = Vital{Value: r.Value, Display: r.Display(), Unit: k.Unit(), At: r.At}
+	}
+	if p.scored {
+		s := NewScore(p.score)
+		v.News2 = &s
+	}
+	return v
+}
+
+// Snapshot returns the board rows of the given wards (all when none), most
+// acute first.
+func (m *Monitor) Snapshot(wards ...vward.WardID) []PatientView {
+	allowed := make(map[vward.WardID]bool, len(wards))
+	for _, w := range wards {
+		allowed[w] = true
+	}
+	m.mu.Lock()
+	out := make([]PatientView, 0, len(m.patients))
+	for _, p := range m.patients {
+		if len(wards) == 0 || allowed[p.info.Ward] {
+			out = append(out, p.view())
+		}
+	}
+	m.mu.Unlock()
+	SortByAcuity(out)
+	return out
+}
+
+// Patient returns one patient's board row.
+func (m *Monitor) Patient(id vward.PatientID) (PatientView, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.patients[id]
+	if !ok {
+		return PatientView{}, false
+	}
+	return p.view(), true
+}
+
+// SortByAcuity orders rows by risk, then score, then name: whoever is
+// deteriorating comes first.
+func SortByAcuity(rows []PatientView) {
+	rank := func(v PatientView) (int, int) {
+		if v.News2 == nil {
+			return -1, -1
+		}
+		var r news2.Risk
+		_ = r.UnmarshalText([]byte(v.News2.Risk))
+		return int(r), v.News2.Score
+	}
+	sort.SliceStable(rows, func(i, j int) bool {
+		ri, si := rank(rows[i])
+		rj, sj := rank(rows[j])
+		if ri != rj {
+			return ri > rj
+		}
+		if si != sj {
+			return si > sj
+		}
+		return rows[i].Name < rows[j].Name
+	})
+}
+
+// Run rescores every patient periodically so that values ageing out of
+// their freshness window show as partial without waiting for a new reading.
+func (m *Monitor) Run(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			m.rescoreAll()
+		}
+	}
+}
+
+func (m *Monitor) rescoreAll() {
+	now := m.now()
+	var changed []PatientView
+	m.mu.Lock()
+	for _, p := range m.patients {
+		before := p.score
+		m.rescoreLocked(p, now)
+		if p.score != before {
+			changed = append(changed, p.view())
+		}
+	}
+	m.mu.Unlock()
+	if m.publish != nil {
+		for i := range changed {
+			m.publish.Publish(Event{Type: "patient", Patient: &changed[i]})
+		}
+	}
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/vward/vward/history"
+	"github.com/vward/vward/ingest"
+	"github.com/vward/vward/internal/node"
+)
+
+// influxFlags are shared by serve and demo.
+type influxFlags struct{ url, token, org, bucket string }
+
+func (f *influxFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.url, "influx-url", env("VWARD_INFLUX_URL", ""), "InfluxDB URL, e.g. http://127.0.0.1:8086 (env VWARD_INFLUX_URL)")
+	fs.StringVar(&f.token, "influx-token", env("VWARD_INFLUX_TOKEN", ""), "InfluxDB API token; for InfluxDB 1.8, user:password or empty (env VWARD_INFLUX_TOKEN)")
+	fs.StringVar(&f.org, "influx-org", env("VWARD_INFLUX_ORG", ""), "InfluxDB organisation; empty for InfluxDB 1.8 (env VWARD_INFLUX_ORG)")
+	fs.StringVar(&f.bucket, "influx-bucket", env("VWARD_INFLUX_BUCKET", "vward"), "InfluxDB bucket; for InfluxDB 1.8, database/retention-policy such as vward/autogen (env VWARD_INFLUX_BUCKET)")
+}
+
+func (f *influxFlags) config() *history.InfluxConfig {
+	if f.url == "" {
+		return nil
+	}
+	return &history.InfluxConfig{URL: f.url, Token: f.token, Org: f.org, Bucket: f.bucket}
+}
+
+// ingestFlags tune the pipeline.
+type ingestFlags struct{ cfg ingest.Config }
+
+func (f *ingestFlags) register(fs *pflag.FlagSet) {
+	fs.IntVar(&f.cfg.MaxInFlight, "max-inflight", envInt("VWARD_MAX_INFLIGHT", 20000), "messages received but not yet stored and acknowledged; beyond it the broker holds the backlog (env VWARD_MAX_INFLIGHT)")
+	fs.IntVar(&f.cfg.BatchSize, "batch-size", envInt("VWARD_BATCH_SIZE", 5000), "readings per InfluxDB write (env VWARD_BATCH_SIZE)")
+	fs.DurationVar(&f.cfg.BatchWait, "batch-wait", envDuration("VWARD_BATCH_WAIT", 0), "how long a partial batch waits for more before it is written; 0 means 20ms (env VWARD_BATCH_WAIT)")
+}
+
+func newServeCmd() *cobra.Command {
+	var (
+		cfg    node.Config
+		influx influxFlags
+		tune   ingestFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run vward in production against an MQTT broker and InfluxDB",
+		Long: `Run vward against an external MQTT broker (Mosquitto 2, configured as
+docs/operator.md says) and InfluxDB. Every flag can also be set with the
+VWARD_* environment variable named in its help; a flag wins.
+
+A reading is acknowledged to the broker only once InfluxDB has stored it.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if influx.url == "" {
+				return errors.New("serve needs --influx-url (or VWARD_INFLUX_URL); for a try-out without InfluxDB, use vward demo")
+			}
+			cfg.Influx = influx.config()
+			cfg.Ingest = tune.cfg
+			cfg.Log = logger(cmd)
+			n, err := node.Open(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			fmt.Fprintf(cmd.OutOrStdout(), "vward board: %s\n", n.URL())
+			return n.Run(cmd.Context())
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("VWARD_HTTP_ADDR", "127.0.0.1:8080"), "address the board and REST API listen on (env VWARD_HTTP_ADDR)")
+	fs.StringVar(&cfg.DataDir, "data-dir", env("VWARD_DATA_DIR", "vward-data"), "directory of the embedded SQL store: registry, alert state, audit, dead letters (env VWARD_DATA_DIR)")
+	fs.StringVar(&cfg.MQTT.URL, "mqtt-url", env("VWARD_MQTT_URL", "tcp://127.0.0.1:1883"), "MQTT broker URL (env VWARD_MQTT_URL)")
+	fs.StringVar(&cfg.MQTT.Username, "mqtt-username", env("VWARD_MQTT_USERNAME", "vward"), "vward's own MQTT account (env VWARD_MQTT_USERNAME)")
+	fs.StringVar(&cfg.MQTT.Password, "mqtt-password", env("VWARD_MQTT_PASSWORD", ""), "password of vward's MQTT account (env VWARD_MQTT_PASSWORD)")
+	fs.StringVar(&cfg.MQTT.ClientID, "mqtt-client-id", env("VWARD_MQTT_CLIENT_ID", "vward-ingest"), "fixed MQTT client id: the broker keeps unacknowledged readings in this persistent session across restarts (env VWARD_MQTT_CLIENT_ID)")
+	influx.register(fs)
+	tune.register(fs)
+	return cmd
+}

@@ -1,0 +1,25 @@
+// Package history keeps every stored reading: InfluxDB in production, a
+// bounded in-memory history when the demo runs without one. Ingest writes
+// through it and acknowledges a reading to the broker only after a write
+// returns nil; the board reads trends back from it.
+package history
+
+import (
+	"context"
+	"time"
+
+	"github.com/vward/vward"
+)
+
+// Store is what ingest and the board need of a history.
+type Store interface {
+	// WriteReadings returns nil only once every reading is durably kept.
+	// Writing the same reading twice (a broker redelivery) keeps one copy.
+	WriteReadings(ctx context.Context, rs []vward.Reading) error
+	// Readings returns a patient's readings measured in [from, to), oldest first.
+	Readings(ctx context.Context, p vward.PatientID, from, to time.Time) ([]vward.Reading, error)
+	// Ping reports whether the store can take writes now.
+	Ping(ctx context.Context) error
+	// Describe says where readings go, for the board and the logs.
+	Describe() string
+}

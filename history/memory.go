@@ -1,0 +1,99 @@
+package history
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/vward/vward"
+)
+
+// Memory keeps the most recent readings of each patient in RAM, up to
+// PerPatient of them, so that the demo runs with nothing installed. It is
+// not durable: a restart loses it, and the board says so.
+type Memory struct {
+	perPatient int
+
+	mu       sync.Mutex
+	patients map[vward.PatientID]*ring
+}
+
+// NewMemory returns a history that keeps at most perPatient readings a patient.
+func NewMemory(perPatient int) *Memory {
+	return &Memory{perPatient: perPatient, patients: make(map[vward.PatientID]*ring)}
+}
+
+type key struct {
+	kind vward.ReadingKind
+	at   int64
+}
+
+// ring is one patient's readings, with an index so that a redelivered
+// reading replaces its first copy as it would in InfluxDB.
+type ring struct {
+	buf   []vward.Reading
+	next  int
+	full  bool
+	index map[key]int
+}
+
+// WriteReadings implements Store.
+func (m *Memory) WriteReadings(_ context.Context, rs []vward.Reading) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range rs {
+		g := m.patients[r.Patient]
+		if g == nil {
+			g = &ring{buf: make([]vward.Reading, m.perPatient), index: make(map[key]int)}
+			m.patients[r.Patient] = g
+		}
+		k := key{r.Kind, r.At.UnixNano()}
+		if i, ok := g.index[k]; ok {
+			g.buf[i] = r
+			continue
+		}
+		if g.full {
+			old := g.buf[g.next]
+			delete(g.index, key{old.Kind, old.At.UnixNano()})
+		}
+		g.buf[g.next] = r
+		g.index[k] = g.next
+		g.next++
+		if g.next == len(g.buf) {
+			g.next, g.full = 0, true
+		}
+	}
+	return nil
+}
+
+// Readings implements Store.
+func (m *Memory) Readings(_ context.Context, p vward.PatientID, from, to time.Time) ([]vward.Reading, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g := m.patients[p]
+	if g == nil {
+		return nil, nil
+	}
+	var out []vward.Reading
+	for _, i := range g.index {
+		r := g.buf[i]
+		if !r.At.Before(from) && r.At.Before(to) {
+			out = append(out, r)
+		}
+	}
+	sortByTime(out)
+	return out, nil
+}
+
+// Ping implements Store.
+func (m *Memory) Ping(context.Context) error { return nil }
+
+// Describe implements Store.
+func (m *Memory) Describe() string {
+	return "in memory only (not durable; start with --influx-url to keep readings)"
+}
+
+func sortByTime(rs []vward.Reading) {
+	sort.Slice(rs, func(a, b int) bool { return rs[a].At.Before(rs[b].At) })
+}

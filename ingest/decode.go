@@ -1,0 +1,308 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-playground/validator/v10"
+
+	"github.com/vward/vward"
+)
+
+// Limits bound what a device message may be. The zero value is not useful;
+// start from DefaultLimits.
+type Limits struct {
+	MaxPayload  int           // bytes; larger messages are rejected unread
+	MaxReadings int           // readings in one message
+	ClockSkew   time.Duration // how far in the future a measurement time may be
+	MaxAge      time.Duration // how old a measurement may be (devices backfill after an outage)
+}
+
+// DefaultLimits suit home devices: a gateway that was offline for a week may
+// backfill everything it buffered, and a device clock may run a little fast.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxPayload:  64 << 10,
+		MaxReadings: 500,
+		ClockSkew:   2 * time.Minute,
+		MaxAge:      7 * 24 * time.Hour,
+	}
+}
+
+// Message is a decoded device protocol v1 message. Readings holds the valid
+// readings (not yet attributed to a patient); Problems says which readings
+// were refused and why. A message with problems but some valid readings is
+// still stored — a malformed temperature must not lose a valid SpO2 — and is
+// also kept as a rejection so the device maker can see what went wrong.
+type Message struct {
+	Device   vward.DeviceID
+	MsgID    string
+	At       time.Time
+	Battery  *float64
+	Readings []vward.Reading
+	Problems []ReadingProblem
+}
+
+// ReadingProblem names one refused reading by its index in the message.
+type ReadingProblem struct {
+	Index  int
+	Kind   string
+	Reason string
+}
+
+func (p ReadingProblem) String() string {
+	if p.Kind == "" {
+		return fmt.Sprintf("readings[%d]: %s", p.Index, p.Reason)
+	}
+	return fmt.Sprintf("readings[%d] (%s): %s", p.Index, p.Kind, p.Reason)
+}
+
+// RejectError says why a whole message was refused, or, for a message whose
+// every reading was refused, lists them. Code is a short stable word for
+// metrics and operators; Detail is for people.
+type RejectError struct {
+	Code   string
+	Detail string
+}
+
+func (e *RejectError) Error() string { return e.Code + ": " + e.Detail }
+
+// Rejection codes. They label metrics, so there are few and they are stable.
+const (
+	RejectTooLarge   = "too_large"
+	RejectEncoding   = "bad_encoding"
+	RejectJSON       = "bad_json"
+	RejectEnvelope   = "bad_envelope"
+	RejectTime       = "bad_time"
+	RejectReadings   = "bad_readings"
+	RejectDevice     = "unknown_device"
+	RejectUnassigned = "unassigned_device"
+)
+
+func reject(code, format string, args ...any) *RejectError {
+	return &RejectError{Code: code, Detail: fmt.Sprintf(format, args...)}
+}
+
+// wireMessage is device protocol v1 as it arrives. Unknown top-level fields
+// are ignored so that a later minor version can add some without breaking
+// devices in the field; unknown reading types are refused, since a reading
+// vward cannot interpret must not pass silently.
+type wireMessage struct {
+	MsgID    string        `json:"msg_id" validate:"required,max=128,printascii"`
+	TS       string        `json:"ts" validate:"required"`
+	Readings []wireReading `json:"readings" validate:"required,min=1"`
+	Battery  *float64      `json:"battery" validate:"omitempty,gte=0,lte=1"`
+}
+
+type wireReading struct {
+	Type  string          `json:"type"`
+	Value json.RawMessage `json:"value"`
+	TS    string          `json:"ts"`
+}
+
+// validate is safe for concurrent use and caches struct metadata, so one
+// instance serves every decoder.
+var validate = validator.New(validator.WithRequiredStructEnabled())
+
+// Decode parses and validates one device protocol v1 payload from device,
+// received at now. It returns a *RejectError when the message as a whole is
+// refused, including when none of its readings is valid.
+func Decode(device vward.DeviceID, payload []byte, now time.Time, lim Limits) (Message, error) {
+	if len(payload) > lim.MaxPayload {
+		return Message{}, reject(RejectTooLarge, "payload is %d bytes; the limit is %d", len(payload), lim.MaxPayload)
+	}
+	if !utf8.Valid(payload) {
+		return Message{}, reject(RejectEncoding, "payload is not valid UTF-8")
+	}
+	var w wireMessage
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if err := dec.Decode(&w); err != nil {
+		return Message{}, reject(RejectJSON, "%s", describeJSONError(err))
+	}
+	if dec.More() {
+		return Message{}, reject(RejectJSON, "unexpected data after the JSON object")
+	}
+	if len(w.Readings) > lim.MaxReadings {
+		return Message{}, reject(RejectEnvelope, "readings has %d entries; the limit is %d", len(w.Readings), lim.MaxReadings)
+	}
+	if err := validate.Struct(&w); err != nil {
+		return Message{}, reject(RejectEnvelope, "%s", describeValidation(err))
+	}
+	at, err := checkTime(w.TS, now, lim)
+	if err != nil {
+		return Message{}, reject(RejectTime, "ts: %v", err)
+	}
+	m := Message{Device: device, MsgID: w.MsgID, At: at, Battery: w.Battery}
+	m.Readings = make([]vward.Reading, 0, len(w.Readings))
+	for i, wr := range w.Readings {
+		r, err := decodeReading(wr, at, now, lim)
+		if err != nil {
+			m.Problems = append(m.Problems, ReadingProblem{Index: i, Kind: wr.Type, Reason: err.Error()})
+			continue
+		}
+		r.Device, r.MsgID = device, w.MsgID
+		m.Readings = append(m.Readings, r)
+	}
+	if len(m.Readings) == 0 {
+		return m, reject(RejectReadings, "no valid reading: %s", ProblemsText(m.Problems))
+	}
+	return m, nil
+}
+
+// ProblemsText joins reading problems for a rejection reason.
+func ProblemsText(ps []ReadingProblem) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, "; ")
+}
+
+func decodeReading(wr wireReading, msgAt, now time.Time, lim Limits) (vward.Reading, error) {
+	kind := vward.ReadingKind(wr.Type)
+	if wr.Type == "" {
+		return vward.Reading{}, errors.New("type is missing")
+	}
+	if !kind.Known() {
+		return vward.Reading{}, fmt.Errorf("unknown reading type %q", wr.Type)
+	}
+	if len(wr.Value) == 0 || string(wr.Value) == "null" {
+		return vward.Reading{}, errors.New("value is missing")
+	}
+	at := msgAt
+	if wr.TS != "" {
+		t, err := checkTime(wr.TS, now, lim)
+		if err != nil {
+			return vward.Reading{}, fmt.Errorf("ts: %w", err)
+		}
+		at = t
+	}
+	v, err := decodeValue(kind, wr.Value)
+	if err != nil {
+		return vward.Reading{}, err
+	}
+	return vward.Reading{Kind: kind, Value: v, At: at}, nil
+}
+
+func decodeValue(kind vward.ReadingKind, raw json.RawMessage) (float64, error) {
+	switch kind {
+	case vward.SupplementalOxygen:
+		var b bool
+		if err := json.Unmarshal(raw, &b); err != nil {
+			return 0, fmt.Errorf("value %s is not true or false", clip(raw))
+		}
+		if b {
+			return 1, nil
+		}
+		return 0, nil
+	case vward.Consciousness:
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return 0, fmt.Errorf("value %s is not an ACVPU letter", clip(raw))
+		}
+		l, err := vward.ParseLevel(s)
+		if err != nil {
+			return 0, err
+		}
+		return float64(l), nil
+	}
+	// JSON has no NaN or Inf literal, so a float64 that decodes is finite;
+	// the check stays for values a future format (SenML) might produce.
+	var v float64
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return 0, fmt.Errorf("value %s is not a number", clip(raw))
+	}
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("value %v is not a finite number", v)
+	}
+	if r := kind.PossibleRange(); !r.Contains(v) {
+		return 0, fmt.Errorf("value %g %s is outside the possible range %g–%g", v, kind.Unit(), r.Min, r.Max)
+	}
+	return v, nil
+}
+
+func checkTime(s string, now time.Time, lim Limits) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", clipString(s))
+	}
+	if t.After(now.Add(lim.ClockSkew)) {
+		return time.Time{}, fmt.Errorf("%s is %s in the future (allowed skew %s)", s, t.Sub(now).Round(time.Second), lim.ClockSkew)
+	}
+	if t.Before(now.Add(-lim.MaxAge)) {
+		return time.Time{}, fmt.Errorf("%s is older than the %s limit", s, lim.MaxAge)
+	}
+	return t.UTC(), nil
+}
+
+func describeJSONError(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("invalid JSON at byte %d: %v", syn.Offset, syn)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %s: expected %s, got JSON %s", typ.Field, typ.Type, typ.Value)
+	case errors.Is(err, io.EOF):
+		return "payload is empty"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "JSON is truncated"
+	}
+	return err.Error()
+}
+
+func describeValidation(err error) string {
+	var ves validator.ValidationErrors
+	if !errors.As(err, &ves) {
+		return err.Error()
+	}
+	parts := make([]string, 0, len(ves))
+	for _, fe := range ves {
+		name := jsonName(fe.StructField())
+		switch fe.Tag() {
+		case "required":
+			parts = append(parts, name+" is required")
+		case "min":
+			parts = append(parts, name+" must not be empty")
+		case "max":
+			parts = append(parts, fmt.Sprintf("%s is longer than %s characters", name, fe.Param()))
+		case "printascii":
+			parts = append(parts, name+" must be printable ASCII")
+		case "gte", "lte":
+			parts = append(parts, fmt.Sprintf("%s %v is outside 0–1", name, fe.Value()))
+		default:
+			parts = append(parts, fmt.Sprintf("%s fails %s", name, fe.Tag()))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+func jsonName(field string) string {
+	switch field {
+	case "MsgID":
+		return "msg_id"
+	case "TS":
+		return "ts"
+	case "Readings":
+		return "readings"
+	case "Battery":
+		return "battery"
+	}
+	return field
+}
+
+func clip(raw json.RawMessage) string { return clipString(string(raw)) }
+
+func clipString(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}

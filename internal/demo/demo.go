@@ -1,0 +1,138 @@
+// Package demo seeds the demo ward of `vward demo`: a ward, patients each
+// with one device, credentials a person can publish with, and the simulated
+// fleet that brings them to life.
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/devices"
+	"github.com/vward/vward/simulator"
+)
+
+// Options shape the demo ward.
+type Options struct {
+	Patients int
+	Simulate bool
+	Seed     uint64
+}
+
+// Ward is the demo ward's id.
+const Ward vward.WardID = "demo-frailty"
+
+// Seeded is what Seed made.
+type Seeded struct {
+	Devices []SeededDevice
+	Options Options
+}
+
+// SeededDevice is one demo device and its patient.
+type SeededDevice struct {
+	ID      vward.DeviceID  `json:"id"`
+	Secret  string          `json:"secret"`
+	Patient vward.PatientID `json:"patient"`
+	Name    string          `json:"-"`
+}
+
+// Credentials is the demo-credentials.json file.
+type Credentials struct {
+	Devices []SeededDevice `json:"devices"`
+}
+
+// CredentialsFile is the name of the credentials file in the data dir.
+const CredentialsFile = "demo-credentials.json"
+
+// Reset removes what an earlier demo left in dir, and only that.
+func Reset(dir string) error {
+	for _, name := range []string{"vward.db", "vward.db-wal", "vward.db-shm", CredentialsFile} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("reset demo data: %w", err)
+		}
+	}
+	return nil
+}
+
+var names = []string{
+	"Ada Whitfield", "Bernard Okafor", "Catherine Doyle", "Dev Sharma", "Edith Morgan",
+	"Frank Kowalski", "Grace Mensah", "Harold Price", "Irene Walsh", "Jamal Hussain",
+	"Kathleen Burke", "Leonard Ashby", "Margaret Chen", "Norman Fisher", "Olive Bennett",
+	"Patrick Nolan", "Queenie Adams", "Ronald Hughes", "Sylvia Patel", "Thomas Reid",
+}
+
+// Seed registers the demo ward, its patients and their devices.
+func Seed(ctx context.Context, reg *devices.Registry, o Options) (Seeded, error) {
+	if o.Patients < 1 {
+		return Seeded{}, fmt.Errorf("the demo needs at least one patient, not %d", o.Patients)
+	}
+	if err := reg.AddWard(ctx, devices.Ward{ID: Ward, Name: "Frailty virtual ward (demo)", Pathway: "frailty", Place: "Home", Capacity: max(50, o.Patients)}); err != nil {
+		return Seeded{}, err
+	}
+	s := Seeded{Options: o}
+	// Bindings start a day back so that a person may backfill readings.
+	from := time.Now().Add(-24 * time.Hour)
+	for i := range o.Patients {
+		pid := vward.PatientID(fmt.Sprintf("p-%03d", i+1))
+		did := vward.DeviceID(fmt.Sprintf("dev-%03d", i+1))
+		name := names[i%len(names)]
+		if i >= len(names) {
+			name = fmt.Sprintf("%s %d", name, i/len(names)+1)
+		}
+		if err := reg.Admit(ctx, devices.Patient{ID: pid, Ward: Ward, Name: name, Admitted: from}); err != nil {
+			return Seeded{}, err
+		}
+		secret, err := reg.AddDevice(ctx, did, "multi-parameter hub")
+		if err != nil {
+			return Seeded{}, err
+		}
+		if err := reg.Assign(ctx, did, pid, from); err != nil {
+			return Seeded{}, err
+		}
+		s.Devices = append(s.Devices, SeededDevice{ID: did, Secret: secret, Patient: pid, Name: name})
+	}
+	return s, nil
+}
+
+// WriteCredentials writes demo-credentials.json (mode 0600) and returns its path.
+func WriteCredentials(dir string, s Seeded) (string, error) {
+	b, err := json.MarshalIndent(Credentials{Devices: s.Devices}, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("encode demo credentials: %w", err)
+	}
+	path := filepath.Join(dir, CredentialsFile)
+	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+		return "", fmt.Errorf("write demo credentials: %w", err)
+	}
+	return path, nil
+}
+
+// Fleet builds the simulated fleet of the demo: most patients stable, one in
+// four slowly turning septic over a few minutes, one in six recovering, so
+// the board changes while someone watches.
+func Fleet(s Seeded, brokerURL string, log *slog.Logger) *simulator.Fleet {
+	rng := rand.New(rand.NewPCG(s.Options.Seed, 0))
+	f := &simulator.Fleet{BrokerURL: brokerURL, Seed: s.Options.Seed, Speed: 1, Log: log}
+	for i, d := range s.Devices {
+		p := simulator.Patient{ID: d.Patient, Baseline: simulator.RandomBaseline(rng), Trajectory: simulator.Stable}
+		switch {
+		case i%4 == 1:
+			p.Trajectory = simulator.Sepsis
+			p.Onset = time.Duration(20+rng.IntN(100)) * time.Second
+			p.Span = time.Duration(3+rng.IntN(3)) * time.Minute
+		case i%6 == 3:
+			p.Trajectory = simulator.Recovery
+			p.Span = time.Duration(3+rng.IntN(3)) * time.Minute
+		}
+		f.Devices = append(f.Devices, simulator.Device{ID: d.ID, Secret: d.Secret, Patient: p, Every: 5 * time.Second})
+	}
+	return f
+}

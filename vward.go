@@ -1,0 +1,193 @@
+// Package vward holds the domain vocabulary of the virtual ward: identifiers,
+// the kinds of reading a device sends, and the reading itself. Every other
+// package may import it; it imports nothing of ours, so a newcomer can read the
+// whole language of the product in one place.
+//
+// Where a reading goes: device ──MQTT──▶ ingest (decode, validate, store, ack)
+// ──▶ alerting (NEWS2 observation set, escalation) ──▶ web (REST + board).
+// devices owns the registry of wards, patients, devices and clinicians;
+// simulator publishes like real devices.
+package vward
+
+import (
+	"fmt"
+	"time"
+)
+
+// DeviceID names a device; it is also its MQTT username and the {device_id}
+// segment of its topics.
+type DeviceID string
+
+// PatientID names a patient as the REST API and the board do. It is not an
+// NHS number, so it may appear in logs.
+type PatientID string
+
+// WardID names a virtual ward.
+type WardID string
+
+// ReadingKind is the "type" of a reading in device protocol v1.
+type ReadingKind string
+
+// The reading kinds of device protocol v1. Units are fixed per kind: a device
+// converts before it publishes.
+const (
+	RespiratoryRate    ReadingKind = "respiratory_rate"    // breaths/min
+	SpO2               ReadingKind = "spo2"                // %
+	SupplementalOxygen ReadingKind = "supplemental_oxygen" // bool: on oxygen
+	SystolicBP         ReadingKind = "systolic_bp"         // mmHg
+	DiastolicBP        ReadingKind = "diastolic_bp"        // mmHg
+	HeartRate          ReadingKind = "heart_rate"          // beats/min
+	Consciousness      ReadingKind = "consciousness"       // ACVPU letter
+	Temperature        ReadingKind = "temperature"         // °C
+)
+
+// ReadingKinds lists every kind device protocol v1 accepts, in a stable order.
+var ReadingKinds = []ReadingKind{
+	RespiratoryRate, SpO2, SupplementalOxygen, SystolicBP, DiastolicBP,
+	HeartRate, Consciousness, Temperature,
+}
+
+// Unit is the unit a kind's value is expressed in, as shown to people.
+func (k ReadingKind) Unit() string {
+	switch k {
+	case RespiratoryRate:
+		return "/min"
+	case SpO2:
+		return "%"
+	case SystolicBP, DiastolicBP:
+		return "mmHg"
+	case HeartRate:
+		return "bpm"
+	case Temperature:
+		return "°C"
+	}
+	return ""
+}
+
+// Known reports whether device protocol v1 knows this kind.
+func (k ReadingKind) Known() bool {
+	for _, c := range ReadingKinds {
+		if c == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Level is an ACVPU level of consciousness. It is stored as a number in a
+// Reading's Value so that a reading stays a small value type.
+type Level int
+
+// ACVPU, in order of increasing concern after Alert. New confusion (C) scores
+// like V, P and U in NEWS2.
+const (
+	Alert Level = iota
+	Confused
+	Voice
+	Pain
+	Unresponsive
+)
+
+var levelLetters = [...]string{"A", "C", "V", "P", "U"}
+
+// String returns the ACVPU letter.
+func (l Level) String() string {
+	if l < 0 || int(l) >= len(levelLetters) {
+		return fmt.Sprintf("Level(%d)", int(l))
+	}
+	return levelLetters[l]
+}
+
+// ParseLevel reads an ACVPU letter.
+func ParseLevel(s string) (Level, error) {
+	for i, l := range levelLetters {
+		if s == l {
+			return Level(i), nil
+		}
+	}
+	return 0, fmt.Errorf("consciousness %q is not one of A, C, V, P, U", s)
+}
+
+// Reading is one measured value of one patient, attributed to the patient the
+// device was bound to at the measurement time.
+//
+// Value carries every kind as a number: booleans as 0 or 1, consciousness as
+// a Level. The raw value is kept as measured; scoring rounds its own copy.
+type Reading struct {
+	Device  DeviceID
+	Patient PatientID
+	Ward    WardID
+	MsgID   string // the device message's msg_id: the dedup key
+	Kind    ReadingKind
+	Value   float64
+	At      time.Time // when measured, not when sent or received
+}
+
+// Bool reads a boolean reading's value.
+func (r Reading) Bool() bool { return r.Value != 0 }
+
+// Level reads a consciousness reading's value.
+func (r Reading) Level() Level { return Level(r.Value) }
+
+// Display renders the value as a person reads it: "true", "A", "37.2".
+func (r Reading) Display() string {
+	switch r.Kind {
+	case SupplementalOxygen:
+		if r.Bool() {
+			return "true"
+		}
+		return "false"
+	case Consciousness:
+		return r.Level().String()
+	}
+	return fmt.Sprintf("%g", r.Value)
+}
+
+// Range is the physiologically possible span of a numeric kind, inclusive.
+// It rejects what no living patient or working sensor could report (a typo, a
+// unit mix-up, a sensor fault), never what is merely abnormal: an abnormal
+// value is exactly what the ward must see.
+type Range struct{ Min, Max float64 }
+
+// Contains reports whether v lies in the range.
+func (r Range) Contains(v float64) bool { return v >= r.Min && v <= r.Max }
+
+// PossibleRange returns the accepted range of a kind's value. Booleans span
+// 0–1 and consciousness the ACVPU levels.
+func (k ReadingKind) PossibleRange() Range {
+	switch k {
+	case RespiratoryRate:
+		return Range{0, 100}
+	case SpO2:
+		return Range{0, 100}
+	case SupplementalOxygen:
+		return Range{0, 1}
+	case SystolicBP:
+		return Range{20, 300}
+	case DiastolicBP:
+		return Range{10, 250}
+	case HeartRate:
+		return Range{0, 300}
+	case Consciousness:
+		return Range{float64(Alert), float64(Unresponsive)}
+	case Temperature:
+		return Range{25, 45}
+	}
+	return Range{}
+}
+
+// Topics of device protocol v1 (a contract: see docs/device-protocol.md).
+const (
+	TopicPrefix = "vward/v1/devices/"
+	// ReadingsFilter subscribes to every device's readings.
+	ReadingsFilter = TopicPrefix + "+/readings"
+)
+
+// ReadingsTopic is where a device publishes its readings.
+func ReadingsTopic(d DeviceID) string { return TopicPrefix + string(d) + "/readings" }
+
+// RejectedTopic is where vward tells a device why a message was refused.
+func RejectedTopic(d DeviceID) string { return TopicPrefix + string(d) + "/rejected" }
+
+// StatusTopic carries a device's retained online/offline status.
+func StatusTopic(d DeviceID) string { return TopicPrefix + string(d) + "/status" }

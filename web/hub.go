@@ -1,0 +1,153 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/alerting"
+)
+
+// Hub fans board events out to websocket clients. A publisher never waits
+// for a client: each client keeps only the latest update of each patient
+// (coalescing), so a slow client costs at most one row per patient of
+// memory, and a client that cannot take a write within WriteTimeout is
+// dropped without slowing the others.
+type Hub struct {
+	log          *slog.Logger
+	writeTimeout time.Duration
+
+	mu      sync.RWMutex
+	clients map[*client]struct{}
+
+	Dropped atomic.Int64 // clients dropped for being too slow or gone
+}
+
+// NewHub builds an empty hub.
+func NewHub(log *slog.Logger) *Hub {
+	return &Hub{log: log.With("component", "board"), writeTimeout: 10 * time.Second, clients: make(map[*client]struct{})}
+}
+
+// client is one board connection.
+type client struct {
+	conn  *websocket.Conn
+	wards map[vward.WardID]bool // nil: every ward
+
+	mu    sync.Mutex
+	rows  map[vward.PatientID][]byte // latest encoded update per patient
+	order []vward.PatientID          // first-dirtied first, so no row starves
+	wake  chan struct{}
+}
+
+func (c *client) sees(w vward.WardID) bool { return c.wards == nil || c.wards[w] }
+
+// Clients returns the number of connected clients.
+func (h *Hub) Clients() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.clients)
+}
+
+// Publish implements alerting.Publisher. The event is encoded once for all
+// clients.
+func (h *Hub) Publish(e alerting.Event) {
+	if e.Patient == nil {
+		return
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		h.log.Error("encode board event", "err", err)
+		return
+	}
+	id, ward := e.Patient.Patient, e.Patient.Ward
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for c := range h.clients {
+		if !c.sees(ward) {
+			continue
+		}
+		c.mu.Lock()
+		if _, queued := c.rows[id]; !queued {
+			c.order = append(c.order, id)
+		}
+		c.rows[id] = b
+		c.mu.Unlock()
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// serve runs one client until it goes away or ctx ends. snapshot is written
+// first; updates published meanwhile are queued and follow it.
+func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, wards map[vward.WardID]bool, snapshot []byte) {
+	c := &client{conn: conn, wards: wards, rows: make(map[vward.PatientID][]byte), wake: make(chan struct{}, 1)}
+	h.mu.Lock()
+	h.clients[c] = struct{}{}
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		delete(h.clients, c)
+		h.mu.Unlock()
+		conn.Close()
+	}()
+
+	// The reader notices a closed connection and answers pings; the board
+	// sends nothing else.
+	gone := make(chan struct{})
+	go func() {
+		defer close(gone)
+		conn.SetReadLimit(4096)
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+
+	if !h.write(c, websocket.TextMessage, snapshot) {
+		return
+	}
+	ping := time.NewTicker(20 * time.Second)
+	defer ping.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
+			return
+		case <-gone:
+			return
+		case <-ping.C:
+			if !h.write(c, websocket.PingMessage, nil) {
+				return
+			}
+		case <-c.wake:
+			c.mu.Lock()
+			order, rows := c.order, c.rows
+			c.order, c.rows = nil, make(map[vward.PatientID][]byte, len(rows))
+			c.mu.Unlock()
+			for _, id := range order {
+				if !h.write(c, websocket.TextMessage, rows[id]) {
+					return
+				}
+			}
+		}
+	}
+}
+
+func (h *Hub) write(c *client, kind int, b []byte) bool {
+	_ = c.conn.SetWriteDeadline(time.Now().Add(h.writeTimeout))
+	if err := c.conn.WriteMessage(kind, b); err != nil {
+		h.Dropped.Add(1)
+		h.log.Info("board client dropped", "err", err)
+		return false
+	}
+	return true
+}

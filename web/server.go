@@ -1,0 +1,183 @@
+// Package web serves the clinicians' board: the page itself (embedded in
+// the binary), the REST API and the live websocket stream.
+package web
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/alerting"
+	"github.com/vward/vward/history"
+)
+
+//go:embed static
+var static embed.FS
+
+// Check is one dependency's readiness probe, for /readyz.
+type Check struct {
+	Name string
+	Run  func(ctx context.Context) error
+}
+
+// Server is the HTTP side of vward.
+type Server struct {
+	monitor *alerting.Monitor
+	history history.Store
+	hub     *Hub
+	checks  []Check
+	log     *slog.Logger
+	ctx     context.Context // ends the websocket streams at shutdown
+}
+
+// NewServer wires the board. ctx ends every stream when it is cancelled.
+func NewServer(ctx context.Context, m *alerting.Monitor, h history.Store, hub *Hub, checks []Check, log *slog.Logger) *Server {
+	return &Server{monitor: m, history: h, hub: hub, checks: checks, log: log.With("component", "web"), ctx: ctx}
+}
+
+// Handler returns the routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	sub, _ := fs.Sub(static, "static")
+	mux.Handle("GET /", http.FileServerFS(sub))
+	mux.HandleFunc("GET /api/v1/patients", s.patients)
+	mux.HandleFunc("GET /api/v1/patients/{id}", s.patient)
+	mux.HandleFunc("GET /api/v1/patients/{id}/readings", s.readings)
+	mux.HandleFunc("GET /api/v1/stream", s.stream)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	return mux
+}
+
+// Snapshot is the first message on the stream and the body of
+// GET /api/v1/patients: every row the client may see, most acute first.
+type Snapshot struct {
+	Type       string                 `json:"type"` // "snapshot"
+	ServerTime time.Time              `json:"server_time"`
+	Storage    string                 `json:"storage"`
+	Patients   []alerting.PatientView `json:"patients"`
+}
+
+func (s *Server) snapshot() Snapshot {
+	return Snapshot{Type: "snapshot", ServerTime: time.Now().UTC(), Storage: s.history.Describe(), Patients: s.monitor.Snapshot()}
+}
+
+func (s *Server) patients(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.snapshot())
+}
+
+func (s *Server) patient(w http.ResponseWriter, r *http.Request) {
+	v, ok := s.monitor.Patient(vward.PatientID(r.PathValue("id")))
+	if !ok {
+		writeError(w, http.StatusNotFound, "no such patient")
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// readings returns a patient's stored readings, the last 24 hours unless
+// ?hours= says otherwise.
+func (s *Server) readings(w http.ResponseWriter, r *http.Request) {
+	id := vward.PatientID(r.PathValue("id"))
+	if _, ok := s.monitor.Patient(id); !ok {
+		writeError(w, http.StatusNotFound, "no such patient")
+		return
+	}
+	span := 24 * time.Hour
+	if h := r.URL.Query().Get("hours"); h != "" {
+		d, err := time.ParseDuration(h + "h")
+		if err != nil || d <= 0 || d > 31*24*time.Hour {
+			writeError(w, http.StatusBadRequest, "hours must be a number of hours from 1 to 744")
+			return
+		}
+		span = d
+	}
+	now := time.Now()
+	rs, err := s.history.Readings(r.Context(), id, now.Add(-span), now.Add(time.Hour))
+	if err != nil {
+		s.log.Error("read history", "patient", id, "err", err)
+		writeError(w, http.StatusBadGateway, "the reading history is unavailable")
+		return
+	}
+	type point struct {
+		Kind  vward.ReadingKind `json:"kind"`
+		Value float64           `json:"value"`
+		At    time.Time         `json:"at"`
+	}
+	out := make([]point, len(rs))
+	for i, r := range rs {
+		out[i] = point{r.Kind, r.Value, r.At}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"patient": id, "readings": out})
+}
+
+var upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 16 << 10}
+
+func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // Upgrade has answered the client
+	}
+	snap, err := json.Marshal(s.snapshot())
+	if err != nil {
+		conn.Close()
+		return
+	}
+	s.hub.serve(s.ctx, conn, nil, snap)
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	status := http.StatusOK
+	out := map[string]string{}
+	for _, c := range s.checks {
+		if err := c.Run(ctx); err != nil {
+			out[c.Name] = err.Error()
+			status = http.StatusServiceUnavailable
+		} else {
+			out[c.Name] = "ok"
+		}
+	}
+	writeJSON(w, status, out)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// Serve serves h on ln until ctx ends, then shuts down gracefully.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if e := <-errc; e != nil && !errors.Is(e, http.ErrServerClosed) {
+		return e
+	}
+	return err
+}
