@@ -157,7 +157,7 @@ func (r Range) Contains(v float64) bool { return v >= r.Min && v <= r.Max }
 func (k ReadingKind) PossibleRange() Range {
 	switch k {
 	case RespiratoryRate:
-		return Range{0, 100}
+		return Range{0, 80}
 	case SpO2:
 		return Range{0, 100}
 	case SupplementalOxygen:
