@@ -198,17 +198,13 @@ func (p *patient) view() PatientView {
 	return v
 }
 
-// Snapshot returns the board rows of the given wards (all when none), most
-// acute first.
-func (m *Monitor) Snapshot(wards ...vward.WardID) []PatientView {
-	allowed := make(map[vward.WardID]bool, len(wards))
-	for _, w := range wards {
-		allowed[w] = true
-	}
+// Snapshot returns the board rows of the wards sees accepts (every ward
+// when sees is nil), most acute first.
+func (m *Monitor) Snapshot(sees func(vward.WardID) bool) []PatientView {
 	m.mu.Lock()
 	out := make([]PatientView, 0, len(m.patients))
 	for _, p := range m.patients {
-		if len(wards) == 0 || allowed[p.info.Ward] {
+		if sees == nil || sees(p.info.Ward) {
 			out = append(out, p.view())
 		}
 	}

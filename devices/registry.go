@@ -123,6 +123,9 @@ func Open(ctx context.Context, db *sql.DB) (*Registry, error) {
 		return nil, err
 	}
 	r := &Registry{db: db}
+	if err := r.migrateClinicians(ctx); err != nil {
+		return nil, err
+	}
 	if err := r.reload(ctx); err != nil {
 		return nil, err
 	}

@@ -31,6 +31,7 @@ type Check struct {
 
 // Server is the HTTP side of vward.
 type Server struct {
+	auth    *Auth
 	monitor *alerting.Monitor
 	history history.Store
 	hub     *Hub
@@ -40,24 +41,65 @@ type Server struct {
 }
 
 // NewServer wires the board. ctx ends every stream when it is cancelled.
-func NewServer(ctx context.Context, m *alerting.Monitor, h history.Store, hub *Hub, checks []Check, log *slog.Logger) *Server {
-	return &Server{monitor: m, history: h, hub: hub, checks: checks, log: log.With("component", "web"), ctx: ctx}
+func NewServer(ctx context.Context, auth *Auth, m *alerting.Monitor, h history.Store, hub *Hub, checks []Check, log *slog.Logger) *Server {
+	return &Server{auth: auth, monitor: m, history: h, hub: hub, checks: checks, log: log.With("component", "web"), ctx: ctx}
 }
 
-// Handler returns the routes.
+// Handler returns the routes. The page, sign-in and health probes are
+// public; everything else under /api/ needs a session (and, to change
+// anything, the session's CSRF token), and shows only the user's wards.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	sub, _ := fs.Sub(static, "static")
-	mux.Handle("GET /", http.FileServerFS(sub))
-	mux.HandleFunc("GET /api/v1/patients", s.patients)
-	mux.HandleFunc("GET /api/v1/patients/{id}", s.patient)
-	mux.HandleFunc("GET /api/v1/patients/{id}/readings", s.readings)
-	mux.HandleFunc("GET /api/v1/stream", s.stream)
+	files := http.FileServerFS(sub)
+	// Not "GET /": that would conflict with "/api/" below, which takes
+	// every method.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			writeError(w, http.StatusMethodNotAllowed, "the board's files are read-only")
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
+	mux.HandleFunc("POST /api/v1/login", s.auth.login)
+	mux.HandleFunc("GET /api/v1/me", s.auth.me)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+
+	api := http.NewServeMux()
+	api.HandleFunc("POST /api/v1/logout", s.auth.logout)
+	api.HandleFunc("GET /api/v1/patients", s.patients)
+	api.HandleFunc("GET /api/v1/patients/{id}", s.patient)
+	api.HandleFunc("GET /api/v1/patients/{id}/readings", s.readings)
+	api.HandleFunc("GET /api/v1/stream", s.stream)
+	mux.Handle("/api/", s.auth.Require(api))
 	return mux
+}
+
+// wardsOf returns the wards a user may see, nil meaning every ward.
+func wardsOf(u User) map[vward.WardID]bool {
+	if u.Role == RoleAdmin {
+		return nil
+	}
+	m := make(map[vward.WardID]bool, len(u.Wards))
+	for _, w := range u.Wards {
+		m[w] = true
+	}
+	return m
+}
+
+// visiblePatient returns a patient's row if the request's user may see it.
+// A patient of another ward is answered as not found, not forbidden, so
+// that a clinician cannot learn who is on wards they do not work on.
+func (s *Server) visiblePatient(r *http.Request, id vward.PatientID) (alerting.PatientView, bool) {
+	u, _ := CurrentUser(r)
+	v, ok := s.monitor.Patient(id)
+	if !ok || !u.Sees(v.Ward) {
+		return alerting.PatientView{}, false
+	}
+	return v, true
 }
 
 // Snapshot is the first message on the stream and the body of
@@ -69,16 +111,17 @@ type Snapshot struct {
 	Patients   []alerting.PatientView `json:"patients"`
 }
 
-func (s *Server) snapshot() Snapshot {
-	return Snapshot{Type: "snapshot", ServerTime: time.Now().UTC(), Storage: s.history.Describe(), Patients: s.monitor.Snapshot()}
+func (s *Server) snapshot(u User) Snapshot {
+	return Snapshot{Type: "snapshot", ServerTime: time.Now().UTC(), Storage: s.history.Describe(), Patients: s.monitor.Snapshot(u.Sees)}
 }
 
-func (s *Server) patients(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.snapshot())
+func (s *Server) patients(w http.ResponseWriter, r *http.Request) {
+	u, _ := CurrentUser(r)
+	writeJSON(w, http.StatusOK, s.snapshot(u))
 }
 
 func (s *Server) patient(w http.ResponseWriter, r *http.Request) {
-	v, ok := s.monitor.Patient(vward.PatientID(r.PathValue("id")))
+	v, ok := s.visiblePatient(r, vward.PatientID(r.PathValue("id")))
 	if !ok {
 		writeError(w, http.StatusNotFound, "no such patient")
 		return
@@ -90,7 +133,7 @@ func (s *Server) patient(w http.ResponseWriter, r *http.Request) {
 // ?hours= says otherwise.
 func (s *Server) readings(w http.ResponseWriter, r *http.Request) {
 	id := vward.PatientID(r.PathValue("id"))
-	if _, ok := s.monitor.Patient(id); !ok {
+	if _, ok := s.visiblePatient(r, id); !ok {
 		writeError(w, http.StatusNotFound, "no such patient")
 		return
 	}
@@ -129,12 +172,13 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Upgrade has answered the client
 	}
-	snap, err := json.Marshal(s.snapshot())
+	u, _ := CurrentUser(r)
+	snap, err := json.Marshal(s.snapshot(u))
 	if err != nil {
 		conn.Close()
 		return
 	}
-	s.hub.serve(s.ctx, conn, nil, snap)
+	s.hub.serve(s.ctx, conn, wardsOf(u), snap)
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {

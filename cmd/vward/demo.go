@@ -77,8 +77,8 @@ the board says so.`,
 			}
 			n.Source.SetURL(b.URL())
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "vward demo\n  board:       %s\n  MQTT broker: %s (device credentials in %s)\n  readings:    %s\n",
-				n.URL(), b.URL(), credFile, n.History.Describe())
+			fmt.Fprintf(out, "vward demo\n  board:       %s (sign in as %s / %s)\n  MQTT broker: %s (device credentials in %s)\n  readings:    %s\n",
+				n.URL(), seeded.Clinician.Username, seeded.Clinician.Password, b.URL(), credFile, n.History.Describe())
 			if opts.Simulate {
 				fmt.Fprintf(out, "  simulating %d patients; Ctrl-C to stop\n", len(seeded.Devices))
 			} else {

@@ -5,6 +5,8 @@ package demo
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,8 +34,15 @@ const Ward vward.WardID = "demo-frailty"
 
 // Seeded is what Seed made.
 type Seeded struct {
-	Devices []SeededDevice
-	Options Options
+	Clinician Login
+	Devices   []SeededDevice
+	Options   Options
+}
+
+// Login is a clinician's demo sign-in.
+type Login struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
 }
 
 // SeededDevice is one demo device and its patient.
@@ -46,7 +55,8 @@ type SeededDevice struct {
 
 // Credentials is the demo-credentials.json file.
 type Credentials struct {
-	Devices []SeededDevice `json:"devices"`
+	Clinician Login          `json:"clinician"`
+	Devices   []SeededDevice `json:"devices"`
 }
 
 // CredentialsFile is the name of the credentials file in the data dir.
@@ -77,7 +87,15 @@ func Seed(ctx context.Context, reg *devices.Registry, o Options) (Seeded, error)
 	if err := reg.AddWard(ctx, devices.Ward{ID: Ward, Name: "Frailty virtual ward (demo)", Pathway: "frailty", Place: "Home", Capacity: max(50, o.Patients)}); err != nil {
 		return Seeded{}, err
 	}
-	s := Seeded{Options: o}
+	s := Seeded{Options: o, Clinician: Login{Username: "demo"}}
+	var pw [12]byte
+	if _, err := crand.Read(pw[:]); err != nil {
+		return Seeded{}, fmt.Errorf("make demo password: %w", err)
+	}
+	s.Clinician.Password = base64.RawURLEncoding.EncodeToString(pw[:])
+	if err := reg.AddClinician(ctx, devices.Clinician{Username: s.Clinician.Username, Role: "clinician", Wards: []vward.WardID{Ward}}, s.Clinician.Password); err != nil {
+		return Seeded{}, err
+	}
 	// Bindings start a day back so that a person may backfill readings.
 	from := time.Now().Add(-24 * time.Hour)
 	for i := range o.Patients {
@@ -104,7 +122,7 @@ func Seed(ctx context.Context, reg *devices.Registry, o Options) (Seeded, error)
 
 // WriteCredentials writes demo-credentials.json (mode 0600) and returns its path.
 func WriteCredentials(dir string, s Seeded) (string, error) {
-	b, err := json.MarshalIndent(Credentials{Devices: s.Devices}, "", "  ")
+	b, err := json.MarshalIndent(Credentials{Clinician: s.Clinician, Devices: s.Devices}, "", "  ")
 	if err != nil {
 		return "", fmt.Errorf("encode demo credentials: %w", err)
 	}

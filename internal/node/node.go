@@ -47,6 +47,7 @@ type Node struct {
 	History  history.Store
 	Monitor  *alerting.Monitor
 	Hub      *web.Hub
+	Auth     *web.Auth
 	Pipeline *ingest.Pipeline
 	Source   *ingest.Source
 	listener net.Listener
@@ -86,6 +87,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		n.History = history.NewInflux(*cfg.Influx)
 	} else {
 		n.History = history.NewMemory(cfg.MemoryReadings)
+	}
+	if n.Auth, err = web.NewAuth(ctx, db, n.Registry, cfg.Log); err != nil {
+		return fail(err)
 	}
 	n.Hub = web.NewHub(cfg.Log)
 	n.Monitor = alerting.NewMonitor(news2.DefaultFreshness(), n.Hub, cfg.Log)
@@ -130,7 +134,7 @@ func (n *Node) Run(ctx context.Context) error {
 		}},
 		{Name: "history", Run: n.History.Ping},
 	}
-	srv := web.NewServer(n.ctx, n.Monitor, n.History, n.Hub, checks, n.log)
+	srv := web.NewServer(n.ctx, n.Auth, n.Monitor, n.History, n.Hub, checks, n.log)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.Pipeline.Run(gctx) })
 	g.Go(func() error { return n.Source.Run(gctx) })

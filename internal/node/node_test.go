@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +32,13 @@ type started struct {
 	influx *testenv.Influx
 	secret string
 }
+
+// The clinicians every started node has: a nurse of ward w1, a viewer of
+// w1, and a nurse of another ward.
+const (
+	nurse, viewer, otherNurse = "nurse", "viewer", "other-nurse"
+	password                  = "correct horse battery"
+)
 
 const (
 	ward    vward.WardID    = "w1"
@@ -57,6 +66,15 @@ func start(t *testing.T) *started {
 	}
 	if err := n.Registry.Admit(ctx, devices.Patient{ID: patient, Ward: ward, Name: "Test Patient"}); err != nil {
 		t.Fatal(err)
+	}
+	for _, c := range []devices.Clinician{
+		{Username: nurse, Role: "clinician", Wards: []vward.WardID{ward}},
+		{Username: viewer, Role: "viewer", Wards: []vward.WardID{ward}},
+		{Username: otherNurse, Role: "clinician", Wards: []vward.WardID{"w2"}},
+	} {
+		if err := n.Registry.AddClinician(ctx, c, password); err != nil {
+			t.Fatal(err)
+		}
 	}
 	secret, err := n.Registry.AddDevice(ctx, device, "pulse oximeter")
 	if err != nil {
@@ -118,13 +136,74 @@ func publish(t *testing.T, brokerURL, clientID string, topic string, payload []b
 	}
 }
 
-func dialBoard(t *testing.T, nodeURL string) *websocket.Conn {
+// session is a signed-in clinician's HTTP client.
+type session struct {
+	t      *testing.T
+	base   string
+	client *http.Client
+	csrf   string
+}
+
+// signIn signs a clinician in over REST.
+func signIn(t *testing.T, nodeURL, username string) *session {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(nodeURL, "http")+"/api/v1/stream", nil)
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	body := fmt.Sprintf(`{"username":%q,"password":%q}`, username, password)
+	resp, err := c.Post(nodeURL+"/api/v1/login", "application/json", strings.NewReader(body))
 	if err != nil {
-		t.Fatalf("dial board stream: %v", err)
+		t.Fatalf("sign in %s: %v", username, err)
 	}
-	t.Cleanup(func() { ws.Close() })
+	defer resp.Body.Close()
+	var out struct {
+		CSRF string `json:"csrf_token"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&out) != nil || out.CSRF == "" {
+		t.Fatalf("sign in %s: status %d", username, resp.StatusCode)
+	}
+	return &session{t: t, base: nodeURL, client: c, csrf: out.CSRF}
+}
+
+// do sends a request as the clinician, with the CSRF token on changes, and
+// decodes a JSON answer into out when out is not nil.
+func (s *session) do(method, path string, body any, out any) int {
+	s.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = strings.NewReader(string(b))
+	}
+	req, _ := http.NewRequest(method, s.base+path, r)
+	req.Header.Set("Content-Type", "application/json")
+	if method != http.MethodGet {
+		req.Header.Set("X-CSRF-Token", s.csrf)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil && resp.StatusCode < 300 {
+			s.t.Fatalf("%s %s: decode: %v", method, path, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// dialBoard opens the board's stream as the signed-in clinician.
+func (s *session) dialBoard() *websocket.Conn {
+	s.t.Helper()
+	u, _ := url.Parse(s.base)
+	hdr := http.Header{}
+	for _, c := range s.client.Jar.Cookies(u) {
+		hdr.Add("Cookie", c.String())
+	}
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(s.base, "http")+"/api/v1/stream", hdr)
+	if err != nil {
+		s.t.Fatalf("dial board stream: %v", err)
+	}
+	s.t.Cleanup(func() { ws.Close() })
 	return ws
 }
 
@@ -149,7 +228,7 @@ func readBoard(t *testing.T, ws *websocket.Conn) boardMessage {
 // reaches a board client over the websocket with its NEWS2 score.
 func TestReadingReachesStoreAndBoard(t *testing.T) {
 	s := start(t)
-	ws := dialBoard(t, s.node.URL())
+	ws := signIn(t, s.node.URL(), nurse).dialBoard()
 	snap := readBoard(t, ws)
 	if snap.Type != "snapshot" || len(snap.Patients) != 1 || snap.Patients[0].Patient != patient {
 		t.Fatalf("snapshot = %+v, want one row for %s", snap, patient)
@@ -206,19 +285,14 @@ func TestReadingReachesStoreAndBoard(t *testing.T) {
 	}
 
 	// The board's history endpoint reads it back from InfluxDB.
-	resp, err := http.Get(s.node.URL() + "/api/v1/patients/" + string(patient) + "/readings")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var hist struct {
 		Readings []struct {
 			Kind  string  `json:"kind"`
 			Value float64 `json:"value"`
 		} `json:"readings"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&hist); err != nil {
-		t.Fatal(err)
+	if code := signIn(t, s.node.URL(), nurse).do("GET", "/api/v1/patients/"+string(patient)+"/readings", nil, &hist); code != http.StatusOK {
+		t.Fatalf("history: status %d", code)
 	}
 	if len(hist.Readings) != 7 {
 		t.Errorf("history has %d readings, want the 7 published: %+v", len(hist.Readings), hist.Readings)

@@ -138,9 +138,56 @@ function setConn(up, text) {
 }
 
 let backoff = 500;
+let csrfToken = "";
+let socket = null;
+
+// api calls the REST API with the session cookie and, for changes, the
+// CSRF token. A 401 means the session ended: back to the sign-in form.
+async function api(method, path, body) {
+  const headers = { "Content-Type": "application/json" };
+  if (method !== "GET") headers["X-CSRF-Token"] = csrfToken;
+  const res = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined, credentials: "same-origin" });
+  if (res.status === 401 && path !== "/api/v1/login") { showLogin(); throw new Error("signed out"); }
+  return res;
+}
+
+function showLogin() {
+  if (socket) { socket.onclose = null; socket.close(); socket = null; }
+  $("login").hidden = false;
+  $("main").hidden = true;
+  $("who").hidden = true;
+  setConn(false, "signed out");
+  $("login-username").focus();
+}
+
+function signedIn(s) {
+  csrfToken = s.csrf_token;
+  $("username").textContent = s.user.username + " (" + s.user.role + ")";
+  $("who").hidden = false;
+  $("login").hidden = true;
+  $("main").hidden = false;
+  connect();
+}
+
+$("login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("login-error").textContent = "";
+  const res = await api("POST", "/api/v1/login", { username: $("login-username").value, password: $("login-password").value });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) { $("login-error").textContent = body.error || "Sign-in failed"; return; }
+  $("login-password").value = "";
+  signedIn(body);
+});
+
+$("logout").addEventListener("click", async () => {
+  await api("POST", "/api/v1/logout").catch(() => {});
+  showLogin();
+});
+
 function connect() {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(proto + "//" + location.host + "/api/v1/stream");
+  socket = ws;
   ws.onopen = () => { backoff = 500; };
   ws.onmessage = (ev) => {
     lastMessage = Date.now();
@@ -161,7 +208,12 @@ function connect() {
   };
   ws.onclose = () => {
     setConn(false, "stale — reconnecting");
-    setTimeout(connect, backoff);
+    // A refused upgrade looks like a close: check the session before retrying.
+    setTimeout(async () => {
+      const res = await fetch("/api/v1/me", { credentials: "same-origin" }).catch(() => null);
+      if (res && res.status === 401) { showLogin(); return; }
+      connect();
+    }, backoff);
     backoff = Math.min(backoff * 2, 10000);
   };
   ws.onerror = () => ws.close();
@@ -177,4 +229,6 @@ function tick() {
 setInterval(tick, 1000);
 tick();
 render();
-connect();
+fetch("/api/v1/me", { credentials: "same-origin" })
+  .then(async (res) => { if (res.ok) signedIn(await res.json()); else showLogin(); })
+  .catch(showLogin);

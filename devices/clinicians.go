@@ -1,0 +1,112 @@
+package devices
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/internal/sqlitedb"
+)
+
+var clinicianMigrations = []string{
+	`CREATE TABLE clinicians (
+		username TEXT PRIMARY KEY,
+		password_bcrypt TEXT NOT NULL,
+		role TEXT NOT NULL CHECK (role IN ('admin', 'clinician', 'viewer')),
+		wards TEXT NOT NULL DEFAULT '[]'
+	);`,
+}
+
+// Clinician is a person who signs in to the board.
+type Clinician struct {
+	Username string         `json:"username"`
+	Role     string         `json:"role"`
+	Wards    []vward.WardID `json:"wards"`
+}
+
+// ErrBadLogin is returned for an unknown user or a wrong password alike, so
+// that a caller cannot tell which usernames exist.
+var ErrBadLogin = errors.New("wrong username or password")
+
+func (r *Registry) migrateClinicians(ctx context.Context) error {
+	return sqlitedb.Migrate(ctx, r.db, "clinicians", clinicianMigrations)
+}
+
+// AddClinician creates or replaces a clinician's account. The password is
+// kept only as a bcrypt hash.
+func (r *Registry) AddClinician(ctx context.Context, c Clinician, password string) error {
+	if c.Username == "" {
+		return errors.New("add clinician: username is empty")
+	}
+	if len(password) < 8 {
+		return fmt.Errorf("add clinician %s: the password must have at least 8 characters", c.Username)
+	}
+	switch c.Role {
+	case "admin", "clinician", "viewer":
+	default:
+		return fmt.Errorf("add clinician %s: role %q is not admin, clinician or viewer", c.Username, c.Role)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return fmt.Errorf("add clinician %s: %w", c.Username, err)
+	}
+	wards := c.Wards
+	if wards == nil {
+		wards = []vward.WardID{}
+	}
+	w, _ := json.Marshal(wards)
+	_, err = r.db.ExecContext(ctx, `INSERT INTO clinicians (username, password_bcrypt, role, wards) VALUES (?, ?, ?, ?)
+		ON CONFLICT(username) DO UPDATE SET password_bcrypt = excluded.password_bcrypt, role = excluded.role, wards = excluded.wards`,
+		c.Username, string(hash), c.Role, string(w))
+	if err != nil {
+		return fmt.Errorf("add clinician %s: %w", c.Username, err)
+	}
+	return nil
+}
+
+// Clinician returns a clinician's account.
+func (r *Registry) Clinician(ctx context.Context, username string) (Clinician, error) {
+	c, _, err := r.clinician(ctx, username)
+	return c, err
+}
+
+func (r *Registry) clinician(ctx context.Context, username string) (Clinician, string, error) {
+	var c Clinician
+	var hash, wards string
+	err := r.db.QueryRowContext(ctx, `SELECT username, password_bcrypt, role, wards FROM clinicians WHERE username = ?`, username).
+		Scan(&c.Username, &hash, &c.Role, &wards)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Clinician{}, "", fmt.Errorf("clinician %s: %w", username, ErrNotFound)
+	}
+	if err != nil {
+		return Clinician{}, "", fmt.Errorf("clinician %s: %w", username, err)
+	}
+	if err := json.Unmarshal([]byte(wards), &c.Wards); err != nil {
+		return Clinician{}, "", fmt.Errorf("clinician %s: wards: %w", username, err)
+	}
+	return c, hash, nil
+}
+
+// dummyHash makes a login for an unknown user cost as much as a real one.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a password"), bcrypt.DefaultCost)
+
+// Login checks a clinician's password.
+func (r *Registry) Login(ctx context.Context, username, password string) (Clinician, error) {
+	c, hash, err := r.clinician(ctx, username)
+	if errors.Is(err, ErrNotFound) {
+		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		return Clinician{}, ErrBadLogin
+	}
+	if err != nil {
+		return Clinician{}, err
+	}
+	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
+		return Clinician{}, ErrBadLogin
+	}
+	return c, nil
+}

@@ -1,0 +1,275 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/devices"
+	"github.com/vward/vward/internal/sqlitedb"
+)
+
+// SessionCookie names the session cookie.
+const SessionCookie = "vward_session"
+
+// CSRFHeader carries the session's CSRF token on every state-changing request.
+const CSRFHeader = "X-CSRF-Token"
+
+var sessionMigrations = []string{
+	`CREATE TABLE sessions (
+		token_sha256 TEXT PRIMARY KEY,
+		username TEXT NOT NULL,
+		csrf TEXT NOT NULL,
+		expires_at TEXT NOT NULL
+	);`,
+}
+
+// Clinicians is what sign-in needs of the registry.
+type Clinicians interface {
+	Login(ctx context.Context, username, password string) (devices.Clinician, error)
+	Clinician(ctx context.Context, username string) (devices.Clinician, error)
+}
+
+// Auth signs clinicians in and out and guards every other route. Sessions
+// are kept in the embedded store, so a restart of vward does not sign out a
+// ward team in the middle of a night shift.
+type Auth struct {
+	db         *sql.DB
+	clinicians Clinicians
+	log        *slog.Logger
+	lifetime   time.Duration
+	limiter    *loginLimiter
+}
+
+// NewAuth migrates the session table in db.
+func NewAuth(ctx context.Context, db *sql.DB, c Clinicians, log *slog.Logger) (*Auth, error) {
+	if err := sqlitedb.Migrate(ctx, db, "web", sessionMigrations); err != nil {
+		return nil, err
+	}
+	return &Auth{
+		db: db, clinicians: c, log: log.With("component", "auth"),
+		lifetime: 12 * time.Hour, // one shift
+		limiter:  newLoginLimiter(5, 5*time.Minute),
+	}, nil
+}
+
+type session struct {
+	User User   `json:"user"`
+	CSRF string `json:"csrf_token"`
+}
+
+func newToken() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("make session token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+func tokenHash(tok string) string {
+	h := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(h[:])
+}
+
+func userOf(c devices.Clinician) User {
+	wards := c.Wards
+	if wards == nil {
+		wards = []vward.WardID{}
+	}
+	return User{Username: c.Username, Role: c.Role, Wards: wards}
+}
+
+// login handles POST /api/v1/login {"username","password"}.
+func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
+	var in struct{ Username, Password string }
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&in); err != nil || in.Username == "" {
+		writeError(w, http.StatusBadRequest, `send {"username": "...", "password": "..."}`)
+		return
+	}
+	key := clientIP(r) + "|" + in.Username
+	if wait := a.limiter.blocked(key); wait > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())+1))
+		writeError(w, http.StatusTooManyRequests, "too many failed sign-ins; try again later")
+		return
+	}
+	c, err := a.clinicians.Login(r.Context(), in.Username, in.Password)
+	if err != nil {
+		if errors.Is(err, devices.ErrBadLogin) {
+			a.limiter.fail(key)
+			a.log.Info("sign-in refused", "username", in.Username)
+			writeError(w, http.StatusUnauthorized, "wrong username or password")
+			return
+		}
+		a.log.Error("sign-in", "err", err)
+		writeError(w, http.StatusInternalServerError, "sign-in is unavailable")
+		return
+	}
+	a.limiter.reset(key)
+	tok, err := newToken()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "sign-in is unavailable")
+		return
+	}
+	csrf, err := newToken()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "sign-in is unavailable")
+		return
+	}
+	expires := time.Now().Add(a.lifetime)
+	if _, err := a.db.ExecContext(r.Context(), `INSERT INTO sessions (token_sha256, username, csrf, expires_at) VALUES (?, ?, ?, ?)`,
+		tokenHash(tok), c.Username, csrf, expires.UTC().Format(time.RFC3339Nano)); err != nil {
+		a.log.Error("store session", "err", err)
+		writeError(w, http.StatusInternalServerError, "sign-in is unavailable")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: SessionCookie, Value: tok, Path: "/", Expires: expires,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: isTLS(r),
+	})
+	a.log.Info("signed in", "username", c.Username)
+	writeJSON(w, http.StatusOK, session{User: userOf(c), CSRF: csrf})
+}
+
+// logout handles POST /api/v1/logout (behind Require, so CSRF-checked).
+func (a *Auth) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		_, _ = a.db.ExecContext(r.Context(), `DELETE FROM sessions WHERE token_sha256 = ?`, tokenHash(c.Value))
+	}
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: isTLS(r)})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// me handles GET /api/v1/me: who is signed in, and the CSRF token the page
+// must send back.
+func (a *Auth) me(w http.ResponseWriter, r *http.Request) {
+	s, ok := a.session(r)
+	if !ok {
+		writeError(w, http.StatusUnauthorized, "not signed in")
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+func (a *Auth) session(r *http.Request) (session, bool) {
+	c, err := r.Cookie(SessionCookie)
+	if err != nil || c.Value == "" {
+		return session{}, false
+	}
+	var username, csrf, expires string
+	err = a.db.QueryRowContext(r.Context(), `SELECT username, csrf, expires_at FROM sessions WHERE token_sha256 = ?`, tokenHash(c.Value)).
+		Scan(&username, &csrf, &expires)
+	if err != nil {
+		return session{}, false
+	}
+	if t, err := time.Parse(time.RFC3339Nano, expires); err != nil || time.Now().After(t) {
+		return session{}, false
+	}
+	// Role and wards are read afresh, so a change takes effect at once.
+	cl, err := a.clinicians.Clinician(r.Context(), username)
+	if err != nil {
+		return session{}, false
+	}
+	return session{User: userOf(cl), CSRF: csrf}, true
+}
+
+// Require lets a request through only with a live session, and a
+// state-changing request only with the session's CSRF token as well.
+func (a *Auth) Require(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, ok := a.session(r)
+		if !ok {
+			writeError(w, http.StatusUnauthorized, "sign in first")
+			return
+		}
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+		default:
+			if subtle.ConstantTimeCompare([]byte(r.Header.Get(CSRFHeader)), []byte(s.CSRF)) != 1 {
+				writeError(w, http.StatusForbidden, "missing or wrong "+CSRFHeader+" header")
+				return
+			}
+		}
+		next.ServeHTTP(w, r.WithContext(WithUser(r.Context(), s.User)))
+	})
+}
+
+func isTLS(r *http.Request) bool {
+	return r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// loginLimiter refuses sign-in for a while after repeated failures from one
+// address for one username.
+type loginLimiter struct {
+	max    int
+	window time.Duration
+
+	mu       sync.Mutex
+	failures map[string][]time.Time
+}
+
+func newLoginLimiter(max int, window time.Duration) *loginLimiter {
+	return &loginLimiter{max: max, window: window, failures: make(map[string][]time.Time)}
+}
+
+func (l *loginLimiter) recent(key string, now time.Time) []time.Time {
+	fs := l.failures[key]
+	i := 0
+	for i < len(fs) && now.Sub(fs[i]) > l.window {
+		i++
+	}
+	fs = fs[i:]
+	if len(fs) == 0 {
+		delete(l.failures, key)
+	} else {
+		l.failures[key] = fs
+	}
+	return fs
+}
+
+func (l *loginLimiter) blocked(key string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	fs := l.recent(key, now)
+	if len(fs) < l.max {
+		return 0
+	}
+	return l.window - now.Sub(fs[0])
+}
+
+func (l *loginLimiter) fail(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// Bound the map: a flood of distinct usernames must not grow it forever.
+	if len(l.failures) > 100000 {
+		l.failures = make(map[string][]time.Time)
+	}
+	l.failures[key] = append(l.recent(key, time.Now()), time.Now())
+}
+
+func (l *loginLimiter) reset(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.failures, key)
+}
