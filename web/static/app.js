@@ -197,7 +197,7 @@ function connect() {
       patients.clear();
       for (const p of m.patients) patients.set(p.patient, p);
       const st = $("storage");
-      st.textContent = "Readings are stored " + m.storage + ".";
+      st.textContent = "Readings: " + m.storage;
       st.className = "storage" + (m.storage.startsWith("in memory") ? " warn" : "");
       setConn(true, "live");
       scheduleRender();

@@ -1,0 +1,188 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/devices"
+	"github.com/vward/vward/internal/testenv"
+)
+
+// browser starts a real headless Chromium for the test.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	exec := testenv.Chromium(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exec),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1440, 900),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium %s: %v", exec, err)
+	}
+	return ctx
+}
+
+// step runs browser actions with a deadline, failing the test with what
+// was being waited for.
+func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx, actions...); err != nil {
+		t.Fatalf("browser: %s: %v", what, err)
+	}
+}
+
+// read runs one browser action that returns a value, with a deadline.
+func read[T any](t *testing.T, ctx context.Context, what string, action chromedp.Action[T]) T {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(sctx, action)
+	if err != nil {
+		t.Fatalf("browser: %s: %v", what, err)
+	}
+	return v
+}
+
+// screenshot saves the page as name.png in $VWARD_SCREENSHOTS (the docs
+// use docs/screenshots), or in a temp dir so the step still runs.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("VWARD_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	} else if !filepath.IsAbs(dir) {
+		// Relative to the repository root, not this package.
+		dir = filepath.Join("..", "..", dir)
+	}
+	png := read(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// vitalsMessage is a full set of observations from a device.
+func vitalsMessage(msgID string, at time.Time, rr, spo2, sbp, hr int, acvpu string, temp float64) []byte {
+	return []byte(fmt.Sprintf(`{"msg_id":%q,"ts":%q,"readings":[
+		{"type":"respiratory_rate","value":%d},{"type":"spo2","value":%d},
+		{"type":"supplemental_oxygen","value":false},{"type":"systolic_bp","value":%d},
+		{"type":"heart_rate","value":%d},{"type":"consciousness","value":%q},
+		{"type":"temperature","value":%g}]}`, msgID, at.UTC().Format(time.RFC3339), rr, spo2, sbp, hr, acvpu, temp))
+}
+
+// The board in a real browser: sign in, see the ward, watch a patient
+// deteriorate to high, lose the stream and get it back.
+func TestBoardInBrowser(t *testing.T) {
+	s := start(t)
+	ctx := context.Background()
+	// A few more patients so the board looks like a ward.
+	others := []struct {
+		id   vward.PatientID
+		name string
+		rr   int
+		spo2 int
+		temp float64
+	}{
+		{"p2", "Grace Mensah", 16, 97, 36.8},
+		{"p3", "Harold Price", 21, 95, 37.9},
+		{"p4", "Irene Walsh", 18, 96, 37.1},
+	}
+	for i, o := range others {
+		dev := vward.DeviceID(fmt.Sprintf("hub-%d", i+2))
+		if err := s.node.Registry.Admit(ctx, devices.Patient{ID: o.id, Ward: ward, Name: o.name}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.node.Registry.AddDevice(ctx, dev, "hub"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.node.Registry.Assign(ctx, dev, o.id, time.Now().Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		publish(t, s.broker.URL, string(dev)+"-c", vward.ReadingsTopic(dev),
+			vitalsMessage(string(dev)+"-1", time.Now().Add(-2*time.Minute), o.rr, o.spo2, 128, 76, "A", o.temp))
+	}
+	if err := s.node.LoadPatients(ctx); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, s.broker.URL, "ox-1-c", vward.ReadingsTopic(device),
+		vitalsMessage("ox-1-1", time.Now().Add(-3*time.Minute), 17, 96, 124, 72, "A", 36.9))
+
+	proxy := startProxy(t, strings.TrimPrefix(s.node.URL(), "http://"))
+	b := browser(t)
+	board := "http://" + proxy.Addr() + "/"
+
+	step(t, b, "sign-in form", chromedp.Navigate(board), chromedp.WaitVisible("#login-form"))
+	step(t, b, "sign in",
+		chromedp.SendKeys("#login-username", nurse),
+		chromedp.SendKeys("#login-password", password),
+		chromedp.Click(`#login-form button[type="submit"]`),
+		chromedp.WaitVisible(`tr[data-patient="p1"]`),
+		chromedp.WaitVisible(`#conn.up`),
+	)
+	step(t, b, "all rows", chromedp.WaitVisible(`tr[data-patient="p4"]`))
+	names := read(t, b, "read rows", chromedp.Text("#rows"))
+	for _, n := range []string{"Test Patient", "Grace Mensah", "Harold Price", "Irene Walsh"} {
+		if !strings.Contains(names, n) {
+			t.Errorf("board rows %q do not show %s", names, n)
+		}
+	}
+
+	// Deterioration: NEWS2 8, high. The row turns high and goes to the top.
+	publish(t, s.broker.URL, "ox-1-c", vward.ReadingsTopic(device),
+		vitalsMessage("ox-1-2", time.Now().Add(-10*time.Second), 26, 91, 98, 124, "C", 39.2))
+	step(t, b, "row turns high", chromedp.WaitVisible(`tr[data-patient="p1"].risk-high`))
+	first := read(t, b, "first row", chromedp.AttributeValue(`#rows tr:first-child`, "data-patient")).Value
+	badge := read(t, b, "p1 badge", chromedp.Text(`tr[data-patient="p1"] .badge`))
+	if first != "p1" {
+		t.Errorf("first row is %q, want the high-risk p1 on top", first)
+	}
+	if !strings.Contains(badge, "HIGH") {
+		t.Errorf("p1 badge %q, want the word HIGH, not colour alone", badge)
+	}
+	screenshot(t, b, "board")
+
+	// Lose the stream: the board must say so rather than freeze, then
+	// recover by itself.
+	proxy.cut()
+	step(t, b, "stale shown", chromedp.WaitVisible(`#conn.down`))
+	conn := read(t, b, "connection badge", chromedp.Text("#conn"))
+	if !strings.Contains(conn, "stale") {
+		t.Errorf("connection badge %q while the stream is down, want it to say stale", conn)
+	}
+	screenshot(t, b, "board-stale")
+	// A reading arrives while the board is cut off; it must appear after
+	// the board resynchronises from the new snapshot.
+	publish(t, s.broker.URL, "hub-2-c", vward.ReadingsTopic("hub-2"),
+		vitalsMessage("hub-2-2", time.Now().Add(-5*time.Second), 23, 93, 128, 96, "A", 37.0)) // NEWS2 5: medium
+	proxy.restore()
+	step(t, b, "live again with the missed update",
+		chromedp.WaitVisible(`#conn.up`),
+		chromedp.WaitVisible(`tr[data-patient="p2"].risk-medium`),
+	)
+}
