@@ -181,10 +181,16 @@ const (
 	TopicPrefix = "vward/v1/devices/"
 	// ReadingsFilter subscribes to every device's readings.
 	ReadingsFilter = TopicPrefix + "+/readings"
+	// SenMLFilter subscribes to every device's readings sent as SenML
+	// (RFC 8428) JSON, the second accepted format.
+	SenMLFilter = TopicPrefix + "+/senml"
 )
 
 // ReadingsTopic is where a device publishes its readings.
 func ReadingsTopic(d DeviceID) string { return TopicPrefix + string(d) + "/readings" }
+
+// SenMLTopic is where a device publishes its readings as a SenML pack.
+func SenMLTopic(d DeviceID) string { return TopicPrefix + string(d) + "/senml" }
 
 // RejectedTopic is where vward tells a device why a message was refused.
 func RejectedTopic(d DeviceID) string { return TopicPrefix + string(d) + "/rejected" }

@@ -1,6 +1,8 @@
 // Package alerting watches each patient: it keeps the patient's current
 // observation set from readings that arrive separately, scores it with NEWS2
-// on receipt, and tells the board what changed.
+// on receipt, and tells the board what changed. The Engine turns scored sets,
+// timers and clinicians' actions into alerts with a lifecycle and an audit
+// trail (docs/alerts.md).
 package alerting
 
 import (
@@ -60,13 +62,21 @@ type PatientView struct {
 	SpO2Scale int              `json:"spo2_scale"`
 	Vitals    map[string]Vital `json:"vitals"`
 	News2     *Score           `json:"news2,omitempty"`
+	Trend     []TrendPoint     `json:"trend"`
 	LastSeen  time.Time        `json:"last_seen,omitzero"`
 }
 
-// Event is what the board's stream carries.
+// Event is what the board's stream carries: a patient's row changed
+// ("patient"), or an alert did ("alert", docs/alerts.md).
 type Event struct {
-	Type    string       `json:"type"` // "patient"
+	Type    string       `json:"type"` // "patient" or "alert"
 	Patient *PatientView `json:"patient,omitempty"`
+	Alert   *Alert       `json:"alert,omitempty"`
+	// Change is the audit action of an alert event: raised, upgraded, …
+	Change string `json:"change,omitempty"`
+	// Page reports that the alert event needs a clinician now. Technical
+	// alerts never page.
+	Page bool `json:"page,omitempty"`
 }
 
 // Publisher receives events. Publish must not block: it is called on the
@@ -89,7 +99,17 @@ type patient struct {
 	vitals   map[vward.ReadingKind]vward.Reading
 	score    news2.Result
 	scored   bool
+	trend    scoreTrend
 	lastSeen time.Time
+	seq      uint64 // counts rescores, so the engine can order them
+}
+
+// assessment is a rescored patient on its way to the engine.
+type assessment struct {
+	info PatientInfo
+	seq  uint64
+	set  news2.Set
+	res  news2.Result
 }
 
 // Monitor keeps every patient's observation set and score.
@@ -99,9 +119,15 @@ type Monitor struct {
 	now       func() time.Time
 	log       *slog.Logger
 
+	engine *Engine // nil: scoring only
+
 	mu       sync.Mutex
 	patients map[vward.PatientID]*patient
 }
+
+// SetEngine hands every rescored set to e, outside the monitor's lock. Call
+// it before the first reading.
+func (m *Monitor) SetEngine(e *Engine) { m.engine = e }
 
 // NewMonitor builds a monitor; publish may be nil.
 func NewMonitor(freshness news2.Freshness, publish Publisher, log *slog.Logger) *Monitor {
@@ -115,10 +141,30 @@ func NewMonitor(freshness news2.Freshness, publish Publisher, log *slog.Logger) 
 // Admit tells the monitor of a patient, or updates what it knows of one.
 func (m *Monitor) Admit(info PatientInfo) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	p := m.patientLocked(info.ID)
 	p.info = info
 	p.set.Scale = news2.Scale(info.SpO2Scale)
+	m.mu.Unlock()
+	if m.engine != nil {
+		m.engine.Watch(info)
+	}
+}
+
+// ObserveDevice passes what a device message says of the device (it was
+// heard from, its battery 0–1 if given) to the alert engine. Ingest calls it
+// for every accepted message.
+func (m *Monitor) ObserveDevice(device vward.DeviceID, patient vward.PatientID, ward vward.WardID, battery *float64, at time.Time) {
+	if m.engine != nil {
+		m.engine.ObserveDevice(device, patient, ward, battery, at)
+	}
+}
+
+// DeviceStatus passes a device's status (online false: its will said
+// offline) to the alert engine.
+func (m *Monitor) DeviceStatus(device vward.DeviceID, patient vward.PatientID, ward vward.WardID, online bool, at time.Time) {
+	if m.engine != nil {
+		m.engine.DeviceStatus(device, patient, ward, online, at)
+	}
 }
 
 func (m *Monitor) patientLocked(id vward.PatientID) *patient {
@@ -135,6 +181,7 @@ func (m *Monitor) patientLocked(id vward.PatientID) *patient {
 func (m *Monitor) Observe(rs []vward.Reading) {
 	now := m.now()
 	var changed []PatientView
+	var assess []assessment
 	m.mu.Lock()
 	var last *patient
 	dirty := false
@@ -142,6 +189,10 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 		if last != nil && dirty {
 			m.rescoreLocked(last, now)
 			changed = append(changed, last.view())
+			if m.engine != nil {
+				last.seq++
+				assess = append(assess, assessment{info: last.info, seq: last.seq, set: last.set, res: last.score})
+			}
 		}
 	}
 	for _, r := range rs {
@@ -173,17 +224,27 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 			m.publish.Publish(Event{Type: "patient", Patient: &changed[i]})
 		}
 	}
+	if m.engine != nil {
+		m.engine.heard(rs)
+		for _, a := range assess {
+			m.engine.Assess(a.info, a.seq, a.set, a.res)
+		}
+	}
 }
 
 func (m *Monitor) rescoreLocked(p *patient, now time.Time) {
 	p.score = news2.Score(p.set.Observations(now, m.freshness))
 	p.scored = p.score.Present != 0
+	if p.scored {
+		p.trend.add(TrendPoint{At: now, Score: p.score.Score, Partial: !p.score.Complete})
+	}
 }
 
 func (p *patient) view() PatientView {
 	v := PatientView{
 		Patient: p.info.ID, Ward: p.info.Ward, Name: p.info.Name, SpO2Scale: int(p.set.Scale),
 		Vitals: make(map[string]Vital, len(p.vitals)), LastSeen: p.lastSeen,
+		Trend: p.trend.snapshot(),
 	}
 	if v.SpO2Scale == 0 {
 		v.SpO2Scale = 1

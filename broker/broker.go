@@ -110,7 +110,8 @@ func (a *access) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool 
 		return false
 	}
 	if user == a.cfg.ServiceUser {
-		return subtle.ConstantTimeCompare(pass, []byte(a.cfg.ServicePassword)) == 1
+		// An empty configured password must not let anyone in.
+		return a.cfg.ServicePassword != "" && subtle.ConstantTimeCompare(pass, []byte(a.cfg.ServicePassword)) == 1
 	}
 	return a.cfg.Devices != nil && a.cfg.Devices.Authenticate(vward.DeviceID(user), pass)
 }

@@ -41,15 +41,15 @@ func (r *Registry) migrateClinicians(ctx context.Context) error {
 // kept only as a bcrypt hash.
 func (r *Registry) AddClinician(ctx context.Context, c Clinician, password string) error {
 	if c.Username == "" {
-		return errors.New("add clinician: username is empty")
+		return invalidf("add clinician: username is empty")
 	}
 	if len(password) < 8 {
-		return fmt.Errorf("add clinician %s: the password must have at least 8 characters", c.Username)
+		return invalidf("add clinician %s: the password must have at least 8 characters", c.Username)
 	}
 	switch c.Role {
 	case "admin", "clinician", "viewer":
 	default:
-		return fmt.Errorf("add clinician %s: role %q is not admin, clinician or viewer", c.Username, c.Role)
+		return invalidf("add clinician %s: role %q is not admin, clinician or viewer", c.Username, c.Role)
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
 	if err != nil {
@@ -60,13 +60,77 @@ func (r *Registry) AddClinician(ctx context.Context, c Clinician, password strin
 		wards = []vward.WardID{}
 	}
 	w, _ := json.Marshal(wards)
-	_, err = r.db.ExecContext(ctx, `INSERT INTO clinicians (username, password_bcrypt, role, wards) VALUES (?, ?, ?, ?)
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("add clinician %s: %w", c.Username, err)
+	}
+	defer tx.Rollback()
+	_, err = tx.ExecContext(ctx, `INSERT INTO clinicians (username, password_bcrypt, role, wards) VALUES (?, ?, ?, ?)
 		ON CONFLICT(username) DO UPDATE SET password_bcrypt = excluded.password_bcrypt, role = excluded.role, wards = excluded.wards`,
 		c.Username, string(hash), c.Role, string(w))
 	if err != nil {
 		return fmt.Errorf("add clinician %s: %w", c.Username, err)
 	}
+	if err := audit(ctx, tx, "user.add", userSubject(c.Username), fmt.Sprintf("role %s, wards %s", c.Role, w), ""); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("add clinician %s: %w", c.Username, err)
+	}
 	return nil
+}
+
+// SetPassword replaces a clinician's password, keeping their role and
+// wards. Their sessions stay signed in.
+func (r *Registry) SetPassword(ctx context.Context, username, password string) error {
+	if len(password) < 8 {
+		return invalidf("set password of %s: the password must have at least 8 characters", username)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return fmt.Errorf("set password of %s: %w", username, err)
+	}
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("set password of %s: %w", username, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE clinicians SET password_bcrypt = ? WHERE username = ?`, string(hash), username)
+	if err != nil {
+		return fmt.Errorf("set password of %s: %w", username, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("clinician %s: %w", username, ErrNotFound)
+	}
+	if err := audit(ctx, tx, "user.passwd", userSubject(username), "", ""); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("set password of %s: %w", username, err)
+	}
+	return nil
+}
+
+// Clinicians lists the accounts by username.
+func (r *Registry) Clinicians(ctx context.Context) ([]Clinician, error) {
+	rows, err := r.db.QueryContext(ctx, `SELECT username, role, wards FROM clinicians ORDER BY username`)
+	if err != nil {
+		return nil, fmt.Errorf("list clinicians: %w", err)
+	}
+	defer rows.Close()
+	out := []Clinician{}
+	for rows.Next() {
+		var c Clinician
+		var wards string
+		if err := rows.Scan(&c.Username, &c.Role, &wards); err != nil {
+			return nil, fmt.Errorf("list clinicians: %w", err)
+		}
+		if err := json.Unmarshal([]byte(wards), &c.Wards); err != nil || c.Wards == nil {
+			c.Wards = []vward.WardID{}
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }
 
 // Clinician returns a clinician's account.

@@ -6,17 +6,15 @@ package devices
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"database/sql"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
-	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vward/vward"
@@ -55,32 +53,49 @@ var migrations = []string{
 		bound_to TEXT
 	);
 	CREATE INDEX device_bindings_device ON device_bindings(device_id);`,
-}
 
-// Ward is a virtual ward.
-type Ward struct {
-	ID       vward.WardID `json:"id"`
-	Name     string       `json:"name"`
-	Pathway  string       `json:"pathway"`
-	Place    string       `json:"place"`
-	Capacity int          `json:"capacity"`
-}
-
-// Patient is a patient admitted to a virtual ward.
-type Patient struct {
-	ID        vward.PatientID `json:"id"`
-	Ward      vward.WardID    `json:"ward"`
-	Name      string          `json:"name"`
-	Status    string          `json:"status"`
-	SpO2Scale int             `json:"spo2_scale"`
-	Admitted  time.Time       `json:"admitted_at"`
-}
-
-// Device is a registered device and its current patient, if bound.
-type Device struct {
-	ID      vward.DeviceID  `json:"id"`
-	Kind    string          `json:"kind"`
-	Patient vward.PatientID `json:"patient,omitempty"`
+	// 2: the patient's stay and its outcome, escalation contacts, a device's
+	// serial and Mosquitto hash, the audit of registry changes, and the
+	// version counter that tells a running node another process changed
+	// the registry (see Registry.Watch).
+	`ALTER TABLE patients ADD COLUMN expected_end TEXT NOT NULL DEFAULT '';
+	ALTER TABLE patients ADD COLUMN discharged_at TEXT NOT NULL DEFAULT '';
+	ALTER TABLE patients ADD COLUMN outcome TEXT NOT NULL DEFAULT '';
+	ALTER TABLE patients ADD COLUMN contacts TEXT NOT NULL DEFAULT '[]';
+	CREATE INDEX patients_ward ON patients(ward_id);
+	-- One person is on at most one virtual ward at a time.
+	CREATE UNIQUE INDEX patients_nhs_number_active ON patients(nhs_number)
+		WHERE nhs_number != '' AND status != 'discharged';
+	ALTER TABLE devices ADD COLUMN secret_mosquitto TEXT NOT NULL DEFAULT '';
+	ALTER TABLE devices ADD COLUMN secret_rotated_at TEXT NOT NULL DEFAULT '';
+	CREATE INDEX device_bindings_patient ON device_bindings(patient_id);
+	CREATE TABLE registry_audit (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		at TEXT NOT NULL,
+		actor TEXT NOT NULL,
+		action TEXT NOT NULL,
+		subject TEXT NOT NULL,
+		detail TEXT NOT NULL DEFAULT '',
+		reason TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX registry_audit_subject ON registry_audit(subject, id);
+	CREATE TABLE registry_version (
+		id INTEGER PRIMARY KEY CHECK (id = 1),
+		version INTEGER NOT NULL
+	);
+	INSERT INTO registry_version (id, version) VALUES (1, 1);
+	CREATE TRIGGER wards_version_i AFTER INSERT ON wards BEGIN UPDATE registry_version SET version = version + 1 WHERE id = 1; END;
+	CREATE TRIGGER wards_version_u AFTER UPDATE ON wards BEGIN UPDATE registry_version SET version = version + 1 WHERE id = 1; END;
+	CREATE TRIGGER wards_version_d AFTER DELETE ON wards BEGIN UPDATE registry_version SET version = version + 1 WHERE id = 1; END;
+	CREATE TRIGGER patients_version_i AFTER INSERT ON patients BEGIN UPDATE registry_version SET version = version + 1 WHERE id = 1; END;
+	CREATE TRIGGER patients_version_u AFTER UPDATE ON patients BEGIN UPDATE registry_version SET version = version + 1 WHERE id = 1; END;
+	CREATE TRIGGER patients_version_d AFTER DELETE ON patients BEGIN UPDATE registry_version SET version = version + 1 WHERE id = 1; END;
+	CREATE TRIGGER devices_version_i AFTER INSERT ON devices BEGIN UPDATE registry_version SET version = version + 1 WHERE id = 1; END;
+	CREATE TRIGGER devices_version_u AFTER UPDATE ON devices BEGIN UPDATE registry_version SET version = version + 1 WHERE id = 1; END;
+	CREATE TRIGGER devices_version_d AFTER DELETE ON devices BEGIN UPDATE registry_version SET version = version + 1 WHERE id = 1; END;
+	CREATE TRIGGER device_bindings_version_i AFTER INSERT ON device_bindings BEGIN UPDATE registry_version SET version = version + 1 WHERE id = 1; END;
+	CREATE TRIGGER device_bindings_version_u AFTER UPDATE ON device_bindings BEGIN UPDATE registry_version SET version = version + 1 WHERE id = 1; END;
+	CREATE TRIGGER device_bindings_version_d AFTER DELETE ON device_bindings BEGIN UPDATE registry_version SET version = version + 1 WHERE id = 1; END;`,
 }
 
 // binding attributes a device's readings to a patient between From and To
@@ -92,19 +107,57 @@ type binding struct {
 }
 
 // Registry is the registry. Its methods are safe for concurrent use.
+//
+// Authenticate and PatientAt answer from memory. Other processes (the
+// `vward wards|patients|devices|users` commands) write the same SQLite file,
+// and every write to wards, patients, devices or bindings bumps the
+// registry_version row (by trigger, so no writer can forget). A running node
+// notices a new version by Watch's periodic check and, at most once a second,
+// on an authentication failure or an unattributable reading.
 type Registry struct {
 	db *sql.DB
 
 	mu       sync.RWMutex
 	secrets  map[vward.DeviceID][sha256.Size]byte
 	bindings map[vward.DeviceID][]binding
+	version  int64 // registry_version the caches were loaded at
+
+	lastMissCheck atomic.Int64 // unix nanoseconds of the last refresh on a miss
 }
 
-// Errors a caller may test for.
+// Errors a caller may test for with errors.Is.
 var (
 	ErrNotFound   = errors.New("not found")
 	ErrUnassigned = errors.New("device is not bound to a patient at that time")
+	// ErrInvalid marks a request the registry refuses as it stands (a bad
+	// NHS number, an unknown pathway); the message says what to change.
+	ErrInvalid = errors.New("invalid")
+	// ErrConflict marks a request that clashes with the registry's state
+	// (an id taken, a patient already discharged).
+	ErrConflict = errors.New("conflict")
 )
+
+// kindError is an error whose message is for people and which matches one
+// of the sentinel errors above.
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string        { return e.msg }
+func (e *kindError) Is(target error) bool { return target == e.kind }
+
+func invalidf(format string, args ...any) error {
+	return &kindError{kind: ErrInvalid, msg: fmt.Sprintf(format, args...)}
+}
+
+func conflictf(format string, args ...any) error {
+	return &kindError{kind: ErrConflict, msg: fmt.Sprintf(format, args...)}
+}
+
+func notFoundf(format string, args ...any) error {
+	return &kindError{kind: ErrNotFound, msg: fmt.Sprintf(format, args...)}
+}
 
 // idPattern keeps identifiers safe in MQTT topics, URLs and line protocol.
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -112,7 +165,7 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // ValidID reports whether s may name a ward, patient or device.
 func ValidID(s string) error {
 	if !idPattern.MatchString(s) {
-		return fmt.Errorf("id %q must be 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit", s)
+		return invalidf("id %q must be 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit", s)
 	}
 	return nil
 }
@@ -132,9 +185,20 @@ func Open(ctx context.Context, db *sql.DB) (*Registry, error) {
 	return r, nil
 }
 
+// reload reads the caches afresh in one read transaction, so that the
+// version it records matches what it read.
 func (r *Registry) reload(ctx context.Context) error {
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("load registry: %w", err)
+	}
+	defer tx.Rollback()
+	var version int64
+	if err := tx.QueryRowContext(ctx, `SELECT version FROM registry_version WHERE id = 1`).Scan(&version); err != nil {
+		return fmt.Errorf("load registry version: %w", err)
+	}
 	secrets := make(map[vward.DeviceID][sha256.Size]byte)
-	rows, err := r.db.QueryContext(ctx, `SELECT id, secret_sha256 FROM devices`)
+	rows, err := tx.QueryContext(ctx, `SELECT id, secret_sha256 FROM devices`)
 	if err != nil {
 		return fmt.Errorf("load devices: %w", err)
 	}
@@ -144,11 +208,7 @@ func (r *Registry) reload(ctx context.Context) error {
 			rows.Close()
 			return fmt.Errorf("load devices: %w", err)
 		}
-		var sum [sha256.Size]byte
-		if b, err := hex.DecodeString(h); err == nil && len(b) == sha256.Size {
-			copy(sum[:], b)
-		}
-		secrets[vward.DeviceID(id)] = sum
+		secrets[vward.DeviceID(id)] = parseSum(h)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -156,7 +216,7 @@ func (r *Registry) reload(ctx context.Context) error {
 	}
 
 	bindings := make(map[vward.DeviceID][]binding)
-	rows, err = r.db.QueryContext(ctx, `SELECT b.device_id, b.patient_id, p.ward_id, b.bound_from, COALESCE(b.bound_to, '')
+	rows, err = tx.QueryContext(ctx, `SELECT b.device_id, b.patient_id, p.ward_id, b.bound_from, COALESCE(b.bound_to, '')
 		FROM device_bindings b JOIN patients p ON p.id = b.patient_id`)
 	if err != nil {
 		return fmt.Errorf("load bindings: %w", err)
@@ -167,18 +227,76 @@ func (r *Registry) reload(ctx context.Context) error {
 		if err := rows.Scan(&dev, &pat, &ward, &from, &to); err != nil {
 			return fmt.Errorf("load bindings: %w", err)
 		}
-		b := binding{patient: vward.PatientID(pat), ward: vward.WardID(ward)}
-		b.from, _ = time.Parse(time.RFC3339Nano, from)
-		if to != "" {
-			b.to, _ = time.Parse(time.RFC3339Nano, to)
-		}
-		bindings[vward.DeviceID(dev)] = append(bindings[vward.DeviceID(dev)], b)
+		bindings[vward.DeviceID(dev)] = append(bindings[vward.DeviceID(dev)], newBinding(pat, ward, from, to))
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load bindings: %w", err)
 	}
 	r.mu.Lock()
-	r.secrets, r.bindings = secrets, bindings
+	r.secrets, r.bindings, r.version = secrets, bindings, version
+	r.mu.Unlock()
+	return nil
+}
+
+func parseSum(h string) [sha256.Size]byte {
+	var sum [sha256.Size]byte
+	if b, err := hex.DecodeString(h); err == nil && len(b) == sha256.Size {
+		copy(sum[:], b)
+	}
+	return sum
+}
+
+func newBinding(patient, ward, from, to string) binding {
+	b := binding{patient: vward.PatientID(patient), ward: vward.WardID(ward)}
+	b.from, _ = time.Parse(time.RFC3339Nano, from)
+	if to != "" {
+		b.to, _ = time.Parse(time.RFC3339Nano, to)
+	}
+	return b
+}
+
+// reloadDevice refreshes one device's cached secret and bindings after this
+// process changed them, so that the change applies at once. The recorded
+// version is left alone: changes by other processes since the last reload
+// are picked up by the next full reload, which the version bump of this
+// very write guarantees.
+func (r *Registry) reloadDevice(ctx context.Context, device vward.DeviceID) error {
+	var h string
+	err := r.db.QueryRowContext(ctx, `SELECT secret_sha256 FROM devices WHERE id = ?`, device).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		r.mu.Lock()
+		delete(r.secrets, device)
+		delete(r.bindings, device)
+		r.mu.Unlock()
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load device %s: %w", device, err)
+	}
+	rows, err := r.db.QueryContext(ctx, `SELECT b.patient_id, p.ward_id, b.bound_from, COALESCE(b.bound_to, '')
+		FROM device_bindings b JOIN patients p ON p.id = b.patient_id WHERE b.device_id = ?`, device)
+	if err != nil {
+		return fmt.Errorf("load bindings of %s: %w", device, err)
+	}
+	defer rows.Close()
+	var bs []binding
+	for rows.Next() {
+		var pat, ward, from, to string
+		if err := rows.Scan(&pat, &ward, &from, &to); err != nil {
+			return fmt.Errorf("load bindings of %s: %w", device, err)
+		}
+		bs = append(bs, newBinding(pat, ward, from, to))
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load bindings of %s: %w", device, err)
+	}
+	r.mu.Lock()
+	r.secrets[device] = parseSum(h)
+	if len(bs) > 0 {
+		r.bindings[device] = bs
+	} else {
+		delete(r.bindings, device)
+	}
 	r.mu.Unlock()
 	return nil
 }
@@ -186,7 +304,18 @@ func (r *Registry) reload(ctx context.Context) error {
 // Authenticate reports whether secret is device's current secret. Secrets
 // are 256 random bits, so a fast hash suffices (unlike a person's password)
 // and thousands of devices can reconnect at once after an outage.
+//
+// A refusal first checks, at most once a second, whether another process
+// changed the registry, so a device added or re-keyed with the CLI can
+// connect at once.
 func (r *Registry) Authenticate(device vward.DeviceID, secret []byte) bool {
+	if r.authenticate(device, secret) {
+		return true
+	}
+	return r.refreshOnMiss() && r.authenticate(device, secret)
+}
+
+func (r *Registry) authenticate(device vward.DeviceID, secret []byte) bool {
 	r.mu.RLock()
 	want, ok := r.secrets[device]
 	r.mu.RUnlock()
@@ -202,8 +331,17 @@ func (r *Registry) Known(device vward.DeviceID) bool {
 	return ok
 }
 
-// PatientAt says whose reading a device measured at time at.
+// PatientAt says whose reading a device measured at time at. Like
+// Authenticate, a miss first checks for changes by another process.
 func (r *Registry) PatientAt(device vward.DeviceID, at time.Time) (vward.PatientID, vward.WardID, error) {
+	p, w, err := r.patientAt(device, at)
+	if err != nil && r.refreshOnMiss() {
+		return r.patientAt(device, at)
+	}
+	return p, w, err
+}
+
+func (r *Registry) patientAt(device vward.DeviceID, at time.Time) (vward.PatientID, vward.WardID, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if _, ok := r.secrets[device]; !ok {
@@ -217,147 +355,12 @@ func (r *Registry) PatientAt(device vward.DeviceID, at time.Time) (vward.Patient
 	return "", "", fmt.Errorf("device %s at %s: %w", device, at.Format(time.RFC3339), ErrUnassigned)
 }
 
-// AddWard creates or updates a ward.
-func (r *Registry) AddWard(ctx context.Context, w Ward) error {
-	if err := ValidID(string(w.ID)); err != nil {
-		return fmt.Errorf("add ward: %w", err)
-	}
-	_, err := r.db.ExecContext(ctx, `INSERT INTO wards (id, name, pathway, place, capacity) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT(id) DO UPDATE SET name = excluded.name, pathway = excluded.pathway, place = excluded.place, capacity = excluded.capacity`,
-		w.ID, w.Name, w.Pathway, w.Place, w.Capacity)
-	if err != nil {
-		return fmt.Errorf("add ward %s: %w", w.ID, err)
-	}
-	return nil
-}
+// now is the registry's clock, in UTC and at the resolution it stores.
+func now() time.Time { return time.Now().UTC() }
 
-// Admit admits a patient to a ward.
-func (r *Registry) Admit(ctx context.Context, p Patient) error {
-	if err := ValidID(string(p.ID)); err != nil {
-		return fmt.Errorf("admit patient: %w", err)
-	}
-	if p.SpO2Scale == 0 {
-		p.SpO2Scale = 1
-	}
-	if p.Admitted.IsZero() {
-		p.Admitted = time.Now()
-	}
-	_, err := r.db.ExecContext(ctx, `INSERT INTO patients (id, ward_id, name, status, spo2_scale, admitted_at) VALUES (?, ?, ?, 'admitted', ?, ?)`,
-		p.ID, p.Ward, p.Name, p.SpO2Scale, p.Admitted.UTC().Format(time.RFC3339Nano))
-	if err != nil {
-		return fmt.Errorf("admit patient %s to ward %s: %w", p.ID, p.Ward, err)
-	}
-	return nil
-}
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-// AddDevice registers a device and returns its new secret. The secret is
-// shown this once; only its hash is kept.
-func (r *Registry) AddDevice(ctx context.Context, id vward.DeviceID, kind string) (string, error) {
-	if err := ValidID(string(id)); err != nil {
-		return "", fmt.Errorf("add device: %w", err)
-	}
-	secret, sum, err := newSecret()
-	if err != nil {
-		return "", fmt.Errorf("add device %s: %w", id, err)
-	}
-	_, err = r.db.ExecContext(ctx, `INSERT INTO devices (id, kind, secret_sha256, added_at) VALUES (?, ?, ?, ?)`,
-		id, kind, hex.EncodeToString(sum[:]), time.Now().UTC().Format(time.RFC3339Nano))
-	if err != nil {
-		return "", fmt.Errorf("add device %s: %w", id, err)
-	}
-	r.mu.Lock()
-	r.secrets[id] = sum
-	r.mu.Unlock()
-	return secret, nil
-}
-
-// Assign binds a device to a patient from a time on, ending any current binding then.
-func (r *Registry) Assign(ctx context.Context, device vward.DeviceID, patient vward.PatientID, from time.Time) error {
-	tx, err := r.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("assign %s to %s: %w", device, patient, err)
-	}
-	defer tx.Rollback()
-	ts := from.UTC().Format(time.RFC3339Nano)
-	if _, err := tx.ExecContext(ctx, `UPDATE device_bindings SET bound_to = ? WHERE device_id = ? AND bound_to IS NULL`, ts, device); err != nil {
-		return fmt.Errorf("assign %s to %s: %w", device, patient, err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO device_bindings (device_id, patient_id, bound_from) VALUES (?, ?, ?)`, device, patient, ts); err != nil {
-		return fmt.Errorf("assign %s to %s: %w", device, patient, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("assign %s to %s: %w", device, patient, err)
-	}
-	return r.reload(ctx)
-}
-
-// Wards lists the wards by name.
-func (r *Registry) Wards(ctx context.Context) ([]Ward, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT id, name, pathway, place, capacity FROM wards ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("list wards: %w", err)
-	}
-	defer rows.Close()
-	var out []Ward
-	for rows.Next() {
-		var w Ward
-		if err := rows.Scan(&w.ID, &w.Name, &w.Pathway, &w.Place, &w.Capacity); err != nil {
-			return nil, fmt.Errorf("list wards: %w", err)
-		}
-		out = append(out, w)
-	}
-	return out, rows.Err()
-}
-
-// Patients lists admitted patients, of every ward when wards is empty.
-func (r *Registry) Patients(ctx context.Context, wards ...vward.WardID) ([]Patient, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT id, ward_id, name, status, spo2_scale, admitted_at FROM patients WHERE status != 'discharged' ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("list patients: %w", err)
-	}
-	defer rows.Close()
-	allowed := make(map[vward.WardID]bool, len(wards))
-	for _, w := range wards {
-		allowed[w] = true
-	}
-	var out []Patient
-	for rows.Next() {
-		var p Patient
-		var admitted string
-		if err := rows.Scan(&p.ID, &p.Ward, &p.Name, &p.Status, &p.SpO2Scale, &admitted); err != nil {
-			return nil, fmt.Errorf("list patients: %w", err)
-		}
-		p.Admitted, _ = time.Parse(time.RFC3339Nano, admitted)
-		if len(wards) == 0 || allowed[p.Ward] {
-			out = append(out, p)
-		}
-	}
-	return out, rows.Err()
-}
-
-// Devices lists registered devices with their current patient.
-func (r *Registry) Devices() []Device {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]Device, 0, len(r.secrets))
-	for id := range r.secrets {
-		d := Device{ID: id}
-		for _, b := range r.bindings[id] {
-			if b.to.IsZero() {
-				d.Patient = b.patient
-			}
-		}
-		out = append(out, d)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}
-
-func newSecret() (string, [sha256.Size]byte, error) {
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", [sha256.Size]byte{}, fmt.Errorf("make secret: %w", err)
-	}
-	s := base64.RawURLEncoding.EncodeToString(raw[:])
-	return s, sha256.Sum256([]byte(s)), nil
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
 }

@@ -219,6 +219,11 @@ func decodeValue(kind vward.ReadingKind, raw json.RawMessage) (float64, error) {
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return 0, fmt.Errorf("value %s is not a number", clip(raw))
 	}
+	return checkNumber(kind, v)
+}
+
+// checkNumber refuses what no patient or working sensor could report.
+func checkNumber(kind vward.ReadingKind, v float64) (float64, error) {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, fmt.Errorf("value %v is not a finite number", v)
 	}
@@ -233,11 +238,17 @@ func checkTime(s string, now time.Time, lim Limits) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", clipString(s))
 	}
+	return checkInstant(t, s, now, lim)
+}
+
+// checkInstant applies the clock-skew and maximum-age limits; shown is how
+// the time is named in the reason.
+func checkInstant(t time.Time, shown string, now time.Time, lim Limits) (time.Time, error) {
 	if t.After(now.Add(lim.ClockSkew)) {
-		return time.Time{}, fmt.Errorf("%s is %s in the future (allowed skew %s)", s, t.Sub(now).Round(time.Second), lim.ClockSkew)
+		return time.Time{}, fmt.Errorf("%s is %s in the future (allowed skew %s)", shown, t.Sub(now).Round(time.Second), lim.ClockSkew)
 	}
 	if t.Before(now.Add(-lim.MaxAge)) {
-		return time.Time{}, fmt.Errorf("%s is older than the %s limit", s, lim.MaxAge)
+		return time.Time{}, fmt.Errorf("%s is older than the %s limit", shown, lim.MaxAge)
 	}
 	return t.UTC(), nil
 }

@@ -127,6 +127,8 @@ func TestDecodePartlyBadMessage(t *testing.T) {
 func TestParseTopic(t *testing.T) {
 	for topic, want := range map[string]string{
 		"vward/v1/devices/ox-1/readings": "ox-1",
+		"vward/v1/devices/ox-1/senml":    "ox-1",
+		"vward/v1/devices/ox-1/rejected": "error",
 		"vward/v1/devices/ox-1/status":   "error",
 		"vward/v1/devices//readings":     "error",
 		"other/ox-1/readings":            "error",

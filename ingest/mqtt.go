@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vward/vward"
 )
@@ -21,23 +23,78 @@ type MQTTConfig struct {
 	// ClientID must stay the same across restarts: the broker keeps the
 	// persistent session, and so the unacknowledged messages, under it.
 	ClientID string
+	// Connections is how many subscriber connections share the devices'
+	// messages (default 1). With more than one, connection i (1-based)
+	// uses client id ClientID-i and a shared subscription
+	// $share/ShareGroup/<filter>, so the broker hands each message to one
+	// of them. Changing it changes the client ids: see docs/operator.md.
+	Connections int
+	// ShareGroup names the shared subscription (default "vward").
+	ShareGroup string
+}
+
+// DefaultShareGroup is the shared-subscription group of vward's connections.
+const DefaultShareGroup = "vward"
+
+// ClientIDs returns the client id of each subscriber connection.
+func (c MQTTConfig) ClientIDs() []string {
+	if c.Connections <= 1 {
+		return []string{c.ClientID}
+	}
+	ids := make([]string, c.Connections)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s-%d", c.ClientID, i+1)
+	}
+	return ids
+}
+
+// SubscriptionFilters returns the topic filters each connection subscribes
+// to: the plain ones for one connection, shared ones for several.
+func (c MQTTConfig) SubscriptionFilters() []string {
+	if c.Connections <= 1 {
+		return append([]string(nil), Filters...)
+	}
+	group := c.ShareGroup
+	if group == "" {
+		group = DefaultShareGroup
+	}
+	out := make([]string, len(Filters))
+	for i, f := range Filters {
+		out[i] = "$share/" + group + "/" + f
+	}
+	return out
 }
 
 // Source subscribes to device readings and feeds the pipeline. It never
 // acknowledges by itself: the pipeline acks once a message is stored.
 type Source struct {
-	cfg       MQTTConfig
-	pipeline  *Pipeline
-	log       *slog.Logger
-	client    mqtt.Client
-	connected atomic.Bool
-	ctx       atomic.Pointer[context.Context]
+	cfg      MQTTConfig
+	pipeline *Pipeline
+	metrics  *Metrics
+	log      *slog.Logger
+	ctx      atomic.Pointer[context.Context]
+	conns    []*subscriber
+}
+
+// subscriber is one broker connection with its own persistent session.
+type subscriber struct {
+	src        *Source
+	clientID   string
+	delivered  prometheus.Counter
+	client     mqtt.Client
+	log        *slog.Logger
+	connected  atomic.Bool
+	subscribed atomic.Bool
 }
 
 // NewSource builds a source for the pipeline and plugs itself in as the
-// pipeline's rejection notifier.
+// pipeline's rejection notifier. It shares the pipeline's metrics.
 func NewSource(cfg MQTTConfig, p *Pipeline, log *slog.Logger) *Source {
-	s := &Source{cfg: cfg, pipeline: p, log: log.With("component", "mqtt", "client_id", cfg.ClientID)}
+	s := &Source{cfg: cfg, pipeline: p, metrics: p.Metrics(), log: log.With("component", "mqtt")}
+	for _, id := range cfg.ClientIDs() {
+		s.conns = append(s.conns, &subscriber{src: s, clientID: id, log: s.log.With("client_id", id),
+			delivered: s.metrics.Delivered.WithLabelValues(id)})
+	}
 	p.SetNotifier(s)
 	return s
 }
@@ -46,21 +103,68 @@ func NewSource(cfg MQTTConfig, p *Pipeline, log *slog.Logger) *Source {
 // demo's embedded broker). Call it before Run.
 func (s *Source) SetURL(url string) { s.cfg.URL = url }
 
-// Connected reports whether the broker connection is up.
-func (s *Source) Connected() bool { return s.connected.Load() }
+// Connected reports whether every subscriber connection is up.
+func (s *Source) Connected() bool { return s.Check() == nil }
+
+// Check says which subscriber connections are down or unsubscribed, for
+// /readyz. With a shared subscription, a session that is down still gets
+// its share of messages, which wait until it is back: one down connection
+// delays readings.
+func (s *Source) Check() error {
+	var down, deaf []string
+	for _, c := range s.conns {
+		switch {
+		case !c.connected.Load():
+			down = append(down, c.clientID)
+		case !c.subscribed.Load():
+			deaf = append(deaf, c.clientID)
+		}
+	}
+	var parts []string
+	if len(down) > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d broker connections down (%s)", len(down), len(s.conns), strings.Join(down, ", ")))
+	}
+	if len(deaf) > 0 {
+		parts = append(parts, fmt.Sprintf("subscription not confirmed on %s", strings.Join(deaf, ", ")))
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s at %s", strings.Join(parts, "; "), s.cfg.URL)
+}
 
 // Run connects, subscribes on every (re)connect, and feeds the pipeline until
 // ctx is cancelled. It then waits for the pipeline to flush, so that the
 // acknowledgements of what was stored reach the broker, and disconnects.
 func (s *Source) Run(ctx context.Context) error {
 	s.ctx.Store(&ctx)
+	for _, c := range s.conns {
+		c.start()
+	}
+	<-ctx.Done()
+	<-s.pipeline.Drained()
+	for _, c := range s.conns {
+		// Disconnect's quiesce lets the acknowledgements the pipeline
+		// just issued reach the broker before DISCONNECT.
+		c.client.Disconnect(500)
+		if c.connected.Swap(false) {
+			s.metrics.ConnectionsUp.Dec()
+		}
+	}
+	return nil
+}
+
+func (c *subscriber) start() {
+	s := c.src
 	opts := mqtt.NewClientOptions().
 		AddBroker(s.cfg.URL).
-		SetClientID(s.cfg.ClientID).
+		SetClientID(c.clientID).
 		SetUsername(s.cfg.Username).
 		SetPassword(s.cfg.Password).
 		SetCleanSession(false).
 		SetAutoAckDisabled(true).
+		// In order, on the connection's own goroutine: a blocked Submit
+		// stops this connection reading, and the broker keeps the rest.
 		SetOrderMatters(true).
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
@@ -68,42 +172,62 @@ func (s *Source) Run(ctx context.Context) error {
 		SetMaxReconnectInterval(5 * time.Second).
 		SetKeepAlive(30 * time.Second).
 		SetConnectTimeout(10 * time.Second).
-		SetOnConnectHandler(s.onConnect).
+		SetOnConnectHandler(c.onConnect).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-			s.connected.Store(false)
-			s.log.Warn("broker connection lost; unacknowledged messages will be redelivered", "err", err)
+			c.subscribed.Store(false)
+			if c.connected.Swap(false) {
+				s.metrics.ConnectionsUp.Dec()
+			}
+			s.metrics.ConnectionsLost.Inc()
+			c.log.Warn("broker connection lost; unacknowledged messages will be redelivered", "err", err)
 		})
-	s.client = mqtt.NewClient(opts)
-	s.client.Connect() // with ConnectRetry it keeps trying in the background
-	<-ctx.Done()
-	<-s.pipeline.Drained()
-	s.client.Disconnect(500)
-	s.connected.Store(false)
-	return nil
+	c.client = mqtt.NewClient(opts)
+	c.client.Connect() // with ConnectRetry it keeps trying in the background
 }
 
-func (s *Source) onConnect(c mqtt.Client) {
-	s.connected.Store(true)
-	s.log.Info("connected to broker", "url", s.cfg.URL)
+func (c *subscriber) onConnect(cl mqtt.Client) {
+	s := c.src
+	if !c.connected.Swap(true) {
+		s.metrics.ConnectionsUp.Inc()
+	}
+	s.metrics.Connects.Inc()
+	c.log.Info("connected to broker", "url", s.cfg.URL)
 	// Subscribing on every connect, not once, because a broker that lost
 	// its state (or a clean restart) would otherwise leave us deaf.
-	tok := c.Subscribe(vward.ReadingsFilter, 1, s.onMessage)
-	go func() {
-		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			s.log.Error("subscribe failed", "filter", vward.ReadingsFilter, "err", tok.Error())
+	filters := make(map[string]byte)
+	for _, f := range s.cfg.SubscriptionFilters() {
+		filters[f] = 1
+	}
+	tok := cl.SubscribeMultiple(filters, c.onMessage)
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		c.log.Error("subscribe failed", "filters", s.cfg.SubscriptionFilters(), "err", tok.Error())
+		return
+	}
+	// MQTT 3.1.1 reports a refused filter (an ACL, say) as return code
+	// 0x80 in the SUBACK, not as an error.
+	if st, ok := tok.(*mqtt.SubscribeToken); ok {
+		for f, code := range st.Result() {
+			if code > 2 {
+				c.log.Error("broker refused the subscription", "filter", f, "code", code)
+				return
+			}
 		}
-	}()
+	}
+	c.subscribed.Store(true)
 }
 
-func (s *Source) onMessage(_ mqtt.Client, m mqtt.Message) {
+func (c *subscriber) onMessage(_ mqtt.Client, m mqtt.Message) {
+	s := c.src
+	c.delivered.Inc()
 	ctx := context.Background()
 	if p := s.ctx.Load(); p != nil {
 		ctx = *p
 	}
 	// Submit blocks while too many messages await storage. That stalls this
 	// connection, and so the broker, which keeps the backlog: what we want.
-	if err := s.pipeline.Submit(ctx, Delivery{Topic: m.Topic(), Payload: m.Payload(), Ack: m.Ack}); err != nil {
-		s.log.Debug("message left unacknowledged for redelivery", "err", err)
+	d := Delivery{Topic: m.Topic(), Payload: m.Payload(), Ack: m.Ack, Redelivered: m.Duplicate()}
+	if err := s.pipeline.Submit(ctx, d); err != nil {
+		c.log.Debug("message left unacknowledged for redelivery", "err", err)
 	}
 }
 
@@ -118,15 +242,23 @@ type rejectionNotice struct {
 // NotifyRejected implements RejectionNotifier. It does not wait for the
 // broker's PUBACK: waiting here could stall the delivery path.
 func (s *Source) NotifyRejected(r Rejection) {
-	if s.client == nil || r.Device == "" || !s.connected.Load() {
+	if r.Device == "" {
 		return
 	}
-	b, err := json.Marshal(rejectionNotice{MsgID: r.MsgID, Code: r.Code, Reason: r.Reason, At: r.Received.UTC().Format(time.RFC3339)})
-	if err != nil {
+	for _, c := range s.conns {
+		if c.client == nil || !c.connected.Load() {
+			continue
+		}
+		b, err := json.Marshal(rejectionNotice{MsgID: r.MsgID, Code: r.Code, Reason: r.Reason, At: r.Received.UTC().Format(time.RFC3339)})
+		if err != nil {
+			return
+		}
+		c.client.Publish(vward.RejectedTopic(r.Device), 1, false, b)
 		return
 	}
-	s.client.Publish(vward.RejectedTopic(r.Device), 1, false, b)
 }
 
 // String names the source in logs.
-func (s *Source) String() string { return fmt.Sprintf("mqtt %s as %s", s.cfg.URL, s.cfg.ClientID) }
+func (s *Source) String() string {
+	return fmt.Sprintf("mqtt %s as %s", s.cfg.URL, strings.Join(s.cfg.ClientIDs(), ", "))
+}

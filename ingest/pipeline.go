@@ -9,6 +9,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/sync/semaphore"
 
 	"github.com/vward/vward"
 	"github.com/vward/vward/devices"
@@ -34,7 +38,9 @@ type Registry interface {
 
 // Observer receives valid readings as soon as they are decoded. It is called
 // from the broker's delivery goroutines, so it must be quick and safe for
-// concurrent use; a redelivered reading may arrive more than once.
+// concurrent use. The pipeline does not pass on a message it saw recently
+// (same device, msg_id and payload), but a redelivery older than its window
+// or after a restart may still arrive more than once.
 type Observer interface {
 	Observe(rs []vward.Reading)
 }
@@ -52,14 +58,42 @@ type RejectionNotifier interface {
 
 // Rejection is a refused message, or the refused part of a message.
 type Rejection struct {
-	ID       int64          `json:"id,omitempty"`
-	Device   vward.DeviceID `json:"device"`
-	Topic    string         `json:"topic"`
-	MsgID    string         `json:"msg_id,omitempty"`
-	Code     string         `json:"code"`
-	Reason   string         `json:"reason"`
-	Payload  []byte         `json:"payload"`
-	Received time.Time      `json:"received_at"`
+	ID       int64
+	Device   vward.DeviceID
+	Topic    string
+	MsgID    string
+	Code     string
+	Reason   string
+	Payload  []byte
+	Received time.Time
+}
+
+// rejectionJSON is how operators read a rejection (REST, vward devices
+// rejected --json): the payload as text when it is text, so that a bad
+// message reads as the device sent it.
+type rejectionJSON struct {
+	ID            int64          `json:"id,omitempty"`
+	Device        vward.DeviceID `json:"device"`
+	Topic         string         `json:"topic"`
+	MsgID         string         `json:"msg_id,omitempty"`
+	Code          string         `json:"code"`
+	Reason        string         `json:"reason"`
+	Payload       *string        `json:"payload,omitempty"`
+	PayloadBase64 []byte         `json:"payload_base64,omitempty"`
+	Received      time.Time      `json:"received_at"`
+}
+
+// MarshalJSON renders the payload as a string when it is valid UTF-8 and as
+// payload_base64 otherwise.
+func (r Rejection) MarshalJSON() ([]byte, error) {
+	j := rejectionJSON{ID: r.ID, Device: r.Device, Topic: r.Topic, MsgID: r.MsgID, Code: r.Code, Reason: r.Reason, Received: r.Received}
+	if utf8.Valid(r.Payload) {
+		s := string(r.Payload)
+		j.Payload = &s
+	} else {
+		j.PayloadBase64 = r.Payload
+	}
+	return json.Marshal(j)
 }
 
 // Delivery is one message from the broker. Ack tells the broker it may
@@ -68,6 +102,8 @@ type Delivery struct {
 	Topic   string
 	Payload []byte
 	Ack     func()
+	// Redelivered is the broker's DUP flag: it sent this message before.
+	Redelivered bool
 }
 
 // Config tunes the pipeline. Zero fields take the defaults.
@@ -81,12 +117,24 @@ type Config struct {
 	// MaxInFlight caps messages received but not yet acknowledged. When it
 	// is reached, delivery blocks and the broker holds the rest.
 	MaxInFlight int
+	// MaxInFlightBytes caps the payload bytes of those messages, so that
+	// large messages cannot multiply MaxInFlight into gigabytes. It is
+	// raised to at least one maximum-size payload.
+	MaxInFlightBytes int64
+	// DedupWindow is how many recent messages (device and msg_id) are
+	// remembered to keep redeliveries away from alerting; 0 means the larger
+	// of 65536 and twice MaxInFlight.
+	DedupWindow int
 	// RetryMin and RetryMax bound the backoff between failed writes.
 	RetryMin, RetryMax time.Duration
 	// FlushTimeout bounds the final write at shutdown; what it cannot
 	// store stays unacknowledged and is redelivered after a restart.
 	FlushTimeout time.Duration
 }
+
+// perMessageOverhead is what a message in flight costs beyond its payload
+// (decoded readings, bookkeeping), counted against MaxInFlightBytes.
+const perMessageOverhead = 512
 
 func (c Config) withDefaults() Config {
 	if c.Limits == (Limits{}) {
@@ -101,6 +149,13 @@ func (c Config) withDefaults() Config {
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 20000
 	}
+	if c.MaxInFlightBytes <= 0 {
+		c.MaxInFlightBytes = 64 << 20
+	}
+	c.MaxInFlightBytes = max(c.MaxInFlightBytes, int64(c.Limits.MaxPayload)+perMessageOverhead)
+	if c.DedupWindow <= 0 {
+		c.DedupWindow = max(65536, 2*c.MaxInFlight)
+	}
 	if c.RetryMin <= 0 {
 		c.RetryMin = 100 * time.Millisecond
 	}
@@ -113,17 +168,12 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Stats counts what the pipeline did, for /metrics and tests.
-type Stats struct {
-	Received, Stored, Rejected, Acked, WriteFailures atomic.Int64
-	InFlight                                         atomic.Int64
-}
-
 // pending is a message decoded and waiting for storage.
 type pending struct {
 	readings  []vward.Reading
 	rejection *Rejection
 	ack       func()
+	weight    int64 // against MaxInFlightBytes
 }
 
 // Pipeline is the ingest pipeline. Build it with NewPipeline, start Run, and
@@ -135,29 +185,48 @@ type Pipeline struct {
 	observer Observer
 	dead     DeadLetters
 	notifier RejectionNotifier
+	metrics  *Metrics
 	log      *slog.Logger
 	now      func() time.Time
 
-	in      chan pending
-	closing chan struct{}
-	closeMu sync.Once
-	drained chan struct{}
-	storeOK atomic.Bool
+	// slots holds one token per message in flight, bytes their weight:
+	// Submit takes both before it decodes, commit gives them back after
+	// the acknowledgement. Together they bound what the pipeline holds.
+	slots  chan struct{}
+	bytes  *semaphore.Weighted
+	recent *recentMessages
 
-	Stats Stats
+	in            chan pending
+	closing       chan struct{}
+	closingCtx    context.Context
+	cancelClosing context.CancelFunc
+	closeMu       sync.Once
+	drained       chan struct{}
+	storeOK       atomic.Bool
+	lastStoreErr  atomic.Pointer[string]
+	inFlightBytes atomic.Int64
 }
 
-// NewPipeline wires a pipeline. observer and notifier may be nil.
-func NewPipeline(cfg Config, store Store, reg Registry, observer Observer, dead DeadLetters, notifier RejectionNotifier, log *slog.Logger) *Pipeline {
+// NewPipeline wires a pipeline. observer and notifier may be nil; so may
+// metrics, for tests that do not look at them.
+func NewPipeline(cfg Config, store Store, reg Registry, observer Observer, dead DeadLetters, notifier RejectionNotifier, metrics *Metrics, log *slog.Logger) *Pipeline {
 	cfg = cfg.withDefaults()
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
 	p := &Pipeline{
 		cfg: cfg, store: store, registry: reg, observer: observer, dead: dead, notifier: notifier,
+		metrics: metrics,
 		log:     log.With("component", "ingest"),
 		now:     time.Now,
+		slots:   make(chan struct{}, cfg.MaxInFlight),
+		bytes:   semaphore.NewWeighted(cfg.MaxInFlightBytes),
+		recent:  newRecentMessages(cfg.DedupWindow),
 		in:      make(chan pending, cfg.MaxInFlight),
 		closing: make(chan struct{}),
 		drained: make(chan struct{}),
 	}
+	p.closingCtx, p.cancelClosing = context.WithCancel(context.Background())
 	p.storeOK.Store(true)
 	return p
 }
@@ -166,8 +235,31 @@ func NewPipeline(cfg Config, store Store, reg Registry, observer Observer, dead 
 // after the pipeline, so it plugs itself in here before Run.
 func (p *Pipeline) SetNotifier(n RejectionNotifier) { p.notifier = n }
 
+// Metrics returns the pipeline's metrics, which the MQTT source shares.
+func (p *Pipeline) Metrics() *Metrics { return p.metrics }
+
 // StoreHealthy reports whether the last write to the store succeeded.
 func (p *Pipeline) StoreHealthy() bool { return p.storeOK.Load() }
+
+// StoreError returns the last write error while writes fail, else nil.
+func (p *Pipeline) StoreError() error {
+	if p.storeOK.Load() {
+		return nil
+	}
+	if s := p.lastStoreErr.Load(); s != nil {
+		return errors.New(*s)
+	}
+	return errors.New("writes are failing")
+}
+
+// InFlight returns how many messages are received and not yet acknowledged.
+func (p *Pipeline) InFlight() int { return len(p.slots) }
+
+// InFlightBytes returns what those messages weigh against MaxInFlightBytes.
+func (p *Pipeline) InFlightBytes() int64 { return p.inFlightBytes.Load() }
+
+// Config returns the configuration in effect, defaults applied.
+func (p *Pipeline) Config() Config { return p.cfg }
 
 // Drained is closed when Run has returned and nothing more will be acknowledged.
 func (p *Pipeline) Drained() <-chan struct{} { return p.drained }
@@ -176,28 +268,84 @@ func (p *Pipeline) Drained() <-chan struct{} { return p.drained }
 // message stays unacknowledged and the broker redelivers it later.
 var ErrClosed = errors.New("ingest pipeline is shutting down")
 
-// Submit decodes one delivery, hands its valid readings to the observer, and
-// queues it for storage. It blocks while MaxInFlight messages await storage.
+// Submit decodes one delivery, hands its valid readings to the observer
+// unless it is a recent duplicate, and queues it for storage. It blocks
+// while MaxInFlight messages (or MaxInFlightBytes) await storage: that
+// stalls the broker connection, and the broker holds the backlog.
 func (p *Pipeline) Submit(ctx context.Context, d Delivery) error {
+	weight := int64(len(d.Payload)) + perMessageOverhead
+	if err := p.acquire(ctx, weight); err != nil {
+		return err
+	}
+	item := p.decode(d)
+	item.weight = weight
+	if len(item.readings) > 0 && p.observer != nil {
+		p.observeOnce(d, item)
+	}
+	// in has room for every slot, so this never blocks.
+	p.in <- item
+	return nil
+}
+
+// acquire takes a slot and weight bytes, or neither.
+func (p *Pipeline) acquire(ctx context.Context, weight int64) error {
 	select {
 	case <-p.closing:
 		return ErrClosed
 	default:
 	}
-	p.Stats.Received.Add(1)
-	item := p.decode(d)
-	if len(item.readings) > 0 && p.observer != nil {
-		p.observer.Observe(item.readings)
-	}
 	select {
-	case p.in <- item:
-		p.Stats.InFlight.Add(1)
-		return nil
+	case p.slots <- struct{}{}:
 	case <-p.closing:
 		return ErrClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if !p.bytes.TryAcquire(weight) {
+		actx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(p.closingCtx, cancel)
+		err := p.bytes.Acquire(actx, weight)
+		stop()
+		cancel()
+		if err != nil {
+			<-p.slots
+			if p.closingCtx.Err() != nil {
+				return ErrClosed
+			}
+			return err
+		}
+	}
+	p.inFlightBytes.Add(weight)
+	p.metrics.InFlight.Set(float64(len(p.slots)))
+	p.metrics.InFlightBytes.Set(float64(p.inFlightBytes.Load()))
+	return nil
+}
+
+// release gives back what acquire took for items that are done with.
+func (p *Pipeline) release(items []pending) {
+	var w int64
+	for _, it := range items {
+		w += it.weight
+		<-p.slots
+	}
+	p.bytes.Release(w)
+	p.inFlightBytes.Add(-w)
+	p.metrics.InFlight.Set(float64(len(p.slots)))
+	p.metrics.InFlightBytes.Set(float64(p.inFlightBytes.Load()))
+}
+
+// observeOnce passes readings to the observer unless the same message was
+// seen recently: a redelivery must not count twice in alerting.
+func (p *Pipeline) observeOnce(d Delivery, item pending) {
+	r0 := item.readings[0]
+	switch p.recent.check(r0.Device, r0.MsgID, d.Payload) {
+	case duplicate:
+		p.metrics.Duplicates.Inc()
+		return
+	case reused:
+		p.log.Warn("msg_id reused with a different payload; scoring it as a new message", "device", r0.Device, "msg_id", r0.MsgID)
+	}
+	p.observer.Observe(item.readings)
 }
 
 // decode turns a delivery into readings to store and, if anything was
@@ -205,12 +353,21 @@ func (p *Pipeline) Submit(ctx context.Context, d Delivery) error {
 func (p *Pipeline) decode(d Delivery) pending {
 	now := p.now()
 	item := pending{ack: d.Ack}
-	device, err := ParseTopic(d.Topic)
+	device, format, err := ParseDeviceTopic(d.Topic)
+	p.metrics.Received.WithLabelValues(string(formatLabel(format))).Inc()
+	if d.Redelivered {
+		p.metrics.Redelivered.Inc()
+	}
 	if err != nil {
 		item.rejection = &Rejection{Device: device, Topic: d.Topic, Code: RejectTopic, Reason: err.Error(), Payload: d.Payload, Received: now}
 		return item
 	}
-	msg, err := Decode(device, d.Payload, now, p.cfg.Limits)
+	var msg Message
+	if format == FormatSenML {
+		msg, err = DecodeSenML(device, d.Payload, now, p.cfg.Limits)
+	} else {
+		msg, err = Decode(device, d.Payload, now, p.cfg.Limits)
+	}
 	rej := func(code, reason string) *Rejection {
 		return &Rejection{Device: device, Topic: d.Topic, MsgID: msg.MsgID, Code: code, Reason: reason, Payload: d.Payload, Received: now}
 	}
@@ -228,11 +385,11 @@ func (p *Pipeline) decode(d Delivery) pending {
 	for _, r := range msg.Readings {
 		patient, ward, err := p.registry.PatientAt(device, r.At)
 		if err != nil {
-			unattributed = append(unattributed, fmt.Sprintf("%s at %s", r.Kind, r.At.Format(time.RFC3339)))
 			if errors.Is(err, devices.ErrNotFound) {
 				item.rejection = rej(RejectDevice, fmt.Sprintf("device %s is not registered", device))
 				return item
 			}
+			unattributed = append(unattributed, fmt.Sprintf("%s at %s", r.Kind, r.At.Format(time.RFC3339)))
 			continue
 		}
 		r.Patient, r.Ward = patient, ward
@@ -250,6 +407,14 @@ func (p *Pipeline) decode(d Delivery) pending {
 		item.rejection = rej(RejectReadings, ProblemsText(msg.Problems))
 	}
 	return item
+}
+
+// formatLabel keeps the format label's values to the known few.
+func formatLabel(f Format) Format {
+	if f == FormatSenML {
+		return f
+	}
+	return FormatV1
 }
 
 // Run stores and acknowledges queued messages until ctx is cancelled, then
@@ -298,7 +463,10 @@ func (p *Pipeline) fill(ctx context.Context, batch []pending) []pending {
 // shutdown stops intake and makes one bounded attempt to store what is held
 // and queued; what it cannot store stays unacknowledged for redelivery.
 func (p *Pipeline) shutdown(held []pending) {
-	p.closeMu.Do(func() { close(p.closing) })
+	p.closeMu.Do(func() {
+		close(p.closing)
+		p.cancelClosing()
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.FlushTimeout)
 	defer cancel()
 	batch := append([]pending(nil), held...)
@@ -315,37 +483,53 @@ func (p *Pipeline) shutdown(held []pending) {
 	}
 	if err := p.commit(ctx, batch); err != nil {
 		p.log.Warn("shutdown left messages unacknowledged; the broker will redeliver them", "messages", len(batch), "err", err)
+		p.release(batch)
 		return
 	}
 	p.log.Info("flushed at shutdown", "messages", len(batch))
 }
 
 // commit stores a batch, retrying with backoff until it is stored or ctx
-// ends, then acknowledges every message in it in arrival order.
+// ends, then acknowledges every message in it in arrival order (MQTT wants
+// PUBACKs in the order the PUBLISHes came).
 func (p *Pipeline) commit(ctx context.Context, batch []pending) error {
 	var readings []vward.Reading
 	var rejections []Rejection
+	stored := 0
 	for _, item := range batch {
 		readings = append(readings, item.readings...)
+		if len(item.readings) > 0 {
+			stored++
+		}
 		if item.rejection != nil {
 			rejections = append(rejections, *item.rejection)
 		}
 	}
-	if err := p.retry(ctx, "write readings", func(ctx context.Context) error {
-		return p.store.WriteReadings(ctx, readings)
-	}); err != nil {
-		return err
+	if len(readings) > 0 {
+		if err := p.retry(ctx, "write readings", storeHistory, func(ctx context.Context) error {
+			began := time.Now()
+			err := p.store.WriteReadings(ctx, readings)
+			if err == nil {
+				p.metrics.WriteDuration.Observe(time.Since(began).Seconds())
+			}
+			return err
+		}); err != nil {
+			return err
+		}
 	}
-	p.Stats.Stored.Add(int64(len(readings)))
+	p.metrics.ReadingsStored.Add(float64(len(readings)))
+	p.metrics.MessagesStored.Add(float64(stored))
 	if len(rejections) > 0 {
-		if err := p.retry(ctx, "keep dead letters", func(ctx context.Context) error {
+		if err := p.retry(ctx, "keep dead letters", storeDeadLetters, func(ctx context.Context) error {
 			return p.dead.Keep(ctx, rejections)
 		}); err != nil {
 			return err
 		}
-		p.Stats.Rejected.Add(int64(len(rejections)))
 		for _, r := range rejections {
-			p.log.Info("message rejected", "device", r.Device, "code", r.Code, "reason", r.Reason)
+			p.metrics.Rejected.WithLabelValues(r.Code).Inc()
+			// The reason and payload stay in the dead-letter store:
+			// a payload is untrusted text and has no place in logs.
+			p.log.Info("message rejected", "device", r.Device, "msg_id", r.MsgID, "code", r.Code)
 			if p.notifier != nil {
 				p.notifier.NotifyRejected(r)
 			}
@@ -356,12 +540,12 @@ func (p *Pipeline) commit(ctx context.Context, batch []pending) error {
 			item.ack()
 		}
 	}
-	p.Stats.Acked.Add(int64(len(batch)))
-	p.Stats.InFlight.Add(-int64(len(batch)))
+	p.metrics.Acked.Add(float64(len(batch)))
+	p.release(batch)
 	return nil
 }
 
-func (p *Pipeline) retry(ctx context.Context, what string, f func(context.Context) error) error {
+func (p *Pipeline) retry(ctx context.Context, what, store string, f func(context.Context) error) error {
 	wait := p.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
 		err := f(ctx)
@@ -370,10 +554,14 @@ func (p *Pipeline) retry(ctx context.Context, what string, f func(context.Contex
 				p.log.Info(what+" recovered", "attempts", attempt)
 			}
 			p.storeOK.Store(true)
+			p.metrics.StoreUp.Set(1)
 			return nil
 		}
+		msg := err.Error()
+		p.lastStoreErr.Store(&msg)
 		p.storeOK.Store(false)
-		p.Stats.WriteFailures.Add(1)
+		p.metrics.StoreUp.Set(0)
+		p.metrics.WriteFailures.WithLabelValues(store).Inc()
 		p.log.Warn(what+" failed; holding acknowledgements and retrying", "attempt", attempt, "retry_in", wait, "err", err)
 		select {
 		case <-time.After(wait):

@@ -40,9 +40,28 @@ type client struct {
 	wards map[vward.WardID]bool // nil: every ward
 
 	mu    sync.Mutex
-	rows  map[vward.PatientID][]byte // latest encoded update per patient
-	order []vward.PatientID          // first-dirtied first, so no row starves
+	rows  map[vward.PatientID]*encoded // latest update per patient
+	order []vward.PatientID            // first-dirtied first, so no row starves
 	wake  chan struct{}
+
+	alerts        [][]byte // alert events in order, never coalesced (alerts.go)
+	alertOverflow bool     // more than maxQueuedAlerts waited: drop the client
+}
+
+// encoded is an event encoded at most once, when the first client's writer
+// needs it: with no client, or when a newer update of the same patient
+// replaces it before any writer runs, it is never encoded at all. Ingest
+// publishes an event per device message, so this keeps JSON off its path.
+type encoded struct {
+	once  sync.Once
+	event alerting.Event
+	b     []byte
+	err   error
+}
+
+func (e *encoded) bytes() ([]byte, error) {
+	e.once.Do(func() { e.b, e.err = json.Marshal(e.event) })
+	return e.b, e.err
 }
 
 func (c *client) sees(w vward.WardID) bool { return c.wards == nil || c.wards[w] }
@@ -54,20 +73,23 @@ func (h *Hub) Clients() int {
 	return len(h.clients)
 }
 
-// Publish implements alerting.Publisher. The event is encoded once for all
-// clients.
+// Publish implements alerting.Publisher. It never blocks and never encodes:
+// the clients' writers do, once for all of them.
 func (h *Hub) Publish(e alerting.Event) {
-	if e.Patient == nil {
+	if e.Alert != nil {
+		h.publishAlert(e)
 		return
 	}
-	b, err := json.Marshal(e)
-	if err != nil {
-		h.log.Error("encode board event", "err", err)
+	if e.Patient == nil {
 		return
 	}
 	id, ward := e.Patient.Patient, e.Patient.Ward
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	if len(h.clients) == 0 {
+		return
+	}
+	b := &encoded{event: e}
 	for c := range h.clients {
 		if !c.sees(ward) {
 			continue
@@ -88,7 +110,7 @@ func (h *Hub) Publish(e alerting.Event) {
 // serve runs one client until it goes away or ctx ends. snapshot is written
 // first; updates published meanwhile are queued and follow it.
 func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, wards map[vward.WardID]bool, snapshot []byte) {
-	c := &client{conn: conn, wards: wards, rows: make(map[vward.PatientID][]byte), wake: make(chan struct{}, 1)}
+	c := &client{conn: conn, wards: wards, rows: make(map[vward.PatientID]*encoded), wake: make(chan struct{}, 1)}
 	h.mu.Lock()
 	h.clients[c] = struct{}{}
 	h.mu.Unlock()
@@ -130,11 +152,29 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, wards map[vward.W
 			}
 		case <-c.wake:
 			c.mu.Lock()
+			alerts, overflow := c.alerts, c.alertOverflow
+			c.alerts = nil
 			order, rows := c.order, c.rows
-			c.order, c.rows = nil, make(map[vward.PatientID][]byte, len(rows))
+			c.order, c.rows = nil, make(map[vward.PatientID]*encoded, len(rows))
 			c.mu.Unlock()
+			if overflow {
+				h.Dropped.Add(1)
+				h.log.Info("board client dropped", "err", "alert queue overflowed")
+				return
+			}
+			// Alerts first: they are what a clinician must not miss.
+			for _, b := range alerts {
+				if !h.write(c, websocket.TextMessage, b) {
+					return
+				}
+			}
 			for _, id := range order {
-				if !h.write(c, websocket.TextMessage, rows[id]) {
+				b, err := rows[id].bytes()
+				if err != nil {
+					h.log.Error("encode board event", "err", err)
+					continue
+				}
+				if !h.write(c, websocket.TextMessage, b) {
 					return
 				}
 			}

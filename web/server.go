@@ -17,6 +17,7 @@ import (
 
 	"github.com/vward/vward"
 	"github.com/vward/vward/alerting"
+	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
 )
 
@@ -29,8 +30,30 @@ type Check struct {
 	Run  func(ctx context.Context) error
 }
 
+// WardDirectory lists the wards, for the board's header and filters.
+type WardDirectory interface {
+	Wards(ctx context.Context) ([]devices.Ward, error)
+}
+
+// Deps are what the HTTP side is built from.
+type Deps struct {
+	Auth    *Auth
+	Monitor *alerting.Monitor
+	History history.Store
+	Hub     *Hub
+	Wards   WardDirectory
+	Checks  []Check      // readiness probes, for /readyz
+	Ops     Ops          // dead letters and metrics, for operators (ops.go)
+	Alerts  AlertService // the alert API (alerts.go); nil answers 503
+	// Registry serves the registry API: wards, patients' stays, devices
+	// (registry.go); nil leaves those routes out.
+	Registry *devices.Registry
+	Log      *slog.Logger
+}
+
 // Server is the HTTP side of vward.
 type Server struct {
+	Deps
 	auth    *Auth
 	monitor *alerting.Monitor
 	history history.Store
@@ -41,8 +64,8 @@ type Server struct {
 }
 
 // NewServer wires the board. ctx ends every stream when it is cancelled.
-func NewServer(ctx context.Context, auth *Auth, m *alerting.Monitor, h history.Store, hub *Hub, checks []Check, log *slog.Logger) *Server {
-	return &Server{auth: auth, monitor: m, history: h, hub: hub, checks: checks, log: log.With("component", "web"), ctx: ctx}
+func NewServer(ctx context.Context, d Deps) *Server {
+	return &Server{Deps: d, auth: d.Auth, monitor: d.Monitor, history: d.History, hub: d.Hub, checks: d.Checks, log: d.Log.With("component", "web"), ctx: ctx}
 }
 
 // Handler returns the routes. The page, sign-in and health probes are
@@ -67,6 +90,7 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	mux.Handle("GET /metrics", s.metrics())
 
 	api := http.NewServeMux()
 	api.HandleFunc("POST /api/v1/logout", s.auth.logout)
@@ -74,6 +98,9 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("GET /api/v1/patients/{id}", s.patient)
 	api.HandleFunc("GET /api/v1/patients/{id}/readings", s.readings)
 	api.HandleFunc("GET /api/v1/stream", s.stream)
+	api.HandleFunc("GET /api/v1/rejections", s.rejections)
+	s.alertRoutes(api)    // /api/v1/alerts…, /api/v1/reports/response-times (alerts.go)
+	s.registryRoutes(api) // /api/v1/wards…, patients' stays, /api/v1/devices… (registry.go)
 	mux.Handle("/api/", s.auth.Require(api))
 	return mux
 }
@@ -103,21 +130,36 @@ func (s *Server) visiblePatient(r *http.Request, id vward.PatientID) (alerting.P
 }
 
 // Snapshot is the first message on the stream and the body of
-// GET /api/v1/patients: every row the client may see, most acute first.
+// GET /api/v1/patients: every row the client may see, most acute first,
+// and the wards they are on.
 type Snapshot struct {
 	Type       string                 `json:"type"` // "snapshot"
 	ServerTime time.Time              `json:"server_time"`
 	Storage    string                 `json:"storage"`
+	Wards      []devices.Ward         `json:"wards"`
 	Patients   []alerting.PatientView `json:"patients"`
 }
 
-func (s *Server) snapshot(u User) Snapshot {
-	return Snapshot{Type: "snapshot", ServerTime: time.Now().UTC(), Storage: s.history.Describe(), Patients: s.monitor.Snapshot(u.Sees)}
+func (s *Server) snapshot(ctx context.Context, u User) Snapshot {
+	snap := Snapshot{Type: "snapshot", ServerTime: time.Now().UTC(), Storage: s.history.Describe(),
+		Wards: []devices.Ward{}, Patients: s.monitor.Snapshot(u.Sees)}
+	if s.Wards != nil {
+		ws, err := s.Wards.Wards(ctx)
+		if err != nil {
+			s.log.Error("list wards for the board", "err", err)
+		}
+		for _, w := range ws {
+			if u.Sees(w.ID) {
+				snap.Wards = append(snap.Wards, w)
+			}
+		}
+	}
+	return snap
 }
 
 func (s *Server) patients(w http.ResponseWriter, r *http.Request) {
 	u, _ := CurrentUser(r)
-	writeJSON(w, http.StatusOK, s.snapshot(u))
+	writeJSON(w, http.StatusOK, s.snapshot(r.Context(), u))
 }
 
 func (s *Server) patient(w http.ResponseWriter, r *http.Request) {
@@ -173,7 +215,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		return // Upgrade has answered the client
 	}
 	u, _ := CurrentUser(r)
-	snap, err := json.Marshal(s.snapshot(u))
+	snap, err := json.Marshal(s.snapshot(r.Context(), u))
 	if err != nil {
 		conn.Close()
 		return

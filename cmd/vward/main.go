@@ -38,6 +38,8 @@ Start with "vward demo": one process, nothing to install.`,
 	}
 	root.PersistentFlags().String("log-level", env("VWARD_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env VWARD_LOG_LEVEL)")
 	root.AddCommand(newServeCmd(), newDemoCmd(), newScoreCmd())
+	root.AddCommand(newDevicesCmd())
+	root.AddCommand(newWardsCmd(), newPatientsCmd(), newUsersCmd()) // the registry (registry.go)
 	return root
 }
 

@@ -36,6 +36,7 @@ func (f *ingestFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.cfg.MaxInFlight, "max-inflight", envInt("VWARD_MAX_INFLIGHT", 20000), "messages received but not yet stored and acknowledged; beyond it the broker holds the backlog (env VWARD_MAX_INFLIGHT)")
 	fs.IntVar(&f.cfg.BatchSize, "batch-size", envInt("VWARD_BATCH_SIZE", 5000), "readings per InfluxDB write (env VWARD_BATCH_SIZE)")
 	fs.DurationVar(&f.cfg.BatchWait, "batch-wait", envDuration("VWARD_BATCH_WAIT", 0), "how long a partial batch waits for more before it is written; 0 means 20ms (env VWARD_BATCH_WAIT)")
+	fs.Int64Var(&f.cfg.MaxInFlightBytes, "max-inflight-bytes", int64(envInt("VWARD_MAX_INFLIGHT_BYTES", 64<<20)), "payload bytes of the messages in flight; bounds memory whatever their size (env VWARD_MAX_INFLIGHT_BYTES)")
 }
 
 func newServeCmd() *cobra.Command {
@@ -75,6 +76,7 @@ A reading is acknowledged to the broker only once InfluxDB has stored it.`,
 	fs.StringVar(&cfg.MQTT.Username, "mqtt-username", env("VWARD_MQTT_USERNAME", "vward"), "vward's own MQTT account (env VWARD_MQTT_USERNAME)")
 	fs.StringVar(&cfg.MQTT.Password, "mqtt-password", env("VWARD_MQTT_PASSWORD", ""), "password of vward's MQTT account (env VWARD_MQTT_PASSWORD)")
 	fs.StringVar(&cfg.MQTT.ClientID, "mqtt-client-id", env("VWARD_MQTT_CLIENT_ID", "vward-ingest"), "fixed MQTT client id: the broker keeps unacknowledged readings in this persistent session across restarts (env VWARD_MQTT_CLIENT_ID)")
+	fs.IntVar(&cfg.MQTT.Connections, "mqtt-connections", envInt("VWARD_MQTT_CONNECTIONS", 1), "subscriber connections; above 1 they share a $share/vward/ subscription as <client-id>-1…-N (read docs/operator.md before changing it) (env VWARD_MQTT_CONNECTIONS)")
 	influx.register(fs)
 	tune.register(fs)
 	return cmd

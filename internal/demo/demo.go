@@ -135,22 +135,35 @@ func WriteCredentials(dir string, s Seeded) (string, error) {
 
 // Fleet builds the simulated fleet of the demo: most patients stable, one in
 // four slowly turning septic over a few minutes, one in six recovering, so
-// the board changes while someone watches.
-func Fleet(s Seeded, brokerURL string, log *slog.Logger) *simulator.Fleet {
+// the board changes while someone watches. Each patient's hub takes a full
+// set of observations every 5 seconds, in real time.
+func Fleet(s Seeded, brokerURL string, log *slog.Logger) *simulator.Runner {
 	rng := rand.New(rand.NewPCG(s.Options.Seed, 0))
-	f := &simulator.Fleet{BrokerURL: brokerURL, Seed: s.Options.Seed, Speed: 1, Log: log}
+	every := simulator.Duration(5 * time.Second)
+	sc := &simulator.Scenario{
+		Name: "demo", Seed: s.Options.Seed, Speed: 1, Clock: simulator.RealClock,
+		// A week: the demo runs until stopped, and vward keeps a week of backfill.
+		Duration: simulator.Duration(7 * 24 * time.Hour), Ward: Ward,
+	}
+	creds := map[vward.DeviceID]string{}
 	for i, d := range s.Devices {
-		p := simulator.Patient{ID: d.Patient, Baseline: simulator.RandomBaseline(rng), Trajectory: simulator.Stable}
+		p := simulator.PatientSpec{ID: d.Patient, Name: d.Name, Profile: simulator.Adult,
+			Devices: []simulator.DeviceSpec{{ID: d.ID, Kind: simulator.Hub, Schedule: simulator.Schedule{Every: every}}}}
 		switch {
 		case i%4 == 1:
-			p.Trajectory = simulator.Sepsis
-			p.Onset = time.Duration(20+rng.IntN(100)) * time.Second
-			p.Span = time.Duration(3+rng.IntN(3)) * time.Minute
+			p.Trajectories = []simulator.Course{{Kind: simulator.Sepsis,
+				Onset: simulator.Duration(time.Duration(20+rng.IntN(100)) * time.Second),
+				Span:  simulator.Duration(time.Duration(3+rng.IntN(3)) * time.Minute)}}
 		case i%6 == 3:
-			p.Trajectory = simulator.Recovery
-			p.Span = time.Duration(3+rng.IntN(3)) * time.Minute
+			p.Trajectories = []simulator.Course{{Kind: simulator.Recovery,
+				Span: simulator.Duration(time.Duration(3+rng.IntN(3)) * time.Minute)}}
 		}
-		f.Devices = append(f.Devices, simulator.Device{ID: d.ID, Secret: d.Secret, Patient: p, Every: 5 * time.Second})
+		sc.Patients = append(sc.Patients, p)
+		creds[d.ID] = d.Secret
 	}
-	return f
+	return &simulator.Runner{Scenario: sc, Options: simulator.RunOptions{
+		MQTTURL: brokerURL, Credentials: creds, Log: log,
+		// The embedded broker may start a moment after the fleet.
+		ConnectTimeout: 5 * time.Minute,
+	}}
 }

@@ -165,7 +165,49 @@ func TestBoardInBrowser(t *testing.T) {
 	if !strings.Contains(badge, "HIGH") {
 		t.Errorf("p1 badge %q, want the word HIGH, not colour alone", badge)
 	}
+	step(t, b, "high alert on the row", chromedp.WaitVisible(`tr[data-patient="p1"] .alert.clinical.st-raised button.ack`))
+	banner := read(t, b, "high-risk banner", chromedp.Text("#alert-banner"))
+	if !strings.Contains(banner, "HIGH risk: Test Patient") {
+		t.Errorf("banner %q, want a HIGH risk cue naming the patient", banner)
+	}
 	screenshot(t, b, "board")
+
+	// One click acknowledges; the row says who did.
+	step(t, b, "acknowledge",
+		chromedp.Click(`tr[data-patient="p1"] .alert.clinical button.ack`),
+		chromedp.WaitVisible(`tr[data-patient="p1"] .alert.clinical.st-acknowledged`),
+	)
+	if st := read(t, b, "alert state", chromedp.Text(`tr[data-patient="p1"] .alert.clinical .state`)); !strings.Contains(st, "acknowledged by nurse") {
+		t.Errorf("alert state %q, want it to say acknowledged by nurse", st)
+	}
+
+	// The ward filter lists the ward and keeps its patients.
+	rows := read(t, b, "filter by ward", chromedp.Evaluate[int](`(() => {
+		const f = document.getElementById("filter-ward");
+		f.value = "w1";
+		f.dispatchEvent(new Event("change"));
+		return document.querySelectorAll("#rows tr").length;
+	})()`))
+	if rows != 4 {
+		t.Errorf("ward filter w1 shows %d rows, want 4", rows)
+	}
+
+	// Keyboard: focus the top row and press Enter to open the patient.
+	step(t, b, "open patient by keyboard",
+		chromedp.Focus(`tr[data-patient="p1"]`),
+		chromedp.KeyEvent("\r"),
+		chromedp.WaitVisible(`#patient-view`),
+		chromedp.WaitVisible(`#pv-charts .chart svg`),
+	)
+	step(t, b, "audit trail", chromedp.WaitVisible(`#pv-alerts ol.audit li`))
+	pv := read(t, b, "patient view", chromedp.Text("#patient-view"))
+	for _, want := range []string{"Test Patient", "NEWS2", "Respiration rate", "SpO₂", "Temperature", "raised", "nurse", "acknowledged"} {
+		if !strings.Contains(pv, want) {
+			t.Errorf("patient view %q lacks %q", pv, want)
+		}
+	}
+	screenshot(t, b, "patient")
+	step(t, b, "back to the board", chromedp.Click("#pv-back"), chromedp.WaitVisible(`tr[data-patient="p1"]`))
 
 	// Lose the stream: the board must say so rather than freeze, then
 	// recover by itself.

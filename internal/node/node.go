@@ -6,7 +6,6 @@ package node
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,8 +13,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vward/vward"
 	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
@@ -34,7 +36,10 @@ type Config struct {
 	// MemoryReadings bounds the in-memory history per patient.
 	MemoryReadings int
 	Ingest         ingest.Config
-	Log            *slog.Logger
+	// Alerting is the escalation policy, per ward, and the alert engine's
+	// clock and tick (docs/alerts.md).
+	Alerting alerting.Config
+	Log      *slog.Logger
 }
 
 // Node is a started vward. Its parts are exported for wiring and tests.
@@ -46,10 +51,14 @@ type Node struct {
 	Dead     *ingest.DeadLetterStore
 	History  history.Store
 	Monitor  *alerting.Monitor
+	Alerts   *alerting.Engine
 	Hub      *web.Hub
 	Auth     *web.Auth
 	Pipeline *ingest.Pipeline
 	Source   *ingest.Source
+	// Metrics is this node's Prometheus registry, served on /metrics. It
+	// is not the global one, so a test may run several nodes.
+	Metrics  *prometheus.Registry
 	listener net.Listener
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -71,7 +80,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Log, DB: db}
+	n := &Node{cfg: cfg, log: cfg.Log, DB: db, Metrics: prometheus.NewRegistry()}
+	n.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	fail := func(err error) (*Node, error) {
 		n.Close()
@@ -93,7 +103,11 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.Hub = web.NewHub(cfg.Log)
 	n.Monitor = alerting.NewMonitor(news2.DefaultFreshness(), n.Hub, cfg.Log)
-	n.Pipeline = ingest.NewPipeline(cfg.Ingest, n.History, n.Registry, n.Monitor, n.Dead, nil, cfg.Log)
+	if n.Alerts, err = alerting.OpenEngine(ctx, db, cfg.Alerting, n.Hub, cfg.Log); err != nil {
+		return fail(err)
+	}
+	n.Monitor.SetEngine(n.Alerts)
+	n.Pipeline = ingest.NewPipeline(cfg.Ingest, n.History, n.Registry, n.Monitor, n.Dead, nil, ingest.NewMetrics(n.Metrics), cfg.Log)
 	n.Source = ingest.NewSource(cfg.MQTT, n.Pipeline, cfg.Log)
 	if n.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return fail(fmt.Errorf("listen for http on %s: %w", cfg.HTTPAddr, err))
@@ -104,18 +118,33 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// LoadPatients tells the monitor of every admitted patient, so that the board
-// lists them before their first reading.
+// LoadPatients tells the monitor of every patient on a ward, so that the
+// board lists them before their first reading. It runs again whenever the
+// registry changes (Registry.Watch in Run), so that an admission or a new
+// SpO2 scale made with the CLI reaches the board and the scoring; a
+// discharged patient is dropped if the monitor can drop one.
 func (n *Node) LoadPatients(ctx context.Context) error {
-	ps, err := n.Registry.Patients(ctx)
+	ps, err := n.Registry.ListPatients(ctx, devices.PatientQuery{Discharged: true})
 	if err != nil {
 		return err
 	}
+	forget, _ := any(n.Monitor).(interface{ Discharge(vward.PatientID) })
 	for _, p := range ps {
+		if p.Status == devices.StatusDischarged {
+			if forget != nil {
+				forget.Discharge(p.ID)
+			}
+			continue
+		}
 		n.Monitor.Admit(alerting.PatientInfo{ID: p.ID, Ward: p.Ward, Name: p.Name, SpO2Scale: p.SpO2Scale})
 	}
 	return nil
 }
+
+// RegistryWatchInterval is how often a running node checks whether another
+// process (the vward wards|patients|devices|users commands) changed the
+// registry.
+const RegistryWatchInterval = 2 * time.Second
 
 // URL is the board's address.
 func (n *Node) URL() string { return "http://" + n.listener.Addr().String() }
@@ -126,19 +155,36 @@ func (n *Node) URL() string { return "http://" + n.listener.Addr().String() }
 func (n *Node) Run(ctx context.Context) error {
 	defer n.cancel()
 	checks := []web.Check{
-		{Name: "broker", Run: func(context.Context) error {
-			if !n.Source.Connected() {
-				return errors.New("not connected to the broker")
+		{Name: "broker", Run: func(context.Context) error { return n.Source.Check() }},
+		{Name: "history", Run: func(ctx context.Context) error {
+			if err := n.History.Ping(ctx); err != nil {
+				return err
+			}
+			// Reachable is not enough: say so while writes fail.
+			if err := n.Pipeline.StoreError(); err != nil {
+				return fmt.Errorf("%s: writes failing: %w", n.History.Describe(), err)
 			}
 			return nil
 		}},
-		{Name: "history", Run: n.History.Ping},
 	}
-	srv := web.NewServer(n.ctx, n.Auth, n.Monitor, n.History, n.Hub, checks, n.log)
+	srv := web.NewServer(n.ctx, web.Deps{
+		Auth: n.Auth, Monitor: n.Monitor, History: n.History, Hub: n.Hub,
+		Wards: n.Registry, Registry: n.Registry, Checks: checks, Log: n.log,
+		Ops: web.Ops{Rejections: n.Dead, Metrics: n.Metrics}, Alerts: n.Alerts,
+	})
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.Pipeline.Run(gctx) })
 	g.Go(func() error { return n.Source.Run(gctx) })
 	g.Go(func() error { return n.Monitor.Run(gctx, 30*time.Second) })
+	// The CLI writes the registry from other processes; see docs/registry.md.
+	g.Go(func() error {
+		return n.Registry.Watch(gctx, RegistryWatchInterval, n.log, func() {
+			if err := n.LoadPatients(gctx); err != nil && gctx.Err() == nil {
+				n.log.Warn("reload patients after a registry change", "err", err)
+			}
+		})
+	})
+	g.Go(func() error { return n.Alerts.Run(gctx) })
 	g.Go(func() error {
 		err := web.Serve(gctx, n.listener, srv.Handler())
 		n.cancel() // end the board streams

@@ -3,24 +3,34 @@
 // can never freeze silently. The message protocol is in docs/websocket.md.
 "use strict";
 
-const VITALS = [
-  ["respiratory_rate", "respiratory_rate"],
-  ["spo2", "spo2"],
-  ["supplemental_oxygen", "supplemental_oxygen"],
-  ["systolic_bp", "systolic_bp"],
-  ["heart_rate", "heart_rate"],
-  ["consciousness", "consciousness"],
-  ["temperature", "temperature"],
-];
+const VITALS = ["respiratory_rate", "spo2", "supplemental_oxygen", "systolic_bp", "heart_rate", "consciousness", "temperature"];
+const LABEL = {
+  respiratory_rate: "Respiration rate", spo2: "SpO₂", supplemental_oxygen: "Oxygen",
+  systolic_bp: "Systolic BP", diastolic_bp: "Diastolic BP", heart_rate: "Pulse",
+  consciousness: "Consciousness (ACVPU)", temperature: "Temperature",
+};
+// The NEWS2 "score 0" band of each parameter, shaded on the patient charts.
+const NORMAL = { respiratory_rate: [12, 20], spo2: [96, 100], systolic_bp: [111, 219], heart_rate: [51, 90], temperature: [36.1, 38.0] };
 const RISK_RANK = { high: 3, medium: 2, "low-medium": 1, low: 0 };
 const RISK_WORD = { high: "HIGH", medium: "MEDIUM", "low-medium": "RED SCORE", low: "LOW" };
 
 const patients = new Map();
+const alerts = new Map(); // open alerts by id, newest version kept
+let wards = [];
+let me = null;
 let serverOffset = 0;
-let connected = false;
-let lastMessage = 0;
+let csrfToken = "";
+let socket = null;
+let backoff = 500;
+let muted = localStorage.getItem("vward-muted") === "1";
 
 function $(id) { return document.getElementById(id); }
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
 
 function age(iso) {
   if (!iso) return "";
@@ -31,96 +41,260 @@ function age(iso) {
   return Math.round(s / 86400) + "d ago";
 }
 
+// --- Sorting and filtering ---------------------------------------------------
+
 function rank(p) {
   const n = p.news2;
   if (!n) return [-1, -1];
   return [RISK_RANK[n.risk] ?? -1, n.score];
 }
 
+function wardOf(id) { return wards.find(w => w.id === id); }
+
+function visible(p) {
+  const fw = $("filter-ward").value, fp = $("filter-pathway").value;
+  if (fw && p.ward !== fw) return false;
+  if (fp && (wardOf(p.ward) || {}).pathway !== fp) return false;
+  return true;
+}
+
+// alertsOf returns a patient's open alerts, clinical first.
+function alertsOf(id) {
+  return [...alerts.values()].filter(a => a.patient === id)
+    .sort((a, b) => (a.queue === "clinical" ? 0 : 1) - (b.queue === "clinical" ? 0 : 1) || RISK_RANK[b.risk] - RISK_RANK[a.risk]);
+}
+
+// waitingSince is when the patient's oldest unacknowledged clinical alert
+// was raised, or Infinity: the longer an alert has waited, the higher the row.
+function waitingSince(p) {
+  let t = Infinity;
+  for (const a of alertsOf(p.patient)) {
+    if (a.queue === "clinical" && a.unacknowledged_since && (a.state === "raised" || a.state === "cleared")) {
+      t = Math.min(t, Date.parse(a.unacknowledged_since));
+    }
+  }
+  return t;
+}
+
 function sorted() {
-  return [...patients.values()].sort((a, b) => {
+  return [...patients.values()].filter(visible).sort((a, b) => {
     const [ra, sa] = rank(a), [rb, sb] = rank(b);
     if (ra !== rb) return rb - ra;
     if (sa !== sb) return sb - sa;
+    const wa = waitingSince(a), wb = waitingSince(b);
+    if (wa !== wb) return wa - wb;
     return (a.name || a.patient).localeCompare(b.name || b.patient);
   });
 }
 
-function cell(p, kind) {
-  const td = document.createElement("td");
+// --- Rendering the board -------------------------------------------------------
+
+function sparkline(trend) {
+  const w = 90, h = 26;
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("width", w);
+  svg.setAttribute("height", h);
+  if (!trend || trend.length === 0) return svg;
+  const end = Date.now() + serverOffset, start = end - 24 * 3600 * 1000;
+  const x = t => Math.max(0, Math.min(w, (Date.parse(t) - start) / (end - start) * w));
+  // Scores above 8 are all emergencies: give the range 0–8 the height.
+  const y = s => h - 2 - Math.min(8, s) / 8 * (h - 4);
+  const pts = trend.map(p => x(p.at).toFixed(1) + "," + y(p.score).toFixed(1));
+  const last = trend[trend.length - 1];
+  pts.push(w + "," + y(last.score).toFixed(1));
+  const line = document.createElementNS(ns, "polyline");
+  line.setAttribute("points", pts.join(" "));
+  svg.appendChild(line);
+  const dot = document.createElementNS(ns, "circle");
+  dot.setAttribute("cx", w - 1.5);
+  dot.setAttribute("cy", y(last.score));
+  dot.setAttribute("r", 2);
+  svg.appendChild(dot);
+  const title = document.createElementNS(ns, "title");
+  title.textContent = "NEWS2 over 24 hours: " + trend.map(p => p.score).join(", ");
+  svg.appendChild(title);
+  return svg;
+}
+
+function vitalCell(p, kind) {
+  const td = el("td");
   const v = p.vitals && p.vitals[kind];
-  if (!v) { td.innerHTML = '<span class="none">—</span>'; return td; }
+  if (!v) { td.appendChild(el("span", "none", "—")); return td; }
   const sub = p.news2 && p.news2.subscores ? p.news2.subscores[kind] : undefined;
-  const val = document.createElement("span");
   let text = v.display;
   if (kind === "supplemental_oxygen") text = v.value ? "O₂" : "air";
-  val.textContent = text + (v.unit && kind !== "supplemental_oxygen" ? " " + v.unit : "");
-  if (sub) { val.className = "sub" + sub; val.title = "NEWS2 sub-score " + sub; }
+  else if (v.unit) text += " " + v.unit;
+  const val = el("span", sub ? "sub" + sub : "", text);
+  if (sub) val.title = "NEWS2 sub-score " + sub;
   td.appendChild(val);
-  const a = document.createElement("span");
-  a.className = "age";
+  const a = el("span", "age", age(v.at));
   a.dataset.at = v.at;
-  a.textContent = age(v.at);
   td.appendChild(a);
   return td;
 }
 
-function row(p) {
-  const tr = document.createElement("tr");
-  tr.dataset.patient = p.patient;
+function scoreCell(p) {
+  const td = el("td");
   const n = p.news2;
-  if (n) tr.className = "risk-" + n.risk;
-  const who = document.createElement("td");
-  who.innerHTML = '<span class="name"></span><span class="ward"></span>';
-  who.querySelector(".name").textContent = p.name || p.patient;
-  who.querySelector(".ward").textContent = " " + p.ward + (p.spo2_scale === 2 ? " · SpO₂ scale 2" : "");
-  tr.appendChild(who);
-  const score = document.createElement("td");
-  if (n) {
-    const s = document.createElement("span");
-    s.className = "score";
-    s.innerHTML = '<span class="num"></span><span class="badge"></span>';
-    s.querySelector(".num").textContent = n.score;
-    const b = s.querySelector(".badge");
-    b.classList.add(n.risk);
-    b.textContent = RISK_WORD[n.risk] || n.risk;
-    score.appendChild(s);
-    if (!n.complete) {
-      const part = document.createElement("span");
-      part.className = "partial";
-      part.textContent = "partial — missing " + n.missing.map(m => m.replace(/_/g, " ")).join(", ");
-      score.appendChild(part);
-    }
-  } else {
-    score.innerHTML = '<span class="none">no score</span>';
+  if (!n) { td.appendChild(el("span", "none", "no score")); return td; }
+  const s = el("span", "score");
+  s.appendChild(el("span", "num", n.score));
+  s.appendChild(el("span", "badge " + n.risk, RISK_WORD[n.risk] || n.risk));
+  td.appendChild(s);
+  if (!n.complete) {
+    td.appendChild(el("span", "partial", "partial — missing " + n.missing.map(m => m.replace(/_/g, " ")).join(", ")));
   }
-  tr.appendChild(score);
-  for (const [kind] of VITALS) tr.appendChild(cell(p, kind));
-  const last = document.createElement("td");
-  last.innerHTML = '<span class="age"></span>';
-  last.firstChild.dataset.at = p.last_seen || "";
-  last.firstChild.textContent = p.last_seen ? age(p.last_seen) : "never";
+  return td;
+}
+
+const CONDITION_WORD = { news2: "NEWS2", overdue: "observations overdue", device_offline: "device offline", battery_low: "battery low" };
+
+function stateWord(a) {
+  switch (a.state) {
+    case "raised": return a.tier > 0 ? "ESCALATED to " + a.tier_name : "NEW";
+    case "acknowledged": return "acknowledged by " + a.acknowledged_by;
+    case "shelved": return "shelved until " + new Date(a.shelved_until).toLocaleTimeString();
+    case "cleared": return "back to normal — not acknowledged";
+    default: return a.state;
+  }
+}
+
+function actionButton(label, cls, onClick) {
+  const b = el("button", "act " + cls, label);
+  b.type = "button";
+  b.addEventListener("click", (ev) => { ev.stopPropagation(); onClick(); });
+  b.addEventListener("keydown", (ev) => ev.stopPropagation());
+  return b;
+}
+
+function alertCell(p) {
+  const td = el("td", "alerts");
+  for (const a of alertsOf(p.patient)) {
+    const box = el("div", "alert " + a.queue + " st-" + a.state + (a.tier > 0 ? " escalated" : ""));
+    box.dataset.alert = a.id;
+    const what = a.condition === "news2" ? "NEWS2 " + (RISK_WORD[a.risk] || a.risk) : CONDITION_WORD[a.condition] || a.condition;
+    box.appendChild(el("span", "what", what));
+    box.appendChild(el("span", "state", stateWord(a)));
+    if (me && (me.role === "admin" || me.role === "clinician")) {
+      if (a.state === "raised" || a.state === "cleared") box.appendChild(actionButton("Acknowledge", "ack", () => act(a, "ack", {})));
+      if (a.queue === "clinical" && a.state !== "shelved") box.appendChild(actionButton("Shelve…", "shelve", () => openShelve(a)));
+      box.appendChild(actionButton("Resolve", "resolve", () => act(a, "resolve", {})));
+    }
+    td.appendChild(box);
+  }
+  return td;
+}
+
+async function act(a, action, body) {
+  const res = await api("POST", "/api/v1/alerts/" + a.id + "/" + action, body);
+  const out = await res.json().catch(() => ({}));
+  if (!res.ok) { flash("Could not " + action + ": " + (out.error || res.status)); return false; }
+  applyAlert(out.alert || out);
+  scheduleRender();
+  return true;
+}
+
+function flash(msg) {
+  const b = $("alert-banner");
+  b.textContent = msg;
+  b.hidden = false;
+}
+
+let shelving = null;
+function openShelve(a) {
+  shelving = a;
+  $("shelve-reason").value = "";
+  $("shelve-error").textContent = "";
+  $("shelve-dialog").showModal();
+  $("shelve-reason").focus();
+}
+
+function applyAlert(a) {
+  if (!a || !a.id) return;
+  const cur = alerts.get(a.id);
+  if (cur && cur.version > a.version) return;
+  if (a.state === "resolved") alerts.delete(a.id);
+  else alerts.set(a.id, a);
+}
+
+async function loadAlerts() {
+  const res = await api("GET", "/api/v1/alerts?state=open&limit=1000").catch(() => null);
+  if (!res || !res.ok) return;
+  const body = await res.json();
+  for (const a of body.alerts || []) applyAlert(a);
+  scheduleRender();
+}
+
+function row(p) {
+  const tr = el("tr", p.news2 ? "risk-" + p.news2.risk : "");
+  tr.dataset.patient = p.patient;
+  tr.tabIndex = 0;
+  tr.setAttribute("aria-label", (p.name || p.patient) + (p.news2 ? ", NEWS2 " + p.news2.score + " " + p.news2.risk : ", no score"));
+  const who = el("td");
+  who.appendChild(el("span", "name", p.name || p.patient));
+  const w = wardOf(p.ward);
+  who.appendChild(el("span", "ward", " " + (w ? w.name : p.ward) + (p.spo2_scale === 2 ? " · SpO₂ scale 2" : "")));
+  tr.appendChild(who);
+  tr.appendChild(scoreCell(p));
+  const trend = el("td");
+  trend.appendChild(sparkline(p.trend));
+  tr.appendChild(trend);
+  tr.appendChild(alertCell(p));
+  for (const kind of VITALS) tr.appendChild(vitalCell(p, kind));
+  const last = el("td");
+  const a = el("span", "age", p.last_seen ? age(p.last_seen) : "never");
+  a.dataset.at = p.last_seen || "";
+  last.appendChild(a);
   tr.appendChild(last);
   return tr;
 }
 
 function render() {
-  const body = $("rows");
-  const frag = document.createDocumentFragment();
+  const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.patient : null;
   const list = sorted();
+  const frag = document.createDocumentFragment();
   for (const p of list) frag.appendChild(row(p));
-  body.replaceChildren(frag);
+  $("rows").replaceChildren(frag);
   $("empty").hidden = list.length > 0;
+  if (focused) {
+    const again = document.querySelector(`tr[data-patient="${CSS.escape(focused)}"]`);
+    if (again) again.focus();
+  }
   const counts = { high: 0, medium: 0, "low-medium": 0, low: 0 };
   for (const p of list) if (p.news2) counts[p.news2.risk]++;
-  $("counts").innerHTML = "";
+  const c = $("counts");
+  c.replaceChildren(el("span", "", list.length + " patients"));
   for (const k of ["high", "medium", "low-medium", "low"]) {
-    const s = document.createElement("span");
-    s.textContent = (RISK_WORD[k] || k) + " " + counts[k];
+    const s = el("span", "", (RISK_WORD[k] || k) + " " + counts[k]);
     s.dataset.risk = k;
-    $("counts").appendChild(s);
+    c.appendChild(s);
   }
-  $("counts").insertAdjacentHTML("afterbegin", "<span>" + list.length + " patients</span>");
+  renderWards();
+}
+
+function renderWards() {
+  const box = $("wards");
+  box.replaceChildren();
+  for (const w of wards) {
+    const n = [...patients.values()].filter(p => p.ward === w.id).length;
+    const s = el("span");
+    s.appendChild(document.createTextNode(w.name + ": "));
+    const occ = el("span", "occ" + (w.capacity && n >= w.capacity ? " full" : ""), w.capacity ? n + " / " + w.capacity + " beds" : n + " patients");
+    s.appendChild(occ);
+    box.appendChild(s);
+  }
+}
+
+function fillFilters() {
+  const fw = $("filter-ward"), fp = $("filter-pathway");
+  const keepW = fw.value, keepP = fp.value;
+  fw.replaceChildren(new Option("all wards", ""));
+  for (const w of wards) fw.appendChild(new Option(w.name, w.id));
+  fp.replaceChildren(new Option("all pathways", ""));
+  for (const p of [...new Set(wards.map(w => w.pathway).filter(Boolean))].sort()) fp.appendChild(new Option(p, p));
+  fw.value = keepW; fp.value = keepP;
 }
 
 let renderQueued = false;
@@ -130,16 +304,160 @@ function scheduleRender() {
   requestAnimationFrame(() => { renderQueued = false; render(); });
 }
 
-function setConn(up, text) {
-  connected = up;
-  const c = $("conn");
-  c.className = "conn " + (up ? "up" : "down");
-  c.textContent = text;
+// --- Cues for a patient newly at high risk ---------------------------------------
+
+let audio = null;
+function beep() {
+  if (muted) return;
+  try {
+    audio = audio || new AudioContext();
+    const o = audio.createOscillator(), g = audio.createGain();
+    o.frequency.value = 880;
+    g.gain.setValueAtTime(0.2, audio.currentTime);
+    g.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.6);
+    o.connect(g); g.connect(audio.destination);
+    o.start(); o.stop(audio.currentTime + 0.6);
+  } catch (e) { /* no audio device: the banner still shows */ }
 }
 
-let backoff = 500;
-let csrfToken = "";
-let socket = null;
+// cue makes a paging high-risk alert impossible to miss: a banner in words,
+// a flash of the row, and a sound unless this browser muted it.
+function cue(ev) {
+  const a = ev.alert;
+  if (!ev.page || a.risk !== "high" || a.queue !== "clinical") return;
+  const p = patients.get(a.patient) || { patient: a.patient };
+  const b = $("alert-banner");
+  b.textContent = "HIGH risk: " + (p.name || p.patient) + " — NEWS2 " + a.score + " (" + (ev.change || "raised") + "). " + (p.news2 ? p.news2.response : "");
+  b.hidden = false;
+  beep();
+  setTimeout(() => {
+    const tr = document.querySelector(`tr[data-patient="${CSS.escape(a.patient)}"]`);
+    if (tr) tr.classList.add("flash");
+  }, 50);
+}
+
+function setMuted(m) {
+  muted = m;
+  localStorage.setItem("vward-muted", m ? "1" : "0");
+  $("mute").setAttribute("aria-pressed", m ? "true" : "false");
+  $("mute").textContent = m ? "Sound off" : "Sound on";
+}
+
+// --- Patient view -----------------------------------------------------------------
+
+function chart(kind, points) {
+  const box = el("div", "chart");
+  box.appendChild(el("h3", "", LABEL[kind] || kind));
+  if (points.length === 0) { box.appendChild(el("div", "none", "no readings in 24 hours")); return box; }
+  const W = 420, H = 140, pad = 28;
+  const end = Date.now() + serverOffset, start = end - 24 * 3600 * 1000;
+  let lo = Math.min(...points.map(p => p.value)), hi = Math.max(...points.map(p => p.value));
+  if (NORMAL[kind]) { lo = Math.min(lo, NORMAL[kind][0]); hi = Math.max(hi, NORMAL[kind][1]); }
+  if (hi === lo) { hi += 1; lo -= 1; }
+  const x = t => pad + (Date.parse(t) - start) / (end - start) * (W - pad - 4);
+  const y = v => H - 16 - (v - lo) / (hi - lo) * (H - 24);
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", (LABEL[kind] || kind) + ", last 24 hours, latest " + points[points.length - 1].value);
+  if (NORMAL[kind]) {
+    const r = document.createElementNS(ns, "rect");
+    r.setAttribute("class", "band");
+    r.setAttribute("x", pad); r.setAttribute("width", W - pad - 4);
+    r.setAttribute("y", y(NORMAL[kind][1])); r.setAttribute("height", Math.max(0, y(NORMAL[kind][0]) - y(NORMAL[kind][1])));
+    svg.appendChild(r);
+  }
+  for (const v of [lo, hi]) {
+    const t = document.createElementNS(ns, "text");
+    t.setAttribute("x", 2); t.setAttribute("y", y(v) + 4);
+    t.textContent = Math.round(v * 10) / 10;
+    svg.appendChild(t);
+  }
+  const line = document.createElementNS(ns, "polyline");
+  line.setAttribute("points", points.map(p => x(p.at).toFixed(1) + "," + y(p.value).toFixed(1)).join(" "));
+  svg.appendChild(line);
+  box.appendChild(svg);
+  return box;
+}
+
+async function showPatient(id) {
+  const p = patients.get(id);
+  $("main").hidden = true;
+  $("patient-view").hidden = false;
+  $("pv-name").textContent = p ? (p.name || p.patient) : id;
+  $("pv-meta").textContent = p ? (wardOf(p.ward) || { name: p.ward }).name + " · SpO₂ scale " + p.spo2_scale : "";
+  const score = $("pv-score");
+  score.replaceChildren();
+  if (p && p.news2) {
+    const s = scoreCell(p);
+    s.firstChild.appendChild(el("span", "", " · monitoring " + p.news2.monitoring));
+    score.appendChild(s.firstChild);
+    score.appendChild(el("p", "", p.news2.response));
+    const nc = chart("NEWS2", (p.trend || []).map(t => ({ at: t.at, value: t.score })));
+    nc.querySelector("h3").textContent = "NEWS2 (24 hours)";
+    score.appendChild(nc);
+  }
+  showTimeline(id);
+  const charts = $("pv-charts");
+  charts.replaceChildren(el("p", "none", "loading…"));
+  const res = await api("GET", "/api/v1/patients/" + encodeURIComponent(id) + "/readings?hours=24");
+  if (!res.ok) { charts.replaceChildren(el("p", "none", "history unavailable")); return; }
+  const body = await res.json();
+  charts.replaceChildren();
+  for (const kind of ["respiratory_rate", "spo2", "systolic_bp", "diastolic_bp", "heart_rate", "temperature"]) {
+    charts.appendChild(chart(kind, body.readings.filter(r => r.kind === kind)));
+  }
+  $("pv-back").focus();
+}
+
+// showTimeline lists the patient's alerts, newest first, each with its
+// audit trail: who or what changed it, when and why.
+async function showTimeline(id) {
+  const box = $("pv-alerts");
+  const res = await api("GET", "/api/v1/alerts?patient=" + encodeURIComponent(id) + "&limit=50").catch(() => null);
+  if (!res || !res.ok) { box.replaceChildren(el("p", "none", "alerts unavailable")); return; }
+  const list = (await res.json()).alerts || [];
+  box.replaceChildren(el("h3", "", "Alerts and audit"));
+  if (list.length === 0) { box.appendChild(el("p", "none", "No alerts.")); return; }
+  for (const a of list) {
+    const r = await api("GET", "/api/v1/alerts/" + a.id).catch(() => null);
+    const full = r && r.ok ? await r.json() : a;
+    const al = full.alert || full;
+    const sec = el("section", "timeline");
+    sec.dataset.alert = al.id;
+    const what = al.condition === "news2" ? "NEWS2 " + (RISK_WORD[al.risk] || al.risk) : CONDITION_WORD[al.condition] || al.condition;
+    sec.appendChild(el("h4", "", what + " — " + stateWord(al)));
+    if (me && me.role !== "viewer" && al.state !== "resolved") {
+      const note = el("input");
+      note.placeholder = "note (optional)";
+      note.setAttribute("aria-label", "Note for this alert");
+      sec.appendChild(note);
+      if (al.state === "raised" || al.state === "cleared") sec.appendChild(actionButton("Acknowledge with note", "ack", () => act(al, "ack", { note: note.value })));
+      sec.appendChild(actionButton("Resolve", "resolve", () => act(al, "resolve", { note: note.value })));
+    }
+    const ol = el("ol", "audit");
+    for (const e of full.audit || []) {
+      const li = el("li");
+      li.appendChild(el("time", "", new Date(e.at).toLocaleString()));
+      li.appendChild(el("span", "actor", e.actor));
+      li.appendChild(el("span", "action", e.action + (e.from ? " (" + e.from + " → " + e.to + ")" : "")));
+      li.appendChild(el("span", "reason", e.reason + (e.note ? " — “" + e.note + "”" : "")));
+      ol.appendChild(li);
+    }
+    sec.appendChild(ol);
+    box.appendChild(sec);
+  }
+}
+
+function route() {
+  const m = location.hash.match(/^#patient\/(.+)$/);
+  if (m) { showPatient(decodeURIComponent(m[1])); return; }
+  $("patient-view").hidden = true;
+  if (csrfToken) $("main").hidden = false;
+}
+
+// --- Session and stream -------------------------------------------------------------
 
 // api calls the REST API with the session cookie and, for changes, the
 // CSRF token. A 401 means the session ended: back to the sign-in form.
@@ -151,10 +469,18 @@ async function api(method, path, body) {
   return res;
 }
 
+function setConn(up, text) {
+  const c = $("conn");
+  c.className = "conn " + (up ? "up" : "down");
+  c.textContent = text;
+}
+
 function showLogin() {
   if (socket) { socket.onclose = null; socket.close(); socket = null; }
+  csrfToken = "";
   $("login").hidden = false;
   $("main").hidden = true;
+  $("patient-view").hidden = true;
   $("who").hidden = true;
   setConn(false, "signed out");
   $("login-username").focus();
@@ -162,27 +488,13 @@ function showLogin() {
 
 function signedIn(s) {
   csrfToken = s.csrf_token;
+  me = s.user;
   $("username").textContent = s.user.username + " (" + s.user.role + ")";
   $("who").hidden = false;
   $("login").hidden = true;
-  $("main").hidden = false;
+  route();
   connect();
 }
-
-$("login-form").addEventListener("submit", async (ev) => {
-  ev.preventDefault();
-  $("login-error").textContent = "";
-  const res = await api("POST", "/api/v1/login", { username: $("login-username").value, password: $("login-password").value });
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok) { $("login-error").textContent = body.error || "Sign-in failed"; return; }
-  $("login-password").value = "";
-  signedIn(body);
-});
-
-$("logout").addEventListener("click", async () => {
-  await api("POST", "/api/v1/logout").catch(() => {});
-  showLogin();
-});
 
 function connect() {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
@@ -190,23 +502,31 @@ function connect() {
   socket = ws;
   ws.onopen = () => { backoff = 500; };
   ws.onmessage = (ev) => {
-    lastMessage = Date.now();
     const m = JSON.parse(ev.data);
     if (m.type === "snapshot") {
       serverOffset = Date.parse(m.server_time) - Date.now();
+      wards = m.wards || [];
+      fillFilters();
       patients.clear();
+      alerts.clear();
       for (const p of m.patients) patients.set(p.patient, p);
-      const st = $("storage");
-      st.textContent = "Readings: " + m.storage;
-      st.className = "storage" + (m.storage.startsWith("in memory") ? " warn" : "");
+      $("storage").textContent = "Readings: " + m.storage;
+      $("storage").className = "storage" + (m.storage.startsWith("in memory") ? " warn" : "");
       setConn(true, "live");
       scheduleRender();
+      loadAlerts();
     } else if (m.type === "patient") {
       patients.set(m.patient.patient, m.patient);
       scheduleRender();
+    } else if (m.type === "alert") {
+      applyAlert(m.alert);
+      cue(m);
+      scheduleRender();
+      if (location.hash === "#patient/" + encodeURIComponent(m.alert.patient)) showTimeline(m.alert.patient);
     }
   };
   ws.onclose = () => {
+    if (socket !== ws) return;
     setConn(false, "stale — reconnecting");
     // A refused upgrade looks like a close: check the session before retrying.
     setTimeout(async () => {
@@ -219,6 +539,49 @@ function connect() {
   ws.onerror = () => ws.close();
 }
 
+// --- Wiring -----------------------------------------------------------------------------
+
+$("login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("login-error").textContent = "";
+  const res = await api("POST", "/api/v1/login", { username: $("login-username").value, password: $("login-password").value });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) { $("login-error").textContent = body.error || "Sign-in failed"; return; }
+  $("login-password").value = "";
+  signedIn(body);
+});
+$("logout").addEventListener("click", async () => {
+  await api("POST", "/api/v1/logout").catch(() => {});
+  showLogin();
+});
+$("mute").addEventListener("click", () => setMuted(!muted));
+$("shelve-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  if (!shelving) return;
+  const reason = $("shelve-reason").value.trim();
+  if (!reason) { $("shelve-error").textContent = "Say why the alert is shelved."; return; }
+  if (await act(shelving, "shelve", { minutes: Number($("shelve-minutes").value), reason })) $("shelve-dialog").close();
+});
+$("shelve-cancel").addEventListener("click", () => $("shelve-dialog").close());
+$("filter-ward").addEventListener("change", render);
+$("filter-pathway").addEventListener("change", render);
+$("alert-banner").addEventListener("click", () => { $("alert-banner").hidden = true; });
+$("rows").addEventListener("click", (ev) => {
+  const tr = ev.target.closest("tr[data-patient]");
+  if (tr) location.hash = "patient/" + encodeURIComponent(tr.dataset.patient);
+});
+// Keyboard: arrows move between patients, Enter opens one, Escape returns.
+$("rows").addEventListener("keydown", (ev) => {
+  const tr = ev.target.closest("tr[data-patient]");
+  if (!tr) return;
+  if (ev.key === "Enter") location.hash = "patient/" + encodeURIComponent(tr.dataset.patient);
+  else if (ev.key === "ArrowDown" && tr.nextElementSibling) { tr.nextElementSibling.focus(); ev.preventDefault(); }
+  else if (ev.key === "ArrowUp" && tr.previousElementSibling) { tr.previousElementSibling.focus(); ev.preventDefault(); }
+});
+$("pv-back").addEventListener("click", () => { location.hash = ""; });
+document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && location.hash) location.hash = ""; });
+window.addEventListener("hashchange", route);
+
 function tick() {
   $("clock").textContent = new Date().toLocaleTimeString();
   for (const a of document.querySelectorAll(".age[data-at]")) {
@@ -226,9 +589,9 @@ function tick() {
   }
 }
 
+setMuted(muted);
 setInterval(tick, 1000);
 tick();
-render();
 fetch("/api/v1/me", { credentials: "same-origin" })
   .then(async (res) => { if (res.ok) signedIn(await res.json()); else showLogin(); })
   .catch(showLogin);

@@ -1,0 +1,735 @@
+package alerting
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/news2"
+)
+
+// Engine runs the alert lifecycle for every patient: it assesses each scored
+// observation set as the Monitor hands it over, fires timers from Run, takes
+// clinicians' actions, and keeps alert state and audit in the Store.
+//
+// Assess is on the MQTT delivery path, so it only compares the set with the
+// patient's open alerts in memory. Only a real transition is written, and
+// the write goes through a bounded queue to the writer goroutine of Run: a
+// full queue makes the caller wait (backpressure up to the broker), never
+// drops a transition. Transitions are queued under the engine's lock, so
+// they are written in the order they happened. The board hears of a
+// transition only once it is stored.
+type Engine struct {
+	cfg     Config
+	store   *Store
+	publish Publisher
+	log     *slog.Logger
+	now     func() time.Time
+
+	mu         sync.Mutex
+	nextID     int64
+	open       map[Key]*Alert
+	byID       map[int64]*Alert
+	patients   map[vward.PatientID]*watch   // watched: admitted, or heard of since start
+	saved      map[vward.PatientID]watchRow // overdue baselines read back, until watched
+	devices    map[vward.DeviceID]*deviceWatch
+	watermarks map[Key]time.Time // newest evidence of each key's resolved alerts
+
+	q writeQueue
+
+	Stats EngineStats
+}
+
+// EngineStats counts what the engine did, for /metrics and tests.
+type EngineStats struct {
+	Assessed, Transitions, WriteFailures atomic.Int64
+}
+
+// watch is what the engine knows of a patient.
+type watch struct {
+	ward           vward.WardID
+	seq            uint64
+	scored         bool
+	set            news2.Set
+	res            news2.Result
+	risk           news2.Risk
+	interval       time.Duration // overdue interval the latest score calls for
+	lastSetAt      time.Time     // latest complete-enough set, or when watching began
+	lastAssessedAt time.Time     // newest measurement time assessed
+	persisted      watchRow      // as last written
+}
+
+// deviceWatch is what the engine knows of a device.
+type deviceWatch struct {
+	patient      vward.PatientID
+	ward         vward.WardID
+	heardAt      time.Time // last message received (receipt time)
+	offlineSince time.Time // its will or status said offline; zero when online
+	battery      float64
+	hasBattery   bool
+}
+
+// OpenEngine migrates the alert tables in db and loads the open alerts, so
+// that a restarted engine carries on where the last one stopped. publish may
+// be nil.
+func OpenEngine(ctx context.Context, db *sql.DB, cfg Config, publish Publisher, log *slog.Logger) (*Engine, error) {
+	cfg = cfg.withDefaults()
+	store, err := OpenStore(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	l, err := store.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg: cfg, store: store, publish: publish, now: cfg.Clock,
+		log:    log.With("component", "alerting"),
+		nextID: l.maxID, open: make(map[Key]*Alert), byID: make(map[int64]*Alert),
+		patients: make(map[vward.PatientID]*watch), saved: make(map[vward.PatientID]watchRow),
+		devices:    make(map[vward.DeviceID]*deviceWatch),
+		watermarks: l.watermarks,
+	}
+	e.q.init(cfg.QueueSize)
+	for i := range l.open {
+		a := &l.open[i]
+		e.open[a.Key()] = a
+		e.byID[a.ID] = a
+	}
+	// A baseline read back waits until the patient is admitted again (or
+	// heard of), so a discharged patient is never reported overdue.
+	for _, w := range l.watches {
+		e.saved[w.Patient] = w
+	}
+	return e, nil
+}
+
+// Store returns the engine's store.
+func (e *Engine) Store() *Store { return e.store }
+
+// Config returns the engine's effective configuration.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Watch starts the overdue clock of an admitted patient, or updates its ward.
+func (e *Engine) Watch(info PatientInfo) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.watchLocked(info.ID, info.Ward, e.now())
+}
+
+func (e *Engine) watchLocked(id vward.PatientID, ward vward.WardID, now time.Time) *watch {
+	w := e.patients[id]
+	if w == nil {
+		if row, ok := e.saved[id]; ok {
+			w = &watch{ward: row.Ward, risk: row.Risk, interval: row.Interval, lastSetAt: row.LastSetAt, persisted: row}
+			delete(e.saved, id)
+		} else {
+			w = &watch{ward: ward, lastSetAt: now, interval: e.cfg.PolicyFor(ward).Overdue.TwelveHourly}
+		}
+		e.patients[id] = w
+	}
+	if ward != "" && ward != w.ward {
+		w.ward = ward
+	}
+	e.persistWatchLocked(id, w)
+	return w
+}
+
+// Unwatch stops the overdue check of a discharged patient. Their open
+// alerts stay open for a clinician to resolve.
+func (e *Engine) Unwatch(id vward.PatientID) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.patients, id)
+	delete(e.saved, id)
+}
+
+// persistWatchLocked writes the overdue baseline when it changed enough to
+// matter: a new ward, interval or risk, or a baseline moved by a quarter of
+// the interval. So a patient streaming readings costs a handful of writes per
+// interval, and after a restart the overdue check errs at most that quarter
+// early, never late.
+func (e *Engine) persistWatchLocked(id vward.PatientID, w *watch) {
+	p := w.persisted
+	if p.Patient == id && p.Ward == w.ward && p.Interval == w.interval && p.Risk == w.risk &&
+		w.lastSetAt.Sub(p.LastSetAt) < w.interval/4 {
+		return
+	}
+	w.persisted = watchRow{Patient: id, Ward: w.ward, LastSetAt: w.lastSetAt, Interval: w.interval, Risk: w.risk}
+	row := w.persisted
+	e.enqueueLocked(write{watch: &row})
+}
+
+// Assess takes a patient's newly scored observation set. seq orders the
+// sets of one patient (the Monitor numbers them); a set older than one
+// already assessed is ignored. It is cheap unless an alert changes state.
+func (e *Engine) Assess(info PatientInfo, seq uint64, set news2.Set, res news2.Result) {
+	e.Stats.Assessed.Add(1)
+	setAt := set.LatestAt()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	w := e.watchLocked(info.ID, info.Ward, now)
+	if seq != 0 {
+		if seq <= w.seq {
+			return
+		}
+		w.seq = seq
+	}
+	p := e.cfg.PolicyFor(w.ward)
+	w.set, w.res, w.scored = set, res, true
+	if setAt.After(w.lastAssessedAt) {
+		w.lastAssessedAt = setAt
+	}
+	w.risk = res.Risk
+	w.interval = p.Overdue.For(res)
+	complete := p.completeEnough(res)
+	if complete {
+		// A device clock ahead of ours must not postpone the overdue check.
+		at := setAt
+		if at.After(now) {
+			at = now
+		}
+		if at.After(w.lastSetAt) {
+			w.lastSetAt = at
+		}
+	}
+	e.persistWatchLocked(info.ID, w)
+	evidence := func() json.RawMessage { return setEvidence(w) }
+
+	o := Observation{Met: res.Risk >= news2.LowMedium, Risk: res.Risk, Score: res.Score, Complete: complete, At: setAt,
+		why: func() string { return describe(w.res) }}
+	k := Key{Patient: info.ID, Condition: News2}
+	if a := e.open[k]; a != nil {
+		e.stepLocked(a, now, evidence, func(a Alert) (Alert, Effect) { return a.Assess(o, p, now) })
+	} else if o.Met && setAt.After(e.watermarks[k]) {
+		e.raiseLocked(k, w.ward, o, p, now, evidence)
+	}
+	if a := e.open[Key{Patient: info.ID, Condition: Overdue}]; a != nil && complete && !now.After(w.lastSetAt.Add(w.interval)) {
+		o := Observation{Complete: true, At: setAt, Risk: res.Risk, Score: res.Score,
+			why: func() string { return "a complete-enough set was measured at " + setAt.UTC().Format(time.RFC3339) }}
+		e.stepLocked(a, now, evidence, func(a Alert) (Alert, Effect) { return a.Assess(o, p, now) })
+	}
+}
+
+// describe says what a score means, for audit reasons.
+func describe(r news2.Result) string {
+	var s string
+	if r.Complete {
+		s = fmt.Sprintf("NEWS2 %d, %s risk", r.Score, r.Risk)
+	} else {
+		missing := make([]string, 0, news2.NumParameters)
+		for _, p := range r.Missing() {
+			missing = append(missing, p.String())
+		}
+		s = fmt.Sprintf("partial NEWS2 of at least %d, %s risk (missing %s)", r.Score, r.Risk, strings.Join(missing, ", "))
+	}
+	if r.RedScore {
+		var red []string
+		for p := range news2.NumParameters {
+			if r.Has(p) && r.Subscores[p] == 3 {
+				red = append(red, p.String())
+			}
+		}
+		s += "; red score in " + strings.Join(red, ", ")
+	}
+	return s
+}
+
+// setEvidence renders the scored observation set behind a transition.
+func setEvidence(w *watch) json.RawMessage {
+	if !w.scored {
+		return nil
+	}
+	type value struct {
+		Value float64   `json:"value"`
+		At    time.Time `json:"at"`
+	}
+	ev := struct {
+		At     time.Time        `json:"at"`
+		Scale  int              `json:"spo2_scale"`
+		News2  Score            `json:"news2"`
+		Values map[string]value `json:"values"`
+	}{At: w.set.LatestAt(), Scale: int(max(w.set.Scale, news2.Scale1)), News2: NewScore(w.res), Values: map[string]value{}}
+	for p := range news2.NumParameters {
+		if v, at, ok := w.set.Latest(p); ok {
+			ev.Values[p.String()] = value{v, at}
+		}
+	}
+	b, _ := json.Marshal(ev)
+	return b
+}
+
+func (e *Engine) raiseLocked(k Key, ward vward.WardID, o Observation, p Policy, now time.Time, evidence func() json.RawMessage) {
+	e.nextID++
+	a, eff := Raise(e.nextID, k, ward, o, p, now)
+	e.open[k] = &a
+	e.byID[a.ID] = &a
+	e.commitLocked(&a, eff, now, evidence, nil)
+}
+
+func (e *Engine) stepLocked(a *Alert, now time.Time, evidence func() json.RawMessage, f func(Alert) (Alert, Effect)) {
+	na, eff := f(*a)
+	*a = na // in-memory hysteresis moves even when nothing is written
+	if eff.Persist {
+		e.commitLocked(a, eff, now, evidence, nil)
+	}
+}
+
+// commitLocked records a transition: bumps the version, forgets a resolved
+// alert, and queues the write and the board event.
+func (e *Engine) commitLocked(a *Alert, eff Effect, now time.Time, evidence func() json.RawMessage, done chan error) {
+	e.Stats.Transitions.Add(1)
+	a.Version++
+	a.UpdatedAt = now
+	k := a.Key()
+	if !a.State.Open() {
+		delete(e.open, k)
+		delete(e.byID, a.ID)
+		if a.EvidenceAt.After(e.watermarks[k]) {
+			e.watermarks[k] = a.EvidenceAt
+		}
+	}
+	var ev json.RawMessage
+	for i := range eff.Audit {
+		if eff.Audit[i].Observations == nil && evidence != nil {
+			if ev == nil {
+				ev = evidence()
+			}
+			eff.Audit[i].Observations = ev
+		}
+	}
+	snap := *a
+	change := ""
+	if n := len(eff.Audit); n > 0 {
+		change = eff.Audit[n-1].Action
+	}
+	e.log.Info("alert "+change, "alert", a.ID, "patient", a.Patient, "condition", a.Condition, "risk", a.Risk, "state", a.State)
+	e.enqueueLocked(write{alert: &snap, audit: eff.Audit, event: &Event{Type: "alert", Alert: &snap, Change: change, Page: eff.Page}, done: done})
+}
+
+// Tick fires every timer that is due: shelves ending, escalations,
+// reminders, overdue sets and silent devices. Run calls it every Config.Tick;
+// tests call it with their own clock.
+func (e *Engine) Tick() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	ids := make([]int64, 0, len(e.byID))
+	for id := range e.byID {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		a := e.byID[id]
+		if a == nil {
+			continue
+		}
+		p := e.cfg.PolicyFor(a.Ward)
+		e.stepLocked(a, now, e.evidenceOf(a), func(a Alert) (Alert, Effect) { return a.Tick(p, now) })
+	}
+	for id, w := range e.patients {
+		due := w.lastSetAt.Add(w.interval)
+		if !now.After(due) {
+			continue
+		}
+		p := e.cfg.PolicyFor(w.ward)
+		k := Key{Patient: id, Condition: Overdue}
+		monitoring := "12-hourly"
+		if w.scored {
+			monitoring = w.res.Monitoring()
+		}
+		o := Observation{Met: true, Risk: w.risk, Score: w.res.Score, why: func() string {
+			return fmt.Sprintf("no complete-enough set since %s: %s monitoring calls for one every %s",
+				w.lastSetAt.UTC().Format(time.RFC3339), monitoring, w.interval)
+		}}
+		evidence := func() json.RawMessage { return overdueEvidence(w, due) }
+		if a := e.open[k]; a == nil {
+			e.raiseLocked(k, w.ward, o, p, now, evidence)
+		} else {
+			e.stepLocked(a, now, evidence, func(a Alert) (Alert, Effect) { return a.Assess(o, p, now) })
+		}
+	}
+	for id, d := range e.devices {
+		if d.patient == "" {
+			continue
+		}
+		p := e.cfg.PolicyFor(d.ward)
+		var reason string
+		switch {
+		case !d.offlineSince.IsZero() && now.Sub(d.offlineSince) >= p.OfflineGrace:
+			reason = fmt.Sprintf("offline since %s (its status said so)", d.offlineSince.UTC().Format(time.RFC3339))
+		case now.Sub(d.heardAt) >= p.DeviceSilence:
+			reason = fmt.Sprintf("not heard from since %s", d.heardAt.UTC().Format(time.RFC3339))
+		default:
+			continue
+		}
+		k := Key{Patient: d.patient, Condition: DeviceOffline, Device: id}
+		if e.open[k] == nil {
+			e.raiseLocked(k, d.ward, Observation{Met: true, Reason: reason}, p, now, deviceEvidence(id, d))
+		}
+	}
+}
+
+// evidenceOf returns the current evidence for an alert's condition, for
+// transitions made by timers and clinicians.
+func (e *Engine) evidenceOf(a *Alert) func() json.RawMessage {
+	switch a.Condition {
+	case News2, Overdue:
+		if w := e.patients[a.Patient]; w != nil {
+			return func() json.RawMessage { return setEvidence(w) }
+		}
+	case DeviceOffline, BatteryLow:
+		if d := e.devices[a.Device]; d != nil {
+			return deviceEvidence(a.Device, d)
+		}
+	}
+	return nil
+}
+
+func overdueEvidence(w *watch, due time.Time) json.RawMessage {
+	b, _ := json.Marshal(struct {
+		LastSetAt time.Time       `json:"last_complete_set_at"`
+		Due       time.Time       `json:"due_at"`
+		Interval  string          `json:"interval"`
+		Latest    json.RawMessage `json:"latest_set,omitempty"`
+	}{w.lastSetAt, due, w.interval.String(), setEvidence(w)})
+	return b
+}
+
+func deviceEvidence(id vward.DeviceID, d *deviceWatch) func() json.RawMessage {
+	return func() json.RawMessage {
+		v := struct {
+			Device       vward.DeviceID `json:"device"`
+			HeardAt      time.Time      `json:"heard_at,omitzero"`
+			OfflineSince time.Time      `json:"offline_since,omitzero"`
+			Battery      *float64       `json:"battery,omitempty"`
+		}{Device: id, HeardAt: d.heardAt, OfflineSince: d.offlineSince}
+		if d.hasBattery {
+			b := d.battery
+			v.Battery = &b
+		}
+		b, _ := json.Marshal(v)
+		return b
+	}
+}
+
+// heard records readings' devices as heard from now.
+func (e *Engine) heard(rs []vward.Reading) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	var last vward.DeviceID
+	for _, r := range rs {
+		if r.Device == "" || r.Device == last {
+			continue
+		}
+		last = r.Device
+		e.heardLocked(r.Device, r.Patient, r.Ward, now)
+	}
+}
+
+func (e *Engine) heardLocked(id vward.DeviceID, patient vward.PatientID, ward vward.WardID, now time.Time) *deviceWatch {
+	d := e.devices[id]
+	if d == nil {
+		d = &deviceWatch{}
+		e.devices[id] = d
+	}
+	if patient != "" {
+		d.patient = patient
+	}
+	if ward != "" {
+		d.ward = ward
+	}
+	d.heardAt, d.offlineSince = now, time.Time{}
+	if a := e.open[Key{Patient: d.patient, Condition: DeviceOffline, Device: id}]; a != nil && a.Active {
+		p := e.cfg.PolicyFor(d.ward)
+		o := Observation{Complete: true, Reason: "heard from again"}
+		e.stepLocked(a, now, deviceEvidence(id, d), func(a Alert) (Alert, Effect) { return a.Assess(o, p, now) })
+	}
+	return d
+}
+
+// ObserveDevice takes what a device message says of the device itself, with
+// or without readings: it was heard from, and its battery level (0–1) if
+// the message had one. It is for ingest, on the delivery path, and is cheap.
+func (e *Engine) ObserveDevice(device vward.DeviceID, patient vward.PatientID, ward vward.WardID, battery *float64, at time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	d := e.heardLocked(device, patient, ward, now)
+	if battery == nil || d.patient == "" {
+		return
+	}
+	d.battery, d.hasBattery = *battery, true
+	p := e.cfg.PolicyFor(d.ward)
+	k := Key{Patient: d.patient, Condition: BatteryLow, Device: device}
+	a := e.open[k]
+	switch {
+	case *battery < p.BatteryLow && a == nil:
+		e.raiseLocked(k, d.ward, Observation{Met: true, Reason: fmt.Sprintf("battery at %.0f%%, below %.0f%%", *battery*100, p.BatteryLow*100)},
+			p, now, deviceEvidence(device, d))
+	case *battery >= p.BatteryClear && a != nil && a.Active:
+		o := Observation{Complete: true, Reason: fmt.Sprintf("battery at %.0f%%", *battery*100)}
+		e.stepLocked(a, now, deviceEvidence(device, d), func(a Alert) (Alert, Effect) { return a.Assess(o, p, now) })
+	}
+}
+
+// DeviceStatus takes a device's status message: online false is its will
+// (or an explicit offline). An offline device alerts after the ward's
+// OfflineGrace unless it comes back first, so a broadband blip is no alarm.
+func (e *Engine) DeviceStatus(device vward.DeviceID, patient vward.PatientID, ward vward.WardID, online bool, at time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	if online {
+		e.heardLocked(device, patient, ward, now)
+		return
+	}
+	d := e.devices[device]
+	if d == nil {
+		d = &deviceWatch{heardAt: now}
+		e.devices[device] = d
+	}
+	if patient != "" {
+		d.patient = patient
+	}
+	if ward != "" {
+		d.ward = ward
+	}
+	if d.offlineSince.IsZero() {
+		d.offlineSince = now
+	}
+}
+
+// Alerts lists alerts.
+func (e *Engine) Alerts(ctx context.Context, f Filter) ([]Alert, error) { return e.store.List(ctx, f) }
+
+// Alert returns one alert with its audit trail.
+func (e *Engine) Alert(ctx context.Context, id int64) (Alert, []AuditEntry, error) {
+	return e.store.Get(ctx, id)
+}
+
+// ResponseTimes reports time to acknowledge by ward and risk.
+func (e *Engine) ResponseTimes(ctx context.Context, wards []vward.WardID, since time.Time) ([]ResponseTime, error) {
+	return e.store.ResponseTimes(ctx, wards, since)
+}
+
+// Acknowledge records a clinician's acknowledgement, with an optional note.
+// It returns once the change is stored.
+func (e *Engine) Acknowledge(ctx context.Context, id int64, actor, note string) (Alert, error) {
+	return e.act(ctx, id, func(a Alert, _ Policy, now time.Time) (Alert, Effect, error) {
+		return a.Acknowledge(actor, note, now)
+	})
+}
+
+// Resolve records a clinician's resolution.
+func (e *Engine) Resolve(ctx context.Context, id int64, actor, note string) (Alert, error) {
+	return e.act(ctx, id, func(a Alert, _ Policy, now time.Time) (Alert, Effect, error) {
+		if a.Active && a.Condition == News2 {
+			// The data seen so far are the clinician's to judge: only a newer
+			// set still meeting the condition raises again.
+			if w := e.patients[a.Patient]; w != nil && w.lastAssessedAt.After(a.EvidenceAt) {
+				a.EvidenceAt = w.lastAssessedAt
+			}
+		}
+		return a.Resolve(actor, note, now)
+	})
+}
+
+// Shelve silences an alert for d with a reason.
+func (e *Engine) Shelve(ctx context.Context, id int64, actor string, d time.Duration, reason string) (Alert, error) {
+	return e.act(ctx, id, func(a Alert, p Policy, now time.Time) (Alert, Effect, error) {
+		return a.Shelve(actor, d, reason, p, now)
+	})
+}
+
+func (e *Engine) act(ctx context.Context, id int64, f func(Alert, Policy, time.Time) (Alert, Effect, error)) (Alert, error) {
+	e.mu.Lock()
+	a := e.byID[id]
+	if a == nil {
+		e.mu.Unlock()
+		got, _, err := e.store.Get(ctx, id)
+		if err != nil {
+			return Alert{}, err
+		}
+		return got, fmt.Errorf("%w: the alert is %s", ErrConflict, got.State)
+	}
+	now := e.now()
+	na, eff, err := f(*a, e.cfg.PolicyFor(a.Ward), now)
+	if err != nil {
+		snap := *a
+		e.mu.Unlock()
+		return snap, err
+	}
+	*a = na
+	done := make(chan error, 1)
+	e.commitLocked(a, eff, now, e.evidenceOf(a), done)
+	snap := *a
+	e.mu.Unlock()
+	select {
+	case err := <-done:
+		return snap, err
+	case <-ctx.Done():
+		return snap, ctx.Err()
+	}
+}
+
+// Run fires timers every Config.Tick and writes queued transitions until ctx
+// ends; then it writes what is still queued and returns. Without Run (in
+// tests, and before and after it) transitions are written synchronously.
+func (e *Engine) Run(ctx context.Context) error {
+	e.q.start()
+	stop := context.AfterFunc(ctx, e.q.drain)
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Go(e.writeLoop)
+	t := time.NewTicker(e.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-t.C:
+			e.Tick()
+		}
+	}
+}
+
+// write is one queued transition, or a watch update.
+type write struct {
+	alert *Alert
+	audit []AuditEntry
+	watch *watchRow
+	event *Event
+	done  chan error // told when stored, for a clinician waiting on it
+}
+
+func (e *Engine) enqueueLocked(w write) {
+	if !e.q.put(w) {
+		e.apply(w, false)
+	}
+}
+
+func (e *Engine) writeLoop() {
+	for {
+		w, ok := e.q.take()
+		if !ok {
+			return
+		}
+		e.apply(w, true)
+	}
+}
+
+// apply stores a write and then publishes its event. The writer retries a
+// failed write for as long as the engine runs, holding the queue (and so,
+// once it is full, ingest and the broker): a transition is late rather than
+// lost. Outside Run it tries a few times and reports the error.
+func (e *Engine) apply(w write, running bool) {
+	backoff := 50 * time.Millisecond
+	var err error
+	for attempt := 1; ; attempt++ {
+		if err = e.store.write(context.Background(), w.alert, w.audit, w.watch); err == nil {
+			break
+		}
+		e.Stats.WriteFailures.Add(1)
+		e.log.Error("store alert transition", "attempt", attempt, "err", err)
+		if attempt >= 3 && !(running && e.q.running()) {
+			break
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 5*time.Second)
+	}
+	if err == nil && w.event != nil && e.publish != nil {
+		e.publish.Publish(*w.event)
+	}
+	if w.done != nil {
+		w.done <- err
+	}
+}
+
+// writeQueue is a bounded FIFO that blocks the producer when full. Before
+// start and after drain it refuses (put returns false) so the caller writes
+// synchronously, in order: drain hands over only once the queue is empty.
+type writeQueue struct {
+	mu    sync.Mutex
+	cond  sync.Cond
+	items []write
+	limit int
+	state int
+}
+
+const (
+	queueIdle = iota
+	queueRunning
+	queueDraining
+)
+
+func (q *writeQueue) init(limit int) {
+	q.cond.L = &q.mu
+	q.limit = limit
+}
+
+func (q *writeQueue) start() {
+	q.mu.Lock()
+	q.state = queueRunning
+	q.mu.Unlock()
+}
+
+func (q *writeQueue) drain() {
+	q.mu.Lock()
+	if q.state == queueRunning {
+		q.state = queueDraining
+	}
+	q.cond.Broadcast()
+	q.mu.Unlock()
+}
+
+func (q *writeQueue) running() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.state == queueRunning
+}
+
+func (q *writeQueue) put(w write) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for {
+		switch {
+		case q.state == queueRunning && len(q.items) < q.limit:
+			q.items = append(q.items, w)
+			q.cond.Broadcast()
+			return true
+		case q.state == queueIdle:
+			return false
+		}
+		q.cond.Wait()
+	}
+}
+
+func (q *writeQueue) take() (write, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.items) == 0 && q.state == queueRunning {
+		q.cond.Wait()
+	}
+	if len(q.items) == 0 {
+		q.state = queueIdle
+		q.cond.Broadcast()
+		return write{}, false
+	}
+	w := q.items[0]
+	q.items[0] = write{}
+	q.items = q.items[1:]
+	q.cond.Broadcast()
+	return w, true
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/devices"
+	"github.com/vward/vward/ingest"
+	"github.com/vward/vward/internal/sqlitedb"
+)
+
+// newDevicesCmd is `vward devices …`: operators' view of the fleet.
+func newDevicesCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "devices",
+		Short: "Inspect devices and the messages vward refused from them",
+	}
+	cmd.AddCommand(newDevicesRejectedCmd())
+	addDeviceRegistryCmds(cmd) // add, assign, unassign, rotate-secret, list, export-mosquitto (registry.go)
+	return cmd
+}
+
+// maxRejectedListed caps one listing; --device narrows it.
+const maxRejectedListed = 10000
+
+func newDevicesRejectedCmd() *cobra.Command {
+	var (
+		dataDir, device string
+		limit           int
+		asJSON          bool
+	)
+	cmd := &cobra.Command{
+		Use:   "rejected",
+		Short: "List messages vward refused (its dead letters), newest first",
+		Long: `List the messages vward refused, in whole or in part, newest first: the
+device, its msg_id, a rejection code (see docs/device-protocol.md) and the
+reason, as the device was also told on vward/v1/devices/{id}/rejected.
+
+It reads the SQL store in --data-dir, and may run while vward serve does.
+--json prints every field, the payload included (as text, or as
+payload_base64 when it is not UTF-8).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if device != "" {
+				if err := devices.ValidID(device); err != nil {
+					return fmt.Errorf("--device: %w", err)
+				}
+			}
+			if limit < 1 || limit > maxRejectedListed {
+				return fmt.Errorf("--limit must be from 1 to %d", maxRejectedListed)
+			}
+			path := filepath.Join(dataDir, "vward.db")
+			// sqlitedb.Open would create an empty store: say what is wrong instead.
+			if _, err := os.Stat(path); err != nil {
+				return fmt.Errorf("no vward data in %s (%w); pass --data-dir or set VWARD_DATA_DIR", dataDir, err)
+			}
+			db, err := sqlitedb.Open(path)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			dead, err := ingest.OpenDeadLetters(cmd.Context(), db)
+			if err != nil {
+				return err
+			}
+			rs, err := dead.List(cmd.Context(), vward.DeviceID(device), limit)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				if rs == nil {
+					rs = []ingest.Rejection{}
+				}
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rs)
+			}
+			return writeRejections(out, rs, device)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&dataDir, "data-dir", env("VWARD_DATA_DIR", "vward-data"), "directory of vward's SQL store (env VWARD_DATA_DIR)")
+	fs.StringVar(&device, "device", "", "only this device's rejections")
+	fs.IntVar(&limit, "limit", 50, "at most this many, newest first")
+	fs.BoolVar(&asJSON, "json", false, "print JSON with every field, payload included")
+	return cmd
+}
+
+// writeRejections prints a table for people. Every field that came from a
+// device is made printable: a payload may hold anything, and a terminal
+// must not interpret it.
+func writeRejections(w io.Writer, rs []ingest.Rejection, device string) error {
+	if len(rs) == 0 {
+		msg := "no rejected messages"
+		if device != "" {
+			msg += " from " + device
+		}
+		_, err := fmt.Fprintln(w, msg)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tRECEIVED (UTC)\tDEVICE\tMSG_ID\tCODE\tREASON")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Received.UTC().Format(time.DateTime),
+			printable(string(r.Device), 32), printable(r.MsgID, 32), printable(r.Code, 24), printable(r.Reason, 100))
+	}
+	return tw.Flush()
+}
+
+// printable replaces control characters and tabs with spaces and clips s to
+// max runes.
+func printable(s string, max int) string {
+	if s == "" {
+		return "-"
+	}
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return ' '
+		}
+		return r
+	}, s)
+	if rs := []rune(s); len(rs) > max {
+		return string(rs[:max-1]) + "…"
+	}
+	return s
+}

@@ -1,0 +1,175 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/alerting"
+)
+
+// hubServer serves hub streams over a real websocket on loopback.
+func hubServer(t testing.TB, h *Hub) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		h.serve(ctx, conn, nil, []byte(`{"type":"snapshot","patients":[]}`))
+	}))
+	t.Cleanup(func() {
+		cancel()
+		srv.Close()
+	})
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+func dial(t testing.TB, url string) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func waitClients(t testing.TB, h *Hub, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for h.Clients() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("hub has %d clients, want %d", h.Clients(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func update(id int, round int, pad string) alerting.Event {
+	return alerting.Event{Type: "patient", Patient: &alerting.PatientView{
+		Patient: vward.PatientID(fmt.Sprintf("p%04d", id)), Ward: "w1",
+		Name: fmt.Sprintf("round %d %s", round, pad),
+	}}
+}
+
+// A client that stops reading must not hold up the others: while its
+// writer is blocked on a full socket, a reading client still receives the
+// latest update of every patient.
+func TestStalledClientDoesNotDelayOthers(t *testing.T) {
+	h := NewHub(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.writeTimeout = time.Minute // long enough that the stalled client stays connected
+	url := hubServer(t, h)
+	stalled := dial(t, url) // never read from
+	_ = stalled
+	healthy := dial(t, url)
+	waitClients(t, h, 2)
+	if _, _, err := healthy.ReadMessage(); err != nil { // snapshot
+		t.Fatal(err)
+	}
+
+	// 64 KiB rows for 400 patients, three rounds: ~75 MiB for the stalled
+	// client, far beyond what loopback socket buffers hold.
+	pad := strings.Repeat("x", 64<<10)
+	const patients, rounds = 400, 3
+	for r := 1; r <= rounds; r++ {
+		for i := range patients {
+			h.Publish(update(i, r, pad))
+		}
+	}
+
+	latest := make(map[string]int)
+	deadline := time.Now().Add(60 * time.Second)
+	for len(latest) < patients || !allRound(latest, rounds) {
+		_ = healthy.SetReadDeadline(deadline)
+		_, b, err := healthy.ReadMessage()
+		if err != nil {
+			t.Fatalf("healthy client: %v after %d patients", err, len(latest))
+		}
+		var e alerting.Event
+		if err := json.Unmarshal(b, &e); err != nil {
+			t.Fatal(err)
+		}
+		var round int
+		fmt.Sscanf(e.Patient.Name, "round %d", &round)
+		latest[string(e.Patient.Patient)] = round
+	}
+	// The stalled client is still connected, its writer still blocked:
+	// the healthy one was served in spite of it, not after it was dropped.
+	if h.Clients() != 2 || h.Dropped.Load() != 0 {
+		t.Fatalf("clients %d, dropped %d: the stalled client should still be connected", h.Clients(), h.Dropped.Load())
+	}
+}
+
+func allRound(m map[string]int, r int) bool {
+	for _, v := range m {
+		if v != r {
+			return false
+		}
+	}
+	return true
+}
+
+// A client too slow to take a write within the deadline is dropped.
+func TestStalledClientIsDroppedAfterWriteTimeout(t *testing.T) {
+	h := NewHub(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.writeTimeout = 200 * time.Millisecond
+	url := hubServer(t, h)
+	dial(t, url) // never reads
+	waitClients(t, h, 1)
+	pad := strings.Repeat("x", 64<<10)
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; h.Dropped.Load() == 0; i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("stalled client was never dropped")
+		}
+		h.Publish(update(i%500, i, pad))
+		if i%500 == 499 {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitClients(t, h, 0)
+}
+
+// BenchmarkHubFanOut publishes patient updates to many board clients that
+// read as fast as they can; it measures the publisher's side.
+func BenchmarkHubFanOut(b *testing.B) {
+	for _, clients := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			h := NewHub(slog.New(slog.NewTextHandler(io.Discard, nil)))
+			url := hubServer(b, h)
+			for range clients {
+				c := dial(b, url)
+				go func() {
+					for {
+						if _, _, err := c.ReadMessage(); err != nil {
+							return
+						}
+					}
+				}()
+			}
+			waitClients(b, h, clients)
+			events := make([]alerting.Event, 1000)
+			for i := range events {
+				events[i] = update(i, 1, "")
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				h.Publish(events[i%len(events)])
+				i++
+			}
+		})
+	}
+}
