@@ -1,11 +1,8 @@
 package node_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,75 +12,10 @@ import (
 
 	"github.com/vward/vward"
 	"github.com/vward/vward/alerting"
-	"github.com/vward/vward/devices"
-	"github.com/vward/vward/history"
-	"github.com/vward/vward/ingest"
 	"github.com/vward/vward/internal/node"
-	"github.com/vward/vward/internal/testenv"
 	"github.com/vward/vward/news2"
 	"github.com/vward/vward/web"
 )
-
-// startAlerting is start with an alerting configuration: the scenario needs
-// a hysteresis short enough to run in seconds.
-func startAlerting(t *testing.T, acfg alerting.Config) *started {
-	t.Helper()
-	broker := testenv.StartMosquitto(t)
-	influx := testenv.StartInflux(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	n, err := node.Open(ctx, node.Config{
-		DataDir:  t.TempDir(),
-		HTTPAddr: "127.0.0.1:0",
-		MQTT:     ingest.MQTTConfig{URL: broker.URL, ClientID: "vward-test"},
-		Influx:   &history.InfluxConfig{URL: influx.URL, Bucket: influx.Bucket},
-		Alerting: acfg,
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatalf("open node: %v", err)
-	}
-	if err := n.Registry.AddWard(ctx, devices.Ward{ID: ward, Name: "Respiratory"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Registry.Admit(ctx, devices.Patient{ID: patient, Ward: ward, Name: "Test Patient"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []devices.Clinician{
-		{Username: nurse, Role: "clinician", Wards: []vward.WardID{ward}},
-		{Username: viewer, Role: "viewer", Wards: []vward.WardID{ward}},
-		{Username: otherNurse, Role: "clinician", Wards: []vward.WardID{"w2"}},
-	} {
-		if err := n.Registry.AddClinician(ctx, c, password); err != nil {
-			t.Fatal(err)
-		}
-	}
-	secret, err := n.Registry.AddDevice(ctx, device, "pulse oximeter")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Registry.Assign(ctx, device, patient, time.Now().Add(-time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.LoadPatients(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("node run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("node did not stop within 20s of cancellation")
-		}
-		n.Close()
-	})
-	waitReady(t, n.URL())
-	return &started{node: n, broker: broker, influx: influx, secret: secret}
-}
 
 // boardEvent is any message of the board's stream.
 type boardEvent struct {
@@ -154,9 +86,11 @@ func (f *boardFeed) row(at time.Time) {
 // acknowledges over REST, the patient recovers, the alert resolves only
 // after the hysteresis, and the audit trail tells the whole story.
 func TestAlertScenario(t *testing.T) {
-	s := startAlerting(t, alerting.Config{
-		Policy: alerting.Policy{ClearSets: 3, ClearPeriod: 2 * time.Minute},
-		Tick:   100 * time.Millisecond,
+	s := start(t, func(c *node.Config) {
+		c.Alerting = alerting.Config{
+			Policy: alerting.Policy{ClearSets: 3, ClearPeriod: 2 * time.Minute},
+			Tick:   100 * time.Millisecond,
+		}
 	})
 	nurseS := signIn(t, s.node.URL(), nurse)
 	ws := nurseS.dialBoard()

@@ -46,18 +46,25 @@ const (
 	device  vward.DeviceID  = "ox-1"
 )
 
-func start(t *testing.T) *started {
+// start runs a node against real Mosquitto and InfluxDB with ward w1,
+// patient p1 wearing device ox-1, and the test clinicians. configure, if
+// given, adjusts the node's configuration first.
+func start(t *testing.T, configure ...func(*node.Config)) *started {
 	t.Helper()
 	broker := testenv.StartMosquitto(t)
 	influx := testenv.StartInflux(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	n, err := node.Open(ctx, node.Config{
+	cfg := node.Config{
 		DataDir:  t.TempDir(),
 		HTTPAddr: "127.0.0.1:0",
 		MQTT:     ingest.MQTTConfig{URL: broker.URL, ClientID: "vward-test"},
 		Influx:   &history.InfluxConfig{URL: influx.URL, Bucket: influx.Bucket},
 		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	n, err := node.Open(ctx, cfg)
 	if err != nil {
 		t.Fatalf("open node: %v", err)
 	}
