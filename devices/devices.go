@@ -96,9 +96,7 @@ func (r *Registry) RegisterDevice(ctx context.Context, d Device) (string, error)
 	if err := tx.Commit(); err != nil {
 		return "", fmt.Errorf("add device %s: %w", d.ID, err)
 	}
-	r.mu.Lock()
-	r.secrets[d.ID] = parseSum(c.sha256)
-	r.mu.Unlock()
+	r.refreshDevice(ctx, d.ID)
 	return c.secret, nil
 }
 
@@ -130,7 +128,8 @@ func (r *Registry) RotateSecret(ctx context.Context, id vward.DeviceID, reason s
 	if err := tx.Commit(); err != nil {
 		return "", fmt.Errorf("rotate secret of %s: %w", id, err)
 	}
-	return c.secret, r.reloadDevice(ctx, id)
+	r.refreshDevice(ctx, id)
+	return c.secret, nil
 }
 
 // storedBinding is a binding row as kept.
@@ -227,7 +226,8 @@ func (r *Registry) Assign(ctx context.Context, device vward.DeviceID, patient vw
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("assign %s to %s: %w", device, patient, err)
 	}
-	return r.reloadDevice(ctx, device)
+	r.refreshDevice(ctx, device)
+	return nil
 }
 
 // Unassign ends a device's current binding at time at (now when zero).
@@ -274,7 +274,8 @@ func (r *Registry) Unassign(ctx context.Context, device vward.DeviceID, at time.
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("unassign %s: %w", device, err)
 	}
-	return r.reloadDevice(ctx, device)
+	r.refreshDevice(ctx, device)
+	return nil
 }
 
 // Devices lists registered devices, by id, with their current binding.

@@ -390,9 +390,7 @@ func (r *Registry) Discharge(ctx context.Context, id vward.PatientID, outcome, r
 		return err
 	}
 	for _, d := range unbound {
-		if err := r.reloadDevice(ctx, d); err != nil {
-			return err
-		}
+		r.refreshDevice(ctx, d)
 	}
 	return nil
 }

@@ -117,6 +117,11 @@ type binding struct {
 type Registry struct {
 	db *sql.DB
 
+	// loading serialises reload and reloadDevice, so that a full reload
+	// that read the store before a write cannot swap in its older view
+	// after that write's reloadDevice.
+	loading sync.Mutex
+
 	mu       sync.RWMutex
 	secrets  map[vward.DeviceID][sha256.Size]byte
 	bindings map[vward.DeviceID][]binding
@@ -188,6 +193,8 @@ func Open(ctx context.Context, db *sql.DB) (*Registry, error) {
 // reload reads the caches afresh in one read transaction, so that the
 // version it records matches what it read.
 func (r *Registry) reload(ctx context.Context) error {
+	r.loading.Lock()
+	defer r.loading.Unlock()
 	tx, err := r.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("load registry: %w", err)
@@ -255,12 +262,24 @@ func newBinding(patient, ward, from, to string) binding {
 	return b
 }
 
+// refreshDevice is reloadDevice after a committed write. The write stands
+// whatever happens here, and a secret just made must reach its caller, so a
+// failure is not returned: the caches catch up at the next full reload,
+// which the write's version bump guarantees.
+func (r *Registry) refreshDevice(ctx context.Context, device vward.DeviceID) {
+	if err := r.reloadDevice(ctx, device); err != nil {
+		r.lastMissCheck.Store(0) // let the next miss reload at once
+	}
+}
+
 // reloadDevice refreshes one device's cached secret and bindings after this
 // process changed them, so that the change applies at once. The recorded
 // version is left alone: changes by other processes since the last reload
 // are picked up by the next full reload, which the version bump of this
 // very write guarantees.
 func (r *Registry) reloadDevice(ctx context.Context, device vward.DeviceID) error {
+	r.loading.Lock()
+	defer r.loading.Unlock()
 	var h string
 	err := r.db.QueryRowContext(ctx, `SELECT secret_sha256 FROM devices WHERE id = ?`, device).Scan(&h)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -192,7 +193,8 @@ func TestRegistryNoticesAnotherProcess(t *testing.T) {
 	go func() {
 		done <- running.Watch(wctx, 20*time.Millisecond, nil, func() { changes <- struct{}{} })
 	}()
-	defer func() { cancel(); <-done }()
+	stopWatch := sync.OnceFunc(func() { cancel(); <-done })
+	defer stopWatch()
 
 	must(t, cli.AddWard(ctx, devices.Ward{ID: "w1", Name: "W"}))
 	select {
@@ -214,6 +216,8 @@ func TestRegistryNoticesAnotherProcess(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
+	// Without the watcher, an explicit Refresh picks up a rotation.
+	stopWatch()
 	newSecret, err := cli.RotateSecret(ctx, "ox-9", "lost")
 	must(t, err)
 	changed, err := running.Refresh(ctx)
