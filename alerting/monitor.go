@@ -69,7 +69,7 @@ type PatientView struct {
 // Event is what the board's stream carries: a patient's row changed
 // ("patient"), or an alert did ("alert", docs/alerts.md).
 type Event struct {
-	Type    string       `json:"type"` // "patient" or "alert"
+	Type    string       `json:"type"` // "patient", "alert" or "discharged"
 	Patient *PatientView `json:"patient,omitempty"`
 	Alert   *Alert       `json:"alert,omitempty"`
 	// Change is the audit action of an alert event: raised, upgraded, …
@@ -147,6 +147,27 @@ func (m *Monitor) Admit(info PatientInfo) {
 	m.mu.Unlock()
 	if m.engine != nil {
 		m.engine.Watch(info)
+	}
+}
+
+// Discharge forgets a patient: the board drops the row and the alert engine
+// stops watching for overdue readings. Alerts already open stay open until
+// a clinician resolves them; they are the record of what happened.
+func (m *Monitor) Discharge(id vward.PatientID) {
+	m.mu.Lock()
+	p, ok := m.patients[id]
+	if ok {
+		delete(m.patients, id)
+	}
+	m.mu.Unlock()
+	if !ok {
+		return
+	}
+	if m.engine != nil {
+		m.engine.Unwatch(id)
+	}
+	if m.publish != nil {
+		m.publish.Publish(Event{Type: "discharged", Patient: &PatientView{Patient: id, Ward: p.info.Ward}})
 	}
 }
 

@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/vward/vward"
 	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
@@ -122,18 +121,15 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 // board lists them before their first reading. It runs again whenever the
 // registry changes (Registry.Watch in Run), so that an admission or a new
 // SpO2 scale made with the CLI reaches the board and the scoring; a
-// discharged patient is dropped if the monitor can drop one.
+// discharged patient leaves the board and is no longer watched.
 func (n *Node) LoadPatients(ctx context.Context) error {
 	ps, err := n.Registry.ListPatients(ctx, devices.PatientQuery{Discharged: true})
 	if err != nil {
 		return err
 	}
-	forget, _ := any(n.Monitor).(interface{ Discharge(vward.PatientID) })
 	for _, p := range ps {
 		if p.Status == devices.StatusDischarged {
-			if forget != nil {
-				forget.Discharge(p.ID)
-			}
+			n.Monitor.Discharge(p.ID)
 			continue
 		}
 		n.Monitor.Admit(alerting.PatientInfo{ID: p.ID, Ward: p.Ward, Name: p.Name, SpO2Scale: p.SpO2Scale})

@@ -290,4 +290,21 @@ func TestRegistryAPIAccess(t *testing.T) {
 			t.Errorf("bp-7 still bound to %s after its patient's discharge", d.Patient)
 		}
 	}
+	// The discharged patient leaves the board once the node sees the change.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var snap web.Snapshot
+		adminSession.do("GET", "/api/v1/patients", nil, &snap)
+		gone := true
+		for _, p := range snap.Patients {
+			gone = gone && p.Patient != admitted.ID
+		}
+		if gone {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("discharged patient %s is still on the board after 10s", admitted.ID)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

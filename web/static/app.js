@@ -518,6 +518,9 @@ function connect() {
     } else if (m.type === "patient") {
       patients.set(m.patient.patient, m.patient);
       scheduleRender();
+    } else if (m.type === "discharged") {
+      patients.delete(m.patient.patient);
+      scheduleRender();
     } else if (m.type === "alert") {
       applyAlert(m.alert);
       cue(m);
