@@ -41,7 +41,8 @@ type BoardWatch struct {
 	seen    []boardSeen
 	last    map[lastKey]boardSeen
 	reconns int
-	err     error
+	rows    int // patient rows received
+	alerts  int // alert events received
 }
 
 type lastKey struct {
@@ -210,9 +211,7 @@ func (w *BoardWatch) run(ctx context.Context, ws *websocket.Conn) {
 				}
 				break
 			}
-			w.mu.Lock()
-			w.err = err
-			w.mu.Unlock()
+			w.log.Warn("board stream: reconnect failed", "err", err)
 		}
 	}
 }
@@ -238,9 +237,11 @@ func (w *BoardWatch) read(ws *websocket.Conn) error {
 		case "patient":
 			var r boardRow
 			if json.Unmarshal(m.Patient, &r) == nil {
+				w.count(&w.rows)
 				w.row(now, r)
 			}
 		case "alert":
+			w.count(&w.alerts)
 			w.alert(now, m)
 		}
 	}
@@ -317,6 +318,19 @@ func (w *BoardWatch) Observations(clock Clock) []Observation {
 		out = append(out, o)
 	}
 	return out
+}
+
+func (w *BoardWatch) count(n *int) {
+	w.mu.Lock()
+	*n++
+	w.mu.Unlock()
+}
+
+// Counts returns how many patient rows and alert events the stream carried.
+func (w *BoardWatch) Counts() (rows, alerts int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rows, w.alerts
 }
 
 // Reconnects is how often the stream dropped and was reopened.

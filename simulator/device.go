@@ -221,10 +221,10 @@ type Stream struct {
 	end     time.Duration
 	rng     *rand.Rand
 	noise   noise
-	topic   string
 
 	spells []*spell
 	// schedule state
+	base     time.Duration // the Every-grid point of the pending measurement
 	next     time.Duration
 	k        int
 	day      int
@@ -269,7 +269,6 @@ func NewStream(d DeviceSpec, p *Patient, outages []Spell, clock Clock, end time.
 		dev: d, patient: p, clock: clock, end: end,
 		rng:   rand.New(rand.NewPCG(seed, hashString("device:"+string(d.ID)))),
 		noise: kindTable[d.Kind].noise,
-		topic: vward.ReadingsTopic(d.ID),
 	}
 	// Draw in a fixed order: battery, phase, random spells.
 	if d.Faults.Battery != nil {
@@ -306,7 +305,7 @@ func NewStream(d DeviceSpec, p *Patient, outages []Spell, clock Clock, end time.
 		s.next = -1
 		s.advanceTimes()
 	} else {
-		s.next = phase
+		s.base = phase
 		s.jitter()
 	}
 	s.lastBatch = 0
@@ -315,6 +314,9 @@ func NewStream(d DeviceSpec, p *Patient, outages []Spell, clock Clock, end time.
 	}
 	return s
 }
+
+// Device is the stream's device.
+func (s *Stream) Device() vward.DeviceID { return s.dev.ID }
 
 // mergeSpells sorts windows and joins overlapping ones, dropping what falls
 // outside [0, end).
@@ -335,10 +337,15 @@ func mergeSpells(ws []Spell, end time.Duration) []*spell {
 	return out
 }
 
-// jitter delays the pending Every-measurement by up to Jitter.
+// jitter places the pending Every-measurement up to Jitter after its grid
+// point, so that a schedule wanders but does not drift.
 func (s *Stream) jitter() {
+	s.next = s.base
 	if s.dev.Jitter > 0 {
 		s.next += time.Duration(s.rng.Int64N(int64(s.dev.Jitter)))
+	}
+	if s.next <= s.lastTime && s.k > 0 {
+		s.next = s.lastTime + time.Millisecond
 	}
 }
 
@@ -372,7 +379,7 @@ func (s *Stream) advance() {
 		s.advanceTimes()
 	} else {
 		s.k++
-		s.next = s.lastTime + s.dev.Every.D()
+		s.base += s.dev.Every.D()
 		s.jitter()
 	}
 	if s.next > s.end {

@@ -462,4 +462,3 @@ func (l *limiter) wait(ctx context.Context) error {
 	}
 	return nil
 }
-

@@ -81,18 +81,17 @@ type conn struct {
 	password           string
 	topic              string
 
-	mu         sync.Mutex // guards what follows
-	nc         net.Conn   // nil while down
-	gen        int        // bumped on every successful connect
-	running    bool       // a run goroutine exists
-	wantOff    bool       // the scenario has taken the device offline
-	closing    bool       // the fleet is shutting down
-	nextID     uint16
-	inflight   map[uint16]*outMsg
-	order      []*outMsg // unacknowledged, in publish order (acked ones pruned lazily)
-	lastWrite  time.Time
-	refusal    error
-	everOnline bool
+	mu        sync.Mutex // guards what follows
+	nc        net.Conn   // nil while down
+	gen       int        // bumped on every successful connect
+	running   bool       // a run goroutine exists
+	wantOff   bool       // the scenario has taken the device offline
+	closing   bool       // the fleet is shutting down
+	nextID    uint16
+	inflight  map[uint16]*outMsg
+	order     []*outMsg // unacknowledged, in publish order (acked ones pruned lazily)
+	lastWrite time.Time
+	refusal   error
 
 	wmu sync.Mutex // serialises writes to nc
 }
@@ -283,7 +282,6 @@ func (c *conn) up(nc net.Conn) bool {
 	}
 	c.nc = nc
 	c.gen++
-	c.everOnline = true
 	c.refusal = nil
 	gen := c.gen
 	var resend []*outMsg
@@ -520,4 +518,3 @@ func (f *Fleet) sleep(d time.Duration) bool {
 		return false
 	}
 }
-

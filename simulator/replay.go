@@ -89,7 +89,7 @@ func RunScenario(ctx context.Context, sc *Scenario, o RunOptions) (*Report, erro
 	streams := plan.Streams(clock)
 	var ds []DeviceSteps
 	for _, s := range streams {
-		ds = append(ds, DeviceSteps{Device: s.dev.ID, Steps: s})
+		ds = append(ds, DeviceSteps{Device: s.Device(), Steps: s})
 	}
 	pctx, stopProgress := context.WithCancel(ctx)
 	progressDone := make(chan struct{})
@@ -122,6 +122,8 @@ func RunScenario(ctx context.Context, sc *Scenario, o RunOptions) (*Report, erro
 		checked := Evaluate(plan, watch.Observations(clock))
 		checked.Problems = rep.Problems
 		rep = checked
+		rows, alerts := watch.Counts()
+		rep.Notes = append(rep.Notes, fmt.Sprintf("board: %s patient updates and %s alert events while watching", group(int64(rows)), group(int64(alerts))))
 		if n := watch.Reconnects(); n > 0 {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("the board stream dropped and was reopened %d time(s)", n))
 		}

@@ -1,0 +1,222 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/devices"
+	"github.com/vward/vward/history"
+	"github.com/vward/vward/ingest"
+	"github.com/vward/vward/internal/node"
+	"github.com/vward/vward/internal/testenv"
+	"github.com/vward/vward/simulator"
+)
+
+// scenarioNode is a node running a scenario's ward: its patients (with
+// their SpO2 scales) and devices registered, Mosquitto checking every
+// device's own credentials and the production ACL, and a clinician of the
+// scenario's wards to watch the board.
+type scenarioNode struct {
+	node        *node.Node
+	brokerURL   string
+	credentials map[vward.DeviceID]string
+	clinician   simulator.BoardLogin
+}
+
+const scenarioClinician = "scenario-nurse"
+
+func startScenarioNode(t *testing.T, plan *simulator.Plan) *scenarioNode {
+	t.Helper()
+	influx := testenv.StartInflux(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	servicePassword := randomSecret(t)
+	n, err := node.Open(ctx, node.Config{
+		DataDir:  t.TempDir(),
+		HTTPAddr: "127.0.0.1:0",
+		// The broker's URL is known only once its password file, which
+		// needs the devices' secrets, is written: SetURL below.
+		MQTT:   ingest.MQTTConfig{Username: "vward", Password: servicePassword, ClientID: "vward-scenario"},
+		Influx: &history.InfluxConfig{URL: influx.URL, Bucket: influx.Bucket},
+		Log:    scenarioLog(t),
+	})
+	if err != nil {
+		t.Fatalf("open node: %v", err)
+	}
+	reg := n.Registry
+	for _, w := range plan.Wards() {
+		if err := reg.AddWard(ctx, devices.Ward{ID: w, Name: string(w)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Bindings reach back beyond vward's 7-day backfill window, so that
+	// readings stamped in simulated time are attributed too.
+	from := time.Now().Add(-8 * 24 * time.Hour)
+	users := map[string]string{"vward": servicePassword}
+	creds := map[vward.DeviceID]string{}
+	for _, p := range plan.Patients {
+		if err := reg.Admit(ctx, devices.Patient{ID: p.ID, Ward: p.Ward, Name: p.Name, SpO2Scale: p.SpO2Scale, Admitted: from}); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range p.Devices {
+			secret, err := reg.AddDevice(ctx, d.ID, string(d.Kind))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := reg.Assign(ctx, d.ID, p.ID, from); err != nil {
+				t.Fatal(err)
+			}
+			creds[d.ID] = secret
+			users[string(d.ID)] = secret
+		}
+	}
+	clinicianPassword := randomSecret(t)
+	if err := reg.AddClinician(ctx, devices.Clinician{Username: scenarioClinician, Role: "clinician", Wards: plan.Wards()}, clinicianPassword); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.LoadPatients(ctx); err != nil {
+		t.Fatal(err)
+	}
+	broker := testenv.StartMosquitto(t, testenv.MosquittoOptions{
+		PasswordFile: passwordFile(t, users),
+		ACLFile:      filepath.Join("..", "..", "deploy", "mosquitto", "acl"),
+	})
+	n.Source.SetURL(broker.URL)
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("node run: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("node did not stop within 20s of cancellation")
+		}
+		n.Close()
+	})
+	waitReady(t, n.URL())
+	return &scenarioNode{
+		node: n, brokerURL: broker.URL, credentials: creds,
+		clinician: simulator.BoardLogin{URL: n.URL(), Username: scenarioClinician, Password: clinicianPassword},
+	}
+}
+
+// passwordFile writes a Mosquitto password file in one mosquitto_passwd run
+// (-U hashes a file of plain user:password lines): a scenario has hundreds of
+// devices, and testenv.PasswordFile starts one process per user.
+func passwordFile(t *testing.T, users map[string]string) string {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto_passwd")
+	if err != nil {
+		return testenv.PasswordFile(t, users) // finds it elsewhere, or skips
+	}
+	var lines strings.Builder
+	for u, p := range users {
+		fmt.Fprintf(&lines, "%s:%s\n", u, p)
+	}
+	path := filepath.Join(t.TempDir(), "passwd")
+	if err := os.WriteFile(path, []byte(lines.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "-U", path).CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_passwd -U: %v\n%s", err, out)
+	}
+	return path
+}
+
+func randomSecret(t *testing.T) string {
+	var b [18]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// scenarioLog keeps the node's warnings and errors, shown if the test fails.
+func scenarioLog(t *testing.T) *slog.Logger {
+	t.Helper()
+	var buf safeBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			s := buf.String()
+			if len(s) > 16<<10 {
+				s = "…" + s[len(s)-16<<10:]
+			}
+			t.Logf("vward log:\n%s", s)
+		}
+	})
+	return slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// Every shipped scenario passes `vward replay FILE --expect` against a real
+// vward (Mosquitto with per-device credentials and the production ACL,
+// InfluxDB, the board's stream) in accelerated time: the same function the
+// command runs, in-process.
+func TestScenarioFiles(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "simulator", "scenarios", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenario files found: %v", err)
+	}
+	for _, file := range files {
+		name := strings.TrimSuffix(filepath.Base(file), ".json")
+		t.Run(name, func(t *testing.T) {
+			sc, err := simulator.Load(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan, err := sc.Plan()
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := startScenarioNode(t, plan)
+			began := time.Now()
+			rep, err := simulator.RunScenario(context.Background(), sc, simulator.RunOptions{
+				MQTTURL:     s.brokerURL,
+				Credentials: s.credentials,
+				Board:       &s.clinician,
+				Grace:       2 * time.Second,
+				Log:         scenarioLog(t),
+			})
+			if err != nil {
+				t.Fatalf("replay %s: %v", name, err)
+			}
+			var out strings.Builder
+			_, _ = rep.WriteTo(&out)
+			t.Logf("replayed in %v:\n%s", time.Since(began).Round(100*time.Millisecond), out.String())
+			if !rep.Passed() {
+				t.Errorf("scenario %s failed against vward", name)
+			}
+		})
+	}
+}
+
+// safeBuffer is a bytes.Buffer the node's goroutines may log to.
+type safeBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *safeBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *safeBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
