@@ -23,7 +23,7 @@ import (
 func newDevicesCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "devices",
-		Short: "Inspect devices and the messages vward refused from them",
+		Short: "Register devices, bind them to patients, manage their secrets, and inspect refused messages",
 	}
 	cmd.AddCommand(newDevicesRejectedCmd())
 	addDeviceRegistryCmds(cmd) // add, assign, unassign, rotate-secret, list, export-mosquitto (registry.go)
