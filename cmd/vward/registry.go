@@ -204,11 +204,20 @@ func newWardsAddCmd() *cobra.Command {
 	return cmd
 }
 
-func newWardsListCmd() *cobra.Command {
-	var o registryOpts
+// listing is a registry list command: it fetches the rows, then prints them
+// as JSON for scripts or as an aligned table for people.
+type listing[T any] struct {
+	use, short string
+	empty      string // what to say when there is nothing to list
+	header     string // tab-separated column names
+	fetch      func(ctx context.Context, reg *devices.Registry) ([]T, error)
+	row        func(T) []string
+}
+
+func (l listing[T]) command(o *registryOpts) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List the wards with how many patients each has now",
+		Use:   l.use,
+		Short: l.short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			reg, ctx, done, err := o.open(cmd.Context(), false)
@@ -216,31 +225,44 @@ func newWardsListCmd() *cobra.Command {
 				return err
 			}
 			defer done()
-			ws, err := reg.Wards(ctx)
+			rows, err := l.fetch(ctx, reg)
 			if err != nil {
 				return err
 			}
+			out := cmd.OutOrStdout()
 			if o.asJSON {
-				return printJSON(cmd.OutOrStdout(), ws)
+				return printJSON(out, rows)
 			}
-			if len(ws) == 0 {
-				_, err := fmt.Fprintln(cmd.OutOrStdout(), "no wards; add one with vward wards add")
+			if len(rows) == 0 {
+				_, err := fmt.Fprintln(out, l.empty)
 				return err
 			}
-			tw := newTable(cmd.OutOrStdout())
-			fmt.Fprintln(tw, "ID\tNAME\tPATHWAY\tPLACE\tCAPACITY\tPATIENTS")
-			for _, w := range ws {
-				capacity := "-"
-				if w.Capacity > 0 {
-					capacity = fmt.Sprint(w.Capacity)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", w.ID, cell(w.Name), cell(w.Pathway), cell(w.Place), capacity, w.Managed)
+			tw := newTable(out)
+			fmt.Fprintln(tw, l.header)
+			for _, r := range rows {
+				fmt.Fprintln(tw, strings.Join(l.row(r), "\t"))
 			}
 			return tw.Flush()
 		},
 	}
 	o.register(cmd.Flags(), false, true)
 	return cmd
+}
+
+func newWardsListCmd() *cobra.Command {
+	return listing[devices.Ward]{
+		use: "list", short: "List the wards with how many patients each has now",
+		empty:  "no wards; add one with vward wards add",
+		header: "ID\tNAME\tPATHWAY\tPLACE\tCAPACITY\tPATIENTS",
+		fetch:  func(ctx context.Context, reg *devices.Registry) ([]devices.Ward, error) { return reg.Wards(ctx) },
+		row: func(w devices.Ward) []string {
+			capacity := "-"
+			if w.Capacity > 0 {
+				capacity = fmt.Sprint(w.Capacity)
+			}
+			return []string{string(w.ID), cell(w.Name), cell(w.Pathway), cell(w.Place), capacity, fmt.Sprint(w.Managed)}
+		},
+	}.command(&registryOpts{})
 }
 
 func newWardsReportCmd() *cobra.Command {
@@ -542,45 +564,25 @@ func newPatientsDischargeCmd() *cobra.Command {
 
 func newPatientsListCmd() *cobra.Command {
 	var (
-		o    registryOpts
 		ward string
 		all  bool
 	)
-	cmd := &cobra.Command{
-		Use:   "list [--ward WARD] [--all]",
-		Short: "List the patients on the wards (with --all, discharged ones too)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			reg, ctx, done, err := o.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ps, err := reg.ListPatients(ctx, devices.PatientQuery{Ward: vward.WardID(ward), Discharged: all})
-			if err != nil {
-				return err
-			}
-			if o.asJSON {
-				return printJSON(cmd.OutOrStdout(), ps)
-			}
-			if len(ps) == 0 {
-				_, err := fmt.Fprintln(cmd.OutOrStdout(), "no patients")
-				return err
-			}
-			tw := newTable(cmd.OutOrStdout())
-			fmt.Fprintln(tw, "ID\tNAME\tNHS NUMBER\tBORN\tWARD\tSTATUS\tSPO2 SCALE\tADMITTED\tEXPECTED END")
-			for _, p := range ps {
-				status := p.Status
-				if p.Status == devices.StatusDischarged {
-					status += " (" + p.Outcome + ")"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.ID, cell(p.Name), cell(formatNHS(p.NHSNumber)), cell(p.Born),
-					p.Ward, status, p.SpO2Scale, localTime(p.Admitted), cell(p.ExpectedEnd))
-			}
-			return tw.Flush()
+	cmd := listing[devices.Patient]{
+		use: "list [--ward WARD] [--all]", short: "List the patients on the wards (with --all, discharged ones too)",
+		empty:  "no patients",
+		header: "ID\tNAME\tNHS NUMBER\tBORN\tWARD\tSTATUS\tSPO2 SCALE\tADMITTED\tEXPECTED END",
+		fetch: func(ctx context.Context, reg *devices.Registry) ([]devices.Patient, error) {
+			return reg.ListPatients(ctx, devices.PatientQuery{Ward: vward.WardID(ward), Discharged: all})
 		},
-	}
-	o.register(cmd.Flags(), false, true)
+		row: func(p devices.Patient) []string {
+			status := p.Status
+			if p.Status == devices.StatusDischarged {
+				status += " (" + p.Outcome + ")"
+			}
+			return []string{string(p.ID), cell(p.Name), cell(formatNHS(p.NHSNumber)), cell(p.Born),
+				string(p.Ward), status, fmt.Sprint(p.SpO2Scale), localTime(p.Admitted), cell(p.ExpectedEnd)}
+		},
+	}.command(&registryOpts{})
 	cmd.Flags().StringVar(&ward, "ward", "", "only this ward")
 	cmd.Flags().BoolVar(&all, "all", false, "include discharged patients")
 	return cmd
@@ -836,46 +838,23 @@ export-mosquitto again and reload the broker.`,
 }
 
 func newDevicesListCmd() *cobra.Command {
-	var o registryOpts
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List registered devices and whom each is bound to",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			reg, ctx, done, err := o.open(cmd.Context(), false)
-			if err != nil {
-				return err
+	return listing[devices.Device]{
+		use: "list", short: "List registered devices and whom each is bound to",
+		empty:  "no devices; add one with vward devices add",
+		header: "ID\tKIND\tSERIAL\tPATIENT\tWARD\tBOUND FROM\tMOSQUITTO",
+		fetch:  func(ctx context.Context, reg *devices.Registry) ([]devices.Device, error) { return reg.Devices(ctx) },
+		row: func(d devices.Device) []string {
+			from := "-"
+			if d.BoundFrom != nil {
+				from = localTime(*d.BoundFrom)
 			}
-			defer done()
-			ds, err := reg.Devices(ctx)
-			if err != nil {
-				return err
+			mq := "ready"
+			if !d.MosquittoReady {
+				mq = "rotate secret"
 			}
-			if o.asJSON {
-				return printJSON(cmd.OutOrStdout(), ds)
-			}
-			if len(ds) == 0 {
-				_, err := fmt.Fprintln(cmd.OutOrStdout(), "no devices; add one with vward devices add")
-				return err
-			}
-			tw := newTable(cmd.OutOrStdout())
-			fmt.Fprintln(tw, "ID\tKIND\tSERIAL\tPATIENT\tWARD\tBOUND FROM\tMOSQUITTO")
-			for _, d := range ds {
-				from := "-"
-				if d.BoundFrom != nil {
-					from = localTime(*d.BoundFrom)
-				}
-				mq := "ready"
-				if !d.MosquittoReady {
-					mq = "rotate secret"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, cell(d.Kind), cell(d.Serial), cell(string(d.Patient)), cell(string(d.Ward)), from, mq)
-			}
-			return tw.Flush()
+			return []string{string(d.ID), cell(d.Kind), cell(d.Serial), cell(string(d.Patient)), cell(string(d.Ward)), from, mq}
 		},
-	}
-	o.register(cmd.Flags(), false, true)
-	return cmd
+	}.command(&registryOpts{})
 }
 
 func newDevicesExportMosquittoCmd() *cobra.Command {
@@ -1094,46 +1073,25 @@ func newUsersAddCmd() *cobra.Command {
 }
 
 func newUsersListCmd() *cobra.Command {
-	var o registryOpts
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List the clinicians, their roles and wards",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			reg, ctx, done, err := o.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer done()
-			cs, err := reg.Clinicians(ctx)
-			if err != nil {
-				return err
-			}
-			if o.asJSON {
-				return printJSON(cmd.OutOrStdout(), cs)
-			}
-			if len(cs) == 0 {
-				_, err := fmt.Fprintln(cmd.OutOrStdout(), "no users; add one with vward users add")
-				return err
-			}
-			tw := newTable(cmd.OutOrStdout())
-			fmt.Fprintln(tw, "USERNAME\tROLE\tWARDS")
-			for _, c := range cs {
-				ws := make([]string, len(c.Wards))
-				for i, w := range c.Wards {
-					ws[i] = string(w)
-				}
-				wards := strings.Join(ws, ", ")
-				if c.Role == "admin" {
-					wards = "(every ward)"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", cell(c.Username), c.Role, cell(wards))
-			}
-			return tw.Flush()
+	return listing[devices.Clinician]{
+		use: "list", short: "List the clinicians, their roles and wards",
+		empty:  "no users; add one with vward users add",
+		header: "USERNAME\tROLE\tWARDS",
+		fetch: func(ctx context.Context, reg *devices.Registry) ([]devices.Clinician, error) {
+			return reg.Clinicians(ctx)
 		},
-	}
-	o.register(cmd.Flags(), false, true)
-	return cmd
+		row: func(c devices.Clinician) []string {
+			ws := make([]string, len(c.Wards))
+			for i, w := range c.Wards {
+				ws[i] = string(w)
+			}
+			wards := strings.Join(ws, ", ")
+			if c.Role == "admin" {
+				wards = "(every ward)"
+			}
+			return []string{cell(c.Username), c.Role, cell(wards)}
+		},
+	}.command(&registryOpts{})
 }
 
 func newUsersPasswdCmd() *cobra.Command {
