@@ -6,7 +6,7 @@ package demo
 import (
 	"context"
 	crand "crypto/rand"
-	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,7 +92,8 @@ func Seed(ctx context.Context, reg *devices.Registry, o Options) (Seeded, error)
 	if _, err := crand.Read(pw[:]); err != nil {
 		return Seeded{}, fmt.Errorf("make demo password: %w", err)
 	}
-	s.Clinician.Password = base64.RawURLEncoding.EncodeToString(pw[:])
+	// Hex, so the password never starts with "-" or needs quoting in a shell.
+	s.Clinician.Password = hex.EncodeToString(pw[:])
 	if err := reg.AddClinician(ctx, devices.Clinician{Username: s.Clinician.Username, Role: "clinician", Wards: []vward.WardID{Ward}}, s.Clinician.Password); err != nil {
 		return Seeded{}, err
 	}
