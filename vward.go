@@ -184,6 +184,8 @@ const (
 	// SenMLFilter subscribes to every device's readings sent as SenML
 	// (RFC 8428) JSON, the second accepted format.
 	SenMLFilter = TopicPrefix + "+/senml"
+	// StatusFilter subscribes to every device's retained online status.
+	StatusFilter = TopicPrefix + "+/status"
 )
 
 // ReadingsTopic is where a device publishes its readings.

@@ -122,18 +122,23 @@ func Decode(device vward.DeviceID, payload []byte, now time.Time, lim Limits) (M
 		return Message{}, reject(RejectEncoding, "payload is not valid UTF-8")
 	}
 	var w wireMessage
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	if err := dec.Decode(&w); err != nil {
-		return Message{}, reject(RejectJSON, "%s", describeJSONError(err))
-	}
-	if dec.More() {
-		return Message{}, reject(RejectJSON, "unexpected data after the JSON object")
-	}
-	if len(w.Readings) > lim.MaxReadings {
-		return Message{}, reject(RejectEnvelope, "readings has %d entries; the limit is %d", len(w.Readings), lim.MaxReadings)
-	}
-	if err := validate.Struct(&w); err != nil {
-		return Message{}, reject(RejectEnvelope, "%s", describeValidation(err))
+	if !parseFast(payload, &w, lim) {
+		// The general path: anything unusual, and every wording of a
+		// refused envelope.
+		w = wireMessage{}
+		dec := json.NewDecoder(bytes.NewReader(payload))
+		if err := dec.Decode(&w); err != nil {
+			return Message{}, reject(RejectJSON, "%s", describeJSONError(err))
+		}
+		if dec.More() {
+			return Message{}, reject(RejectJSON, "unexpected data after the JSON object")
+		}
+		if len(w.Readings) > lim.MaxReadings {
+			return Message{}, reject(RejectEnvelope, "readings has %d entries; the limit is %d", len(w.Readings), lim.MaxReadings)
+		}
+		if err := validate.Struct(&w); err != nil {
+			return Message{}, reject(RejectEnvelope, "%s", describeValidation(err))
+		}
 	}
 	at, err := checkTime(w.TS, now, lim)
 	if err != nil {
@@ -215,6 +220,9 @@ func decodeValue(kind vward.ReadingKind, raw json.RawMessage) (float64, error) {
 	}
 	// JSON has no NaN or Inf literal, so a float64 that decodes is finite;
 	// the check stays for values a future format (SenML) might produce.
+	if v, ok := fastNumber(raw); ok {
+		return checkNumber(kind, v)
+	}
 	var v float64
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return 0, fmt.Errorf("value %s is not a number", clip(raw))

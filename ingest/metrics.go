@@ -25,6 +25,7 @@ type Metrics struct {
 	Delivered       *prometheus.CounterVec // by client_id
 	Connects        prometheus.Counter
 	ConnectionsLost prometheus.Counter
+	SessionsRetired prometheus.Counter
 }
 
 // NewMetrics builds the ingest metrics and registers them on reg; a nil
@@ -34,7 +35,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Received: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "vward_ingest_messages_received_total",
-			Help: "Device messages received from the broker, redeliveries included, by payload format (readings, senml).",
+			Help: "Device messages received from the broker, redeliveries included, by topic (readings, senml, status).",
 		}, []string{"format"}),
 		Redelivered: f.NewCounter(prometheus.CounterOpts{
 			Name: "vward_ingest_messages_redelivered_total",
@@ -97,10 +98,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vward_ingest_broker_connections_lost_total",
 			Help: "Broker connections lost; what they had delivered and not acknowledged is redelivered.",
 		}),
+		SessionsRetired: f.NewCounter(prometheus.CounterOpts{
+			Name: "vward_ingest_broker_sessions_retired_total",
+			Help: "Unused broker sessions (--mqtt-retire-client-ids) drained and deleted.",
+		}),
 	}
 	m.StoreUp.Set(1)
-	for _, f := range []Format{FormatV1, FormatSenML} {
-		m.Received.WithLabelValues(string(f))
+	for _, f := range []string{string(FormatV1), string(FormatSenML), statusLeaf} {
+		m.Received.WithLabelValues(f)
 	}
 	for _, s := range []string{storeHistory, storeDeadLetters} {
 		m.WriteFailures.WithLabelValues(s)

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,7 +33,18 @@ type MQTTConfig struct {
 	Connections int
 	// ShareGroup names the shared subscription (default "vward").
 	ShareGroup string
+	// Retire names client ids of sessions vward no longer uses, after a
+	// change of Connections or ClientID. The broker keeps such a session
+	// and its subscriptions, so it goes on collecting readings nobody
+	// reads. Each is connected once, unsubscribed, drained into the
+	// pipeline (stored and acknowledged like any message) and deleted.
+	Retire []string
 }
+
+// testHookBeforeSubscribe, when set by a test, runs in onConnect before the
+// subscription: it widens the window in which a resumed session's messages
+// arrive before SUBSCRIBE, which must not lose them.
+var testHookBeforeSubscribe func()
 
 // DefaultShareGroup is the shared-subscription group of vward's connections.
 const DefaultShareGroup = "vward"
@@ -74,6 +87,7 @@ type Source struct {
 	log      *slog.Logger
 	ctx      atomic.Pointer[context.Context]
 	conns    []*subscriber
+	retired  sync.Map // client id → true once its session is deleted
 }
 
 // subscriber is one broker connection with its own persistent session.
@@ -141,8 +155,17 @@ func (s *Source) Run(ctx context.Context) error {
 	for _, c := range s.conns {
 		c.start()
 	}
+	var retiring sync.WaitGroup
+	for _, id := range s.cfg.Retire {
+		if slices.Contains(s.cfg.ClientIDs(), id) {
+			s.log.Error("not retiring a session still in use", "client_id", id)
+			continue
+		}
+		retiring.Go(func() { s.retire(ctx, id) })
+	}
 	<-ctx.Done()
 	<-s.pipeline.Drained()
+	retiring.Wait()
 	for _, c := range s.conns {
 		// Disconnect's quiesce lets the acknowledgements the pipeline
 		// just issued reach the broker before DISCONNECT.
@@ -154,11 +177,12 @@ func (s *Source) Run(ctx context.Context) error {
 	return nil
 }
 
-func (c *subscriber) start() {
-	s := c.src
-	opts := mqtt.NewClientOptions().
+// clientOptions are every vward connection's: a persistent session under a
+// fixed client id, manual acknowledgement, in-order delivery.
+func (s *Source) clientOptions(clientID string, onConnect mqtt.OnConnectHandler, onMessage mqtt.MessageHandler) *mqtt.ClientOptions {
+	return mqtt.NewClientOptions().
 		AddBroker(s.cfg.URL).
-		SetClientID(c.clientID).
+		SetClientID(clientID).
 		SetUsername(s.cfg.Username).
 		SetPassword(s.cfg.Password).
 		SetCleanSession(false).
@@ -172,7 +196,29 @@ func (c *subscriber) start() {
 		SetMaxReconnectInterval(5 * time.Second).
 		SetKeepAlive(30 * time.Second).
 		SetConnectTimeout(10 * time.Second).
-		SetOnConnectHandler(c.onConnect).
+		// Anything the session delivers is ours: a topic vward cannot
+		// read is dead-lettered and acknowledged, not left in the session.
+		SetDefaultPublishHandler(onMessage).
+		SetOnConnectHandler(onConnect)
+}
+
+// newClient builds a client with its routes in place before the first
+// CONNECT, not only at SUBSCRIBE: on a resumed session the broker resends
+// what it holds right after CONNACK, before our SUBSCRIBE is even sent, and
+// paho drops a message it has no route for without acknowledging it —
+// stranding it in the session until the next reconnect. A restarted process
+// would lose its backlog that way.
+func newClient(opts *mqtt.ClientOptions, filters []string, onMessage mqtt.MessageHandler) mqtt.Client {
+	c := mqtt.NewClient(opts)
+	for _, f := range filters {
+		c.AddRoute(f, onMessage)
+	}
+	return c
+}
+
+func (c *subscriber) start() {
+	s := c.src
+	opts := s.clientOptions(c.clientID, c.onConnect, c.onMessage).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			c.subscribed.Store(false)
 			if c.connected.Swap(false) {
@@ -181,7 +227,7 @@ func (c *subscriber) start() {
 			s.metrics.ConnectionsLost.Inc()
 			c.log.Warn("broker connection lost; unacknowledged messages will be redelivered", "err", err)
 		})
-	c.client = mqtt.NewClient(opts)
+	c.client = newClient(opts, s.cfg.SubscriptionFilters(), c.onMessage)
 	c.client.Connect() // with ConnectRetry it keeps trying in the background
 }
 
@@ -194,6 +240,9 @@ func (c *subscriber) onConnect(cl mqtt.Client) {
 	c.log.Info("connected to broker", "url", s.cfg.URL)
 	// Subscribing on every connect, not once, because a broker that lost
 	// its state (or a clean restart) would otherwise leave us deaf.
+	if testHookBeforeSubscribe != nil {
+		testHookBeforeSubscribe()
+	}
 	filters := make(map[string]byte)
 	for _, f := range s.cfg.SubscriptionFilters() {
 		filters[f] = 1

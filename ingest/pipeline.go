@@ -45,6 +45,17 @@ type Observer interface {
 	Observe(rs []vward.Reading)
 }
 
+// DeviceObserver, when the Observer also implements it, hears of devices
+// as well as readings: ObserveDevice once per accepted message (the device
+// was heard from; battery 0–1, nil when the message had none) and
+// DeviceStatus for each status message (online false: the device said, or
+// its will said, it went offline). alerting.Monitor implements it for the
+// battery_low and device_offline alerts.
+type DeviceObserver interface {
+	ObserveDevice(device vward.DeviceID, patient vward.PatientID, ward vward.WardID, battery *float64, at time.Time)
+	DeviceStatus(device vward.DeviceID, patient vward.PatientID, ward vward.WardID, online bool, at time.Time)
+}
+
 // DeadLetters keeps refused messages for inspection.
 type DeadLetters interface {
 	Keep(ctx context.Context, rs []Rejection) error
@@ -171,9 +182,19 @@ func (c Config) withDefaults() Config {
 // pending is a message decoded and waiting for storage.
 type pending struct {
 	readings  []vward.Reading
+	battery   *float64
+	status    *statusUpdate
 	rejection *Rejection
 	ack       func()
 	weight    int64 // against MaxInFlightBytes
+}
+
+// statusUpdate is a device's status, attributed to its current patient.
+type statusUpdate struct {
+	device  vward.DeviceID
+	patient vward.PatientID
+	ward    vward.WardID
+	DeviceStatus
 }
 
 // Pipeline is the ingest pipeline. Build it with NewPipeline, start Run, and
@@ -183,6 +204,7 @@ type Pipeline struct {
 	store    Store
 	registry Registry
 	observer Observer
+	devices  DeviceObserver // the observer, if it hears of devices too
 	dead     DeadLetters
 	notifier RejectionNotifier
 	metrics  *Metrics
@@ -226,6 +248,7 @@ func NewPipeline(cfg Config, store Store, reg Registry, observer Observer, dead 
 		closing: make(chan struct{}),
 		drained: make(chan struct{}),
 	}
+	p.devices, _ = observer.(DeviceObserver)
 	p.closingCtx, p.cancelClosing = context.WithCancel(context.Background())
 	p.storeOK.Store(true)
 	return p
@@ -281,6 +304,9 @@ func (p *Pipeline) Submit(ctx context.Context, d Delivery) error {
 	item.weight = weight
 	if len(item.readings) > 0 && p.observer != nil {
 		p.observeOnce(d, item)
+	}
+	if st := item.status; st != nil && p.devices != nil {
+		p.devices.DeviceStatus(st.device, st.patient, st.ward, st.Online, st.At)
 	}
 	// in has room for every slot, so this never blocks.
 	p.in <- item
@@ -346,6 +372,20 @@ func (p *Pipeline) observeOnce(d Delivery, item pending) {
 		p.log.Warn("msg_id reused with a different payload; scoring it as a new message", "device", r0.Device, "msg_id", r0.MsgID)
 	}
 	p.observer.Observe(item.readings)
+	if p.devices != nil {
+		last := r0.At
+		for _, r := range item.readings {
+			last = latest(last, r.At)
+		}
+		p.devices.ObserveDevice(r0.Device, r0.Patient, r0.Ward, item.battery, last)
+	}
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // decode turns a delivery into readings to store and, if anything was
@@ -353,6 +393,9 @@ func (p *Pipeline) observeOnce(d Delivery, item pending) {
 func (p *Pipeline) decode(d Delivery) pending {
 	now := p.now()
 	item := pending{ack: d.Ack}
+	if device, ok := StatusTopicDevice(d.Topic); ok {
+		return p.decodeStatus(device, d, item, now)
+	}
 	device, format, err := ParseDeviceTopic(d.Topic)
 	p.metrics.Received.WithLabelValues(string(formatLabel(format))).Inc()
 	if d.Redelivered {
@@ -396,6 +439,7 @@ func (p *Pipeline) decode(d Delivery) pending {
 		kept = append(kept, r)
 	}
 	item.readings = kept
+	item.battery = msg.Battery
 	switch {
 	case len(unattributed) > 0:
 		reason := fmt.Sprintf("device %s was not bound to a patient when these were measured: %s", device, strings.Join(unattributed, ", "))
@@ -406,6 +450,31 @@ func (p *Pipeline) decode(d Delivery) pending {
 	case len(msg.Problems) > 0:
 		item.rejection = rej(RejectReadings, ProblemsText(msg.Problems))
 	}
+	return item
+}
+
+// decodeStatus reads a status message. A malformed one is dead-lettered
+// like any refused message; one from a device that is not registered or
+// not bound is acknowledged and dropped, since it is retained and would
+// otherwise be filed again at every reconnect, and no patient needs it.
+func (p *Pipeline) decodeStatus(device vward.DeviceID, d Delivery, item pending, now time.Time) pending {
+	p.metrics.Received.WithLabelValues(statusLeaf).Inc()
+	st, err := DecodeStatus(d.Payload, now, p.cfg.Limits)
+	if err != nil {
+		code, reason := RejectJSON, err.Error()
+		var re *RejectError
+		if errors.As(err, &re) {
+			code, reason = re.Code, re.Detail
+		}
+		item.rejection = &Rejection{Device: device, Topic: d.Topic, Code: code, Reason: reason, Payload: d.Payload, Received: now}
+		return item
+	}
+	patient, ward, err := p.registry.PatientAt(device, now)
+	if err != nil {
+		p.log.Debug("status of a device with no patient ignored", "device", device, "err", err)
+		return item
+	}
+	item.status = &statusUpdate{device: device, patient: patient, ward: ward, DeviceStatus: st}
 	return item
 }
 

@@ -95,8 +95,32 @@ func (d *deadList) list() []Rejection {
 
 // observed counts what the observer saw.
 type observed struct {
-	mu sync.Mutex
-	rs []vward.Reading
+	mu       sync.Mutex
+	rs       []vward.Reading
+	devices  []string // ObserveDevice calls
+	statuses []string // DeviceStatus calls
+}
+
+func (o *observed) ObserveDevice(device vward.DeviceID, patient vward.PatientID, ward vward.WardID, battery *float64, at time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	b := "none"
+	if battery != nil {
+		b = fmt.Sprint(*battery)
+	}
+	o.devices = append(o.devices, fmt.Sprintf("%s %s %s battery=%s at=%s", device, patient, ward, b, at.Format(time.RFC3339)))
+}
+
+func (o *observed) DeviceStatus(device vward.DeviceID, patient vward.PatientID, ward vward.WardID, online bool, at time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.statuses = append(o.statuses, fmt.Sprintf("%s %s %s online=%v at=%s", device, patient, ward, online, at.Format(time.RFC3339)))
+}
+
+func (o *observed) calls() ([]string, []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.devices), slices.Clone(o.statuses)
 }
 
 func (o *observed) Observe(rs []vward.Reading) {
@@ -581,5 +605,74 @@ func TestDeadLetterStoreList(t *testing.T) {
 	all, _ := s.List(ctx, "", 0)
 	if len(all) != 5 {
 		t.Errorf("List all = %d, want 5", len(all))
+	}
+}
+
+// Alerting hears of each accepted message's device and battery once, and
+// of devices' status messages; status messages are acknowledged in their
+// turn, a malformed one is kept as a dead letter, and one from a device
+// with no patient is dropped.
+func TestPipelineTellsAlertingOfDevices(t *testing.T) {
+	r := newRig(t, Config{}, registry(t, now.Add(-time.Hour), now.Add(time.Hour)))
+	r.run(t)
+	ctx := context.Background()
+	at := now.Add(-time.Minute)
+	msg := fmt.Sprintf(`{"msg_id":"m1","ts":%q,"readings":[{"type":"spo2","value":95},{"type":"heart_rate","value":70,"ts":%q}],"battery":0.15}`,
+		at.Format(time.RFC3339), at.Add(30*time.Second).Format(time.RFC3339))
+	for _, d := range []struct{ topic, payload, id string }{
+		{vward.ReadingsTopic("ox-1"), msg, "m1"},
+		{vward.ReadingsTopic("ox-1"), msg, "m1 again"},
+		{vward.StatusTopic("ox-1"), "offline", "status offline"},
+		{vward.StatusTopic("ox-1"), fmt.Sprintf(`{"online":true,"ts":%q}`, now.Add(-5*time.Second).Format(time.RFC3339)), "status online"},
+		{vward.StatusTopic("ox-1"), `{"up":1}`, "status malformed"},
+		{vward.StatusTopic("ox-idle"), "online", "status unbound"},
+	} {
+		if err := r.p.Submit(ctx, Delivery{Topic: d.topic, Payload: []byte(d.payload), Ack: r.acks.ack(d.id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "every message acknowledged", func() bool { return len(r.acks.list()) == 6 })
+	want := []string{"m1", "m1 again", "status offline", "status online", "status malformed", "status unbound"}
+	if got := r.acks.list(); !slices.Equal(got, want) {
+		t.Errorf("acks %v, want in arrival order %v", got, want)
+	}
+	devs, statuses := r.obs.calls()
+	wantDevs := []string{"ox-1 p1 w1 battery=0.15 at=2026-11-23T10:15:00Z"}
+	wantStatuses := []string{"ox-1 p1 w1 online=false at=2026-11-23T10:15:30Z", "ox-1 p1 w1 online=true at=2026-11-23T10:15:25Z"}
+	if !slices.Equal(devs, wantDevs) || !slices.Equal(statuses, wantStatuses) {
+		t.Errorf("ObserveDevice %q\nwant          %q\nDeviceStatus %q\nwant         %q", devs, wantDevs, statuses, wantStatuses)
+	}
+	if dl := r.dead.list(); len(dl) != 1 || dl[0].Code != RejectEnvelope || !strings.Contains(dl[0].Reason, "no online field") {
+		t.Errorf("dead letters = %+v, want the malformed status", dl)
+	}
+	if got := value(r.m.Received.WithLabelValues("status")); got != 4 {
+		t.Errorf("received{format=status} = %v, want 4", got)
+	}
+}
+
+func TestDecodeStatus(t *testing.T) {
+	for payload, want := range map[string]string{
+		"online":     "online at 2026-11-23T10:15:30Z",
+		" OFFLINE\n": "offline at 2026-11-23T10:15:30Z",
+		`{"online":false,"ts":"2026-11-20T08:00:00Z"}`: "offline at 2026-11-20T08:00:00Z",
+		`{"online":true}`:                             "online at 2026-11-23T10:15:30Z",
+		`{"online":"yes"}`:                            "bad_json",
+		`{"ts":"2026-11-20T08:00:00Z"}`:               "bad_envelope",
+		`{"online":true,"ts":"yesterday"}`:            "bad_time",
+		`{"online":true,"ts":"2027-01-01T00:00:00Z"}`: "bad_time",
+		"up":                      "bad_json",
+		strings.Repeat(" ", 2000): "too_large",
+	} {
+		st, err := DecodeStatus([]byte(payload), now, DefaultLimits())
+		got := st.String()
+		var re *RejectError
+		if errors.As(err, &re) {
+			got = re.Code
+		} else if err != nil {
+			got = err.Error()
+		}
+		if got != want {
+			t.Errorf("DecodeStatus(%q) = %s, want %s", payload, got, want)
+		}
 	}
 }

@@ -19,8 +19,9 @@ const (
 	FormatSenML Format = "senml"    // SenML (RFC 8428) JSON
 )
 
-// Filters are the subscriptions that bring every accepted format.
-var Filters = []string{vward.ReadingsFilter, vward.SenMLFilter}
+// Filters are the subscriptions ingest makes: every accepted reading
+// format, and devices' status.
+var Filters = []string{vward.ReadingsFilter, vward.SenMLFilter, vward.StatusFilter}
 
 // ParseTopic reads the device id from a readings or senml topic.
 func ParseTopic(topic string) (vward.DeviceID, error) {
@@ -45,4 +46,20 @@ func ParseDeviceTopic(topic string) (vward.DeviceID, Format, error) {
 		return vward.DeviceID(device), f, nil
 	}
 	return vward.DeviceID(device), "", fmt.Errorf("topic %q: %q is not a readings or senml topic", topic, leaf)
+}
+
+// statusLeaf is the topic leaf of a device's retained online status.
+const statusLeaf = "status"
+
+// StatusTopicDevice reads the device id from a status topic.
+func StatusTopicDevice(topic string) (vward.DeviceID, bool) {
+	rest, ok := strings.CutPrefix(topic, vward.TopicPrefix)
+	if !ok {
+		return "", false
+	}
+	device, leaf, ok := strings.Cut(rest, "/")
+	if !ok || device == "" || leaf != statusLeaf {
+		return "", false
+	}
+	return vward.DeviceID(device), true
 }

@@ -1,8 +1,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -41,9 +48,10 @@ func (f *ingestFlags) register(fs *pflag.FlagSet) {
 
 func newServeCmd() *cobra.Command {
 	var (
-		cfg    node.Config
-		influx influxFlags
-		tune   ingestFlags
+		cfg       node.Config
+		influx    influxFlags
+		tune      ingestFlags
+		pprofAddr string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -60,6 +68,11 @@ A reading is acknowledged to the broker only once InfluxDB has stored it.`,
 			cfg.Influx = influx.config()
 			cfg.Ingest = tune.cfg
 			cfg.Log = logger(cmd)
+			if pprofAddr != "" {
+				if err := servePprof(cmd.Context(), pprofAddr, cfg.Log); err != nil {
+					return err
+				}
+			}
 			n, err := node.Open(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -76,8 +89,50 @@ A reading is acknowledged to the broker only once InfluxDB has stored it.`,
 	fs.StringVar(&cfg.MQTT.Username, "mqtt-username", env("VWARD_MQTT_USERNAME", "vward"), "vward's own MQTT account (env VWARD_MQTT_USERNAME)")
 	fs.StringVar(&cfg.MQTT.Password, "mqtt-password", env("VWARD_MQTT_PASSWORD", ""), "password of vward's MQTT account (env VWARD_MQTT_PASSWORD)")
 	fs.StringVar(&cfg.MQTT.ClientID, "mqtt-client-id", env("VWARD_MQTT_CLIENT_ID", "vward-ingest"), "fixed MQTT client id: the broker keeps unacknowledged readings in this persistent session across restarts (env VWARD_MQTT_CLIENT_ID)")
+	fs.StringSliceVar(&cfg.MQTT.Retire, "mqtt-retire-client-ids", envList("VWARD_MQTT_RETIRE_CLIENT_IDS"), "client ids of broker sessions vward no longer uses (after changing --mqtt-connections or --mqtt-client-id): drained into InfluxDB, then deleted (env VWARD_MQTT_RETIRE_CLIENT_IDS, comma-separated)")
 	fs.IntVar(&cfg.MQTT.Connections, "mqtt-connections", envInt("VWARD_MQTT_CONNECTIONS", 1), "subscriber connections; above 1 they share a $share/vward/ subscription as <client-id>-1…-N (read docs/operator.md before changing it) (env VWARD_MQTT_CONNECTIONS)")
+	fs.StringVar(&pprofAddr, "pprof-addr", env("VWARD_PPROF_ADDR", ""), "serve Go's /debug/pprof on this address (loopback only, e.g. 127.0.0.1:6060) for profiling; off when empty (env VWARD_PPROF_ADDR)")
 	influx.register(fs)
 	tune.register(fs)
 	return cmd
+}
+
+// servePprof serves net/http/pprof on its own listener, never on the
+// board's: profiles expose internals and cost CPU, so they are opt-in and
+// loopback only.
+func servePprof(ctx context.Context, addr string, log *slog.Logger) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--pprof-addr %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("--pprof-addr %q: profiles are served on loopback only", addr)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--pprof-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	context.AfterFunc(ctx, func() { srv.Close() })
+	if log != nil {
+		log.Info("pprof serving", "addr", l.Addr().String())
+	}
+	return nil
+}
+
+// envList reads a comma-separated VWARD_* variable as a list flag's default.
+func envList(name string) []string {
+	var out []string
+	for _, v := range strings.Split(env(name, ""), ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }

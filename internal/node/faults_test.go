@@ -14,6 +14,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -33,6 +34,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vward/vward"
+	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
 	"github.com/vward/vward/ingest"
@@ -40,6 +42,10 @@ import (
 	"github.com/vward/vward/internal/sqlitedb"
 	"github.com/vward/vward/internal/testenv"
 )
+
+// The node's observer is the alert monitor: it must hear of devices
+// (battery, status) as well as readings.
+var _ ingest.DeviceObserver = (*alerting.Monitor)(nil)
 
 const (
 	faultMessages = 3000
@@ -118,6 +124,12 @@ type publishing struct {
 // publish starts the fleet at about rate messages a second in all.
 func (f fleet) publish(t *testing.T, brokerURL string, rate float64) *publishing {
 	t.Helper()
+	return f.publishRange(t, brokerURL, rate, 0, f.total)
+}
+
+// publishRange publishes messages from up to (not including) to.
+func (f fleet) publishRange(t *testing.T, brokerURL string, rate float64, from, to int) *publishing {
+	t.Helper()
 	p := &publishing{done: make(chan error, len(f.devices))}
 	every := time.Duration(float64(time.Second) * float64(len(f.devices)) / rate)
 	var wg sync.WaitGroup
@@ -140,7 +152,8 @@ func (f fleet) publish(t *testing.T, brokerURL string, rate float64) *publishing
 			defer c.Disconnect(250)
 			tick := time.NewTicker(every)
 			defer tick.Stop()
-			for i := di; i < f.total; i += len(f.devices) {
+			first := from + (di-from%len(f.devices)+len(f.devices))%len(f.devices)
+			for i := first; i < to; i += len(f.devices) {
 				<-tick.C
 				_, payload := f.message(i)
 				if err := publishUntilAcked(c, vward.ReadingsTopic(d), payload); err != nil {
@@ -286,10 +299,20 @@ func clipList(s []string) string {
 // and InfluxDB, after seeding the fleet; it stops when the test ends.
 func runNode(t *testing.T, f fleet, broker *testenv.Mosquitto, influx *testenv.Influx, mqttCfg ingest.MQTTConfig, ingestCfg ingest.Config) *node.Node {
 	t.Helper()
+	n, stop := startNode(t, f, t.TempDir(), true, broker, influx, mqttCfg, ingestCfg)
+	t.Cleanup(stop)
+	return n
+}
+
+// startNode opens a node on dataDir (seeding the fleet if seed), runs it
+// and waits until it is ready. stop cancels it, waits for a clean exit and
+// closes it.
+func startNode(t *testing.T, f fleet, dataDir string, seed bool, broker *testenv.Mosquitto, influx *testenv.Influx, mqttCfg ingest.MQTTConfig, ingestCfg ingest.Config) (*node.Node, func()) {
+	t.Helper()
 	mqttCfg.URL = broker.URL
 	ctx, cancel := context.WithCancel(context.Background())
 	n, err := node.Open(ctx, node.Config{
-		DataDir:  t.TempDir(),
+		DataDir:  dataDir,
 		HTTPAddr: "127.0.0.1:0",
 		MQTT:     mqttCfg,
 		Influx:   &history.InfluxConfig{URL: influx.URL, Bucket: influx.Bucket},
@@ -297,28 +320,34 @@ func runNode(t *testing.T, f fleet, broker *testenv.Mosquitto, influx *testenv.I
 		Log:      testLog(t),
 	})
 	if err != nil {
+		cancel()
 		t.Fatalf("open node: %v", err)
 	}
-	f.seed(t, n.Registry)
-	if err := n.LoadPatients(ctx); err != nil {
-		t.Fatal(err)
+	if seed {
+		f.seed(t, n.Registry)
+		if err := n.LoadPatients(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("node run: %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("node run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("node did not stop within 30s of cancellation")
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("node did not stop within 30s of cancellation")
-		}
-		n.Close()
-	})
+			n.Close()
+		})
+	}
 	waitReady(t, n.URL())
-	return n
+	return n, stop
 }
 
 // testLog keeps the node's warnings and errors, shown only if the test fails.
@@ -494,6 +523,101 @@ func TestSharedSubscriptionDeliversOnce(t *testing.T) {
 	}
 }
 
+// A restarted vward drains what its session holds: the messages its last
+// run received and could not acknowledge (InfluxDB was down when it
+// stopped), which the broker resends right after CONNACK, possibly before
+// the new process has subscribed; and the messages queued while it was
+// down.
+// Every one must be stored, once. What the first run stored and
+// acknowledged before InfluxDB went down is not redelivered.
+func TestRestartDrainsSessionBacklog(t *testing.T) {
+	t.Parallel()
+	broker, influx := testenv.StartMosquitto(t), testenv.StartInflux(t)
+	f := newFleet(1500)
+	dataDir := t.TempDir()
+	cfg := ingest.MQTTConfig{ClientID: "vward-restart"}
+	tune := ingest.Config{FlushTimeout: time.Second, RetryMax: time.Second}
+
+	first, stopFirst := startNode(t, f, dataDir, true, broker, influx, cfg, tune)
+	f.publishRange(t, broker.URL, 500, 0, 500).wait(t)
+	deadline := time.Now().Add(storedDeadline)
+	for {
+		ids, err := f.storedMsgIDs(context.Background(), influx)
+		if err == nil && len(ids) == 500 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("first run stored %d of 500 (%v)", len(ids), err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// InfluxDB down: the first run receives 500 more and holds them.
+	influx.Stop(t)
+	f.publishRange(t, broker.URL, 500, 500, 1000).wait(t)
+	for deadline := time.Now().Add(30 * time.Second); first.Pipeline.InFlight() < 500; {
+		if time.Now().After(deadline) {
+			t.Fatalf("first run holds %d in flight, want 500", first.Pipeline.InFlight())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopFirst()
+	// vward is down: the broker queues 500 more in its session.
+	f.publishRange(t, broker.URL, 500, 1000, 1500).wait(t)
+	influx.Start(t)
+
+	second, stopSecond := startNode(t, f, dataDir, false, broker, influx, cfg, tune)
+	defer stopSecond()
+	f.requireEveryMessageOnce(t, influx)
+	m := second.Pipeline.Metrics()
+	received := counterValue(t, m.Received.WithLabelValues(string(ingest.FormatV1)))
+	redelivered := counterValue(t, m.Redelivered)
+	t.Logf("second run received %v messages, %v of them marked redelivered", received, redelivered)
+	if redelivered < 500 || received < 1000 {
+		t.Errorf("second run received %v messages (%v redelivered), want the 500 held and the 500 queued", received, redelivered)
+	}
+}
+
+// Going from one subscriber connection to two changes the client ids; the
+// old session keeps its subscription and what was queued in it while vward
+// was down. Retiring it drains that backlog into InfluxDB and deletes the
+// session, so it collects nothing more.
+func TestRetireSessionAfterChangingConnections(t *testing.T) {
+	t.Parallel()
+	broker, influx := testenv.StartMosquitto(t), testenv.StartInflux(t)
+	f := newFleet(1000)
+	dataDir := t.TempDir()
+	_, stopFirst := startNode(t, f, dataDir, true, broker, influx, ingest.MQTTConfig{ClientID: "vward-mig"}, ingest.Config{})
+	stopFirst()
+	f.publishRange(t, broker.URL, 500, 0, 500).wait(t) // queued in session vward-mig
+
+	n, stop := startNode(t, f, dataDir, false, broker, influx,
+		ingest.MQTTConfig{ClientID: "vward-mig", Connections: 2, Retire: []string{"vward-mig"}}, ingest.Config{})
+	defer stop()
+	for deadline := time.Now().Add(60 * time.Second); !slices.Contains(n.Source.RetiredSessions(), "vward-mig"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("session vward-mig not retired within 60s")
+		}
+	}
+	m := n.Pipeline.Metrics()
+	drained := counterValue(t, m.Delivered.WithLabelValues("vward-mig"))
+	f.publishRange(t, broker.URL, 500, 500, 1000).wait(t)
+	f.requireEveryMessageOnce(t, influx)
+	if after := counterValue(t, m.Delivered.WithLabelValues("vward-mig")); drained < 500 || after != drained {
+		t.Errorf("retired session delivered %v before retirement and %v after, want the 500 queued and nothing more", drained, after)
+	}
+
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL).SetClientID("vward-mig").SetCleanSession(false))
+	tok := c.Connect()
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(100)
+	if tok.(*mqtt.ConnectToken).SessionPresent() {
+		t.Error("the broker still holds session vward-mig after retirement")
+	}
+}
+
 // vward is killed with SIGKILL mid-stream and started again with the same
 // client id: what it received and had not acknowledged is redelivered by
 // the broker, so nothing is lost. Then a clean stop acknowledges everything
@@ -543,12 +667,27 @@ func TestFaultVwardKilled(t *testing.T) {
 	v.start(t)
 
 	pub := f.publish(t, broker.URL, 200)
-	for _, at := range []int64{faultMessages / 3, 2 * faultMessages / 3} {
-		pub.waitSent(t, at)
-		v.stop(t, syscall.SIGKILL)
-		t.Logf("vward killed with %d messages published", pub.sent.Load())
-		v.start(t)
+	pub.waitSent(t, faultMessages/3)
+	v.stop(t, syscall.SIGKILL)
+	t.Logf("vward killed with %d messages published", pub.sent.Load())
+	v.start(t)
+
+	// Killed again while InfluxDB is down, holding hundreds of messages it
+	// cannot acknowledge: the broker resends them all the moment the next
+	// process connects, before it has subscribed.
+	pub.waitSent(t, 2*faultMessages/3)
+	influx.Stop(t)
+	for deadline := time.Now().Add(30 * time.Second); v.metric(t, "vward_ingest_messages_in_flight") < 200; {
+		if time.Now().After(deadline) {
+			t.Fatalf("vward holds %v messages in flight with InfluxDB down, want 200 or more", v.metric(t, "vward_ingest_messages_in_flight"))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
+	held := v.metric(t, "vward_ingest_messages_in_flight")
+	v.stop(t, syscall.SIGKILL)
+	t.Logf("vward killed holding %v unacknowledged messages, %d published", held, pub.sent.Load())
+	influx.Start(t)
+	v.start(t)
 	pub.wait(t)
 	f.requireEveryMessageOnce(t, influx)
 
@@ -588,31 +727,19 @@ func TestFaultVwardKilled(t *testing.T) {
 	t.Logf("done in %v", time.Since(began).Round(time.Second))
 }
 
-// buildOnce builds cmd/vward once for every test in this binary.
-var buildOnce = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "vward-fault-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "vward")
+// buildVward builds cmd/vward into the test's temp dir; the build cache
+// makes every build after the first a link.
+func buildVward(t *testing.T) string {
+	t.Helper()
+	began := time.Now()
+	bin := filepath.Join(t.TempDir(), "vward")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/vward/vward/cmd/vward").CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("go build ./cmd/vward: %v\n%s", err, out)
+		t.Fatalf("go build ./cmd/vward: %v\n%s", err, out)
 	}
-	return bin, nil
-})
-
-func buildVward(t *testing.T) string {
-	t.Helper()
-	began := time.Now()
-	bin, err := buildOnce()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(bin)) })
-	t.Logf("vward binary ready in %v", time.Since(began).Round(time.Millisecond))
+	t.Logf("vward binary built in %v", time.Since(began).Round(time.Millisecond))
 	return bin
 }
 
@@ -660,16 +787,17 @@ func (v *vwardProcess) start(t *testing.T) {
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "---- %s: vward %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(v.args, " "))
-	v.cmd = exec.Command(v.bin, v.args...)
-	v.cmd.Env = vwardEnv()
-	v.cmd.Stdout, v.cmd.Stderr = logf, logf
+	cmd := exec.Command(v.bin, v.args...)
+	cmd.Env = vwardEnv()
+	cmd.Stdout, cmd.Stderr = logf, logf
 	// If the test binary dies, so does vward.
-	v.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := v.cmd.Start(); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
 		t.Fatalf("start vward: %v", err)
 	}
-	v.done = make(chan error, 1)
-	go func() { v.done <- v.cmd.Wait() }()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	v.cmd, v.done = cmd, done
 	waitReady(t, v.url)
 }
 
@@ -742,4 +870,73 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// A SenML pack published on the device's senml topic is stored like a v1
+// message; a refused one is listed by GET /api/v1/rejections for admins
+// only, and counted on /metrics by its code.
+func TestSenMLRejectionsAndMetricsEndToEnd(t *testing.T) {
+	s := start(t)
+	ctx := context.Background()
+	if err := s.node.Registry.AddClinician(ctx, devices.Clinician{Username: "ops-admin", Role: "admin"}, password); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC().Add(-time.Minute).Truncate(time.Millisecond)
+	good := fmt.Sprintf(`[{"bn":"urn:dev:ox-1:","bt":%.3f,"n":"heart_rate","u":"beat/min","v":77},{"n":"msg_id","vs":"senml-1"}]`,
+		float64(at.UnixMilli())/1000)
+	publish(t, s.broker.URL, "ox-1-client", vward.SenMLTopic(device), []byte(good))
+	bad := `[{"bt":1e9,"n":"heart_rate","u":"Hz","v":1.3},{"n":"msg_id","vs":"senml-bad"}]`
+	publish(t, s.broker.URL, "ox-1-client", vward.SenMLTopic(device), []byte(bad))
+
+	flux := fmt.Sprintf(`from(bucket: %q) |> range(start: -1h)
+		|> filter(fn: (r) => r._measurement == %q and r._field == "value" and r.kind == "heart_rate")`, s.influx.Bucket, history.Measurement)
+	var rows []map[string]any
+	for deadline := time.Now().Add(15 * time.Second); len(rows) == 0 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		rows = s.influx.Query(t, flux)
+	}
+	if len(rows) != 1 || rows[0]["_value"] != 77.0 || !rows[0]["_time"].(time.Time).Equal(at) || rows[0]["patient"] != string(patient) {
+		t.Fatalf("stored SenML heart rate = %v, want 77 for %s at %s", rows, patient, at)
+	}
+
+	admin := signIn(t, s.node.URL(), "ops-admin")
+	var raw struct {
+		Rejections []map[string]any `json:"rejections"`
+	}
+	for deadline := time.Now().Add(15 * time.Second); len(raw.Rejections) == 0 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if st := admin.do(http.MethodGet, "/api/v1/rejections?device=ox-1&limit=5", nil, &raw); st != http.StatusOK {
+			t.Fatalf("GET /api/v1/rejections as admin: %d", st)
+		}
+	}
+	if len(raw.Rejections) != 1 || raw.Rejections[0]["msg_id"] != "senml-bad" || raw.Rejections[0]["code"] != ingest.RejectTime ||
+		raw.Rejections[0]["payload"] != bad || !strings.Contains(raw.Rejections[0]["reason"].(string), "older than") {
+		t.Errorf("rejections = %v, want the refused SenML pack with its payload", raw.Rejections)
+	}
+	if st := admin.do(http.MethodGet, "/api/v1/rejections?limit=0", nil, nil); st != http.StatusBadRequest {
+		t.Errorf("limit=0: %d, want 400", st)
+	}
+	if st := signIn(t, s.node.URL(), nurse).do(http.MethodGet, "/api/v1/rejections", nil, nil); st != http.StatusForbidden {
+		t.Errorf("GET /api/v1/rejections as a clinician: %d, want 403", st)
+	}
+	if resp, err := http.Get(s.node.URL() + "/api/v1/rejections"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET /api/v1/rejections without a session: %v %v, want 401", resp.Status, err)
+	}
+
+	resp, err := http.Get(s.node.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`vward_ingest_messages_received_total{format="senml"} 2`,
+		`vward_ingest_messages_rejected_total{code="bad_time"} 1`,
+		`vward_ingest_messages_stored_total 1`,
+		`vward_ingest_broker_connections_up 1`,
+		`vward_ingest_store_write_duration_seconds_count`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }

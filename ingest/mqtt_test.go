@@ -1,0 +1,94 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/internal/testenv"
+)
+
+// runSource runs a pipeline and its MQTT source until the returned stop is
+// called; stop waits for both to return.
+func runSource(t *testing.T, r *rig, cfg MQTTConfig) (*Source, func()) {
+	t.Helper()
+	src := NewSource(cfg, r.p, quietLog)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	go func() { _ = r.p.Run(ctx); done <- struct{}{} }()
+	go func() { _ = src.Run(ctx); done <- struct{}{} }()
+	stop := func() {
+		cancel()
+		for range 2 {
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("pipeline or source did not stop within 20s")
+			}
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for src.Check() != nil {
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("source not connected and subscribed within 20s: %v", src.Check())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return src, stop
+}
+
+// A restarted process resumes its session, and the broker resends the
+// messages the last run received and never acknowledged right after
+// CONNACK, before the new process has subscribed. They must reach the
+// pipeline (and be stored and acknowledged), not be dropped by the client
+// for want of a route, which would strand them in the session.
+func TestSourceTakesResentMessagesBeforeSubscribing(t *testing.T) {
+	broker := testenv.StartMosquitto(t)
+	reg := registry(t, now.Add(-time.Hour), now.Add(time.Hour))
+	cfg := MQTTConfig{URL: broker.URL, ClientID: "ingest-resume"}
+	const n = 50
+
+	// First run: receives n messages, cannot store them, stops without
+	// acknowledging.
+	first := newRig(t, Config{FlushTimeout: 100 * time.Millisecond}, reg)
+	first.store.gate = make(chan struct{}) // never opens
+	_, stopFirst := runSource(t, first, cfg)
+	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL).SetClientID("ingest-resume-device"))
+	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("device connect: %v", tok.Error())
+	}
+	defer pub.Disconnect(100)
+	for i := range n {
+		id := fmt.Sprintf("m%03d", i)
+		tok := pub.Publish(vward.ReadingsTopic("ox-1"), 1, false, v1(id, now.Add(-time.Duration(i)*time.Second), vward.SpO2, 95))
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", id, tok.Error())
+		}
+	}
+	waitFor(t, "the first run to hold every message", func() bool { return first.p.InFlight() == n })
+	stopFirst()
+	if a := value(first.m.Acked); a != 0 {
+		t.Fatalf("first run acknowledged %v messages it could not store", a)
+	}
+
+	// Second run, a new client as after a restart, slow to subscribe.
+	testHookBeforeSubscribe = func() { time.Sleep(500 * time.Millisecond) }
+	defer func() { testHookBeforeSubscribe = nil }()
+	second := newRig(t, Config{}, reg)
+	_, stopSecond := runSource(t, second, cfg)
+	defer stopSecond()
+	waitFor(t, fmt.Sprintf("the second run to store all %d resent messages", n), func() bool {
+		return value(second.m.Acked) == n
+	})
+	if got := len(second.store.readings()); got != n {
+		t.Errorf("second run stored %d readings, want %d", got, n)
+	}
+	if r := value(second.m.Redelivered); r != n {
+		t.Errorf("redelivered = %v, want %d (the broker's DUP flag)", r, n)
+	}
+}
