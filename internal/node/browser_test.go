@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/vward/vward"
+	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/internal/testenv"
 )
@@ -67,9 +68,21 @@ func read[T any](t *testing.T, ctx context.Context, what string, action chromedp
 	return v
 }
 
-// screenshot saves the page as name.png in $VWARD_SCREENSHOTS (the docs
-// use docs/screenshots), or in a temp dir so the step still runs.
+// screenshot saves the whole page as name.png in $VWARD_SCREENSHOTS (the
+// docs use docs/screenshots), or in a temp dir so the step still runs.
 func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	save(t, name, read(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100)))
+}
+
+// viewportShot saves what fits in the window, for pages too long to
+// capture whole.
+func viewportShot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	save(t, name, read(t, ctx, "screenshot "+name, chromedp.CaptureScreenshot()))
+}
+
+func save(t *testing.T, name string, png []byte) {
 	t.Helper()
 	dir := os.Getenv("VWARD_SCREENSHOTS")
 	if dir == "" {
@@ -78,7 +91,6 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 		// Relative to the repository root, not this package.
 		dir = filepath.Join("..", "..", dir)
 	}
-	png := read(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -227,4 +239,92 @@ func TestBoardInBrowser(t *testing.T) {
 		chromedp.WaitVisible(`#conn.up`),
 		chromedp.WaitVisible(`tr[data-patient="p2"].risk-medium`),
 	)
+}
+
+// A board of 1,000 patients: every row renders, a burst of updates across
+// the ward settles to the latest value of each patient, and a patient at
+// the bottom who deteriorates moves to the top. Readings go straight to the
+// monitor: this tests the board, not ingest.
+func TestBoardThousandPatients(t *testing.T) {
+	s := start(t)
+	const n = 1000
+	now := time.Now().Add(-time.Minute)
+	reading := func(id vward.PatientID, kind vward.ReadingKind, v float64, at time.Time) vward.Reading {
+		return vward.Reading{Patient: id, Ward: ward, Kind: kind, Value: v, At: at, MsgID: fmt.Sprintf("%s-%d", id, at.UnixNano())}
+	}
+	set := func(id vward.PatientID, at time.Time, rr, spo2, sbp, hr float64, temp float64, acvpu vward.Level) []vward.Reading {
+		return []vward.Reading{
+			reading(id, vward.RespiratoryRate, rr, at), reading(id, vward.SpO2, spo2, at),
+			reading(id, vward.SupplementalOxygen, 0, at), reading(id, vward.SystolicBP, sbp, at),
+			reading(id, vward.HeartRate, hr, at), reading(id, vward.Consciousness, float64(acvpu), at),
+			reading(id, vward.Temperature, temp, at),
+		}
+	}
+	ids := make([]vward.PatientID, n)
+	for i := range n {
+		ids[i] = vward.PatientID(fmt.Sprintf("bulk-%04d", i))
+		s.node.Monitor.Admit(alerting.PatientInfo{ID: ids[i], Ward: ward, Name: fmt.Sprintf("Patient %04d", i)})
+		s.node.Monitor.Observe(set(ids[i], now, 16, 97, 125, 70, 36.9, vward.Alert))
+	}
+
+	b := browser(t)
+	step(t, b, "sign in",
+		chromedp.Navigate(s.node.URL()+"/"),
+		chromedp.WaitVisible("#login-form"),
+		chromedp.SendKeys("#login-username", nurse),
+		chromedp.SendKeys("#login-password", password),
+		chromedp.Click(`#login-form button[type="submit"]`),
+		chromedp.WaitVisible(`tr[data-patient="bulk-0999"]`),
+	)
+	countRows := `document.querySelectorAll("#rows tr").length`
+	if got := read(t, b, "row count", chromedp.Evaluate[int](countRows)); got != n+1 {
+		t.Fatalf("board shows %d rows, want %d", got, n+1)
+	}
+
+	// A burst: five rounds of new pulses for every patient, the last
+	// round's value 60 + i%30.
+	for round := 1; round <= 5; round++ {
+		at := now.Add(time.Duration(round) * time.Second)
+		for i, id := range ids {
+			s.node.Monitor.Observe([]vward.Reading{reading(id, vward.HeartRate, float64(60+(i+round)%30), at)})
+		}
+	}
+	// The last patient deteriorates to high.
+	s.node.Monitor.Observe(set(ids[n-1], now.Add(10*time.Second), 27, 90, 95, 128, 39.3, vward.Confused))
+	top := `(() => { const tr = document.querySelector("#rows tr"); return tr ? tr.dataset.patient + " " + tr.className : "none"; })()`
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		got := read(t, b, "top row", chromedp.Evaluate[string](top))
+		if got == "bulk-0999 risk-high" || strings.HasPrefix(got, "bulk-0999 risk-high ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("top row is %q after 60s, want bulk-0999 at high risk", got)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// Every row settles on its patient's latest pulse.
+	check := fmt.Sprintf(`(() => {
+		const bad = [];
+		document.querySelectorAll("#rows tr[data-patient^=bulk-]").forEach(tr => {
+			const i = Number(tr.dataset.patient.slice(5));
+			if (i === %d) return;
+			const pulse = tr.children[8].querySelector("span").textContent;
+			if (pulse !== (60 + (i + 5) %% 30) + " bpm") bad.push(tr.dataset.patient + "=" + pulse);
+		});
+		return bad.slice(0, 5).join(", ");
+	})()`, n-1)
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		bad := read(t, b, "pulses", chromedp.Evaluate[string](check))
+		if bad == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rows not on their latest pulse after 60s: %s", bad)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	viewportShot(t, b, "board-1000")
 }

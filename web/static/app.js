@@ -192,7 +192,7 @@ async function act(a, action, body) {
   const out = await res.json().catch(() => ({}));
   if (!res.ok) { flash("Could not " + action + ": " + (out.error || res.status)); return false; }
   applyAlert(out.alert || out);
-  scheduleRender();
+  scheduleRender(a.patient);
   return true;
 }
 
@@ -251,15 +251,46 @@ function row(p) {
   return tr;
 }
 
+// Rendering is incremental so that a board of 1,000 patients stays smooth:
+// only rows whose patient or alerts changed are rebuilt, and rows are moved
+// only when the order changed. A snapshot or a filter change rebuilds all.
+const rowOf = new Map(); // patient id → its <tr>
+const dirty = new Set();
+let rebuildAll = true;
+
 function render() {
+  const body = $("rows");
   const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.patient : null;
+  if (rebuildAll) {
+    rowOf.clear();
+    body.replaceChildren();
+  }
   const list = sorted();
-  const frag = document.createDocumentFragment();
-  for (const p of list) frag.appendChild(row(p));
-  $("rows").replaceChildren(frag);
+  const shown = new Set(list.map(p => p.patient));
+  for (const [id, tr] of rowOf) {
+    if (!shown.has(id)) { tr.remove(); rowOf.delete(id); }
+  }
+  for (const p of list) {
+    const old = rowOf.get(p.patient);
+    if (old && !dirty.has(p.patient)) continue;
+    const tr = row(p);
+    if (old) {
+      old.replaceWith(tr);
+    }
+    rowOf.set(p.patient, tr);
+  }
+  // Put rows in acuity order, touching the DOM only from the first misfit.
+  let at = body.firstElementChild;
+  for (const p of list) {
+    const tr = rowOf.get(p.patient);
+    if (tr === at) { at = at.nextElementSibling; continue; }
+    body.insertBefore(tr, at);
+  }
+  dirty.clear();
+  rebuildAll = false;
   $("empty").hidden = list.length > 0;
-  if (focused) {
-    const again = document.querySelector(`tr[data-patient="${CSS.escape(focused)}"]`);
+  if (focused && document.activeElement === document.body) {
+    const again = rowOf.get(focused);
     if (again) again.focus();
   }
   const counts = { high: 0, medium: 0, "low-medium": 0, low: 0 };
@@ -298,7 +329,11 @@ function fillFilters() {
 }
 
 let renderQueued = false;
-function scheduleRender() {
+// scheduleRender redraws at the next frame: the rows of the patients named,
+// or every row when none is named.
+function scheduleRender(...ids) {
+  if (ids.length === 0) rebuildAll = true;
+  for (const id of ids) dirty.add(id);
   if (renderQueued) return;
   renderQueued = true;
   requestAnimationFrame(() => { renderQueued = false; render(); });
@@ -517,14 +552,14 @@ function connect() {
       loadAlerts();
     } else if (m.type === "patient") {
       patients.set(m.patient.patient, m.patient);
-      scheduleRender();
+      scheduleRender(m.patient.patient);
     } else if (m.type === "discharged") {
       patients.delete(m.patient.patient);
-      scheduleRender();
+      scheduleRender(m.patient.patient);
     } else if (m.type === "alert") {
       applyAlert(m.alert);
       cue(m);
-      scheduleRender();
+      scheduleRender(m.alert.patient);
       if (location.hash === "#patient/" + encodeURIComponent(m.alert.patient)) showTimeline(m.alert.patient);
     }
   };
@@ -566,8 +601,8 @@ $("shelve-form").addEventListener("submit", async (ev) => {
   if (await act(shelving, "shelve", { minutes: Number($("shelve-minutes").value), reason })) $("shelve-dialog").close();
 });
 $("shelve-cancel").addEventListener("click", () => $("shelve-dialog").close());
-$("filter-ward").addEventListener("change", render);
-$("filter-pathway").addEventListener("change", render);
+$("filter-ward").addEventListener("change", () => { rebuildAll = true; render(); });
+$("filter-pathway").addEventListener("change", () => { rebuildAll = true; render(); });
 $("alert-banner").addEventListener("click", () => { $("alert-banner").hidden = true; });
 $("rows").addEventListener("click", (ev) => {
   const tr = ev.target.closest("tr[data-patient]");
