@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +19,8 @@ type replayFlags struct {
 	mqttURL, boardURL, username, password, credentials string
 	record, mqttUser, mqttPassword                     string
 	topics                                             []string
-	expect, dryRun, retime, quiet                      bool
+	expect, dryRun, retime, quiet, register            bool
+	registry                                           registryOpts
 	speed, rate                                        float64
 	ramp, grace, duration                              time.Duration
 }
@@ -44,8 +46,14 @@ the path takes counts 6 simulated minutes.
 
 Devices sign in with their secrets from --credentials (the shape of the
 demo's demo-credentials.json); a device not in the file signs in with its id
-and no password, for a broker that allows that. Register the scenario's
-patients (with their SpO2 scale) and devices in vward first.
+and no password, for a broker that allows that.
+
+--register first makes the scenario's wards, patients (with their SpO2
+scale) and devices known to the vward whose store is --data-dir, giving each
+device a new secret, and writes the secrets to --credentials if given. A
+running vward notices within seconds; behind Mosquitto, export the password
+file again (vward devices export-mosquitto) and reload the broker before the
+devices can sign in.
 
 --dry-run plays the scenario without a broker or vward, scoring what vward
 would accept as its monitor does, and checks the expectations: use it to set
@@ -89,6 +97,8 @@ Examples:
 	fs.StringVar(&f.credentials, "credentials", "", `device credentials file {"devices":[{"id","secret","patient"}]}`)
 	fs.BoolVar(&f.expect, "expect", false, "watch the board and check the scenario's expected alerts; exit 1 if any is missing, late, early or unexpected")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "play the scenario without a broker or vward and check its expectations")
+	fs.BoolVar(&f.register, "register", false, "register the scenario's wards, patients and devices in the vward store at --data-dir first")
+	f.registry.register(fs, true, false)
 	fs.Float64Var(&f.speed, "speed", 0, "simulated seconds per real second (default: the scenario's; 1 for a recording)")
 	fs.DurationVar(&f.ramp, "ramp", 0, "spread the devices' connections over this long")
 	fs.Float64Var(&f.rate, "rate", 0, "cap on publishes per second across the fleet")
@@ -170,6 +180,11 @@ func runReplay(cmd *cobra.Command, f replayFlags, file string) error {
 	if f.dryRun {
 		return dryRun(cmd, sc, f.speed)
 	}
+	if f.register {
+		if secrets, err = register(cmd, f, sc); err != nil {
+			return err
+		}
+	}
 	opts := simulator.RunOptions{
 		MQTTURL: f.mqttURL, Credentials: secrets, Speed: f.speed, Ramp: f.ramp, Rate: f.rate,
 		Grace: f.grace, Progress: progress, Log: log,
@@ -189,6 +204,53 @@ func runReplay(cmd *cobra.Command, f replayFlags, file string) error {
 	}
 	if !rep.Passed() {
 		return fmt.Errorf("scenario %q failed", sc.Name)
+	}
+	return nil
+}
+
+// register puts the scenario's patients and devices in the registry and
+// returns the devices' new secrets.
+func register(cmd *cobra.Command, f replayFlags, sc *simulator.Scenario) (map[vward.DeviceID]string, error) {
+	plan, err := sc.Plan()
+	if err != nil {
+		return nil, err
+	}
+	reg, ctx, done, err := f.registry.open(cmd.Context(), false)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	creds, err := simulator.Register(ctx, reg, plan, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if f.credentials != "" {
+		if err := writeCredentials(f.credentials, creds); err != nil {
+			return nil, err
+		}
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "registered %d patients and %d devices of %q", len(plan.Patients), len(creds.Devices), sc.Name)
+	if f.credentials != "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "; secrets in %s", f.credentials)
+	}
+	fmt.Fprintln(cmd.ErrOrStderr())
+	// A running vward checks its registry every few seconds.
+	select {
+	case <-time.After(3 * time.Second):
+	case <-cmd.Context().Done():
+		return nil, cmd.Context().Err()
+	}
+	return creds.Secrets(), nil
+}
+
+func writeCredentials(file string, c *simulator.CredentialsFile) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode credentials: %w", err)
+	}
+	// Device secrets: readable by their owner only.
+	if err := os.WriteFile(file, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write credentials: %w", err)
 	}
 	return nil
 }

@@ -55,31 +55,15 @@ func startScenarioNode(t *testing.T, plan *simulator.Plan) *scenarioNode {
 		t.Fatalf("open node: %v", err)
 	}
 	reg := n.Registry
-	for _, w := range plan.Wards() {
-		if err := reg.AddWard(ctx, devices.Ward{ID: w, Name: string(w)}); err != nil {
-			t.Fatal(err)
-		}
+	// The same registration a test engineer runs with vward replay --register.
+	registered, err := simulator.Register(ctx, reg, plan, time.Now())
+	if err != nil {
+		t.Fatalf("register the scenario: %v", err)
 	}
-	// Bindings reach back beyond vward's 7-day backfill window, so that
-	// readings stamped in simulated time are attributed too.
-	from := time.Now().Add(-8 * 24 * time.Hour)
+	creds := registered.Secrets()
 	users := map[string]string{"vward": servicePassword}
-	creds := map[vward.DeviceID]string{}
-	for _, p := range plan.Patients {
-		if err := reg.Admit(ctx, devices.Patient{ID: p.ID, Ward: p.Ward, Name: p.Name, SpO2Scale: p.SpO2Scale, Admitted: from}); err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range p.Devices {
-			secret, err := reg.AddDevice(ctx, d.ID, string(d.Kind))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := reg.Assign(ctx, d.ID, p.ID, from); err != nil {
-				t.Fatal(err)
-			}
-			creds[d.ID] = secret
-			users[string(d.ID)] = secret
-		}
+	for id, secret := range creds {
+		users[string(id)] = secret
 	}
 	clinicianPassword := randomSecret(t)
 	if err := reg.AddClinician(ctx, devices.Clinician{Username: scenarioClinician, Role: "clinician", Wards: plan.Wards()}, clinicianPassword); err != nil {
