@@ -68,6 +68,33 @@ func read[T any](t *testing.T, ctx context.Context, what string, action chromedp
 	return v
 }
 
+// click clicks an element as a person would. A row rebuilt between finding
+// the element and pressing on it is found again, a few times at most.
+func click(t *testing.T, ctx context.Context, selector string) {
+	t.Helper()
+	var err error
+	for range 5 {
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err = chromedp.Do(sctx, chromedp.Click(selector))
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "No node") {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("browser: click %s: %v", selector, err)
+	}
+}
+
+// text reads an element's visible text in one step inside the page. The
+// board rebuilds a row whenever its patient changes, so a node found by one
+// protocol call may be gone by the next; a single evaluation cannot race.
+func text(t *testing.T, ctx context.Context, selector string) string {
+	t.Helper()
+	js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.innerText : "(no element)"; })()`, selector)
+	return read(t, ctx, "text of "+selector, chromedp.Evaluate[string](js))
+}
+
 // screenshot saves the whole page as name.png in $VWARD_SCREENSHOTS (the
 // docs use docs/screenshots), or in a temp dir so the step still runs.
 func screenshot(t *testing.T, ctx context.Context, name string) {
@@ -158,7 +185,7 @@ func TestBoardInBrowser(t *testing.T) {
 		chromedp.WaitVisible(`#conn.up`),
 	)
 	step(t, b, "all rows", chromedp.WaitVisible(`tr[data-patient="p4"]`))
-	names := read(t, b, "read rows", chromedp.Text("#rows"))
+	names := text(t, b, "#rows")
 	for _, n := range []string{"Test Patient", "Grace Mensah", "Harold Price", "Irene Walsh"} {
 		if !strings.Contains(names, n) {
 			t.Errorf("board rows %q do not show %s", names, n)
@@ -169,8 +196,8 @@ func TestBoardInBrowser(t *testing.T) {
 	publish(t, s.broker.URL, "ox-1-c", vward.ReadingsTopic(device),
 		vitalsMessage("ox-1-2", time.Now().Add(-10*time.Second), 26, 91, 98, 124, "C", 39.2))
 	step(t, b, "row turns high", chromedp.WaitVisible(`tr[data-patient="p1"].risk-high`))
-	first := read(t, b, "first row", chromedp.AttributeValue(`#rows tr:first-child`, "data-patient")).Value
-	badge := read(t, b, "p1 badge", chromedp.Text(`tr[data-patient="p1"] .badge`))
+	first := read(t, b, "first row", chromedp.Evaluate[string](`document.querySelector("#rows tr").dataset.patient`))
+	badge := text(t, b, `tr[data-patient="p1"] .badge`)
 	if first != "p1" {
 		t.Errorf("first row is %q, want the high-risk p1 on top", first)
 	}
@@ -178,18 +205,16 @@ func TestBoardInBrowser(t *testing.T) {
 		t.Errorf("p1 badge %q, want the word HIGH, not colour alone", badge)
 	}
 	step(t, b, "high alert on the row", chromedp.WaitVisible(`tr[data-patient="p1"] .alert.clinical.st-raised button.ack`))
-	banner := read(t, b, "high-risk banner", chromedp.Text("#alert-banner"))
+	banner := text(t, b, "#alert-banner")
 	if !strings.Contains(banner, "HIGH risk: Test Patient") {
 		t.Errorf("banner %q, want a HIGH risk cue naming the patient", banner)
 	}
 	screenshot(t, b, "board")
 
 	// One click acknowledges; the row says who did.
-	step(t, b, "acknowledge",
-		chromedp.Click(`tr[data-patient="p1"] .alert.clinical button.ack`),
-		chromedp.WaitVisible(`tr[data-patient="p1"] .alert.clinical.st-acknowledged`),
-	)
-	if st := read(t, b, "alert state", chromedp.Text(`tr[data-patient="p1"] .alert.clinical .state`)); !strings.Contains(st, "acknowledged by nurse") {
+	click(t, b, `tr[data-patient="p1"] .alert.clinical button.ack`)
+	step(t, b, "acknowledged", chromedp.WaitVisible(`tr[data-patient="p1"] .alert.clinical.st-acknowledged`))
+	if st := text(t, b, `tr[data-patient="p1"] .alert.clinical .state`); !strings.Contains(st, "acknowledged by nurse") {
 		t.Errorf("alert state %q, want it to say acknowledged by nurse", st)
 	}
 
@@ -212,7 +237,7 @@ func TestBoardInBrowser(t *testing.T) {
 		chromedp.WaitVisible(`#pv-charts .chart svg`),
 	)
 	step(t, b, "audit trail", chromedp.WaitVisible(`#pv-alerts ol.audit li`))
-	pv := read(t, b, "patient view", chromedp.Text("#patient-view"))
+	pv := text(t, b, "#patient-view")
 	for _, want := range []string{"Test Patient", "NEWS2", "Respiration rate", "SpO₂", "Temperature", "raised", "nurse", "acknowledged"} {
 		if !strings.Contains(pv, want) {
 			t.Errorf("patient view %q lacks %q", pv, want)
@@ -225,7 +250,7 @@ func TestBoardInBrowser(t *testing.T) {
 	// recover by itself.
 	proxy.cut()
 	step(t, b, "stale shown", chromedp.WaitVisible(`#conn.down`))
-	conn := read(t, b, "connection badge", chromedp.Text("#conn"))
+	conn := text(t, b, "#conn")
 	if !strings.Contains(conn, "stale") {
 		t.Errorf("connection badge %q while the stream is down, want it to say stale", conn)
 	}
