@@ -85,6 +85,14 @@ type Publisher interface {
 	Publish(Event)
 }
 
+// Listener is a Publisher that can tell whether anyone listens for patient
+// events (the board hub: any client connected). The monitor then builds a
+// board row only when someone does: a row costs maps and strings per
+// message, and a row nobody receives is also in the next snapshot anyway.
+type Listener interface {
+	Listening() bool
+}
+
 // PatientInfo is what the monitor needs to know of an admitted patient.
 type PatientInfo struct {
 	ID        vward.PatientID
@@ -206,10 +214,13 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 	m.mu.Lock()
 	var last *patient
 	dirty := false
+	listening := m.listening()
 	flush := func() {
 		if last != nil && dirty {
 			m.rescoreLocked(last, now)
-			changed = append(changed, last.view())
+			if listening {
+				changed = append(changed, last.view())
+			}
 			if m.engine != nil {
 				last.seq++
 				assess = append(assess, assessment{info: last.info, seq: last.seq, set: last.set, res: last.score})
@@ -251,6 +262,19 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 			m.engine.Assess(a.info, a.seq, a.set, a.res)
 		}
 	}
+}
+
+// listening reports whether a patient event would reach anyone. It is
+// asked under m.mu, so a board client that connects after a "no" takes its
+// snapshot after the change it did not receive as an event.
+func (m *Monitor) listening() bool {
+	if m.publish == nil {
+		return false
+	}
+	if l, ok := m.publish.(Listener); ok {
+		return l.Listening()
+	}
+	return true
 }
 
 func (m *Monitor) rescoreLocked(p *patient, now time.Time) {
@@ -349,10 +373,11 @@ func (m *Monitor) rescoreAll() {
 	now := m.now()
 	var changed []PatientView
 	m.mu.Lock()
+	listening := m.listening()
 	for _, p := range m.patients {
 		before := p.score
 		m.rescoreLocked(p, now)
-		if p.score != before {
+		if p.score != before && listening {
 			changed = append(changed, p.view())
 		}
 	}

@@ -141,6 +141,12 @@ type Config struct {
 	// FlushTimeout bounds the final write at shutdown; what it cannot
 	// store stays unacknowledged and is redelivered after a restart.
 	FlushTimeout time.Duration
+	// Writers is how many batches may be written at once (default 2).
+	// One blocking write at a time caps ingest at one batch per write's
+	// round trip; with two, the next batch is written while InfluxDB
+	// answers the last. Acknowledgements stay in arrival order whatever
+	// order the writes finish in.
+	Writers int
 }
 
 // perMessageOverhead is what a message in flight costs beyond its payload
@@ -176,6 +182,9 @@ func (c Config) withDefaults() Config {
 	if c.FlushTimeout <= 0 {
 		c.FlushTimeout = 10 * time.Second
 	}
+	if c.Writers <= 0 {
+		c.Writers = 2
+	}
 	return c
 }
 
@@ -187,6 +196,7 @@ type pending struct {
 	rejection *Rejection
 	ack       func()
 	weight    int64 // against MaxInFlightBytes
+	stored    bool  // written already (held back only to keep acks in order)
 }
 
 // statusUpdate is a device's status, attributed to its current patient.
@@ -487,27 +497,87 @@ func formatLabel(f Format) Format {
 }
 
 // Run stores and acknowledges queued messages until ctx is cancelled, then
-// flushes what is queued within FlushTimeout and returns.
+// flushes what is queued within FlushTimeout and returns. Up to
+// Config.Writers batches are written at once; each is acknowledged only
+// when it and every batch before it are stored, so PUBACKs go out in the
+// order the PUBLISHes came.
 func (p *Pipeline) Run(ctx context.Context) error {
 	defer close(p.drained)
-	batch := make([]pending, 0, 256)
+	var fifo []*batchWrite // written or being written, oldest first
 	for {
-		batch = batch[:0]
-		select {
-		case item := <-p.in:
-			batch = append(batch, item)
-		case <-ctx.Done():
-			p.shutdown(nil)
-			return nil
+		var head <-chan struct{}
+		if len(fifo) > 0 {
+			head = fifo[0].done
 		}
-		batch = p.fill(ctx, batch)
-		if err := p.commit(ctx, batch); err != nil {
-			// Only cancellation stops commit. Storing the batch again
-			// is harmless: a rewritten reading overwrites its copy.
-			p.shutdown(batch)
+		select {
+		case <-head:
+			if fifo[0].err != nil {
+				// Only cancellation stops a write.
+				p.stop(fifo)
+				return nil
+			}
+			p.acknowledge(fifo[0].batch)
+			fifo = fifo[1:]
+			continue
+		case item := <-p.in:
+			batch := make([]pending, 1, 256)
+			batch[0] = item
+			batch = p.fill(ctx, batch)
+			if len(fifo) == p.cfg.Writers {
+				<-fifo[0].done
+				if fifo[0].err != nil {
+					p.stop(append(fifo, &batchWrite{batch: batch, done: closed, err: errNotWritten}))
+					return nil
+				}
+				p.acknowledge(fifo[0].batch)
+				fifo = fifo[1:]
+			}
+			w := &batchWrite{batch: batch, done: make(chan struct{})}
+			fifo = append(fifo, w)
+			go func() {
+				w.err = p.write(ctx, w.batch)
+				close(w.done)
+			}()
+		case <-ctx.Done():
+			p.stop(fifo)
 			return nil
 		}
 	}
+}
+
+// batchWrite is one batch on its way to the store.
+type batchWrite struct {
+	batch []pending
+	done  chan struct{} // closed when the write has finished
+	err   error         // read after done
+}
+
+var (
+	closed        = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+	errNotWritten = errors.New("not written: the pipeline is stopping")
+)
+
+// stop waits for the writes in progress, acknowledges those stored in
+// order up to the first that was not, and hands the rest to shutdown
+// (which does not write again what was stored, only acknowledges it).
+func (p *Pipeline) stop(fifo []*batchWrite) {
+	var held []pending
+	failed := false
+	for _, w := range fifo {
+		<-w.done
+		if !failed && w.err == nil {
+			p.acknowledge(w.batch)
+			continue
+		}
+		failed = true
+		if w.err == nil {
+			for i := range w.batch {
+				w.batch[i].stored = true
+			}
+		}
+		held = append(held, w.batch...)
+	}
+	p.shutdown(held)
 }
 
 // fill gathers more queued messages until the batch is full or BatchWait passes.
@@ -562,14 +632,23 @@ func (p *Pipeline) shutdown(held []pending) {
 // ends, then acknowledges every message in it in arrival order (MQTT wants
 // PUBACKs in the order the PUBLISHes came).
 func (p *Pipeline) commit(ctx context.Context, batch []pending) error {
+	if err := p.write(ctx, batch); err != nil {
+		return err
+	}
+	p.acknowledge(batch)
+	return nil
+}
+
+// write stores a batch's readings and dead letters (those not written
+// already), retrying with backoff until they are stored or ctx ends.
+func (p *Pipeline) write(ctx context.Context, batch []pending) error {
 	var readings []vward.Reading
 	var rejections []Rejection
-	stored := 0
 	for _, item := range batch {
-		readings = append(readings, item.readings...)
-		if len(item.readings) > 0 {
-			stored++
+		if item.stored {
+			continue
 		}
+		readings = append(readings, item.readings...)
 		if item.rejection != nil {
 			rejections = append(rejections, *item.rejection)
 		}
@@ -586,22 +665,39 @@ func (p *Pipeline) commit(ctx context.Context, batch []pending) error {
 			return err
 		}
 	}
-	p.metrics.ReadingsStored.Add(float64(len(readings)))
-	p.metrics.MessagesStored.Add(float64(stored))
 	if len(rejections) > 0 {
 		if err := p.retry(ctx, "keep dead letters", storeDeadLetters, func(ctx context.Context) error {
 			return p.dead.Keep(ctx, rejections)
 		}); err != nil {
 			return err
 		}
-		for _, r := range rejections {
-			p.metrics.Rejected.WithLabelValues(r.Code).Inc()
-			// The reason and payload stay in the dead-letter store:
-			// a payload is untrusted text and has no place in logs.
-			p.log.Info("message rejected", "device", r.Device, "msg_id", r.MsgID, "code", r.Code)
-			if p.notifier != nil {
-				p.notifier.NotifyRejected(r)
-			}
+	}
+	return nil
+}
+
+// acknowledge counts a stored batch, tells devices of its rejections,
+// acknowledges its messages in arrival order and frees their room.
+func (p *Pipeline) acknowledge(batch []pending) {
+	readings, stored := 0, 0
+	for _, item := range batch {
+		readings += len(item.readings)
+		if len(item.readings) > 0 {
+			stored++
+		}
+	}
+	p.metrics.ReadingsStored.Add(float64(readings))
+	p.metrics.MessagesStored.Add(float64(stored))
+	for _, item := range batch {
+		r := item.rejection
+		if r == nil {
+			continue
+		}
+		p.metrics.Rejected.WithLabelValues(r.Code).Inc()
+		// The reason and payload stay in the dead-letter store:
+		// a payload is untrusted text and has no place in logs.
+		p.log.Info("message rejected", "device", r.Device, "msg_id", r.MsgID, "code", r.Code)
+		if p.notifier != nil {
+			p.notifier.NotifyRejected(*r)
 		}
 	}
 	for _, item := range batch {
@@ -611,7 +707,6 @@ func (p *Pipeline) commit(ctx context.Context, batch []pending) error {
 	}
 	p.metrics.Acked.Add(float64(len(batch)))
 	p.release(batch)
-	return nil
 }
 
 func (p *Pipeline) retry(ctx context.Context, what, store string, f func(context.Context) error) error {

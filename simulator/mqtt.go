@@ -94,6 +94,30 @@ type conn struct {
 	refusal   error
 
 	wmu sync.Mutex // serialises writes to nc
+	// wdeadline is when the write deadline on wnc was last moved (guarded
+	// by wmu): moving it costs a runtime timer update, so a busy device
+	// moves it at most every writeDeadlineSlack, not on every write.
+	wdeadline time.Time
+	wnc       net.Conn
+}
+
+// writeTimeout bounds a write to the broker; writeDeadlineSlack is how
+// stale the deadline may get before it is moved (so a write is given
+// between writeTimeout-writeDeadlineSlack and writeTimeout).
+const (
+	writeTimeout       = 10 * time.Second
+	writeDeadlineSlack = time.Second
+)
+
+// extendWriteDeadline moves nc's write deadline unless it was moved
+// recently. The caller holds wmu.
+func (c *conn) extendWriteDeadline(nc net.Conn) {
+	now := time.Now()
+	if c.wnc == nc && now.Sub(c.wdeadline) < writeDeadlineSlack {
+		return
+	}
+	c.wnc, c.wdeadline = nc, now
+	_ = nc.SetWriteDeadline(now.Add(writeTimeout))
 }
 
 func newConn(f *Fleet, id Identity) *conn {
@@ -141,6 +165,7 @@ func (c *conn) shutdown() {
 	c.mu.Unlock()
 	if nc != nil {
 		c.wmu.Lock()
+		c.wnc = nil // this deadline is not extendWriteDeadline's
 		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = nc.Write([]byte{0xE0, 0x00})
 		c.wmu.Unlock()
@@ -347,7 +372,7 @@ func (c *conn) writePublishLocked(nc net.Conn, gen int, m *outMsg) error {
 	if dup {
 		c.f.Stats.Resent.Add(1)
 	}
-	_ = nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	c.extendWriteDeadline(nc)
 	_, err := nc.Write(publishPacket(m.topic, m.id, m.payload, dup))
 	if err != nil {
 		c.f.Stats.WriteErrors.Add(1)
@@ -368,7 +393,7 @@ func (c *conn) ping(idle time.Duration) {
 		return
 	}
 	c.wmu.Lock()
-	_ = nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	c.extendWriteDeadline(nc)
 	_, err := nc.Write([]byte{0xC0, 0x00})
 	c.wmu.Unlock()
 	if err != nil {
@@ -379,8 +404,15 @@ func (c *conn) ping(idle time.Duration) {
 // readLoop handles PUBACKs (and PINGRESPs) until the connection fails.
 func (c *conn) readLoop(nc net.Conn) error {
 	r := bufio.NewReaderSize(nc, 64)
+	// The read deadline is moved at most every quarter keepalive rather
+	// than per packet (a runtime timer update each): the broker is then
+	// given between 1.25 and 1.5 keepalives to answer.
+	var moved time.Time
 	for {
-		_ = nc.SetReadDeadline(time.Now().Add(c.f.keepAlive * 3 / 2))
+		if now := time.Now(); now.Sub(moved) >= c.f.keepAlive/4 {
+			moved = now
+			_ = nc.SetReadDeadline(now.Add(c.f.keepAlive * 3 / 2))
+		}
 		h, err := r.ReadByte()
 		if err != nil {
 			return err

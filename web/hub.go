@@ -25,6 +25,9 @@ type Hub struct {
 
 	mu      sync.RWMutex
 	clients map[*client]struct{}
+	// listening mirrors len(clients) > 0 for Listening, which the monitor
+	// asks on every message and must not contend for mu.
+	listening atomic.Int32
 
 	Dropped atomic.Int64 // clients dropped for being too slow or gone
 }
@@ -60,7 +63,14 @@ type encoded struct {
 }
 
 func (e *encoded) bytes() ([]byte, error) {
-	e.once.Do(func() { e.b, e.err = json.Marshal(e.event) })
+	e.once.Do(func() {
+		if ev := e.event; ev.Type == "patient" && ev.Patient != nil && ev.Alert == nil && ev.Change == "" && !ev.Page {
+			// The common event, encoded without reflection (same bytes).
+			e.b = alerting.AppendPatientEvent(make([]byte, 0, 1024), ev.Patient)
+			return
+		}
+		e.b, e.err = json.Marshal(e.event)
+	})
 	return e.b, e.err
 }
 
@@ -72,6 +82,10 @@ func (h *Hub) Clients() int {
 	defer h.mu.RUnlock()
 	return len(h.clients)
 }
+
+// Listening implements alerting.Listener: without a client, the monitor
+// need not build board rows at all.
+func (h *Hub) Listening() bool { return h.listening.Load() > 0 }
 
 // Publish implements alerting.Publisher. It never blocks and never encodes:
 // the clients' writers do, once for all of them.
@@ -113,10 +127,12 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, wards map[vward.W
 	c := &client{conn: conn, wards: wards, rows: make(map[vward.PatientID]*encoded), wake: make(chan struct{}, 1)}
 	h.mu.Lock()
 	h.clients[c] = struct{}{}
+	h.listening.Store(int32(len(h.clients)))
 	h.mu.Unlock()
 	defer func() {
 		h.mu.Lock()
 		delete(h.clients, c)
+		h.listening.Store(int32(len(h.clients)))
 		h.mu.Unlock()
 		conn.Close()
 	}()

@@ -40,7 +40,7 @@ Start with "vward demo": one process, nothing to install.`,
 	root.AddCommand(newServeCmd(), newDemoCmd(), newScoreCmd())
 	root.AddCommand(newDevicesCmd())
 	root.AddCommand(newWardsCmd(), newPatientsCmd(), newUsersCmd()) // the registry (registry.go)
-	root.AddCommand(newSimulateCmd(), newReplayCmd())
+	root.AddCommand(newSimulateCmd(), newReplayCmd(), newBenchCmd())
 	return root
 }
 

@@ -43,6 +43,7 @@ func (f *ingestFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.cfg.MaxInFlight, "max-inflight", envInt("VWARD_MAX_INFLIGHT", 20000), "messages received but not yet stored and acknowledged; beyond it the broker holds the backlog (env VWARD_MAX_INFLIGHT)")
 	fs.IntVar(&f.cfg.BatchSize, "batch-size", envInt("VWARD_BATCH_SIZE", 5000), "readings per InfluxDB write (env VWARD_BATCH_SIZE)")
 	fs.DurationVar(&f.cfg.BatchWait, "batch-wait", envDuration("VWARD_BATCH_WAIT", 0), "how long a partial batch waits for more before it is written; 0 means 20ms (env VWARD_BATCH_WAIT)")
+	fs.IntVar(&f.cfg.Writers, "store-writers", envInt("VWARD_STORE_WRITERS", 2), "batches written to InfluxDB at once; acknowledgements stay in arrival order (env VWARD_STORE_WRITERS)")
 	fs.Int64Var(&f.cfg.MaxInFlightBytes, "max-inflight-bytes", int64(envInt("VWARD_MAX_INFLIGHT_BYTES", 64<<20)), "payload bytes of the messages in flight; bounds memory whatever their size (env VWARD_MAX_INFLIGHT_BYTES)")
 }
 

@@ -2,31 +2,19 @@ package testenv
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"net/http"
-	"net/url"
-	"os"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vward/vward/internal/services"
 )
 
-const (
-	// influxd type-checks its whole Flux standard library before it serves
-	// (flux.FinalizeBuiltIns: ~3 s of CPU); on a busy 2-core CI box running
-	// other -race tests that can stretch far beyond that.
-	influxReadyTimeout = 60 * time.Second
-	// influxd's own clean-shutdown timeout is 30 s; do not cut it shorter.
-	influxStopGrace = 35 * time.Second
-	influxQueryTime = 30 * time.Second
-)
+const influxQueryTime = 30 * time.Second
 
-// Influx is a real InfluxDB 1.8.10 on a loopback port. It serves the v2 write
-// and Flux query APIs that influxdb-client-go/v2 uses: pass Org, Bucket and
-// Token to the client as they are (auth is disabled, so Token is empty).
+// Influx is a real InfluxDB 1.8.10 on a loopback port (services.Influx). It
+// serves the v2 write and Flux query APIs that influxdb-client-go/v2 uses:
+// pass Org, Bucket and Token to the client as they are (auth is disabled, so
+// Token is empty).
 type Influx struct {
 	URL      string // http://127.0.0.1:port
 	Database string // "vward"
@@ -34,205 +22,37 @@ type Influx struct {
 	Org      string // "": 1.8 ignores the org
 	Token    string // "": auth is disabled
 
-	dir  string
-	proc *process
+	i *services.Influx
 }
 
 // StartInflux starts InfluxDB, waits for /ping, and creates the database. It
 // is killed when the test ends.
 func StartInflux(t testing.TB) *Influx {
 	t.Helper()
-	bin := need(t, "influxd")
-	dir := t.TempDir()
-
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		httpPort, rpcPort := FreePort(t), FreePort(t)
-		i := &Influx{
-			URL:      fmt.Sprintf("http://127.0.0.1:%d", httpPort),
-			Database: "vward",
-			Bucket:   "vward/autogen",
-			dir:      dir,
-		}
-		conf := filepath.Join(dir, "influxdb.conf")
-		i.proc = &process{
-			name:    "influxd",
-			bin:     bin,
-			args:    []string{"run", "-config", conf},
-			logPath: filepath.Join(dir, "influxd.log"),
-			env:     influxEnv(),
-		}
-		if err := os.WriteFile(conf, []byte(influxConfig(dir, httpPort, rpcPort)), 0o644); err != nil {
-			t.Fatalf("StartInflux: write config: %v", err)
-		}
-		began := time.Now()
-		err := i.start()
-		if err == nil {
-			t.Logf("influxd ready on %s in %v", i.URL, time.Since(began).Round(time.Millisecond))
-			t.Cleanup(func() {
-				if t.Failed() {
-					t.Logf("influxd log (%s):\n%s", i.URL, i.proc.logTail())
-				}
-				if err := i.proc.stop(syscall.SIGKILL, time.Second); err != nil {
-					t.Errorf("cleanup: %v", err)
-				}
-			})
-			return i
-		}
-		lastErr = err
-		// Another process took a port between FreePort and influxd's bind:
-		// try fresh ports. Only the first start may move; restarts keep URL.
-		if !strings.Contains(i.proc.log(), "address already in use") {
-			break
-		}
-		_ = os.Rename(i.proc.logPath, fmt.Sprintf("%s.attempt%d", i.proc.logPath, attempt))
-	}
-	t.Fatalf("StartInflux: %v", lastErr)
-	return nil
-}
-
-// influxEnv drops INFLUXDB_* variables: influxd lets them override the config
-// file, and a stray one from a developer's shell could move a port or turn on
-// auth behind the test's back.
-func influxEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "INFLUXDB_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-// influxConfig is an InfluxDB 1.8 config that listens on loopback only, keeps
-// everything in dir, and turns off every background service a test does not
-// need (each one costs start-up time or a port).
-func influxConfig(dir string, httpPort, rpcPort int) string {
-	return fmt.Sprintf(`reporting-disabled = true
-# The backup/restore RPC service; it binds even when unused.
-bind-address = "127.0.0.1:%[2]d"
-
-[meta]
-  dir = %[3]q
-  # CREATE DATABASE then also creates "autogen", the "vward/autogen" bucket.
-  retention-autocreate = true
-  logging-enabled = false
-
-[data]
-  dir = %[4]q
-  wal-dir = %[5]q
-  index-version = "inmem"
-  query-log-enabled = false
-  trace-logging-enabled = false
-
-[retention]
-  enabled = false
-
-[shard-precreation]
-  enabled = false
-
-[monitor]
-  store-enabled = false
-
-[http]
-  enabled = true
-  bind-address = "127.0.0.1:%[1]d"
-  auth-enabled = false
-  # Flux is off by default in 1.8; /api/v2/query answers 403 without it.
-  flux-enabled = true
-  flux-log-enabled = false
-  log-enabled = false
-  suppress-write-log = true
-  pprof-enabled = false
-
-[logging]
-  format = "logfmt"
-  level = "info"
-  suppress-logo = true
-
-[subscriber]
-  enabled = false
-
-[[graphite]]
-  enabled = false
-
-[[collectd]]
-  enabled = false
-
-[[opentsdb]]
-  enabled = false
-
-[[udp]]
-  enabled = false
-
-[continuous_queries]
-  enabled = false
-`, httpPort, rpcPort,
-		filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"))
-}
-
-func (i *Influx) start() error {
-	r, err := i.proc.start()
+	need(t, "influxd")
+	began := time.Now()
+	si, err := services.StartInflux(t.TempDir())
 	if err != nil {
-		return err
+		t.Fatalf("StartInflux: %v", err)
 	}
-	if err := waitReady(r, influxReadyTimeout, i.ping); err != nil {
-		_ = i.proc.stop(syscall.SIGKILL, time.Second)
-		return fmt.Errorf("influxd on %s: %w\nlog:\n%s", i.URL, err, i.proc.logTail())
-	}
-	// Idempotent, so a restart may run it again.
-	ctx, cancel := context.WithTimeout(context.Background(), influxQueryTime)
-	defer cancel()
-	if err := i.influxQL(ctx, "CREATE DATABASE "+i.Database); err != nil {
-		_ = i.proc.stop(syscall.SIGKILL, time.Second)
-		return fmt.Errorf("influxd on %s: %w\nlog:\n%s", i.URL, err, i.proc.logTail())
-	}
-	return nil
-}
-
-func (i *Influx) ping(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, i.URL+"/ping", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != http.StatusNoContent {
-		return fmt.Errorf("GET /ping: %s", resp.Status)
-	}
-	return nil
-}
-
-// influxQL runs an InfluxQL statement through the 1.x /query endpoint.
-func (i *Influx) influxQL(ctx context.Context, q string) error {
-	form := url.Values{"q": {q}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, i.URL+"/query", strings.NewReader(form.Encode()))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s: %w", q, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	// 1.x reports statement errors with 200 and an "error" field.
-	if resp.StatusCode != http.StatusOK || strings.Contains(string(body), `"error"`) {
-		return fmt.Errorf("%s: %s: %s", q, resp.Status, body)
-	}
-	return nil
+	i := &Influx{URL: si.URL, Database: si.Database, Bucket: si.Bucket, Org: si.Org, Token: si.Token, i: si}
+	t.Logf("influxd ready on %s in %v", i.URL, time.Since(began).Round(time.Millisecond))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("influxd log (%s):\n%s", i.URL, si.Proc.LogTail())
+		}
+		if err := si.Proc.Stop(syscall.SIGKILL, time.Second); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return i
 }
 
 // Stop shuts InfluxDB down cleanly (SIGTERM) and waits for it to exit.
 func (i *Influx) Stop(t testing.TB) {
 	t.Helper()
-	if err := i.proc.stop(syscall.SIGTERM, influxStopGrace); err != nil {
-		t.Fatalf("stop influxd: %v\nlog:\n%s", err, i.proc.logTail())
+	if err := i.i.Stop(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -240,8 +60,8 @@ func (i *Influx) Stop(t testing.TB) {
 // acknowledged.
 func (i *Influx) Kill(t testing.TB) {
 	t.Helper()
-	if err := i.proc.stop(syscall.SIGKILL, influxStopGrace); err != nil {
-		t.Fatalf("kill influxd: %v", err)
+	if err := i.i.Kill(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -250,14 +70,14 @@ func (i *Influx) Kill(t testing.TB) {
 func (i *Influx) Start(t testing.TB) {
 	t.Helper()
 	began := time.Now()
-	if err := i.start(); err != nil {
+	if err := i.i.Start(); err != nil {
 		t.Fatalf("restart influxd: %v", err)
 	}
 	t.Logf("influxd restarted on %s in %v", i.URL, time.Since(began).Round(time.Millisecond))
 }
 
 // Log returns everything influxd has logged so far, across restarts.
-func (i *Influx) Log() string { return i.proc.log() }
+func (i *Influx) Log() string { return i.i.Log() }
 
 // Query runs a Flux query and returns one map per result row, keyed by column
 // name, with values typed from the CSV #datatype annotation (float64, int64,
@@ -276,29 +96,8 @@ func (i *Influx) Query(t testing.TB, flux string) []map[string]any {
 
 // QueryContext is Query returning its error, for polling loops.
 func (i *Influx) QueryContext(ctx context.Context, flux string) ([]map[string]any, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, i.URL+"/api/v2/query", strings.NewReader(flux))
-	if err != nil {
-		return nil, fmt.Errorf("build query request: %w", err)
-	}
-	// A raw Flux body gets 1.8's default dialect: header plus the datatype,
-	// group and default annotations, which is what lets us type the values.
-	req.Header.Set("Content-Type", "application/vnd.flux")
-	req.Header.Set("Accept", "application/csv")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("POST /api/v2/query: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("read query response: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("POST /api/v2/query: %s: %s", resp.Status, strings.TrimSpace(string(body)))
-	}
-	rows, err := parseFluxCSV(string(body))
-	if err != nil {
-		return nil, fmt.Errorf("parse query response: %w", err)
-	}
-	return rows, nil
+	return services.QueryFlux(ctx, i.URL, flux)
 }
+
+// parseFluxCSV is services.ParseFluxCSV, kept for this package's tests.
+var parseFluxCSV = services.ParseFluxCSV

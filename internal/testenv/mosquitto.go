@@ -2,43 +2,28 @@ package testenv
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
-)
 
-const (
-	mosquittoReadyTimeout = 15 * time.Second
-	mosquittoStopGrace    = 10 * time.Second
+	"github.com/vward/vward/internal/services"
 )
 
 // Mosquitto is a real Mosquitto 2 broker on a loopback port, configured with
-// the zero-loss settings from DESIGN.md.
+// the zero-loss settings from DESIGN.md (services.Mosquitto).
 type Mosquitto struct {
 	Addr string // 127.0.0.1:port
 	URL  string // tcp://127.0.0.1:port, for paho's AddBroker
 
-	dir  string // persistence and log live here, across restarts
-	conf string
-	proc *process
+	m *services.Mosquitto
 }
 
 // MosquittoOptions turn on the broker's own authentication. Paths may be
 // relative to the test's working directory.
-type MosquittoOptions struct {
-	// PasswordFile is a mosquitto_passwd file (see PasswordFile). When set,
-	// anonymous clients are refused.
-	PasswordFile string
-	// ACLFile is a Mosquitto ACL file; it may be used with or without a
-	// password file (without one, only its anonymous topic lines apply).
-	ACLFile string
-}
+type MosquittoOptions = services.MosquittoOptions
 
 // StartMosquitto starts a broker and waits until it accepts TCP connections.
 // It is killed when the test ends.
@@ -51,124 +36,23 @@ func StartMosquitto(t testing.TB, opts ...MosquittoOptions) *Mosquitto {
 	if len(opts) == 1 {
 		opt = opts[0]
 	}
-	bin := need(t, "mosquitto")
-	dir := t.TempDir()
-
-	// A port can be taken between FreePort and the broker's bind (another
-	// test binary running in parallel); only the first start may move ports,
-	// restarts must keep theirs.
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		port := FreePort(t)
-		m := &Mosquitto{
-			Addr: fmt.Sprintf("127.0.0.1:%d", port),
-			URL:  fmt.Sprintf("tcp://127.0.0.1:%d", port),
-			dir:  dir,
-			conf: filepath.Join(dir, "mosquitto.conf"),
-		}
-		m.proc = &process{
-			name:    "mosquitto",
-			bin:     bin,
-			args:    []string{"-c", m.conf},
-			logPath: filepath.Join(dir, "mosquitto.log"),
-		}
-		if err := m.writeConfig(port, opt); err != nil {
-			t.Fatalf("StartMosquitto: %v", err)
-		}
-		began := time.Now()
-		err := m.start()
-		if err == nil {
-			t.Logf("mosquitto ready on %s in %v", m.Addr, time.Since(began).Round(time.Millisecond))
-			t.Cleanup(func() {
-				if t.Failed() {
-					t.Logf("mosquitto log (%s):\n%s", m.Addr, m.proc.logTail())
-				}
-				if err := m.proc.stop(syscall.SIGKILL, time.Second); err != nil {
-					t.Errorf("cleanup: %v", err)
-				}
-			})
-			return m
-		}
-		lastErr = err
-		if !strings.Contains(m.proc.log(), "Address already in use") {
-			break
-		}
-		// Move the losing attempt's log aside so the next one starts clean.
-		_ = os.Rename(m.proc.logPath, fmt.Sprintf("%s.attempt%d", m.proc.logPath, attempt))
-	}
-	t.Fatalf("StartMosquitto: %v", lastErr)
-	return nil
-}
-
-// writeConfig writes mosquitto.conf. The zero-loss settings mirror
-// deploy/mosquitto/mosquitto.conf so tests exercise what production runs.
-func (m *Mosquitto) writeConfig(port int, opt MosquittoOptions) error {
-	lines := []string{
-		fmt.Sprintf("listener %d 127.0.0.1", port),
-		// Keep queued QoS 1 messages across a broker restart. Mosquitto
-		// writes the database on a clean shutdown (SIGTERM) and every
-		// autosave_interval seconds; 1 s keeps what Kill (SIGKILL) loses
-		// small, while a SIGTERM restart loses nothing.
-		"persistence true",
-		"persistence_location " + m.dir + string(filepath.Separator),
-		"autosave_interval 1",
-		// Unlimited queue and in-flight window: the defaults (1000 queued,
-		// 20 in flight) silently drop or throttle once ingest withholds
-		// PUBACKs while InfluxDB is down.
-		//
-		// Production says "max_queued_messages 0" (unlimited). Debian 12's
-		// Mosquitto 2.0.11 has a bug with 0 (mosquitto issue #3244, fixed in
-		// 2.0.22): after refusing a QoS 1 PUBLISH, e.g. one its ACL denies,
-		// it reports "quota exceeded" and drops the publisher's connection.
-		// A limit no test can reach behaves as unlimited without the bug.
-		"max_queued_messages 1000000000",
-		"max_queued_bytes 0",
-		"max_inflight_messages 0",
-		"log_dest stderr",
-		"log_type error",
-		"log_type warning",
-		"log_type notice",
-		"log_type information",
-		"log_timestamp_format %Y-%m-%dT%H:%M:%S",
-	}
-	// Mosquitto run as root switches to the "mosquitto" user, which cannot
-	// write to a root-owned 0700 temp dir; "user root" keeps it as root. As a
-	// non-root user the option is ignored, so only write it when needed.
-	if os.Geteuid() == 0 {
-		lines = append(lines, "user root")
-	}
-	if opt.PasswordFile != "" {
-		p, err := filepath.Abs(opt.PasswordFile)
-		if err != nil {
-			return fmt.Errorf("password file path: %w", err)
-		}
-		lines = append(lines, "allow_anonymous false", "password_file "+p)
-	} else {
-		lines = append(lines, "allow_anonymous true")
-	}
-	if opt.ACLFile != "" {
-		p, err := filepath.Abs(opt.ACLFile)
-		if err != nil {
-			return fmt.Errorf("acl file path: %w", err)
-		}
-		lines = append(lines, "acl_file "+p)
-	}
-	if err := os.WriteFile(m.conf, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		return fmt.Errorf("write mosquitto config: %w", err)
-	}
-	return nil
-}
-
-func (m *Mosquitto) start() error {
-	r, err := m.proc.start()
+	need(t, "mosquitto")
+	began := time.Now()
+	sm, err := services.StartMosquitto(t.TempDir(), opt)
 	if err != nil {
-		return err
+		t.Fatalf("StartMosquitto: %v", err)
 	}
-	if err := waitReady(r, mosquittoReadyTimeout, dialProbe(m.Addr)); err != nil {
-		_ = m.proc.stop(syscall.SIGKILL, time.Second)
-		return fmt.Errorf("mosquitto on %s: %w\nlog:\n%s", m.Addr, err, m.proc.logTail())
-	}
-	return nil
+	m := &Mosquitto{Addr: sm.Addr, URL: sm.URL, m: sm}
+	t.Logf("mosquitto ready on %s in %v", m.Addr, time.Since(began).Round(time.Millisecond))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("mosquitto log (%s):\n%s", m.Addr, sm.Proc.LogTail())
+		}
+		if err := sm.Kill(); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return m
 }
 
 // Stop shuts the broker down cleanly (SIGTERM) and waits for it to exit;
@@ -176,8 +60,8 @@ func (m *Mosquitto) start() error {
 // messages survive a later Start.
 func (m *Mosquitto) Stop(t testing.TB) {
 	t.Helper()
-	if err := m.proc.stop(syscall.SIGTERM, mosquittoStopGrace); err != nil {
-		t.Fatalf("stop mosquitto: %v\nlog:\n%s", err, m.proc.logTail())
+	if err := m.m.Stop(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -185,8 +69,8 @@ func (m *Mosquitto) Stop(t testing.TB) {
 // since its last autosave (at most about a second ago) is lost.
 func (m *Mosquitto) Kill(t testing.TB) {
 	t.Helper()
-	if err := m.proc.stop(syscall.SIGKILL, mosquittoStopGrace); err != nil {
-		t.Fatalf("kill mosquitto: %v", err)
+	if err := m.m.Kill(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -195,14 +79,14 @@ func (m *Mosquitto) Kill(t testing.TB) {
 func (m *Mosquitto) Start(t testing.TB) {
 	t.Helper()
 	began := time.Now()
-	if err := m.start(); err != nil {
+	if err := m.m.Start(); err != nil {
 		t.Fatalf("restart mosquitto: %v", err)
 	}
 	t.Logf("mosquitto restarted on %s in %v", m.Addr, time.Since(began).Round(time.Millisecond))
 }
 
 // Log returns everything the broker has logged so far, across restarts.
-func (m *Mosquitto) Log() string { return m.proc.log() }
+func (m *Mosquitto) Log() string { return m.m.Log() }
 
 // PasswordFile writes a Mosquitto password file for users (username →
 // password) with mosquitto_passwd, for MosquittoOptions.PasswordFile.

@@ -1,4 +1,4 @@
-package testenv
+package services
 
 import (
 	"encoding/csv"
@@ -10,13 +10,13 @@ import (
 	"time"
 )
 
-// parseFluxCSV turns Flux's annotated CSV into one map per row.
+// ParseFluxCSV turns Flux's annotated CSV into one map per row.
 //
 // The response is a series of blocks separated by blank lines; each block has
 // its own annotations and header because tables in one result may have
 // different columns. encoding/csv skips blank lines, so blocks are split
 // first. Column 0 is the annotation column and carries no data.
-func parseFluxCSV(body string) ([]map[string]any, error) {
+func ParseFluxCSV(body string) ([]map[string]any, error) {
 	rows := []map[string]any{}
 	for _, block := range splitBlocks(body) {
 		r := csv.NewReader(strings.NewReader(block))

@@ -1,0 +1,195 @@
+package alerting
+
+import (
+	"encoding/json"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// AppendPatientEvent appends the board event {"type":"patient","patient":v}
+// to b, byte for byte as encoding/json would write Event{Type: "patient",
+// Patient: v}, without its reflection: the board hub encodes one of these
+// per device message whenever a clinician is watching, and encoding/json was
+// most of that cost. TestAppendPatientEventMatchesEncodingJSON holds the two
+// together; a field added to PatientView must be added here too.
+func AppendPatientEvent(b []byte, v *PatientView) []byte {
+	b = append(b, `{"type":"patient","patient":`...)
+	b = v.appendJSON(b)
+	return append(b, '}')
+}
+
+func (v *PatientView) appendJSON(b []byte) []byte {
+	b = append(b, `{"patient":`...)
+	b = appendJSONString(b, string(v.Patient))
+	b = append(b, `,"ward":`...)
+	b = appendJSONString(b, string(v.Ward))
+	b = append(b, `,"name":`...)
+	b = appendJSONString(b, v.Name)
+	b = append(b, `,"spo2_scale":`...)
+	b = strconv.AppendInt(b, int64(v.SpO2Scale), 10)
+	b = append(b, `,"vitals":`...)
+	if v.Vitals == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '{')
+		keys := make([]string, 0, len(v.Vitals))
+		for k := range v.Vitals {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			b = v.Vitals[k].appendJSON(b)
+		}
+		b = append(b, '}')
+	}
+	if v.News2 != nil {
+		b = append(b, `,"news2":`...)
+		b = v.News2.appendJSON(b)
+	}
+	b = append(b, `,"trend":`...)
+	if v.Trend == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, p := range v.Trend {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"at":`...)
+			b = appendJSONTime(b, p.At)
+			b = append(b, `,"score":`...)
+			b = strconv.AppendInt(b, int64(p.Score), 10)
+			if p.Partial {
+				b = append(b, `,"partial":true`...)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if !v.LastSeen.IsZero() {
+		b = append(b, `,"last_seen":`...)
+		b = appendJSONTime(b, v.LastSeen)
+	}
+	return append(b, '}')
+}
+
+func (v Vital) appendJSON(b []byte) []byte {
+	b = append(b, `{"value":`...)
+	b = appendJSONFloat(b, v.Value)
+	b = append(b, `,"display":`...)
+	b = appendJSONString(b, v.Display)
+	if v.Unit != "" {
+		b = append(b, `,"unit":`...)
+		b = appendJSONString(b, v.Unit)
+	}
+	b = append(b, `,"at":`...)
+	b = appendJSONTime(b, v.At)
+	return append(b, '}')
+}
+
+func (s *Score) appendJSON(b []byte) []byte {
+	b = append(b, `{"score":`...)
+	b = strconv.AppendInt(b, int64(s.Score), 10)
+	b = append(b, `,"risk":`...)
+	b = appendJSONString(b, s.Risk)
+	b = append(b, `,"red_score":`...)
+	b = strconv.AppendBool(b, s.RedScore)
+	b = append(b, `,"complete":`...)
+	b = strconv.AppendBool(b, s.Complete)
+	b = append(b, `,"missing":`...)
+	if s.Missing == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, m := range s.Missing {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, m)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"subscores":`...)
+	if s.Subscores == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '{')
+		keys := make([]string, 0, len(s.Subscores))
+		for k := range s.Subscores {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			b = strconv.AppendInt(b, int64(s.Subscores[k]), 10)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `,"monitoring":`...)
+	b = appendJSONString(b, s.Monitoring)
+	b = append(b, `,"response":`...)
+	b = appendJSONString(b, s.Response)
+	return append(b, '}')
+}
+
+// appendJSONString copies plain printable ASCII as it is and leaves
+// anything encoding/json would escape (quotes, backslashes, control
+// characters, <, > and &, non-ASCII) to encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendJSONFloat is encoding/json's float64 encoding. Values are finite
+// (ingest refuses the rest); a non-finite one is written as null rather
+// than failing the whole event.
+func appendJSONFloat(b []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(b, "null"...)
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// clean up e-09 to e-9, as encoding/json does
+		n := len(b)
+		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// appendJSONTime is time.Time's MarshalJSON (RFC 3339 with nanoseconds);
+// years it would refuse go through it so the result stays the same.
+func appendJSONTime(b []byte, t time.Time) []byte {
+	if y := t.Year(); y < 0 || y > 9999 {
+		q, _ := json.Marshal(t)
+		return append(b, q...)
+	}
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vward/vward/internal/bench"
+)
+
+func newBenchCmd() *cobra.Command {
+	var (
+		cfg        bench.Config
+		jsonOut    bool
+		inProcess  bool
+		noCeilings bool
+		quiet      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure end-to-end throughput, loss and latency against the machine's ceilings",
+		Long: `Bench drives a numbered fleet of simulated devices (unique msg_ids, --readings
+readings each) through the broker, vward and InfluxDB at --rate messages per
+second for --duration, then reports: messages and readings per second
+sustained; loss and duplicates (every published msg_id checked in InfluxDB);
+publish→board latency (a signed-in clinician's /api/v1/stream) and sampled
+publish→stored latency; vward's CPU and peak RSS. In the same run it measures
+the machine's ceilings: the broker's raw QoS 1 publish→subscribe rate and
+InfluxDB's raw batched write rate, and prints vward's rate as a share of each.
+
+By default it starts everything itself: Mosquitto and influxd (from
+$VWARD_TOOLS_BIN, PATH or the Go bin directory) on free loopback ports in a
+temp dir, and "vward serve" as a child process, so that vward's CPU and
+memory are measured alone. Give --mqtt-url, --influx-url and --board-url to
+drive a running vward instead (with --data-dir, the bench registers its
+devices and clinician in that vward's registry).
+
+docs/performance.md has the figures and how to reproduce them.
+
+Examples:
+
+  vward bench --rate 2000 --devices 2000 --duration 5m
+  vward bench --rate 200 --devices 100 --duration 5s --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Ceilings = !noCeilings
+			if !quiet {
+				cfg.Progress = cmd.ErrOrStderr()
+			}
+			if cfg.MQTTURL == "" && !inProcess {
+				exe, err := os.Executable()
+				if err != nil {
+					return err
+				}
+				cfg.VwardCommand = []string{exe, "serve"}
+			}
+			res, err := bench.Run(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			printBench(cmd.OutOrStdout(), res)
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.Float64Var(&cfg.Rate, "rate", 2000, "messages per second across the fleet")
+	fs.IntVar(&cfg.Devices, "devices", 2000, "devices (and patients); each publishes every devices/rate seconds")
+	fs.IntVar(&cfg.Readings, "readings", 4, "readings per message")
+	fs.DurationVar(&cfg.Duration, "duration", 60e9, "how long to publish")
+	fs.StringVar(&cfg.Prefix, "prefix", "bench-", "device id prefix")
+	fs.StringVar(&cfg.MQTTURL, "mqtt-url", "", "broker of a running vward (default: start Mosquitto, InfluxDB and vward)")
+	fs.StringVar(&cfg.InfluxURL, "influx-url", "", "InfluxDB of a running vward")
+	fs.StringVar(&cfg.InfluxBucket, "influx-bucket", "vward/autogen", "its bucket (InfluxDB 1.8: database/retention-policy)")
+	fs.StringVar(&cfg.BoardURL, "board-url", "", "board of a running vward, e.g. http://127.0.0.1:8080")
+	fs.StringVar(&cfg.Username, "username", "", "clinician of the bench ward on a running vward (default: one the bench creates)")
+	fs.StringVar(&cfg.Password, "password", "", "that clinician's password")
+	fs.StringVar(&cfg.Ward, "ward", "bench", "ward of the bench's patients")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "data dir of a running vward: register the bench's ward, clinician, patients and devices there")
+	fs.StringVar(&cfg.WorkDir, "work-dir", "", "where self-started services keep their data (default: a temp dir, removed afterwards)")
+	fs.BoolVar(&cfg.Keep, "keep", false, "keep the temp dir (logs of mosquitto, influxd and vward)")
+	fs.IntVar(&cfg.BrokerMaxInflight, "broker-max-inflight", 0, "max_inflight_messages of the self-started Mosquitto; 0 is unlimited, as docs/operator.md says")
+	fs.IntVar(&cfg.BrokerAutosave, "broker-autosave", 30, "autosave_interval (s) of the self-started Mosquitto: production's 30 (the tests use 1)")
+	fs.StringArrayVar(&cfg.VwardArgs, "vward-arg", nil, "extra flag for the self-started `vward serve`, repeatable (e.g. --vward-arg=--mqtt-connections=2)")
+	fs.BoolVar(&inProcess, "in-process", false, "run the self-started vward inside the bench process (CPU and RSS then include the fleet)")
+	fs.BoolVar(&noCeilings, "no-ceilings", false, "skip measuring the broker's and InfluxDB's raw rates")
+	fs.DurationVar(&cfg.CeilingDuration, "ceiling-duration", 10e9, "how long each ceiling is measured")
+	fs.StringVar(&cfg.Verify, "verify", "auto", "loss check: full (every msg_id fetched), counts (per-device distinct counts in InfluxDB, then id by id where they differ) or auto")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the bench process over the publishing window (use with --in-process to profile vward)")
+	fs.BoolVar(&jsonOut, "json", false, "print the summary as JSON")
+	fs.BoolVar(&quiet, "quiet", false, "no progress display on stderr")
+	return cmd
+}
+
+func printBench(w io.Writer, r bench.Result) {
+	fmt.Fprintf(w, "vward bench (%s): %d devices, %d readings/msg, target %.0f msgs/s for %.0fs\n", r.Mode, r.Devices, r.Readings, r.TargetRate, r.DurationS)
+	fmt.Fprintf(w, "machine: %d CPUs (%s), %d MB RAM, %s\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.MemoryMB, r.Machine.Go)
+	fmt.Fprintf(w, "published   %d (%.1f msgs/s offered; fleet lag max %.1f ms)\n", r.Published, r.PublishedPerS, r.FleetLagMaxMS)
+	fmt.Fprintf(w, "stored      %d   lost %d   duplicates %d   (verify: %s)\n", r.Stored, r.Lost, r.Duplicates, r.Verify)
+	if len(r.LostIDs) > 0 {
+		fmt.Fprintf(w, "lost e.g.   %v\n", r.LostIDs)
+	}
+	fmt.Fprintf(w, "sustained   %.1f msgs/s, %.1f readings/s (drain after publishing: %.2fs)\n", r.MsgsPerS, r.ReadingsPerS, r.DrainS)
+	fmt.Fprintf(w, "publish→board   p50 %.1f  p95 %.1f  p99 %.1f  max %.1f ms  (%d updates)\n", r.LatencyMS.P50, r.LatencyMS.P95, r.LatencyMS.P99, r.LatencyMS.Max, r.LatencyMS.Count)
+	fmt.Fprintf(w, "publish→stored  p50 %.1f  p95 %.1f  p99 %.1f  max %.1f ms  (%d samples, polled)\n", r.StoreLatencyMS.P50, r.StoreLatencyMS.P95, r.StoreLatencyMS.P99, r.StoreLatencyMS.Max, r.StoreLatencyMS.Count)
+	fmt.Fprintf(w, "vward       cpu %.1f%% of a core (%.1fs), rss %.1f → %.1f MB, peak %.1f MB — %s\n", r.Vward.CPUPercent, r.Vward.CPUSeconds, r.Vward.RSSStartMB, r.Vward.RSSEndMB, r.Vward.PeakRSSMB, r.Vward.Measured)
+	if len(r.Services) > 0 {
+		fmt.Fprintf(w, "services    cpu %% of a core: %v; the bench itself %.1f%%\n", r.Services, r.BenchCPUPercent)
+	}
+	if r.Ceiling.BrokerMsgsPerS > 0 {
+		fmt.Fprintf(w, "ceilings    broker %.0f msgs/s (vward %.1f%%), InfluxDB %.0f points/s (vward %.1f%%); of the lower: %.1f%%\n",
+			r.Ceiling.BrokerMsgsPerS, 100*r.OfCeiling.Broker, r.Ceiling.InfluxPointsPerS, 100*r.OfCeiling.Influx, 100*r.OfCeiling.Lower)
+	}
+}

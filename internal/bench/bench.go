@@ -1,0 +1,636 @@
+// Package bench is `vward bench`: it drives a numbered fleet of simulated
+// devices through a real broker, vward and InfluxDB at a target rate and
+// reports throughput, loss, duplicates, publish→board and publish→stored
+// latency, vward's CPU and memory, and — in the same run — the machine's
+// ceilings: the broker's raw QoS 1 publish→subscribe rate and InfluxDB's raw
+// batched write rate (docs/performance.md).
+package bench
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/history"
+	"github.com/vward/vward/ingest"
+	"github.com/vward/vward/internal/node"
+	"github.com/vward/vward/internal/services"
+	"github.com/vward/vward/simulator"
+)
+
+// Config is one bench run. With MQTTURL empty the bench starts Mosquitto,
+// InfluxDB and vward itself; otherwise it drives the vward at BoardURL.
+type Config struct {
+	Rate     float64       // messages per second across the fleet
+	Devices  int           // each publishes every Devices/Rate seconds
+	Readings int           // readings per message
+	Duration time.Duration // publishing time
+	Prefix   string        // device ids are Prefix00001…; patients Prefixp00001…
+	Ward     string
+
+	// A running vward: its broker, InfluxDB and board, and a clinician of
+	// Ward. DataDir, when set, is its data dir: the bench registers its
+	// ward, clinician, patients and devices there, and the node picks them
+	// up within node.RegistryWatchInterval. Without it they must exist.
+	MQTTURL, InfluxURL, InfluxBucket, BoardURL string
+	Username, Password                         string
+	DataDir                                    string
+
+	// VwardCommand runs a self-started vward as a child process (e.g.
+	// {"/path/to/vward", "serve"}), so that its CPU and memory are its own;
+	// nil runs it inside this process.
+	VwardCommand []string
+	// WorkDir holds the self-started services' data; "" is a temp dir,
+	// removed afterwards unless Keep.
+	WorkDir string
+	Keep    bool
+	// BrokerMaxInflight is the self-started Mosquitto's
+	// max_inflight_messages; 0 is unlimited (DESIGN.md's setting).
+	BrokerMaxInflight int
+	// BrokerAutosave is the self-started Mosquitto's autosave_interval in
+	// seconds; 0 means 30, production's (deploy/mosquitto/mosquitto.conf).
+	BrokerAutosave int
+	// VwardArgs are extra `vward serve` flags for the self-started child
+	// (e.g. --mqtt-connections 2).
+	VwardArgs []string
+
+	// Ceilings measures the broker's and InfluxDB's raw rates for
+	// CeilingDuration each before the run.
+	Ceilings        bool
+	CeilingDuration time.Duration
+	// Verify checks every msg_id in InfluxDB ("full"), or per-device counts
+	// of distinct msg_ids ("counts", enough for millions of messages);
+	// "auto" picks full up to 200,000 messages.
+	Verify string
+	// DrainTimeout bounds the wait, after publishing, for vward to store
+	// everything.
+	DrainTimeout time.Duration
+
+	// CPUProfile, when set, writes a CPU profile of this process over the
+	// publishing window: with the in-process vward that is vward (and the
+	// fleet and board client, which show under their own packages).
+	CPUProfile string
+
+	Progress io.Writer // nil: no progress display
+	Log      *slog.Logger
+}
+
+// Result is the run's summary, as `vward bench --json` prints it.
+type Result struct {
+	Mode       string  `json:"mode"`
+	Devices    int     `json:"devices"`
+	Readings   int     `json:"readings_per_msg"`
+	TargetRate float64 `json:"target_msgs_per_s"`
+	DurationS  float64 `json:"duration_s"`
+
+	Published  int64 `json:"published"`
+	Stored     int64 `json:"stored"`
+	Lost       int64 `json:"lost"`
+	Duplicates int64 `json:"duplicates"`
+	// LostIDs names up to 20 lost msg_ids.
+	LostIDs []string `json:"lost_ids,omitempty"`
+	Verify  string   `json:"verify"`
+
+	// MsgsPerS is messages stored per second, from the first publish
+	// until the last message was stored (drain included).
+	MsgsPerS     float64 `json:"msgs_per_s"`
+	ReadingsPerS float64 `json:"readings_per_s"`
+	// PublishedPerS is what the fleet managed to offer.
+	PublishedPerS float64 `json:"published_msgs_per_s"`
+	DrainS        float64 `json:"drain_s"`
+
+	// LatencyMS is publish→board: from the time a message was due to be
+	// published (its ts) to the board event showing it.
+	LatencyMS Percentiles `json:"latency_ms"`
+	// StoreLatencyMS is publish→stored, sampled: a message every
+	// half-second, polled for in InfluxDB from its due time until found.
+	StoreLatencyMS Percentiles `json:"store_latency_ms"`
+	BoardEvents    int64       `json:"board_events"`
+	BoardAlerts    int64       `json:"board_alerts"`
+	FleetLagMaxMS  float64     `json:"fleet_lag_max_ms"`
+
+	Ceiling struct {
+		BrokerMsgsPerS   float64 `json:"broker_msgs_per_s"`
+		InfluxPointsPerS float64 `json:"influx_points_per_s"`
+	} `json:"ceiling"`
+	// OfCeiling is vward's rate as a share of each ceiling (messages of the
+	// broker's; readings of InfluxDB's) and of the lower of the two.
+	OfCeiling struct {
+		Broker float64 `json:"broker"`
+		Influx float64 `json:"influx"`
+		Lower  float64 `json:"lower"`
+	} `json:"of_ceiling"`
+
+	Vward struct {
+		Measured   string  `json:"measured"` // what the CPU and RSS figures cover
+		CPUSeconds float64 `json:"cpu_s"`
+		CPUPercent float64 `json:"cpu_percent"` // of one core, over the publishing window
+		RSSStartMB float64 `json:"rss_start_mb"`
+		RSSEndMB   float64 `json:"rss_end_mb"`
+		PeakRSSMB  float64 `json:"peak_rss_mb"`
+	} `json:"vward"`
+	Services map[string]float64 `json:"services_cpu_percent,omitempty"`
+	// BenchCPUPercent is this process (fleet, board client, samplers;
+	// vward too when in-process), of one core over the publishing window.
+	BenchCPUPercent float64 `json:"bench_cpu_percent"`
+	Machine         Machine `json:"machine"`
+}
+
+func (c *Config) defaults() error {
+	if c.Readings <= 0 {
+		c.Readings = 4
+	}
+	if c.Devices <= 0 {
+		c.Devices = 1000
+	}
+	if c.Rate <= 0 {
+		return errors.New("rate must be above 0")
+	}
+	if c.Duration <= 0 {
+		c.Duration = 30 * time.Second
+	}
+	if c.Prefix == "" {
+		c.Prefix = "bench-"
+	}
+	if c.Ward == "" {
+		c.Ward = "bench"
+	}
+	if c.Username == "" {
+		c.Username = "bench-clinician"
+	}
+	if c.Password == "" {
+		c.Password = "bench password " + strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	if c.InfluxBucket == "" {
+		c.InfluxBucket = "vward/autogen"
+	}
+	if c.CeilingDuration <= 0 {
+		c.CeilingDuration = 10 * time.Second
+	}
+	if c.Verify == "" {
+		c.Verify = "auto"
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 2 * time.Minute
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return nil
+}
+
+// env is what a run drives: a broker, an InfluxDB and a vward.
+type env struct {
+	mqttURL, influxURL, bucket, board string
+	pid                               int    // vward's process, for /proc
+	measured                          string // what pid's figures cover
+	pprof                             string // the child vward's pprof base URL, if any
+	services                          map[string]*services.Process
+	stop                              func()
+}
+
+// Run performs one bench run.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	var res Result
+	if err := cfg.defaults(); err != nil {
+		return res, err
+	}
+	res.Devices, res.Readings, res.TargetRate, res.DurationS = cfg.Devices, cfg.Readings, cfg.Rate, cfg.Duration.Seconds()
+	res.Machine = describeMachine()
+	progress := func(format string, a ...any) {
+		if cfg.Progress != nil {
+			fmt.Fprintf(cfg.Progress, format+"\n", a...)
+		}
+	}
+
+	var e *env
+	var devs []device
+	var err error
+	if cfg.MQTTURL == "" {
+		res.Mode = "self-started"
+		e, devs, err = selfStart(ctx, cfg, progress)
+	} else {
+		res.Mode = "external"
+		e, devs, err = external(ctx, cfg)
+	}
+	if err != nil {
+		return res, err
+	}
+	defer e.stop()
+	res.Vward.Measured = e.measured
+
+	if cfg.Ceilings {
+		progress("ceiling: broker QoS 1 publish→subscribe for %s…", cfg.CeilingDuration)
+		if res.Ceiling.BrokerMsgsPerS, err = brokerCeiling(ctx, e.mqttURL, 100, cfg.Readings, cfg.CeilingDuration, cfg.Log); err != nil {
+			return res, fmt.Errorf("broker ceiling: %w", err)
+		}
+		res.Ceiling.BrokerMsgsPerS = round(res.Ceiling.BrokerMsgsPerS, 0)
+		progress("ceiling: broker %.0f msgs/s; InfluxDB batched writes for %s…", res.Ceiling.BrokerMsgsPerS, cfg.CeilingDuration)
+		if res.Ceiling.InfluxPointsPerS, err = influxCeiling(ctx, e.influxURL, e.bucket, 2, 5000, max(cfg.Devices, 1000), cfg.CeilingDuration); err != nil {
+			return res, fmt.Errorf("influx ceiling: %w", err)
+		}
+		res.Ceiling.InfluxPointsPerS = round(res.Ceiling.InfluxPointsPerS, 0)
+		progress("ceiling: InfluxDB %.0f points/s", res.Ceiling.InfluxPointsPerS)
+	}
+
+	if err := drive(ctx, cfg, e, devs, &res, progress); err != nil {
+		return res, err
+	}
+	if res.Ceiling.BrokerMsgsPerS > 0 && res.Ceiling.InfluxPointsPerS > 0 {
+		res.OfCeiling.Broker = round(res.MsgsPerS/res.Ceiling.BrokerMsgsPerS, 3)
+		res.OfCeiling.Influx = round(res.ReadingsPerS/res.Ceiling.InfluxPointsPerS, 3)
+		lower := min(res.Ceiling.BrokerMsgsPerS, res.Ceiling.InfluxPointsPerS/float64(cfg.Readings))
+		res.OfCeiling.Lower = round(res.MsgsPerS/lower, 3)
+	}
+	return res, nil
+}
+
+// selfStart starts Mosquitto and InfluxDB from PATH/$VWARD_TOOLS_BIN/GOPATH
+// bin on free loopback ports, seeds a registry and starts vward on them.
+func selfStart(ctx context.Context, cfg Config, progress func(string, ...any)) (*env, []device, error) {
+	dir := cfg.WorkDir
+	var err error
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "vward-bench-"); err != nil {
+			return nil, nil, err
+		}
+	}
+	var cleanups []func()
+	e := &env{services: map[string]*services.Process{}}
+	e.stop = func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+		if cfg.WorkDir == "" && !cfg.Keep {
+			os.RemoveAll(dir)
+		}
+	}
+	fail := func(err error) (*env, []device, error) {
+		e.stop()
+		return nil, nil, err
+	}
+	for _, sub := range []string{"mosquitto", "influxdb", "vward"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o750); err != nil {
+			return fail(err)
+		}
+	}
+	progress("starting mosquitto and influxd in %s…", dir)
+	m, err := services.StartMosquitto(filepath.Join(dir, "mosquitto"), services.MosquittoOptions{MaxInflight: cfg.BrokerMaxInflight, AutosaveInterval: cmp.Or(cfg.BrokerAutosave, 30)})
+	if err != nil {
+		return fail(err)
+	}
+	cleanups = append(cleanups, func() { _ = m.Kill() })
+	in, err := services.StartInflux(filepath.Join(dir, "influxdb"))
+	if err != nil {
+		return fail(err)
+	}
+	cleanups = append(cleanups, func() { _ = in.Kill() })
+	e.mqttURL, e.influxURL, e.bucket = m.URL, in.URL, in.Bucket
+	e.services["mosquitto"], e.services["influxd"] = m.Proc, in.Proc
+
+	dataDir := filepath.Join(dir, "vward")
+	progress("registering %d patients and devices…", cfg.Devices)
+	devs, err := seed(ctx, dataDB(dataDir), cfg)
+	if err != nil {
+		return fail(fmt.Errorf("seed registry: %w", err))
+	}
+	port, err := services.FreePort()
+	if err != nil {
+		return fail(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	e.board = "http://" + addr
+	if len(cfg.VwardCommand) > 0 {
+		args := append(cfg.VwardCommand[1:len(cfg.VwardCommand):len(cfg.VwardCommand)],
+			"--http-addr", addr, "--data-dir", dataDir, "--mqtt-url", m.URL, "--mqtt-client-id", "vward-bench",
+			"--influx-url", in.URL, "--influx-bucket", in.Bucket, "--log-level", "warn")
+		args = append(args, cfg.VwardArgs...)
+		if cfg.CPUProfile != "" {
+			pport, err := services.FreePort()
+			if err != nil {
+				return fail(err)
+			}
+			e.pprof = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(pport))
+			args = append(args, "--pprof-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(pport)))
+		}
+		p := &services.Process{Name: "vward", Bin: cfg.VwardCommand[0], Args: args, LogPath: filepath.Join(dir, "vward.log")}
+		if _, err := p.Start(); err != nil {
+			return fail(err)
+		}
+		cleanups = append(cleanups, func() { _ = p.Stop(syscall.SIGTERM, 30*time.Second) })
+		e.pid = p.Pid()
+		e.measured = "vward serve as a child process (/proc/<pid>): vward alone"
+	} else {
+		n, err := node.Open(ctx, node.Config{
+			DataDir: dataDir, HTTPAddr: addr,
+			MQTT:   ingest.MQTTConfig{URL: m.URL, ClientID: "vward-bench"},
+			Influx: &history.InfluxConfig{URL: in.URL, Bucket: in.Bucket},
+			Log:    cfg.Log,
+		})
+		if err != nil {
+			return fail(err)
+		}
+		nctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- n.Run(nctx) }()
+		cleanups = append(cleanups, func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+			}
+			n.Close()
+		})
+		e.pid = os.Getpid()
+		e.measured = "vward in-process (/proc/self): vward plus the bench's fleet and board client"
+	}
+	if err := waitReady(ctx, e.board, 60*time.Second); err != nil {
+		return fail(err)
+	}
+	return e, devs, nil
+}
+
+// external drives an already running vward.
+func external(ctx context.Context, cfg Config) (*env, []device, error) {
+	if cfg.InfluxURL == "" || cfg.BoardURL == "" {
+		return nil, nil, errors.New("an external run needs --mqtt-url, --influx-url and --board-url")
+	}
+	e := &env{mqttURL: cfg.MQTTURL, influxURL: cfg.InfluxURL, bucket: cfg.InfluxBucket, board: cfg.BoardURL, stop: func() {},
+		measured: "not measured: vward runs elsewhere (its /metrics has process_cpu_seconds_total)"}
+	var devs []device
+	if cfg.DataDir != "" {
+		var err error
+		if devs, err = seed(ctx, dataDB(cfg.DataDir), cfg); err != nil {
+			return nil, nil, fmt.Errorf("seed registry: %w", err)
+		}
+		// The node reloads its registry on this interval.
+		time.Sleep(node.RegistryWatchInterval + time.Second)
+	} else {
+		for i := range cfg.Devices {
+			devs = append(devs, device{id: deviceID(cfg.Prefix, i), patient: patientID(cfg.Prefix, i)})
+		}
+	}
+	return e, devs, nil
+}
+
+func waitReady(ctx context.Context, base string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = string(b)
+		} else {
+			last = err.Error()
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("vward at %s not ready within %s: %s", base, timeout, last)
+}
+
+// drive runs the fleet, watches the board and InfluxDB, and fills in res.
+func drive(ctx context.Context, cfg Config, e *env, devs []device, res *Result, progress func(string, ...any)) error {
+	ids := make([]simulator.Identity, len(devs))
+	for i, d := range devs {
+		ids[i] = simulator.Identity{Device: d.id, Password: d.secret}
+	}
+	fleet, err := simulator.NewFleet(simulator.FleetConfig{BrokerURL: e.mqttURL, Log: cfg.Log, Ramp: min(10*time.Second, time.Duration(len(devs))*time.Millisecond)}, ids)
+	if err != nil {
+		return err
+	}
+	defer fleet.Close()
+	progress("connecting %d devices…", len(devs))
+	if err := fleet.Connect(ctx); err != nil {
+		return err
+	}
+
+	start := time.Now().Add(500 * time.Millisecond)
+	b, err := watchBoard(ctx, e.board, cfg.Username, cfg.Password, start)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+
+	every := time.Duration(float64(time.Second) * float64(len(devs)) / cfg.Rate)
+	clock := simulator.Clock{Mode: simulator.RealClock, Speed: 1, Origin: start}
+	streams := make([]*stream, len(devs))
+	steps := make([]simulator.DeviceSteps, len(devs))
+	for i, d := range devs {
+		streams[i] = &stream{dev: d, clock: clock, offset: time.Duration(int64(every) * int64(i) / int64(len(devs))),
+			every: every, end: cfg.Duration, readings: cfg.Readings}
+		steps[i] = simulator.DeviceSteps{Device: d.id, Steps: streams[i]}
+	}
+
+	before, _ := readProc(e.pid)
+	selfBefore, _ := readProc(os.Getpid())
+	svcBefore := map[string]procStat{}
+	for name, p := range e.services {
+		svcBefore[name], _ = readProc(p.Pid())
+	}
+	res.Vward.RSSStartMB = mb(before.rss)
+
+	sampler := newStoreSampler(e.influxURL, e.bucket, 500*time.Millisecond)
+	for _, s := range streams {
+		s.probes = sampler
+	}
+	sctx, stopSampling := context.WithCancel(ctx)
+	defer stopSampling()
+	sampled := make(chan struct{})
+	go func() { defer close(sampled); sampler.run(sctx) }()
+
+	if cfg.CPUProfile != "" && e.pprof != "" {
+		// The child vward profiles itself over the publishing window.
+		secs := max(1, int(cfg.Duration.Seconds())-1)
+		profiled := make(chan error, 1)
+		go func() { profiled <- fetchProfile(ctx, e.pprof, secs, cfg.CPUProfile) }()
+		// And where its goroutines wait, halfway through.
+		go func() {
+			time.Sleep(cfg.Duration / 2)
+			_ = fetchURL(ctx, e.pprof+"/debug/pprof/goroutine?debug=1", cfg.CPUProfile+".goroutines.txt")
+		}()
+		defer func() {
+			if err := <-profiled; err != nil {
+				progress("warning: cpu profile: %v", err)
+			}
+		}()
+	} else if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
+	playCtx, stopPlay := context.WithCancel(ctx)
+	defer stopPlay()
+	played := make(chan error, 1)
+	go func() { played <- fleet.Play(playCtx, clock, steps) }()
+
+	var lagMax time.Duration
+	var peak int64
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var playErr error
+	lastCPU, lastAt := before.cpu, time.Now()
+	report := func(phase string) {
+		ps, _ := readProc(e.pid)
+		peak = max(peak, ps.hwm, ps.rss)
+		now := time.Now()
+		cpu := 100 * (ps.cpu - lastCPU).Seconds() / now.Sub(lastAt).Seconds()
+		lastCPU, lastAt = ps.cpu, now
+		m, _ := metric(ctx, e.board, "vward_ingest_messages_stored_total", "vward_ingest_messages_in_flight")
+		lat := b.recent()
+		progress("%s %5.0fs published %9d (%6.0f/s) stored %9.0f in-flight %6.0f board %8d p99 %6.1fms vward cpu %5.1f%% rss %6.1fMB lag %s",
+			phase, time.Since(start).Seconds(), fleet.Stats.Published.Load(), float64(fleet.Stats.Published.Load())/max(time.Since(start).Seconds(), 0.001),
+			m["vward_ingest_messages_stored_total"], m["vward_ingest_messages_in_flight"], b.seen.Load(), lat.P99, cpu, mb(ps.rss),
+			time.Duration(fleet.Stats.LagNanos.Load()).Round(time.Millisecond))
+	}
+loop:
+	for {
+		select {
+		case playErr = <-played:
+			break loop
+		case <-tick.C:
+			lagMax = max(lagMax, time.Duration(fleet.Stats.LagNanos.Load()))
+			report("run  ")
+		}
+	}
+	published := fleet.Stats.Published.Load()
+	publishEnd := time.Now()
+	if playErr != nil {
+		return fmt.Errorf("fleet: %w", playErr)
+	}
+	after, _ := readProc(e.pid)
+	peak = max(peak, after.hwm, after.rss)
+	window := publishEnd.Sub(start).Seconds()
+	res.Vward.CPUSeconds = round((after.cpu - before.cpu).Seconds(), 2)
+	res.Vward.CPUPercent = round(100*(after.cpu-before.cpu).Seconds()/window, 1)
+	selfAfter, _ := readProc(os.Getpid())
+	res.BenchCPUPercent = round(100*(selfAfter.cpu-selfBefore.cpu).Seconds()/window, 1)
+	res.Services = map[string]float64{}
+	for name, p := range e.services {
+		a, _ := readProc(p.Pid())
+		res.Services[name] = round(100*(a.cpu-svcBefore[name].cpu).Seconds()/window, 1)
+	}
+	res.Published = published
+	res.PublishedPerS = round(float64(published)/window, 1)
+	res.FleetLagMaxMS = round(float64(lagMax)/1e6, 1)
+
+	// Every message out of the fleet and into InfluxDB.
+	progress("publishing done: %d messages in %.1fs; draining…", published, window)
+	if unacked, _ := fleet.Drain(ctx, cfg.DrainTimeout); unacked > 0 {
+		progress("warning: %d messages not acknowledged by the broker", unacked)
+	}
+	drainStart := time.Now()
+	storedAt := drainStart
+	var stall time.Time
+	lastStored := -1.0
+	for {
+		m, err := metric(ctx, e.board, "vward_ingest_messages_stored_total")
+		stored := m["vward_ingest_messages_stored_total"]
+		if err == nil && stored >= float64(published) {
+			storedAt = time.Now()
+			break
+		}
+		if stored != lastStored {
+			lastStored, stall = stored, time.Now()
+		}
+		if time.Since(drainStart) > cfg.DrainTimeout || time.Since(stall) > 30*time.Second || ctx.Err() != nil {
+			storedAt = time.Now()
+			progress("warning: vward reports %.0f of %d messages stored after %s", stored, published, time.Since(drainStart).Round(time.Second))
+			break
+		}
+		select {
+		case <-tick.C:
+			report("drain")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	res.DrainS = round(storedAt.Sub(publishEnd).Seconds(), 2)
+	stopSampling()
+	<-sampled
+	// Give the board a moment for the last updates.
+	time.Sleep(500 * time.Millisecond)
+	end, _ := readProc(e.pid)
+	res.Vward.RSSEndMB = mb(end.rss)
+	res.Vward.PeakRSSMB = mb(max(peak, end.hwm))
+	res.LatencyMS = b.latencies().percentiles()
+	res.StoreLatencyMS = sampler.latencies().percentiles()
+	res.BoardEvents, res.BoardAlerts = b.events.Load(), b.alerts.Load()
+
+	progress("checking every msg_id in InfluxDB…")
+	if err := verify(ctx, cfg, e, streams, start, res); err != nil {
+		return err
+	}
+	span := storedAt.Sub(start).Seconds()
+	res.MsgsPerS = round(float64(res.Stored)/span, 1)
+	res.ReadingsPerS = round(float64(res.Stored*int64(cfg.Readings))/span, 1)
+	return nil
+}
+
+func mb(b int64) float64 { return round(float64(b)/(1<<20), 1) }
+
+func deviceID(prefix string, i int) vward.DeviceID {
+	return vward.DeviceID(fmt.Sprintf("%s%05d", prefix, i+1))
+}
+
+func patientID(prefix string, i int) vward.PatientID {
+	return vward.PatientID(fmt.Sprintf("%sp%05d", prefix, i+1))
+}
+
+func fetchProfile(ctx context.Context, base string, secs int, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs+60)*time.Second)
+	defer cancel()
+	return fetchURL(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs), path)
+}
+
+func fetchURL(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,38 @@
+package bench
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/vward/vward/alerting"
+)
+
+// The board scanner reads what a JSON decoder reads from a patient event.
+func TestScanPatientEvent(t *testing.T) {
+	at := time.Date(2026, 11, 24, 1, 2, 3, 456789000, time.UTC)
+	for _, withScore := range []bool{false, true} {
+		v := alerting.PatientView{Patient: "bench-p00001", Ward: "bench", Name: "Bench Patient", SpO2Scale: 1, LastSeen: at,
+			Vitals: map[string]alerting.Vital{
+				"spo2":       {Value: 96, Display: "96", Unit: "%", At: at.Add(-time.Second)},
+				"heart_rate": {Value: 72, Display: "72", Unit: "/min", At: at},
+			},
+			Trend: []alerting.TrendPoint{{At: at.Add(time.Hour), Score: 1}},
+		}
+		if withScore {
+			v.News2 = &alerting.Score{Score: 1, Risk: "low", Missing: []string{}, Subscores: map[string]int{}}
+		}
+		msg := alerting.AppendPatientEvent(nil, &v)
+		p, newest, ok := scanPatientEvent(msg)
+		if !ok || p != "bench-p00001" || !newest.Equal(at) {
+			t.Errorf("scan(%s) = %q, %v, %v; want the patient and %v", msg, p, newest, ok, at)
+		}
+		var e boardEvent
+		if err := json.Unmarshal(msg, &e); err != nil || e.Patient.Patient != p {
+			t.Errorf("decoder disagrees: %v %+v", err, e)
+		}
+	}
+	if _, _, ok := scanPatientEvent([]byte(`{"type":"alert","alert":{}}`)); ok {
+		t.Error("scanned an alert event as a patient event")
+	}
+}
