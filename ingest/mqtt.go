@@ -199,7 +199,8 @@ func (s *Source) clientOptions(clientID string, onConnect mqtt.OnConnectHandler,
 		// Anything the session delivers is ours: a topic vward cannot
 		// read is dead-lettered and acknowledged, not left in the session.
 		SetDefaultPublishHandler(onMessage).
-		SetOnConnectHandler(onConnect)
+		SetOnConnectHandler(onConnect).
+		SetCustomOpenConnectionFn(dialBuffered)
 }
 
 // newClient builds a client with its routes in place before the first
