@@ -87,6 +87,17 @@ func (o *registryOpts) open(ctx context.Context, create bool) (*devices.Registry
 	return reg, devices.WithActor(ctx, actor), func() { db.Close() }, nil
 }
 
+// do runs one registry command: it opens the store in the data dir, runs f
+// with the registry and a context that names the actor, and closes it.
+func (o *registryOpts) do(cmd *cobra.Command, create bool, f func(ctx context.Context, reg *devices.Registry) error) error {
+	reg, ctx, done, err := o.open(cmd.Context(), create)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return f(ctx, reg)
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -174,24 +185,21 @@ func newWardsAddCmd() *cobra.Command {
     --place "East Kent" --capacity 40`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			reg, ctx, done, err := o.open(cmd.Context(), true)
-			if err != nil {
+			return o.do(cmd, true, func(ctx context.Context, reg *devices.Registry) error {
+				w.ID = vward.WardID(args[0])
+				if err := reg.AddWard(ctx, w); err != nil {
+					return err
+				}
+				got, err := reg.Ward(ctx, w.ID)
+				if err != nil {
+					return err
+				}
+				if o.asJSON {
+					return printJSON(cmd.OutOrStdout(), got)
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "ward %s saved: %s, %s, capacity %d\n", got.ID, got.Name, cell(got.Pathway), got.Capacity)
 				return err
-			}
-			defer done()
-			w.ID = vward.WardID(args[0])
-			if err := reg.AddWard(ctx, w); err != nil {
-				return err
-			}
-			got, err := reg.Ward(ctx, w.ID)
-			if err != nil {
-				return err
-			}
-			if o.asJSON {
-				return printJSON(cmd.OutOrStdout(), got)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "ward %s saved: %s, %s, capacity %d\n", got.ID, got.Name, cell(got.Pathway), got.Capacity)
-			return err
+			})
 		},
 	}
 	fs := cmd.Flags()
@@ -220,29 +228,26 @@ func (l listing[T]) command(o *registryOpts) *cobra.Command {
 		Short: l.short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			reg, ctx, done, err := o.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer done()
-			rows, err := l.fetch(ctx, reg)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if o.asJSON {
-				return printJSON(out, rows)
-			}
-			if len(rows) == 0 {
-				_, err := fmt.Fprintln(out, l.empty)
-				return err
-			}
-			tw := newTable(out)
-			fmt.Fprintln(tw, l.header)
-			for _, r := range rows {
-				fmt.Fprintln(tw, strings.Join(l.row(r), "\t"))
-			}
-			return tw.Flush()
+			return o.do(cmd, false, func(ctx context.Context, reg *devices.Registry) error {
+				rows, err := l.fetch(ctx, reg)
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				if o.asJSON {
+					return printJSON(out, rows)
+				}
+				if len(rows) == 0 {
+					_, err := fmt.Fprintln(out, l.empty)
+					return err
+				}
+				tw := newTable(out)
+				fmt.Fprintln(tw, l.header)
+				for _, r := range rows {
+					fmt.Fprintln(tw, strings.Join(l.row(r), "\t"))
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	o.register(cmd.Flags(), false, true)
@@ -282,52 +287,49 @@ outcomes of the window's discharges.`,
   vward wards report --json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			reg, ctx, done, err := o.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer done()
-			var ids []vward.WardID
-			if len(args) == 1 {
-				ids = []vward.WardID{vward.WardID(args[0])}
-			} else {
-				ws, err := reg.Wards(ctx)
-				if err != nil {
-					return err
-				}
-				for _, w := range ws {
-					ids = append(ids, w.ID)
-				}
-			}
-			now := time.Now()
-			reps := []devices.WardReport{}
-			for _, id := range ids {
-				rep, err := reg.WardReport(ctx, id, days, now, time.Local)
-				if err != nil {
-					return err
-				}
-				reps = append(reps, rep)
-			}
-			out := cmd.OutOrStdout()
-			if o.asJSON {
+			return o.do(cmd, false, func(ctx context.Context, reg *devices.Registry) error {
+				var ids []vward.WardID
 				if len(args) == 1 {
-					return printJSON(out, reps[0])
+					ids = []vward.WardID{vward.WardID(args[0])}
+				} else {
+					ws, err := reg.Wards(ctx)
+					if err != nil {
+						return err
+					}
+					for _, w := range ws {
+						ids = append(ids, w.ID)
+					}
 				}
-				return printJSON(out, reps)
-			}
-			if len(reps) == 0 {
-				_, err := fmt.Fprintln(out, "no wards; add one with vward wards add")
-				return err
-			}
-			for i, rep := range reps {
-				if i > 0 {
-					fmt.Fprintln(out)
+				now := time.Now()
+				reps := []devices.WardReport{}
+				for _, id := range ids {
+					rep, err := reg.WardReport(ctx, id, days, now, time.Local)
+					if err != nil {
+						return err
+					}
+					reps = append(reps, rep)
 				}
-				if err := writeWardReport(out, rep); err != nil {
+				out := cmd.OutOrStdout()
+				if o.asJSON {
+					if len(args) == 1 {
+						return printJSON(out, reps[0])
+					}
+					return printJSON(out, reps)
+				}
+				if len(reps) == 0 {
+					_, err := fmt.Fprintln(out, "no wards; add one with vward wards add")
 					return err
 				}
-			}
-			return nil
+				for i, rep := range reps {
+					if i > 0 {
+						fmt.Fprintln(out)
+					}
+					if err := writeWardReport(out, rep); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
 		},
 	}
 	o.register(cmd.Flags(), false, true)
@@ -446,28 +448,25 @@ func newPatientsAdmitCmd() *cobra.Command {
 			} else if p.ID, err = devices.NewPatientID(); err != nil {
 				return err
 			}
-			reg, ctx, done, err := o.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer done()
-			if err := reg.Admit(ctx, p); err != nil {
-				return err
-			}
-			if scale == 2 {
-				if err := reg.SetSpO2Scale(ctx, p.ID, 2, scaleReason); err != nil {
-					return fmt.Errorf("admitted %s, but setting SpO2 scale 2 failed: %w", p.ID, err)
+			return o.do(cmd, false, func(ctx context.Context, reg *devices.Registry) error {
+				if err := reg.Admit(ctx, p); err != nil {
+					return err
 				}
-			}
-			got, err := reg.Patient(ctx, p.ID)
-			if err != nil {
+				if scale == 2 {
+					if err := reg.SetSpO2Scale(ctx, p.ID, 2, scaleReason); err != nil {
+						return fmt.Errorf("admitted %s, but setting SpO2 scale 2 failed: %w", p.ID, err)
+					}
+				}
+				got, err := reg.Patient(ctx, p.ID)
+				if err != nil {
+					return err
+				}
+				if o.asJSON {
+					return printJSON(cmd.OutOrStdout(), got)
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "admitted %s to ward %s (SpO2 scale %d)\n", got.ID, got.Ward, got.SpO2Scale)
 				return err
-			}
-			if o.asJSON {
-				return printJSON(cmd.OutOrStdout(), got)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "admitted %s to ward %s (SpO2 scale %d)\n", got.ID, got.Ward, got.SpO2Scale)
-			return err
+			})
 		},
 	}
 	fs := cmd.Flags()
@@ -502,22 +501,20 @@ func newPatientsStatusCmd(verb string) *cobra.Command {
 		Example: fmt.Sprintf("  vward patients %s p-0042 --reason %q", verb, map[string]string{"pause": "admitted to QEQM with a fall", "resume": "home from QEQM"}[verb]),
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			reg, ctx, done, err := o.open(cmd.Context(), false)
-			if err != nil {
+			return o.do(cmd, false, func(ctx context.Context, reg *devices.Registry) error {
+				var err error
+				id := vward.PatientID(args[0])
+				if verb == "pause" {
+					err = reg.Pause(ctx, id, reason)
+				} else {
+					err = reg.Resume(ctx, id, reason)
+				}
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: %sd\n", id, verb)
 				return err
-			}
-			defer done()
-			id := vward.PatientID(args[0])
-			if verb == "pause" {
-				err = reg.Pause(ctx, id, reason)
-			} else {
-				err = reg.Resume(ctx, id, reason)
-			}
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: %sd\n", id, verb)
-			return err
+			})
 		},
 	}
 	o.register(cmd.Flags(), true, false)
@@ -540,17 +537,14 @@ func newPatientsDischargeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			reg, ctx, done, err := o.open(cmd.Context(), false)
-			if err != nil {
+			return o.do(cmd, false, func(ctx context.Context, reg *devices.Registry) error {
+				id := vward.PatientID(args[0])
+				if err := reg.Discharge(ctx, id, outcome, reason, when); err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: discharged (%s); devices unbound\n", id, outcome)
 				return err
-			}
-			defer done()
-			id := vward.PatientID(args[0])
-			if err := reg.Discharge(ctx, id, outcome, reason, when); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: discharged (%s); devices unbound\n", id, outcome)
-			return err
+			})
 		},
 	}
 	fs := cmd.Flags()
@@ -612,17 +606,15 @@ on a clinician's decision. The change is kept in the audit with --actor and
 			default:
 				return fmt.Errorf("scale %q: give 1 or 2", args[1])
 			}
-			reg, ctx, done, err := o.open(cmd.Context(), false)
-			if err != nil {
+			return o.do(cmd, false, func(ctx context.Context, reg *devices.Registry) error {
+				var err error
+				id := vward.PatientID(args[0])
+				if err := reg.SetSpO2Scale(ctx, id, scale, reason); err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: SpO2 scale %d\n", id, scale)
 				return err
-			}
-			defer done()
-			id := vward.PatientID(args[0])
-			if err := reg.SetSpO2Scale(ctx, id, scale, reason); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: SpO2 scale %d\n", id, scale)
-			return err
+			})
 		},
 	}
 	o.register(cmd.Flags(), true, false)
@@ -641,16 +633,13 @@ func newPatientsAuditCmd() *cobra.Command {
 		Short: "Show who changed a patient's stay, when, what and why (newest first)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			reg, ctx, done, err := o.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer done()
-			es, err := reg.PatientAudit(ctx, vward.PatientID(args[0]), limit)
-			if err != nil {
-				return err
-			}
-			return writeAudit(cmd.OutOrStdout(), es, o.asJSON)
+			return o.do(cmd, false, func(ctx context.Context, reg *devices.Registry) error {
+				es, err := reg.PatientAudit(ctx, vward.PatientID(args[0]), limit)
+				if err != nil {
+					return err
+				}
+				return writeAudit(cmd.OutOrStdout(), es, o.asJSON)
+			})
 		},
 	}
 	o.register(cmd.Flags(), false, true)
@@ -710,21 +699,18 @@ func newDevicesAddCmd() *cobra.Command {
 		Example: `  vward devices add ox-0042 --kind "pulse oximeter" --serial NONIN-3230-118273`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			reg, ctx, done, err := o.open(cmd.Context(), true)
-			if err != nil {
-				return err
-			}
-			defer done()
-			id := vward.DeviceID(args[0])
-			secret, err := reg.RegisterDevice(ctx, devices.Device{ID: id, Kind: kind, Serial: serial})
-			if err != nil {
-				return err
-			}
-			d, err := reg.Device(ctx, id)
-			if err != nil {
-				return err
-			}
-			return writeSecret(cmd.OutOrStdout(), id, secret, o.asJSON, d)
+			return o.do(cmd, true, func(ctx context.Context, reg *devices.Registry) error {
+				id := vward.DeviceID(args[0])
+				secret, err := reg.RegisterDevice(ctx, devices.Device{ID: id, Kind: kind, Serial: serial})
+				if err != nil {
+					return err
+				}
+				d, err := reg.Device(ctx, id)
+				if err != nil {
+					return err
+				}
+				return writeSecret(cmd.OutOrStdout(), id, secret, o.asJSON, d)
+			})
 		},
 	}
 	o.register(cmd.Flags(), true, true)
@@ -752,16 +738,13 @@ may lie in the past to take in readings the device buffered.`,
 			if err != nil {
 				return err
 			}
-			reg, ctx, done, err := o.open(cmd.Context(), false)
-			if err != nil {
+			return o.do(cmd, false, func(ctx context.Context, reg *devices.Registry) error {
+				if err := reg.Assign(ctx, vward.DeviceID(args[0]), vward.PatientID(args[1]), when); err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: bound to patient %s\n", args[0], args[1])
 				return err
-			}
-			defer done()
-			if err := reg.Assign(ctx, vward.DeviceID(args[0]), vward.PatientID(args[1]), when); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: bound to patient %s\n", args[0], args[1])
-			return err
+			})
 		},
 	}
 	o.register(cmd.Flags(), true, false)
@@ -784,16 +767,13 @@ func newDevicesUnassignCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			reg, ctx, done, err := o.open(cmd.Context(), false)
-			if err != nil {
+			return o.do(cmd, false, func(ctx context.Context, reg *devices.Registry) error {
+				if err := reg.Unassign(ctx, vward.DeviceID(args[0]), when); err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: unbound\n", args[0])
 				return err
-			}
-			defer done()
-			if err := reg.Unassign(ctx, vward.DeviceID(args[0]), when); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: unbound\n", args[0])
-			return err
+			})
 		},
 	}
 	o.register(cmd.Flags(), true, false)
@@ -815,21 +795,18 @@ export-mosquitto again and reload the broker.`,
 		Example: `  vward devices rotate-secret ox-0042 --reason "hub replaced"`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			reg, ctx, done, err := o.open(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			defer done()
-			id := vward.DeviceID(args[0])
-			secret, err := reg.RotateSecret(ctx, id, reason)
-			if err != nil {
-				return err
-			}
-			d, err := reg.Device(ctx, id)
-			if err != nil {
-				return err
-			}
-			return writeSecret(cmd.OutOrStdout(), id, secret, o.asJSON, d)
+			return o.do(cmd, false, func(ctx context.Context, reg *devices.Registry) error {
+				id := vward.DeviceID(args[0])
+				secret, err := reg.RotateSecret(ctx, id, reason)
+				if err != nil {
+					return err
+				}
+				d, err := reg.Device(ctx, id)
+				if err != nil {
+					return err
+				}
+				return writeSecret(cmd.OutOrStdout(), id, secret, o.asJSON, d)
+			})
 		},
 	}
 	o.register(cmd.Flags(), true, true)
@@ -1028,41 +1005,38 @@ func newUsersAddCmd() *cobra.Command {
   printf '%s\n' "$PASSWORD" | vward users add ops --role admin`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			reg, ctx, done, err := o.open(cmd.Context(), true)
-			if err != nil {
-				return err
-			}
-			defer done()
-			username := args[0]
-			if _, err := reg.Clinician(ctx, username); err == nil {
-				return fmt.Errorf("user %s exists; use vward users passwd to change the password", username)
-			} else if !errors.Is(err, devices.ErrNotFound) {
-				return err
-			}
-			c := devices.Clinician{Username: username, Role: role}
-			known, err := reg.Wards(ctx)
-			if err != nil {
-				return err
-			}
-			for _, w := range wards {
-				found := false
-				for _, k := range known {
-					found = found || string(k.ID) == w
+			return o.do(cmd, true, func(ctx context.Context, reg *devices.Registry) error {
+				username := args[0]
+				if _, err := reg.Clinician(ctx, username); err == nil {
+					return fmt.Errorf("user %s exists; use vward users passwd to change the password", username)
+				} else if !errors.Is(err, devices.ErrNotFound) {
+					return err
 				}
-				if !found {
-					fmt.Fprintf(cmd.ErrOrStderr(), "warning: ward %s does not exist (yet)\n", w)
+				c := devices.Clinician{Username: username, Role: role}
+				known, err := reg.Wards(ctx)
+				if err != nil {
+					return err
 				}
-				c.Wards = append(c.Wards, vward.WardID(w))
-			}
-			pw, err := readPassword(cmd.InOrStdin(), cmd.ErrOrStderr(), "Password for "+username+": ")
-			if err != nil {
+				for _, w := range wards {
+					found := false
+					for _, k := range known {
+						found = found || string(k.ID) == w
+					}
+					if !found {
+						fmt.Fprintf(cmd.ErrOrStderr(), "warning: ward %s does not exist (yet)\n", w)
+					}
+					c.Wards = append(c.Wards, vward.WardID(w))
+				}
+				pw, err := readPassword(cmd.InOrStdin(), cmd.ErrOrStderr(), "Password for "+username+": ")
+				if err != nil {
+					return err
+				}
+				if err := reg.AddClinician(ctx, c, pw); err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "added %s (%s)\n", username, role)
 				return err
-			}
-			if err := reg.AddClinician(ctx, c, pw); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "added %s (%s)\n", username, role)
-			return err
+			})
 		},
 	}
 	o.register(cmd.Flags(), true, false)
@@ -1102,23 +1076,20 @@ func newUsersPasswdCmd() *cobra.Command {
 		Example: `  vward users passwd sam.jones`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			reg, ctx, done, err := o.open(cmd.Context(), false)
-			if err != nil {
+			return o.do(cmd, false, func(ctx context.Context, reg *devices.Registry) error {
+				if _, err := reg.Clinician(ctx, args[0]); err != nil {
+					return err
+				}
+				pw, err := readPassword(cmd.InOrStdin(), cmd.ErrOrStderr(), "New password for "+args[0]+": ")
+				if err != nil {
+					return err
+				}
+				if err := reg.SetPassword(ctx, args[0], pw); err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "password of %s changed\n", args[0])
 				return err
-			}
-			defer done()
-			if _, err := reg.Clinician(ctx, args[0]); err != nil {
-				return err
-			}
-			pw, err := readPassword(cmd.InOrStdin(), cmd.ErrOrStderr(), "New password for "+args[0]+": ")
-			if err != nil {
-				return err
-			}
-			if err := reg.SetPassword(ctx, args[0], pw); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "password of %s changed\n", args[0])
-			return err
+			})
 		},
 	}
 	o.register(cmd.Flags(), true, false)
