@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,7 +21,6 @@ import (
 // only the user's wards; changes are for admins, except the SpO2 scale,
 // which a clinician of the patient's ward may prescribe. A patient or ward
 // the user may not see is answered 404, as elsewhere on the API.
-
 func (s *Server) registryRoutes(api *http.ServeMux) {
 	if s.Registry == nil {
 		return
@@ -30,8 +30,8 @@ func (s *Server) registryRoutes(api *http.ServeMux) {
 	api.HandleFunc("GET /api/v1/wards/{id}/report", s.wardReport)
 	api.HandleFunc("GET /api/v1/wards/{id}/patients", s.wardPatients)
 	api.HandleFunc("POST /api/v1/patients", s.admitPatient)
-	api.HandleFunc("POST /api/v1/patients/{id}/pause", s.pausePatient)
-	api.HandleFunc("POST /api/v1/patients/{id}/resume", s.resumePatient)
+	api.HandleFunc("POST /api/v1/patients/{id}/pause", s.changeStay(s.Registry.Pause))
+	api.HandleFunc("POST /api/v1/patients/{id}/resume", s.changeStay(s.Registry.Resume))
 	api.HandleFunc("POST /api/v1/patients/{id}/discharge", s.dischargePatient)
 	api.HandleFunc("POST /api/v1/patients/{id}/spo2-scale", s.setSpO2Scale)
 	api.HandleFunc("GET /api/v1/patients/{id}/audit", s.patientAudit)
@@ -271,38 +271,25 @@ type reasonBody struct {
 	Reason string `json:"reason"`
 }
 
-func (s *Server) pausePatient(w http.ResponseWriter, r *http.Request) {
-	u, ok := requireAdmin(w, r)
-	if !ok {
-		return
+// changeStay returns a handler for a change of a patient's stay that needs
+// only a reason: pause (admitted to hospital) or resume.
+func (s *Server) changeStay(change func(ctx context.Context, id vward.PatientID, reason string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u, ok := requireAdmin(w, r)
+		if !ok {
+			return
+		}
+		var in reasonBody
+		if !decodeBody(w, r, &in) {
+			return
+		}
+		id := vward.PatientID(r.PathValue("id"))
+		if err := change(acting(r, u).Context(), id, in.Reason); err != nil {
+			s.registryError(w, r, err)
+			return
+		}
+		s.answerStay(w, r, id, http.StatusOK)
 	}
-	var in reasonBody
-	if !decodeBody(w, r, &in) {
-		return
-	}
-	id := vward.PatientID(r.PathValue("id"))
-	if err := s.Registry.Pause(acting(r, u).Context(), id, in.Reason); err != nil {
-		s.registryError(w, r, err)
-		return
-	}
-	s.answerStay(w, r, id, http.StatusOK)
-}
-
-func (s *Server) resumePatient(w http.ResponseWriter, r *http.Request) {
-	u, ok := requireAdmin(w, r)
-	if !ok {
-		return
-	}
-	var in reasonBody
-	if !decodeBody(w, r, &in) {
-		return
-	}
-	id := vward.PatientID(r.PathValue("id"))
-	if err := s.Registry.Resume(acting(r, u).Context(), id, in.Reason); err != nil {
-		s.registryError(w, r, err)
-		return
-	}
-	s.answerStay(w, r, id, http.StatusOK)
 }
 
 func (s *Server) dischargePatient(w http.ResponseWriter, r *http.Request) {

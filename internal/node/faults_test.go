@@ -329,25 +329,7 @@ func startNode(t *testing.T, f fleet, dataDir string, seed bool, broker *testenv
 			t.Fatal(err)
 		}
 	}
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("node run: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Error("node did not stop within 30s of cancellation")
-			}
-			n.Close()
-		})
-	}
-	waitReady(t, n.URL())
-	return n, stop
+	return n, serveNode(t, n, ctx, cancel)
 }
 
 // testLog keeps the node's warnings and errors, shown only if the test fails.

@@ -10,6 +10,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,22 +94,35 @@ func start(t *testing.T, configure ...func(*node.Config)) *started {
 	if err := n.LoadPatients(ctx); err != nil {
 		t.Fatal(err)
 	}
+	serveNode(t, n, ctx, cancel)
+	return &started{node: n, broker: broker, influx: influx, secret: secret}
+}
+
+// serveNode runs n until the test ends, and waits until it is ready. The
+// returned stop cancels it and checks that it stopped; it runs at cleanup
+// too, and only once, so a test may stop the node early.
+func serveNode(t *testing.T, n *node.Node, ctx context.Context, cancel context.CancelFunc) (stop func()) {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("node run: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("node run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("node did not stop within 30s of cancellation")
 			}
-		case <-time.After(20 * time.Second):
-			t.Error("node did not stop within 20s of cancellation")
-		}
-		n.Close()
-	})
+			n.Close()
+		})
+	}
+	t.Cleanup(stop)
 	waitReady(t, n.URL())
-	return &started{node: n, broker: broker, influx: influx, secret: secret}
+	return stop
 }
 
 // waitReady polls /readyz until the node reports broker and history up.

@@ -77,21 +77,7 @@ func startScenarioNode(t *testing.T, plan *simulator.Plan) *scenarioNode {
 		ACLFile:      filepath.Join("..", "..", "deploy", "mosquitto", "acl"),
 	})
 	n.Source.SetURL(broker.URL)
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("node run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("node did not stop within 20s of cancellation")
-		}
-		n.Close()
-	})
-	waitReady(t, n.URL())
+	serveNode(t, n, ctx, cancel)
 	return &scenarioNode{
 		node: n, brokerURL: broker.URL, credentials: creds,
 		clinician: simulator.BoardLogin{URL: n.URL(), Username: scenarioClinician, Password: clinicianPassword},
