@@ -71,7 +71,8 @@ type watch struct {
 type deviceWatch struct {
 	patient      vward.PatientID
 	ward         vward.WardID
-	heardAt      time.Time // last message received (receipt time)
+	heardAt      time.Time // last heard from: a message received, or a status's own time; zero: never, as far as vward knows
+	watchedFrom  time.Time // when vward began watching it, which is as far back as its silence counts
 	offlineSince time.Time // its will or status said offline; zero when online
 	battery      float64
 	hasBattery   bool
@@ -367,8 +368,12 @@ func (e *Engine) Tick() {
 		switch {
 		case !d.offlineSince.IsZero() && now.Sub(d.offlineSince) >= p.OfflineGrace:
 			reason = fmt.Sprintf("offline since %s (its status said so)", d.offlineSince.UTC().Format(time.RFC3339))
-		case now.Sub(d.heardAt) >= p.DeviceSilence:
-			reason = fmt.Sprintf("not heard from since %s", d.heardAt.UTC().Format(time.RFC3339))
+		case now.Sub(d.quietSince()) >= p.DeviceSilence:
+			if d.heardAt.Before(d.watchedFrom) {
+				reason = fmt.Sprintf("not heard from since vward began listening at %s", d.watchedFrom.UTC().Format(time.RFC3339))
+			} else {
+				reason = fmt.Sprintf("not heard from since %s", d.heardAt.UTC().Format(time.RFC3339))
+			}
 		default:
 			continue
 		}
@@ -433,14 +438,16 @@ func (e *Engine) heard(rs []vward.Reading) {
 			continue
 		}
 		last = r.Device
-		e.heardLocked(r.Device, r.Patient, r.Ward, now)
+		e.heardLocked(r.Device, r.Patient, r.Ward, now, now)
 	}
 }
 
-func (e *Engine) heardLocked(id vward.DeviceID, patient vward.PatientID, ward vward.WardID, now time.Time) *deviceWatch {
+// deviceLocked returns the device's watch, watching it from now if it is
+// new (as a patient is watched from when vward starts).
+func (e *Engine) deviceLocked(id vward.DeviceID, patient vward.PatientID, ward vward.WardID, now time.Time) *deviceWatch {
 	d := e.devices[id]
 	if d == nil {
-		d = &deviceWatch{}
+		d = &deviceWatch{watchedFrom: now}
 		e.devices[id] = d
 	}
 	if patient != "" {
@@ -449,9 +456,32 @@ func (e *Engine) heardLocked(id vward.DeviceID, patient vward.PatientID, ward vw
 	if ward != "" {
 		d.ward = ward
 	}
-	d.heardAt, d.offlineSince = now, time.Time{}
-	if a := e.open[Key{Patient: d.patient, Condition: DeviceOffline, Device: id}]; a != nil && a.Active {
-		p := e.cfg.PolicyFor(d.ward)
+	return d
+}
+
+// quietSince is when the device was last heard from, or when watching it
+// began if later: a device is not silent for longer than vward has listened.
+func (d *deviceWatch) quietSince() time.Time {
+	if d.heardAt.After(d.watchedFrom) {
+		return d.heardAt
+	}
+	return d.watchedFrom
+}
+
+// heardLocked records the device as heard from at at (≤ now). Heard-from
+// never moves back, and an offline alert resolves only when the device is
+// neither silent nor offline any more, so old news cannot clear it.
+func (e *Engine) heardLocked(id vward.DeviceID, patient vward.PatientID, ward vward.WardID, at, now time.Time) *deviceWatch {
+	d := e.deviceLocked(id, patient, ward, now)
+	if at.After(d.heardAt) {
+		d.heardAt = at
+	}
+	if !at.Before(d.offlineSince) {
+		d.offlineSince = time.Time{}
+	}
+	p := e.cfg.PolicyFor(d.ward)
+	if a := e.open[Key{Patient: d.patient, Condition: DeviceOffline, Device: id}]; a != nil && a.Active &&
+		d.offlineSince.IsZero() && now.Sub(d.quietSince()) < p.DeviceSilence {
 		o := Observation{Complete: true, Reason: "heard from again"}
 		e.stepLocked(a, now, deviceEvidence(id, d), func(a Alert) (Alert, Effect) { return a.Assess(o, p, now) })
 	}
@@ -465,7 +495,7 @@ func (e *Engine) ObserveDevice(device vward.DeviceID, patient vward.PatientID, w
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.now()
-	d := e.heardLocked(device, patient, ward, now)
+	d := e.heardLocked(device, patient, ward, now, now)
 	if battery == nil || d.patient == "" {
 		return
 	}
@@ -486,27 +516,36 @@ func (e *Engine) ObserveDevice(device vward.DeviceID, patient vward.PatientID, w
 // DeviceStatus takes a device's status message: online false is its will
 // (or an explicit offline). An offline device alerts after the ward's
 // OfflineGrace unless it comes back first, so a broadband blip is no alarm.
+//
+// at is when the status was said: its ts, else when it was received, or
+// zero when that is unknown (a retained status replayed when vward
+// subscribed, with no ts). A status counts as the device heard from at its
+// own time, never later, so an "online" replayed at every reconnect cannot
+// hide a device that has gone quiet; one with no time says only that the
+// device's last word was online.
 func (e *Engine) DeviceStatus(device vward.DeviceID, patient vward.PatientID, ward vward.WardID, online bool, at time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.now()
-	if online {
-		e.heardLocked(device, patient, ward, now)
-		return
+	if at.After(now) {
+		at = now
 	}
-	d := e.devices[device]
-	if d == nil {
-		d = &deviceWatch{heardAt: now}
-		e.devices[device] = d
-	}
-	if patient != "" {
-		d.patient = patient
-	}
-	if ward != "" {
-		d.ward = ward
-	}
-	if d.offlineSince.IsZero() {
-		d.offlineSince = now
+	switch {
+	case online && at.IsZero():
+		e.deviceLocked(device, patient, ward, now).offlineSince = time.Time{}
+	case online:
+		e.heardLocked(device, patient, ward, at, now)
+	default:
+		d := e.deviceLocked(device, patient, ward, now)
+		if !at.IsZero() && at.Before(d.heardAt) {
+			return // heard from since it said so
+		}
+		if d.offlineSince.IsZero() {
+			d.offlineSince = now
+			if !at.IsZero() {
+				d.offlineSince = at
+			}
+		}
 	}
 }
 

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -375,6 +377,84 @@ func TestAlertTechnicalQueue(t *testing.T) {
 	if r.openOf(t, DeviceOffline) == nil {
 		t.Fatal("no offline alert after the grace")
 	}
+}
+
+// A device's status counts as hearing from it at the status's own time. A
+// retained status that vward's (re)subscription replays, with no ts, is
+// old news: it must not reset the device's silence, nor should an old ts.
+func TestAlertDeviceStatusIsHeardAtItsOwnTime(t *testing.T) {
+	clk := &clock{t: t0}
+	r := newRig(t, dbPath(t), clk, Config{})
+	e := r.engine
+	silence := DefaultPolicy().DeviceSilence
+	e.ObserveDevice("ox-1", "p1", "w1", nil, t0)
+
+	// vward reconnects 40 minutes on: the retained "online" (no ts) and a
+	// stamped one from before t0 are replayed. Neither is a sign of life.
+	clk.Set(t0.Add(40 * time.Minute))
+	e.DeviceStatus("ox-1", "p1", "w1", true, time.Time{})
+	e.DeviceStatus("ox-1", "p1", "w1", true, t0.Add(-3*time.Hour))
+	clk.Set(t0.Add(silence))
+	e.Tick()
+	off := r.openOf(t, DeviceOffline)
+	if off == nil {
+		t.Fatal("replayed statuses hid an hour's silence")
+	}
+	if want := "not heard from since " + t0.Format(time.RFC3339); !strings.Contains(off.Reason, want) {
+		t.Errorf("reason %q, want it to say %q", off.Reason, want)
+	}
+	// A status newer than t0 but itself over an hour old does not resolve
+	// it either; a fresh one does.
+	clk.Set(t0.Add(silence + 10*time.Minute))
+	e.DeviceStatus("ox-1", "p1", "w1", true, t0.Add(5*time.Minute))
+	if a, _ := r.audit(t, off.ID); a.State != Raised {
+		t.Fatalf("an old status resolved the offline alert: %s", a.State)
+	}
+	e.DeviceStatus("ox-1", "p1", "w1", true, clk.Now().Add(-time.Second))
+	if a, _ := r.audit(t, off.ID); a.State != Resolved {
+		t.Fatalf("a fresh online status: %s, want resolved", a.State)
+	}
+
+	// vward starts and is told, by a retained status, that a device it has
+	// not heard from came online three hours ago: it is watched from now,
+	// not alarmed at once.
+	e.DeviceStatus("ox-2", "p2", "w1", true, clk.Now().Add(-3*time.Hour))
+	e.Tick()
+	if a := r.openOf(t, DeviceOffline); a != nil {
+		t.Fatalf("alarm at the first tick for a device just watched: %+v", a)
+	}
+	start := clk.Now()
+	clk.Set(start.Add(silence))
+	e.Tick()
+	if a := r.offline(t)["ox-2"]; a == nil || !strings.Contains(a.Reason, "since vward began listening") {
+		t.Fatalf("ox-2's offline alert = %+v, want it silent an hour after watching began", a)
+	}
+
+	// A will that said offline two hours ago is offline since then: past
+	// the grace already. An offline older than the device's last message
+	// is stale and ignored.
+	e.DeviceStatus("ox-3", "p3", "w1", false, clk.Now().Add(-2*time.Hour))
+	e.ObserveDevice("ox-4", "p4", "w1", nil, clk.Now())
+	e.DeviceStatus("ox-4", "p4", "w1", false, clk.Now().Add(-time.Minute))
+	clk.Set(clk.Now().Add(time.Second))
+	e.Tick()
+	devs := slices.Sorted(maps.Keys(r.offline(t)))
+	// (ox-1 has been silent again for an hour since its fresh status.)
+	if want := []vward.DeviceID{"ox-1", "ox-2", "ox-3"}; !slices.Equal(devs, want) {
+		t.Errorf("offline alerts for %v, want %v", devs, want)
+	}
+}
+
+// offline returns the open device_offline alerts by device.
+func (r *rig) offline(t *testing.T) map[vward.DeviceID]*Alert {
+	t.Helper()
+	m := map[vward.DeviceID]*Alert{}
+	for _, a := range r.open(t) {
+		if a.Condition == DeviceOffline {
+			m[a.Device] = &a
+		}
+	}
+	return m
 }
 
 func (r *rig) openOf(t *testing.T, c Condition) *Alert {

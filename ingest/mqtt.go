@@ -275,7 +275,7 @@ func (c *subscriber) onMessage(_ mqtt.Client, m mqtt.Message) {
 	}
 	// Submit blocks while too many messages await storage. That stalls this
 	// connection, and so the broker, which keeps the backlog: what we want.
-	d := Delivery{Topic: m.Topic(), Payload: m.Payload(), Ack: m.Ack, Redelivered: m.Duplicate()}
+	d := Delivery{Topic: m.Topic(), Payload: m.Payload(), Ack: m.Ack, Redelivered: m.Duplicate(), Retained: m.Retained()}
 	if err := s.pipeline.Submit(ctx, d); err != nil {
 		c.log.Debug("message left unacknowledged for redelivery", "err", err)
 	}

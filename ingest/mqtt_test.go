@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,5 +91,37 @@ func TestSourceTakesResentMessagesBeforeSubscribing(t *testing.T) {
 	}
 	if r := value(second.m.Redelivered); r != n {
 		t.Errorf("redelivered = %v, want %d (the broker's DUP flag)", r, n)
+	}
+}
+
+// The broker marks a status it replays on subscribing as retained, and a
+// status published while vward listens as not: with no ts, the first is
+// old news to alerting (at zero), the second is the device heard from now.
+func TestSourceTellsReplayedStatusFromLive(t *testing.T) {
+	broker := testenv.StartMosquitto(t)
+	r := newRig(t, Config{}, registry(t, now.Add(-time.Hour), now.Add(time.Hour)))
+	dev := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL).SetClientID("ingest-status-device"))
+	if tok := dev.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("device connect: %v", tok.Error())
+	}
+	defer dev.Disconnect(100)
+	publish := func(payload string) {
+		t.Helper()
+		if tok := dev.Publish(vward.StatusTopic("ox-1"), 1, true, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish status: %v", tok.Error())
+		}
+	}
+	publish("offline") // retained before vward subscribes
+	_, stop := runSource(t, r, MQTTConfig{URL: broker.URL, ClientID: "ingest-status"})
+	defer stop()
+	waitFor(t, "the replayed status", func() bool { _, st := r.obs.calls(); return len(st) == 1 })
+	publish("online")
+	waitFor(t, "the live status", func() bool { _, st := r.obs.calls(); return len(st) == 2 })
+	_, st := r.obs.calls()
+	if st[0] != "ox-1 p1 w1 online=false at=0001-01-01T00:00:00Z" {
+		t.Errorf("replayed status reached alerting as %q, want at zero (time unknown)", st[0])
+	}
+	if !strings.HasPrefix(st[1], "ox-1 p1 w1 online=true at=") || strings.HasSuffix(st[1], "at=0001-01-01T00:00:00Z") {
+		t.Errorf("live status reached alerting as %q, want its receipt time", st[1])
 	}
 }

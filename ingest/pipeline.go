@@ -49,8 +49,10 @@ type Observer interface {
 // as well as readings: ObserveDevice once per accepted message (the device
 // was heard from; battery 0–1, nil when the message had none) and
 // DeviceStatus for each status message (online false: the device said, or
-// its will said, it went offline). alerting.Monitor implements it for the
-// battery_low and device_offline alerts.
+// its will said, it went offline; at: the status's ts, else when it was
+// received, or zero for a retained one without a ts, whose time is
+// unknown). alerting.Monitor implements it for the battery_low and
+// device_offline alerts.
 type DeviceObserver interface {
 	ObserveDevice(device vward.DeviceID, patient vward.PatientID, ward vward.WardID, battery *float64, at time.Time)
 	DeviceStatus(device vward.DeviceID, patient vward.PatientID, ward vward.WardID, online bool, at time.Time)
@@ -115,6 +117,9 @@ type Delivery struct {
 	Ack     func()
 	// Redelivered is the broker's DUP flag: it sent this message before.
 	Redelivered bool
+	// Retained is the broker's RETAIN flag on delivery: a stored message
+	// replayed because vward (re)subscribed, not one published just now.
+	Retained bool
 }
 
 // Config tunes the pipeline. Zero fields take the defaults.
@@ -483,6 +488,12 @@ func (p *Pipeline) decodeStatus(device vward.DeviceID, d Delivery, item pending,
 	if err != nil {
 		p.log.Debug("status of a device with no patient ignored", "device", device, "err", err)
 		return item
+	}
+	if d.Retained && !st.Stamped {
+		// Replayed when vward (re)subscribed, with no ts of its own: it is
+		// the device's last word, said at some unknown time, not a sign of
+		// life now. Alerting must not count it as the device heard from.
+		st.At = time.Time{}
 	}
 	item.status = &statusUpdate{device: device, patient: patient, ward: ward, DeviceStatus: st}
 	return item

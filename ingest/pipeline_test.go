@@ -619,34 +619,41 @@ func TestPipelineTellsAlertingOfDevices(t *testing.T) {
 	at := now.Add(-time.Minute)
 	msg := fmt.Sprintf(`{"msg_id":"m1","ts":%q,"readings":[{"type":"spo2","value":95},{"type":"heart_rate","value":70,"ts":%q}],"battery":0.15}`,
 		at.Format(time.RFC3339), at.Add(30*time.Second).Format(time.RFC3339))
-	for _, d := range []struct{ topic, payload, id string }{
-		{vward.ReadingsTopic("ox-1"), msg, "m1"},
-		{vward.ReadingsTopic("ox-1"), msg, "m1 again"},
-		{vward.StatusTopic("ox-1"), "offline", "status offline"},
-		{vward.StatusTopic("ox-1"), fmt.Sprintf(`{"online":true,"ts":%q}`, now.Add(-5*time.Second).Format(time.RFC3339)), "status online"},
-		{vward.StatusTopic("ox-1"), `{"up":1}`, "status malformed"},
-		{vward.StatusTopic("ox-idle"), "online", "status unbound"},
+	for _, d := range []struct {
+		topic, payload, id string
+		retained           bool
+	}{
+		{vward.ReadingsTopic("ox-1"), msg, "m1", false},
+		{vward.ReadingsTopic("ox-1"), msg, "m1 again", false},
+		{vward.StatusTopic("ox-1"), "offline", "status offline", false},
+		{vward.StatusTopic("ox-1"), fmt.Sprintf(`{"online":true,"ts":%q}`, now.Add(-5*time.Second).Format(time.RFC3339)), "status online", false},
+		{vward.StatusTopic("ox-1"), `{"up":1}`, "status malformed", false},
+		{vward.StatusTopic("ox-idle"), "online", "status unbound", false},
+		// Replayed by the broker on subscribing: with no ts, its time is unknown.
+		{vward.StatusTopic("ox-1"), "online", "status retained", true},
+		{vward.StatusTopic("ox-1"), fmt.Sprintf(`{"online":true,"ts":%q}`, now.Add(-time.Hour).Format(time.RFC3339)), "status retained stamped", true},
 	} {
-		if err := r.p.Submit(ctx, Delivery{Topic: d.topic, Payload: []byte(d.payload), Ack: r.acks.ack(d.id)}); err != nil {
+		if err := r.p.Submit(ctx, Delivery{Topic: d.topic, Payload: []byte(d.payload), Ack: r.acks.ack(d.id), Retained: d.retained}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "every message acknowledged", func() bool { return len(r.acks.list()) == 6 })
-	want := []string{"m1", "m1 again", "status offline", "status online", "status malformed", "status unbound"}
+	waitFor(t, "every message acknowledged", func() bool { return len(r.acks.list()) == 8 })
+	want := []string{"m1", "m1 again", "status offline", "status online", "status malformed", "status unbound", "status retained", "status retained stamped"}
 	if got := r.acks.list(); !slices.Equal(got, want) {
 		t.Errorf("acks %v, want in arrival order %v", got, want)
 	}
 	devs, statuses := r.obs.calls()
 	wantDevs := []string{"ox-1 p1 w1 battery=0.15 at=2026-11-23T10:15:00Z"}
-	wantStatuses := []string{"ox-1 p1 w1 online=false at=2026-11-23T10:15:30Z", "ox-1 p1 w1 online=true at=2026-11-23T10:15:25Z"}
+	wantStatuses := []string{"ox-1 p1 w1 online=false at=2026-11-23T10:15:30Z", "ox-1 p1 w1 online=true at=2026-11-23T10:15:25Z",
+		"ox-1 p1 w1 online=true at=0001-01-01T00:00:00Z", "ox-1 p1 w1 online=true at=2026-11-23T09:15:30Z"}
 	if !slices.Equal(devs, wantDevs) || !slices.Equal(statuses, wantStatuses) {
 		t.Errorf("ObserveDevice %q\nwant          %q\nDeviceStatus %q\nwant         %q", devs, wantDevs, statuses, wantStatuses)
 	}
 	if dl := r.dead.list(); len(dl) != 1 || dl[0].Code != RejectEnvelope || !strings.Contains(dl[0].Reason, "no online field") {
 		t.Errorf("dead letters = %+v, want the malformed status", dl)
 	}
-	if got := value(r.m.Received.WithLabelValues("status")); got != 4 {
-		t.Errorf("received{format=status} = %v, want 4", got)
+	if got := value(r.m.Received.WithLabelValues("status")); got != 6 {
+		t.Errorf("received{format=status} = %v, want 6", got)
 	}
 }
 

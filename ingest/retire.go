@@ -94,7 +94,7 @@ func (r *retiree) onMessage(_ mqtt.Client, m mqtt.Message) {
 	if p := r.src.ctx.Load(); p != nil {
 		ctx = *p
 	}
-	d := Delivery{Topic: m.Topic(), Payload: m.Payload(), Redelivered: m.Duplicate(), Ack: func() {
+	d := Delivery{Topic: m.Topic(), Payload: m.Payload(), Redelivered: m.Duplicate(), Retained: m.Retained(), Ack: func() {
 		m.Ack()
 		r.pending.Add(-1)
 	}}

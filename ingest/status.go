@@ -15,6 +15,8 @@ import (
 type DeviceStatus struct {
 	Online bool
 	At     time.Time // the message's ts, else when it was received
+	// Stamped says At is the device's own ts.
+	Stamped bool
 }
 
 // maxStatusPayload bounds a status message; it is a word or a tiny object.
@@ -53,7 +55,7 @@ func DecodeStatus(payload []byte, now time.Time, lim Limits) (DeviceStatus, erro
 		if t.After(now.Add(lim.ClockSkew)) {
 			return DeviceStatus{}, reject(RejectTime, "ts: %s is in the future", w.TS)
 		}
-		st.At = t.UTC()
+		st.At, st.Stamped = t.UTC(), true
 	}
 	return st, nil
 }
