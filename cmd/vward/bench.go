@@ -94,6 +94,7 @@ Examples:
 	fs.DurationVar(&cfg.CeilingDuration, "ceiling-duration", 10e9, "how long each ceiling is measured")
 	fs.StringVar(&cfg.Verify, "verify", "auto", "loss check: full (every msg_id fetched), counts (per-device distinct counts in InfluxDB, then id by id where they differ) or auto")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the bench process over the publishing window (use with --in-process to profile vward)")
+	fs.StringVar(&cfg.HeapProfile, "heapprofile", "", "save the self-started vward's heap profile a minute into publishing (FILE.early) and at its end (FILE)")
 	fs.BoolVar(&jsonOut, "json", false, "print the summary as JSON")
 	fs.BoolVar(&quiet, "quiet", false, "no progress display on stderr")
 	return cmd

@@ -82,6 +82,10 @@ type Config struct {
 	// publishing window: with the in-process vward that is vward (and the
 	// fleet and board client, which show under their own packages).
 	CPUProfile string
+	// HeapProfile, when set, saves the child vward's heap profile a minute
+	// into publishing (HeapProfile+".early") and at its end, for a soak:
+	// `go tool pprof -base heap.pprof.early vward heap.pprof` shows growth.
+	HeapProfile string
 
 	Progress io.Writer // nil: no progress display
 	Log      *slog.Logger
@@ -140,6 +144,9 @@ type Result struct {
 		RSSStartMB float64 `json:"rss_start_mb"`
 		RSSEndMB   float64 `json:"rss_end_mb"`
 		PeakRSSMB  float64 `json:"peak_rss_mb"`
+		// RSSEachMinuteMB is vward's RSS at the end of each whole minute of
+		// publishing: flat over a soak, or not.
+		RSSEachMinuteMB []float64 `json:"rss_each_minute_mb,omitempty"`
 	} `json:"vward"`
 	Services map[string]float64 `json:"services_cpu_percent,omitempty"`
 	// BenchCPUPercent is this process (fleet, board client, samplers;
@@ -317,7 +324,7 @@ func selfStart(ctx context.Context, cfg Config, progress func(string, ...any)) (
 			"--http-addr", addr, "--data-dir", dataDir, "--mqtt-url", m.URL, "--mqtt-client-id", "vward-bench",
 			"--influx-url", in.URL, "--influx-bucket", in.Bucket, "--log-level", "warn")
 		args = append(args, cfg.VwardArgs...)
-		if cfg.CPUProfile != "" {
+		if cfg.CPUProfile != "" || cfg.HeapProfile != "" {
 			pport, err := services.FreePort()
 			if err != nil {
 				return fail(err)
@@ -459,6 +466,25 @@ func drive(ctx context.Context, cfg Config, e *env, devs []device, res *Result, 
 	sampled := make(chan struct{})
 	go func() { defer close(sampled); sampler.run(sctx) }()
 
+	if cfg.HeapProfile != "" && e.pprof != "" {
+		heapEarly := make(chan struct{})
+		go func() {
+			defer close(heapEarly)
+			select {
+			case <-time.After(min(time.Minute, cfg.Duration/2)):
+				if err := fetchURL(ctx, e.pprof+"/debug/pprof/heap", cfg.HeapProfile+".early"); err != nil {
+					progress("warning: heap profile: %v", err)
+				}
+			case <-ctx.Done():
+			}
+		}()
+		defer func() {
+			<-heapEarly
+			if err := fetchURL(ctx, e.pprof+"/debug/pprof/heap", cfg.HeapProfile); err != nil {
+				progress("warning: heap profile: %v", err)
+			}
+		}()
+	}
 	if cfg.CPUProfile != "" && e.pprof != "" {
 		// The child vward profiles itself over the publishing window.
 		secs := max(1, int(cfg.Duration.Seconds())-1)
@@ -520,6 +546,10 @@ loop:
 		case <-tick.C:
 			lagMax = max(lagMax, time.Duration(fleet.Stats.LagNanos.Load()))
 			report("run  ")
+			if minute := int(time.Since(start) / time.Minute); minute > len(res.Vward.RSSEachMinuteMB) {
+				ps, _ := readProc(e.pid)
+				res.Vward.RSSEachMinuteMB = append(res.Vward.RSSEachMinuteMB, mb(ps.rss))
+			}
 		}
 	}
 	published := fleet.Stats.Published.Load()
