@@ -12,17 +12,44 @@ import (
 	"github.com/vward/vward/internal/testenv"
 )
 
-// Tags and the msg_id string field are escaped as line protocol requires,
-// so an odd id cannot split a line or forge a field.
-func TestAppendLineEscapes(t *testing.T) {
-	var b strings.Builder
-	history.AppendLine(&b, vward.Reading{
-		Device: "ox 1,a=b", Patient: `p\1`, Ward: "w\n1", MsgID: `m"1\`,
-		Kind: vward.SpO2, Value: 94.5, At: time.Unix(1, 5).UTC(),
-	})
-	want := `reading,device=ox\ 1\,a\=b,kind=spo2,patient=p\\1,ward=w_1 value=94.5,msg_id="m\"1\\" 1000000005` + "\n"
-	if b.String() != want {
-		t.Errorf("line = %q\nwant   %q", b.String(), want)
+// A message's readings measured together share a point, a field per kind;
+// tags, field keys and the msg_id string field are escaped as line
+// protocol requires, so an odd id cannot split a line or forge a field.
+func TestAppendLines(t *testing.T) {
+	at := time.Unix(1, 5).UTC()
+	msg := func(id string, at time.Time, kv ...any) []vward.Reading {
+		var rs []vward.Reading
+		for i := 0; i < len(kv); i += 2 {
+			rs = append(rs, vward.Reading{Device: "ox-1", Patient: "p1", Ward: "w1", MsgID: id, Kind: kv[i].(vward.ReadingKind), Value: kv[i+1].(float64), At: at})
+		}
+		return rs
+	}
+	for _, tc := range []struct {
+		name string
+		rs   []vward.Reading
+		want string
+	}{
+		{"escaped", []vward.Reading{{Device: "ox 1,a=b", Patient: `p\1`, Ward: "w\n1", MsgID: `m"1\`, Kind: vward.SpO2, Value: 94.5, At: at}},
+			`reading,device=ox\ 1\,a\=b,patient=p\\1,ward=w_1 spo2=94.5,msg_id="m\"1\\" 1000000005` + "\n"},
+		{"no ward", []vward.Reading{{Device: "ox-1", Patient: "p1", MsgID: "m1", Kind: vward.HeartRate, Value: 70, At: at}},
+			`reading,device=ox-1,patient=p1 heart_rate=70,msg_id="m1" 1000000005` + "\n"},
+		{"one message, one point", msg("m1", at, vward.SpO2, 94.0, vward.HeartRate, 88.0, vward.SupplementalOxygen, 0.0),
+			`reading,device=ox-1,patient=p1,ward=w1 spo2=94,heart_rate=88,supplemental_oxygen=0,msg_id="m1" 1000000005` + "\n"},
+		{"readings at two times", append(msg("m1", at, vward.SpO2, 94.0), msg("m1", at.Add(time.Second), vward.SpO2, 95.0)...),
+			`reading,device=ox-1,patient=p1,ward=w1 spo2=94,msg_id="m1" 1000000005` + "\n" +
+				`reading,device=ox-1,patient=p1,ward=w1 spo2=95,msg_id="m1" 2000000005` + "\n"},
+		{"two messages", append(msg("m1", at, vward.SpO2, 94.0), msg("m2", at, vward.HeartRate, 60.0)...),
+			`reading,device=ox-1,patient=p1,ward=w1 spo2=94,msg_id="m1" 1000000005` + "\n" +
+				`reading,device=ox-1,patient=p1,ward=w1 heart_rate=60,msg_id="m2" 1000000005` + "\n"},
+		{"a kind twice", msg("m1", at, vward.SpO2, 94.0, vward.SpO2, 93.0),
+			`reading,device=ox-1,patient=p1,ward=w1 spo2=94,msg_id="m1" 1000000005` + "\n" +
+				`reading,device=ox-1,patient=p1,ward=w1 spo2=93,msg_id="m1" 1000000005` + "\n"},
+	} {
+		var b strings.Builder
+		history.AppendLines(&b, tc.rs)
+		if b.String() != tc.want {
+			t.Errorf("%s: lines = %q\nwant            %q", tc.name, b.String(), tc.want)
+		}
 	}
 }
 
@@ -67,10 +94,15 @@ func TestInfluxWriteIsIdempotent(t *testing.T) {
 	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)
 	var rs []vward.Reading
 	for i := range 100 {
-		rs = append(rs, vward.Reading{
+		r := vward.Reading{
 			Device: "ox-1", Patient: "p1", Ward: "w1", MsgID: fmt.Sprintf("m%03d", i),
 			Kind: vward.HeartRate, Value: float64(60 + i%40), At: base.Add(time.Duration(i) * time.Second),
-		})
+		}
+		rs = append(rs, r)
+		if i%10 == 0 { // and a message of two readings: one point
+			r.Kind, r.Value = vward.SpO2, float64(90+i/10)
+			rs = append(rs, r)
+		}
 	}
 	for range 2 {
 		if err := s.WriteReadings(ctx, rs); err != nil {
@@ -84,15 +116,24 @@ func TestInfluxWriteIsIdempotent(t *testing.T) {
 	if len(got) != len(rs) {
 		t.Fatalf("read %d readings after writing %d twice, want %d", len(got), len(rs), len(rs))
 	}
-	for i, r := range got {
-		if !r.At.Equal(rs[i].At) || r.Value != rs[i].Value || r.Kind != vward.HeartRate || r.Device != "ox-1" || r.Ward != "w1" {
-			t.Fatalf("reading %d = %+v, want %+v", i, r, rs[i])
+	type key struct {
+		kind vward.ReadingKind
+		at   time.Time
+	}
+	want := map[key]float64{}
+	for _, r := range rs {
+		want[key{r.Kind, r.At}] = r.Value
+	}
+	for _, r := range got {
+		if v, ok := want[key{r.Kind, r.At.UTC()}]; !ok || v != r.Value || r.Device != "ox-1" || r.Ward != "w1" || r.Patient != "p1" {
+			t.Fatalf("read %+v, not one of those written", r)
 		}
+		delete(want, key{r.Kind, r.At.UTC()})
 	}
 	rows := influx.Query(t, fmt.Sprintf(`from(bucket: %q) |> range(start: -2h)
 		|> filter(fn: (r) => r._measurement == %q and r._field == "msg_id") |> group() |> count()`, influx.Bucket, history.Measurement))
-	if len(rows) != 1 || rows[0]["_value"] != int64(len(rs)) {
-		t.Errorf("msg_id points = %v, want %d", rows, len(rs))
+	if len(rows) != 1 || rows[0]["_value"] != int64(100) {
+		t.Errorf("msg_id points = %v, want 100: one per message", rows)
 	}
 
 	// A write to a stopped InfluxDB fails, so ingest holds its acknowledgements.

@@ -13,9 +13,18 @@ import (
 	"github.com/vward/vward"
 )
 
-// Measurement is the InfluxDB measurement that holds every reading. Its
-// series are keyed by patient, kind, ward and device, so a redelivered
-// reading (same series, same measurement time) overwrites its first copy.
+// Measurement is the InfluxDB measurement that holds every reading: one
+// point per device, patient and measurement time, with a float field per
+// reading kind ("spo2", "heart_rate", …) and the message's msg_id as a
+// string field. Its series are keyed by device, patient and ward, so a
+// redelivered message (same series, same measurement time) overwrites its
+// first copy.
+//
+// Why a point per message rather than per reading: InfluxDB's cost is per
+// point and per string field far more than per float field. A message of
+// four readings written as four points, each carrying msg_id, cost influxd
+// about three times the CPU of one point with four fields
+// (docs/performance.md), and influxd shares vward's machine.
 const Measurement = "reading"
 
 // InfluxConfig says how to reach InfluxDB. For InfluxDB 1.8 the bucket is
@@ -71,35 +80,69 @@ func (i *Influx) WriteReadings(ctx context.Context, rs []vward.Reading) error {
 		return nil
 	}
 	var b strings.Builder
-	b.Grow(len(rs) * 120)
-	for _, r := range rs {
-		AppendLine(&b, r)
-	}
+	b.Grow(len(rs) * 50)
+	AppendLines(&b, rs)
 	if err := i.write.WriteRecord(ctx, b.String()); err != nil {
 		return fmt.Errorf("write %d readings to influxdb: %w", len(rs), err)
 	}
 	return nil
 }
 
-// AppendLine writes r as one line of InfluxDB line protocol, newline-terminated.
-// The value is a float field whatever the kind (booleans 0/1, consciousness
-// as its ACVPU level) so that one field type holds every series; msg_id rides
-// along as a string field for tracing and loss checks.
-func AppendLine(b *strings.Builder, r vward.Reading) {
+// AppendLines writes rs as InfluxDB line protocol, a newline-terminated line
+// per point. Consecutive readings of one message measured at one time by one
+// device for one patient (what a message usually is) share a point, a field
+// per kind; a kind repeated there starts a new line at the same time, which
+// InfluxDB merges, the later value winning as for any rewrite. Each value is
+// a float whatever the kind (booleans 0/1, consciousness as its ACVPU
+// level), so a field keeps one type; msg_id rides along as a string field
+// for tracing and loss checks.
+func AppendLines(b *strings.Builder, rs []vward.Reading) {
+	for len(rs) > 0 {
+		n := 1
+		for n < len(rs) && samePoint(rs[0], rs[n]) && !hasKind(rs[:n], rs[n].Kind) {
+			n++
+		}
+		appendPoint(b, rs[:n])
+		rs = rs[n:]
+	}
+}
+
+func samePoint(a, b vward.Reading) bool {
+	return a.Device == b.Device && a.Patient == b.Patient && a.Ward == b.Ward && a.MsgID == b.MsgID && a.At.Equal(b.At)
+}
+
+func hasKind(rs []vward.Reading, k vward.ReadingKind) bool {
+	for _, r := range rs {
+		if r.Kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+// appendPoint writes one line for readings that share a point.
+func appendPoint(b *strings.Builder, rs []vward.Reading) {
+	r := rs[0]
 	b.WriteString(Measurement)
 	b.WriteString(",device=")
 	escapeTag(b, string(r.Device))
-	b.WriteString(",kind=")
-	escapeTag(b, string(r.Kind))
 	b.WriteString(",patient=")
 	escapeTag(b, string(r.Patient))
 	if r.Ward != "" {
 		b.WriteString(",ward=")
 		escapeTag(b, string(r.Ward))
 	}
-	b.WriteString(" value=")
 	var num [32]byte
-	b.Write(strconv.AppendFloat(num[:0], r.Value, 'g', -1, 64))
+	for i, f := range rs {
+		if i == 0 {
+			b.WriteByte(' ')
+		} else {
+			b.WriteByte(',')
+		}
+		escapeTag(b, string(f.Kind))
+		b.WriteByte('=')
+		b.Write(strconv.AppendFloat(num[:0], f.Value, 'g', -1, 64))
+	}
 	b.WriteString(`,msg_id="`)
 	for _, c := range []byte(r.MsgID) {
 		if c == '"' || c == '\\' {
@@ -112,6 +155,7 @@ func AppendLine(b *strings.Builder, r vward.Reading) {
 	b.WriteByte('\n')
 }
 
+// escapeTag escapes a tag value or field key.
 func escapeTag(b *strings.Builder, s string) {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
@@ -130,8 +174,8 @@ func escapeTag(b *strings.Builder, s string) {
 func (i *Influx) Readings(ctx context.Context, p vward.PatientID, from, to time.Time) ([]vward.Reading, error) {
 	flux := fmt.Sprintf(`from(bucket: %q)
   |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => r._measurement == %q and r.patient == %q and r._field == "value")
-  |> keep(columns: ["_time", "_value", "kind", "device", "ward"])`,
+  |> filter(fn: (r) => r._measurement == %q and r.patient == %q and r._field != "msg_id")
+  |> keep(columns: ["_time", "_value", "_field", "device", "ward"])`,
 		i.cfg.Bucket, from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano), Measurement, string(p))
 	res, err := i.query.Query(ctx, flux)
 	if err != nil {
@@ -142,7 +186,7 @@ func (i *Influx) Readings(ctx context.Context, p vward.PatientID, from, to time.
 	for res.Next() {
 		rec := res.Record()
 		v, _ := rec.Value().(float64)
-		kind, _ := rec.ValueByKey("kind").(string)
+		kind := rec.Field()
 		dev, _ := rec.ValueByKey("device").(string)
 		ward, _ := rec.ValueByKey("ward").(string)
 		out = append(out, vward.Reading{

@@ -93,7 +93,7 @@ Examples:
 	fs.BoolVar(&noCeilings, "no-ceilings", false, "skip measuring the broker's and InfluxDB's raw rates")
 	fs.DurationVar(&cfg.CeilingDuration, "ceiling-duration", 10e9, "how long each ceiling is measured")
 	fs.StringVar(&cfg.Verify, "verify", "auto", "loss check: full (every msg_id fetched), counts (per-device distinct counts in InfluxDB, then id by id where they differ) or auto")
-	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the bench process over the publishing window (use with --in-process to profile vward)")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write CPU profiles over the publishing window: the self-started vward's to FILE and the bench's own (fleet, board client) to FILE.bench")
 	fs.StringVar(&cfg.HeapProfile, "heapprofile", "", "save the self-started vward's heap profile a minute into publishing (FILE.early) and at its end (FILE)")
 	fs.BoolVar(&jsonOut, "json", false, "print the summary as JSON")
 	fs.BoolVar(&quiet, "quiet", false, "no progress display on stderr")

@@ -78,9 +78,10 @@ type Config struct {
 	// everything.
 	DrainTimeout time.Duration
 
-	// CPUProfile, when set, writes a CPU profile of this process over the
-	// publishing window: with the in-process vward that is vward (and the
-	// fleet and board client, which show under their own packages).
+	// CPUProfile, when set, writes a CPU profile of vward over the
+	// publishing window: of the child `vward serve` to CPUProfile and of
+	// this process (fleet, board client) to CPUProfile+".bench"; with the
+	// in-process vward, of this process, vward included, to CPUProfile.
 	CPUProfile string
 	// HeapProfile, when set, saves the child vward's heap profile a minute
 	// into publishing (HeapProfile+".early") and at its end, for a soak:
@@ -130,7 +131,7 @@ type Result struct {
 		InfluxPointsPerS float64 `json:"influx_points_per_s"`
 	} `json:"ceiling"`
 	// OfCeiling is vward's rate as a share of each ceiling (messages of the
-	// broker's; readings of InfluxDB's) and of the lower of the two.
+	// broker's; points, a message each, of InfluxDB's) and of the lower.
 	OfCeiling struct {
 		Broker float64 `json:"broker"`
 		Influx float64 `json:"influx"`
@@ -245,7 +246,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 		res.Ceiling.BrokerMsgsPerS = round(res.Ceiling.BrokerMsgsPerS, 0)
 		progress("ceiling: broker %.0f msgs/s; InfluxDB batched writes for %s…", res.Ceiling.BrokerMsgsPerS, cfg.CeilingDuration)
-		if res.Ceiling.InfluxPointsPerS, err = influxCeiling(ctx, e.influxURL, e.bucket, 2, 5000, max(cfg.Devices, 1000), cfg.CeilingDuration); err != nil {
+		if res.Ceiling.InfluxPointsPerS, err = influxCeiling(ctx, e.influxURL, e.bucket, 2, 5000, cfg.Readings, max(cfg.Devices, 1000), cfg.CeilingDuration); err != nil {
 			return res, fmt.Errorf("influx ceiling: %w", err)
 		}
 		res.Ceiling.InfluxPointsPerS = round(res.Ceiling.InfluxPointsPerS, 0)
@@ -257,8 +258,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	if res.Ceiling.BrokerMsgsPerS > 0 && res.Ceiling.InfluxPointsPerS > 0 {
 		res.OfCeiling.Broker = round(res.MsgsPerS/res.Ceiling.BrokerMsgsPerS, 3)
-		res.OfCeiling.Influx = round(res.ReadingsPerS/res.Ceiling.InfluxPointsPerS, 3)
-		lower := min(res.Ceiling.BrokerMsgsPerS, res.Ceiling.InfluxPointsPerS/float64(cfg.Readings))
+		// A message is one point (its readings share a time).
+		res.OfCeiling.Influx = round(res.MsgsPerS/res.Ceiling.InfluxPointsPerS, 3)
+		lower := min(res.Ceiling.BrokerMsgsPerS, res.Ceiling.InfluxPointsPerS)
 		res.OfCeiling.Lower = round(res.MsgsPerS/lower, 3)
 	}
 	return res, nil
@@ -500,8 +502,15 @@ func drive(ctx context.Context, cfg Config, e *env, devs []device, res *Result, 
 				progress("warning: cpu profile: %v", err)
 			}
 		}()
-	} else if cfg.CPUProfile != "" {
-		f, err := os.Create(cfg.CPUProfile)
+	}
+	if cfg.CPUProfile != "" {
+		// This process (the fleet and the board client; vward too when
+		// in-process), beside the child's profile if there is one.
+		path := cfg.CPUProfile
+		if e.pprof != "" {
+			path += ".bench"
+		}
+		f, err := os.Create(path)
 		if err != nil {
 			return err
 		}

@@ -104,13 +104,16 @@ func (s *floodSteps) Next() (simulator.Step, bool) {
 }
 
 // influxCeiling measures InfluxDB's raw batched write rate: writers POST
-// batches of batch points, in vward's line protocol, to measurement
-// "bench_ceiling" of the bucket for d, each waiting for its 204 as vward's
-// pipeline does. It returns points per second.
-func influxCeiling(ctx context.Context, influxURL, bucket string, writers, batch, series int, d time.Duration) (float64, error) {
+// batches of batch readings, in vward's line protocol (a point per
+// message of readings readings), to measurement "bench_ceiling" of the
+// bucket for d, each waiting for its 204 as vward's pipeline does. It
+// returns points, that is messages, per second.
+func influxCeiling(ctx context.Context, influxURL, bucket string, writers, batch, readings, series int, d time.Duration) (float64, error) {
+	readings = max(readings, 1)
+	points := batch / readings
 	q := url.Values{"bucket": {bucket}, "org": {""}, "precision": {"ns"}}
 	endpoint := strings.TrimRight(influxURL, "/") + "/api/v2/write?" + q.Encode()
-	var points atomic.Int64
+	var written atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
 	start := time.Now()
@@ -123,17 +126,21 @@ func influxCeiling(ctx context.Context, influxURL, bucket string, writers, batch
 		go func() {
 			defer wg.Done()
 			var sb strings.Builder
+			rs := make([]vward.Reading, 0, points*readings)
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				sb.Reset()
-				for range batch {
+				rs = rs[:0]
+				for range points {
 					n := seq.Add(1)
-					r := vward.Reading{
-						Device: vward.DeviceID(fmt.Sprintf("ceiling-%05d", n%int64(series))), Patient: vward.PatientID(fmt.Sprintf("ceiling-p%05d", n%int64(series))),
-						Ward: "bench", Kind: kinds[n%4], Value: float64(n % 100), MsgID: fmt.Sprintf("c%d-%d", w, n),
-						At: time.Unix(0, base+n),
+					for k := range readings {
+						rs = append(rs, vward.Reading{
+							Device: vward.DeviceID(fmt.Sprintf("ceiling-%05d", n%int64(series))), Patient: vward.PatientID(fmt.Sprintf("ceiling-p%05d", n%int64(series))),
+							Ward: "bench", Kind: kinds[k%len(kinds)], Value: float64((n + int64(k)) % 100), MsgID: fmt.Sprintf("c%d-%d", w, n),
+							At: time.Unix(0, base+n),
+						})
 					}
-					history.AppendLine(&sb, r)
 				}
+				history.AppendLines(&sb, rs)
 				body := strings.Replace(sb.String(), history.Measurement+",", "bench_ceiling,", -1)
 				req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewBufferString(body))
 				if err != nil {
@@ -152,7 +159,7 @@ func influxCeiling(ctx context.Context, influxURL, bucket string, writers, batch
 					errOnce.Do(func() { firstErr = fmt.Errorf("influx write: %s: %s", resp.Status, msg) })
 					return
 				}
-				points.Add(int64(batch))
+				written.Add(int64(points))
 			}
 		}()
 	}
@@ -160,5 +167,5 @@ func influxCeiling(ctx context.Context, influxURL, bucket string, writers, batch
 	if firstErr != nil {
 		return 0, firstErr
 	}
-	return float64(points.Load()) / time.Since(start).Seconds(), nil
+	return float64(written.Load()) / time.Since(start).Seconds(), nil
 }

@@ -21,11 +21,10 @@ import (
 	"github.com/vward/vward/internal/services"
 )
 
-// verify checks the fleet's msg_ids against InfluxDB. Each message's first
-// reading kind carries one row per message (the others carry the same
-// msg_id), so rows of that kind are messages: stored counts distinct
-// msg_ids, duplicates the rows beyond one per msg_id, lost the published
-// ones not found.
+// verify checks the fleet's msg_ids against InfluxDB. A bench message's
+// readings share one time, so it is one point with one msg_id field: stored
+// counts distinct msg_ids, duplicates the rows beyond one per msg_id, lost
+// the published ones not found.
 func verify(ctx context.Context, cfg Config, e *env, streams []*stream, start time.Time, res *Result) error {
 	var published int64
 	for _, s := range streams {
@@ -43,8 +42,8 @@ func verify(ctx context.Context, cfg Config, e *env, streams []*stream, start ti
 	rangeStop := time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)
 	base := fmt.Sprintf(`from(bucket: %q)
   |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => r._measurement == %q and r._field == "msg_id" and r.kind == %q and r.device =~ /^%s/)`,
-		e.bucket, rangeStart, rangeStop, history.Measurement, kinds[0], regexpQuote(cfg.Prefix))
+  |> filter(fn: (r) => r._measurement == %q and r._field == "msg_id" and r.device =~ /^%s/)`,
+		e.bucket, rangeStart, rangeStop, history.Measurement, regexpQuote(cfg.Prefix))
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 

@@ -871,7 +871,7 @@ func TestSenMLRejectionsAndMetricsEndToEnd(t *testing.T) {
 	publish(t, s.broker.URL, "ox-1-client", vward.SenMLTopic(device), []byte(bad))
 
 	flux := fmt.Sprintf(`from(bucket: %q) |> range(start: -1h)
-		|> filter(fn: (r) => r._measurement == %q and r._field == "value" and r.kind == "heart_rate")`, s.influx.Bucket, history.Measurement)
+		|> filter(fn: (r) => r._measurement == %q and r._field == "heart_rate")`, s.influx.Bucket, history.Measurement)
 	var rows []map[string]any
 	for deadline := time.Now().Add(15 * time.Second); len(rows) == 0 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		rows = s.influx.Query(t, flux)

@@ -285,7 +285,7 @@ func TestReadingReachesStoreAndBoard(t *testing.T) {
 
 	// The reading is in InfluxDB, at its measurement time, exactly once.
 	flux := fmt.Sprintf(`from(bucket: %q) |> range(start: -1h)
-		|> filter(fn: (r) => r._measurement == %q and r._field == "value" and r.patient == %q and r.kind == "spo2")`,
+		|> filter(fn: (r) => r._measurement == %q and r._field == "spo2" and r.patient == %q)`,
 		s.influx.Bucket, history.Measurement, patient)
 	var rows []map[string]any
 	deadline := time.Now().Add(10 * time.Second)
