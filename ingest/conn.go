@@ -6,15 +6,19 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"sync"
+	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
-// dialBuffered opens the broker connection with buffered reads. paho reads
-// each packet's fixed header and remaining length a few bytes at a time,
-// and at thousands of messages a second those small reads were about a
-// fifth of vward's CPU (docs/performance.md). Writes are not buffered, so a
-// PUBACK leaves when paho writes it.
+// dialBuffered opens the broker connection with buffered reads and
+// coalesced writes. paho reads each packet's fixed header and remaining
+// length a few bytes at a time, and at thousands of messages a second
+// those small reads were about a fifth of vward's CPU; and it writes each
+// PUBACK on its own, a syscall (and a TCP segment for the broker to take)
+// per message, though acknowledgements leave in bursts, a stored batch at a
+// time (docs/performance.md).
 func dialBuffered(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 	d := o.Dialer
 	if d == nil {
@@ -35,13 +39,98 @@ func dialBuffered(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, 64<<10)}, nil
+	return newBufferedConn(conn, writeDelay), nil
 }
 
-// bufferedConn is a connection whose reads go through a buffer.
+// writeDelay is how long a write may wait for others to join it: well under
+// anything MQTT times (keepalive, CONNACK), and an acknowledgement's delay
+// costs nothing but the broker's memory for a millisecond more.
+const writeDelay = time.Millisecond
+
+// maxPendingWrite flushes at once a buffer this large.
+const maxPendingWrite = 32 << 10
+
+// closeFlushTimeout bounds the last send when the connection is closed.
+const closeFlushTimeout = time.Second
+
+// bufferedConn is a connection whose reads go through a buffer and whose
+// writes are gathered for up to a delay and sent together. A failed send
+// is returned by the next Write, which paho takes as the connection lost;
+// what it had written is then unacknowledged and the broker resends it,
+// which is safe (ack-after-store, and duplicates are harmless).
 type bufferedConn struct {
 	net.Conn
-	r *bufio.Reader
+	r     *bufio.Reader
+	delay time.Duration
+
+	mu      sync.Mutex
+	pending []byte
+	timer   *time.Timer // armed while pending is not empty
+	err     error       // of the last send
+	closed  bool
+}
+
+func newBufferedConn(conn net.Conn, delay time.Duration) *bufferedConn {
+	c := &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, 64<<10), delay: delay}
+	c.timer = time.AfterFunc(time.Hour, c.flushTimer)
+	c.timer.Stop()
+	return c
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// Write queues p to be sent within the delay.
+func (c *bufferedConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	if len(c.pending) == 0 {
+		c.timer.Reset(c.delay)
+	}
+	c.pending = append(c.pending, p...)
+	if len(c.pending) >= maxPendingWrite {
+		c.flushLocked()
+	}
+	return len(p), nil
+}
+
+func (c *bufferedConn) flushTimer() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.flushLocked()
+}
+
+// flushLocked sends what is pending. The caller holds mu, so writes wait
+// for the send, as they would for an unbuffered connection.
+func (c *bufferedConn) flushLocked() {
+	c.timer.Stop()
+	if len(c.pending) == 0 || c.err != nil {
+		return
+	}
+	_, c.err = c.Conn.Write(c.pending)
+	if cap(c.pending) > 4*maxPendingWrite {
+		c.pending = nil // do not keep a burst's buffer
+	} else {
+		c.pending = c.pending[:0]
+	}
+}
+
+// Close sends what is pending (paho writes DISCONNECT and closes at once),
+// then closes the connection. paho also closes a connection to break a
+// write that is stuck on a broker that stopped reading, so the send is
+// given a deadline, which also frees a stuck send holding mu.
+func (c *bufferedConn) Close() error {
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+	c.mu.Lock()
+	if !c.closed {
+		c.flushLocked()
+		c.closed = true
+	}
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
