@@ -123,7 +123,9 @@ func (h *Hub) Publish(e alerting.Event) {
 
 // serve runs one client until it goes away or ctx ends. snapshot is written
 // first; updates published meanwhile are queued and follow it.
-func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, wards map[vward.WardID]bool, snapshot []byte) {
+// batch, if not nil, is conn's connection, which lets a wake's events go
+// out in one write.
+func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, batch *batchConn, wards map[vward.WardID]bool, snapshot []byte) {
 	c := &client{conn: conn, wards: wards, rows: make(map[vward.PatientID]*encoded), wake: make(chan struct{}, 1)}
 	h.mu.Lock()
 	h.clients[c] = struct{}{}
@@ -178,24 +180,42 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, wards map[vward.W
 				h.log.Info("board client dropped", "err", "alert queue overflowed")
 				return
 			}
-			// Alerts first: they are what a clinician must not miss.
-			for _, b := range alerts {
-				if !h.write(c, websocket.TextMessage, b) {
-					return
-				}
-			}
-			for _, id := range order {
-				b, err := rows[id].bytes()
-				if err != nil {
-					h.log.Error("encode board event", "err", err)
-					continue
-				}
-				if !h.write(c, websocket.TextMessage, b) {
-					return
-				}
+			if !h.writeWake(c, batch, alerts, order, rows) {
+				return
 			}
 		}
 	}
+}
+
+// writeWake writes what a wake found queued, alerts first (they are what a
+// clinician must not miss), as one batch when it can.
+func (h *Hub) writeWake(c *client, batch *batchConn, alerts [][]byte, order []vward.PatientID, rows map[vward.PatientID]*encoded) bool {
+	if batch != nil {
+		batch.Hold()
+	}
+	for _, b := range alerts {
+		if !h.write(c, websocket.TextMessage, b) {
+			return false
+		}
+	}
+	for _, id := range order {
+		b, err := rows[id].bytes()
+		if err != nil {
+			h.log.Error("encode board event", "err", err)
+			continue
+		}
+		if !h.write(c, websocket.TextMessage, b) {
+			return false
+		}
+	}
+	if batch != nil {
+		if err := batch.Release(); err != nil {
+			h.Dropped.Add(1)
+			h.log.Info("board client dropped", "err", err)
+			return false
+		}
+	}
+	return true
 }
 
 func (h *Hub) write(c *client, kind int, b []byte) bool {

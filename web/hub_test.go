@@ -23,11 +23,11 @@ func hubServer(t testing.TB, h *Hub) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, err := upgrader.Upgrade(w, r, nil)
+		conn, batch, err := upgrade(w, r)
 		if err != nil {
 			return
 		}
-		h.serve(ctx, conn, nil, []byte(`{"type":"snapshot","patients":[]}`))
+		h.serve(ctx, conn, batch, nil, []byte(`{"type":"snapshot","patients":[]}`))
 	}))
 	t.Cleanup(func() {
 		cancel()

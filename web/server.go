@@ -210,7 +210,7 @@ func (s *Server) readings(w http.ResponseWriter, r *http.Request) {
 var upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 16 << 10}
 
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
-	conn, err := upgrader.Upgrade(w, r, nil)
+	conn, batch, err := upgrade(w, r)
 	if err != nil {
 		return // Upgrade has answered the client
 	}
@@ -220,7 +220,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		conn.Close()
 		return
 	}
-	s.hub.serve(s.ctx, conn, wardsOf(u), snap)
+	s.hub.serve(s.ctx, conn, batch, wardsOf(u), snap)
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
