@@ -10,8 +10,7 @@ import (
 	"github.com/vward/vward/simulator"
 )
 
-// kinds are the readings a bench message carries, the first n of them. The
-// first is what the loss check counts: one row per message.
+// kinds are the readings a bench message carries, the first n of them.
 var kinds = []vward.ReadingKind{
 	vward.HeartRate, vward.SpO2, vward.RespiratoryRate, vward.Temperature,
 	vward.SystolicBP, vward.SupplementalOxygen, vward.Consciousness,
