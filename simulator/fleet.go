@@ -294,12 +294,20 @@ func (f *Fleet) Play(ctx context.Context, clock Clock, streams []DeviceSteps) er
 				st, ok := d.s.Next()
 				mu.Lock()
 				active--
+				// Wake the scheduler only if this device is now first in
+				// line, or all is done: a wake per step, and the timer
+				// Reset it led to, were much of the fleet's CPU with
+				// thousands of devices.
+				wakeUp := active == 0 && h.Len() == 0
 				if ok {
 					d.next, d.due = st, clock.Due(st.At)
 					heap.Push(&h, d)
+					wakeUp = h[0] == d
 				}
 				mu.Unlock()
-				signal()
+				if wakeUp {
+					signal()
+				}
 			}
 		}()
 	}
@@ -308,8 +316,12 @@ func (f *Fleet) Play(ctx context.Context, clock Clock, streams []DeviceSteps) er
 		workers.Wait()
 	}()
 	lim := limiter{rate: f.cfg.Rate}
+	// The timer is re-armed only for an earlier due time than it holds:
+	// resetting a pending timer earlier makes the runtime walk every timer
+	// in the process (each connection's deadlines among them).
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	armed := time.Now().Add(time.Hour)
 	for {
 		mu.Lock()
 		if h.Len() == 0 {
@@ -328,12 +340,16 @@ func (f *Fleet) Play(ctx context.Context, clock Clock, streams []DeviceSteps) er
 		d := h[0]
 		if wait := time.Until(d.due); wait > 0 {
 			mu.Unlock()
-			timer.Reset(wait)
+			if d.due.Before(armed) {
+				timer.Reset(wait)
+				armed = d.due
+			}
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-wake:
 			case <-timer.C:
+				armed = time.Now().Add(time.Hour)
 			}
 			continue
 		}

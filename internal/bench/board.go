@@ -90,8 +90,15 @@ type boardEvent struct {
 
 func (b *board) read() {
 	defer close(b.done)
+	// One buffer for every message: the board client shares the machine
+	// with what it measures, and ReadMessage allocates each message anew.
+	var buf bytes.Buffer
 	for {
-		_, msg, err := b.ws.ReadMessage()
+		_, r, err := b.ws.NextReader()
+		if err == nil {
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
 		now := time.Now()
 		if err != nil {
 			b.mu.Lock()
@@ -99,6 +106,7 @@ func (b *board) read() {
 			b.mu.Unlock()
 			return
 		}
+		msg := buf.Bytes()
 		b.events.Add(1)
 		patient, newest, ok := scanPatientEvent(msg)
 		if !ok {
