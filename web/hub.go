@@ -32,6 +32,13 @@ type Hub struct {
 	Dropped atomic.Int64 // clients dropped for being too slow or gone
 }
 
+// drainGap is the least time between two of a client's batches of writes.
+// Events keep arriving in between, so at thousands of readings a second a
+// write carries a few hundred events rather than one; at a quiet ward the
+// first event after a pause goes at once. 10 ms is nothing to a person
+// and far within the board's 250 ms.
+const drainGap = 10 * time.Millisecond
+
 // NewHub builds an empty hub.
 func NewHub(log *slog.Logger) *Hub {
 	return &Hub{log: log.With("component", "board"), writeTimeout: 10 * time.Second, clients: make(map[*client]struct{})}
@@ -157,6 +164,12 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, batch *batchConn,
 	}
 	ping := time.NewTicker(20 * time.Second)
 	defer ping.Stop()
+	// Writes are spaced at least drainGap apart: what arrives meanwhile
+	// waits and goes in the next batch, one write for many events.
+	pause := time.NewTimer(time.Hour)
+	pause.Stop()
+	defer pause.Stop()
+	var lastDrain time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -169,6 +182,17 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, batch *batchConn,
 				return
 			}
 		case <-c.wake:
+			if wait := time.Until(lastDrain.Add(drainGap)); wait > 0 {
+				pause.Reset(wait)
+				select {
+				case <-pause.C:
+				case <-ctx.Done():
+					continue // the loop says goodbye
+				case <-gone:
+					return
+				}
+			}
+			lastDrain = time.Now()
 			c.mu.Lock()
 			alerts, overflow := c.alerts, c.alertOverflow
 			c.alerts = nil
