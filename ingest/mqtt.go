@@ -203,18 +203,18 @@ func (s *Source) clientOptions(clientID string, onConnect mqtt.OnConnectHandler,
 		SetCustomOpenConnectionFn(dialBuffered)
 }
 
-// newClient builds a client with its routes in place before the first
-// CONNECT, not only at SUBSCRIBE: on a resumed session the broker resends
-// what it holds right after CONNACK, before our SUBSCRIBE is even sent, and
-// paho drops a message it has no route for without acknowledging it —
-// stranding it in the session until the next reconnect. A restarted process
-// would lose its backlog that way.
-func newClient(opts *mqtt.ClientOptions, filters []string, onMessage mqtt.MessageHandler) mqtt.Client {
-	c := mqtt.NewClient(opts)
-	for _, f := range filters {
-		c.AddRoute(f, onMessage)
-	}
-	return c
+// newClient builds a client whose every message goes to the default
+// publish handler (clientOptions sets it), with no routes. The handler is
+// in place before the first CONNECT, which matters: on a resumed session the
+// broker resends what it holds right after CONNACK, before our SUBSCRIBE is
+// even sent, and paho drops a message it has no handler for without
+// acknowledging it, stranding it in the session until the next reconnect
+// (a restarted process would lose its backlog that way). And no routes,
+// because paho matches a message against each route by splitting both
+// topics into levels: allocation per message per route, for nothing, since
+// every route would lead to the same handler.
+func newClient(opts *mqtt.ClientOptions) mqtt.Client {
+	return mqtt.NewClient(opts)
 }
 
 func (c *subscriber) start() {
@@ -228,7 +228,7 @@ func (c *subscriber) start() {
 			s.metrics.ConnectionsLost.Inc()
 			c.log.Warn("broker connection lost; unacknowledged messages will be redelivered", "err", err)
 		})
-	c.client = newClient(opts, s.cfg.SubscriptionFilters(), c.onMessage)
+	c.client = newClient(opts)
 	c.client.Connect() // with ConnectRetry it keeps trying in the background
 }
 
@@ -248,7 +248,7 @@ func (c *subscriber) onConnect(cl mqtt.Client) {
 	for _, f := range s.cfg.SubscriptionFilters() {
 		filters[f] = 1
 	}
-	tok := cl.SubscribeMultiple(filters, c.onMessage)
+	tok := cl.SubscribeMultiple(filters, nil) // nil: no route; the default handler takes all
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		c.log.Error("subscribe failed", "filters", s.cfg.SubscriptionFilters(), "err", tok.Error())
 		return
