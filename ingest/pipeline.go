@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -639,6 +640,8 @@ func (p *Pipeline) shutdown(held []pending) {
 	p.log.Info("flushed at shutdown", "messages", len(batch))
 }
 
+var readingBuffers = sync.Pool{New: func() any { return new([]vward.Reading) }}
+
 // commit stores a batch, retrying with backoff until it is stored or ctx
 // ends, then acknowledges every message in it in arrival order (MQTT wants
 // PUBACKs in the order the PUBLISHes came).
@@ -653,7 +656,22 @@ func (p *Pipeline) commit(ctx context.Context, batch []pending) error {
 // write stores a batch's readings and dead letters (those not written
 // already), retrying with backoff until they are stored or ctx ends.
 func (p *Pipeline) write(ctx context.Context, batch []pending) error {
-	var readings []vward.Reading
+	n := 0
+	for _, item := range batch {
+		if !item.stored {
+			n += len(item.readings)
+		}
+	}
+	// The batch's readings in one slice, from a pool: a batch is thousands
+	// of readings, written several times a second, and the store does not
+	// keep the slice.
+	buf := readingBuffers.Get().(*[]vward.Reading)
+	defer func() {
+		clear(*buf) // drop the strings for the GC
+		*buf = (*buf)[:0]
+		readingBuffers.Put(buf)
+	}()
+	readings := slices.Grow((*buf)[:0], n)
 	var rejections []Rejection
 	for _, item := range batch {
 		if item.stored {
@@ -664,6 +682,7 @@ func (p *Pipeline) write(ctx context.Context, batch []pending) error {
 			rejections = append(rejections, *item.rejection)
 		}
 	}
+	*buf = readings
 	if len(readings) > 0 {
 		if err := p.retry(ctx, "write readings", storeHistory, func(ctx context.Context) error {
 			began := time.Now()
