@@ -210,7 +210,7 @@ func (m *Monitor) patientLocked(id vward.PatientID) *patient {
 func (m *Monitor) Observe(rs []vward.Reading) {
 	now := m.now()
 	var changed []PatientView
-	var assess []assessment
+	assess := make([]assessment, 0, 2) // on the stack: a message is nearly always one patient
 	m.mu.Lock()
 	var last *patient
 	dirty := false
