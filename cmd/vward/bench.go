@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vward/vward/internal/bench"
+	"github.com/vward/vward/internal/services"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -47,6 +48,9 @@ Examples:
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Ceilings = !noCeilings
+			if cfg.BrokerMaxInflight == 0 {
+				cfg.BrokerMaxInflight = -1 // the flag's 0 is Mosquitto's "no limit"; Config's 0 is the default
+			}
 			if !quiet {
 				cfg.Progress = cmd.ErrOrStderr()
 			}
@@ -86,7 +90,7 @@ Examples:
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "data dir of a running vward: register the bench's ward, clinician, patients and devices there")
 	fs.StringVar(&cfg.WorkDir, "work-dir", "", "where self-started services keep their data (default: a temp dir, removed afterwards)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the temp dir (logs of mosquitto, influxd and vward)")
-	fs.IntVar(&cfg.BrokerMaxInflight, "broker-max-inflight", 0, "max_inflight_messages of the self-started Mosquitto; 0 is unlimited, as docs/operator.md says")
+	fs.IntVar(&cfg.BrokerMaxInflight, "broker-max-inflight", services.DefaultMaxInflight, "max_inflight_messages of the self-started Mosquitto, as docs/operator.md says; 0 is Mosquitto's no limit")
 	fs.IntVar(&cfg.BrokerAutosave, "broker-autosave", 30, "autosave_interval (s) of the self-started Mosquitto: production's 30 (the tests use 1)")
 	fs.StringArrayVar(&cfg.VwardArgs, "vward-arg", nil, "extra flag for the self-started `vward serve`, repeatable (e.g. --vward-arg=--mqtt-connections=2)")
 	fs.BoolVar(&inProcess, "in-process", false, "run the self-started vward inside the bench process (CPU and RSS then include the fleet)")

@@ -57,7 +57,8 @@ type Config struct {
 	WorkDir string
 	Keep    bool
 	// BrokerMaxInflight is the self-started Mosquitto's
-	// max_inflight_messages; 0 is unlimited (DESIGN.md's setting).
+	// max_inflight_messages: 0 is production's (services.DefaultMaxInflight),
+	// negative Mosquitto's no limit.
 	BrokerMaxInflight int
 	// BrokerAutosave is the self-started Mosquitto's autosave_interval in
 	// seconds; 0 means 30, production's (deploy/mosquitto/mosquitto.conf).

@@ -39,9 +39,25 @@ type MosquittoOptions struct {
 	// writeConfig). Production (deploy/mosquitto) says 30: each save
 	// rewrites the whole database, which costs more the more is queued.
 	AutosaveInterval int
-	// MaxInflight is max_inflight_messages; 0 is unlimited, as DESIGN.md
-	// asks of production.
+	// MaxInflight is max_inflight_messages: 0 means production's
+	// DefaultMaxInflight, a negative value unlimited.
 	MaxInflight int
+}
+
+// DefaultMaxInflight is deploy/mosquitto's max_inflight_messages: large
+// enough never to throttle vward (its own window is 20,000), and finite,
+// because Mosquitto 2.0 with no limit does work per acknowledgement that
+// grows with the backlog (docs/operator.md).
+const DefaultMaxInflight = 20000
+
+func inflight(n int) int {
+	switch {
+	case n == 0:
+		return DefaultMaxInflight
+	case n < 0:
+		return 0 // Mosquitto's "no limit"
+	}
+	return n
 }
 
 // StartMosquitto starts a broker whose persistence, config and log live in
@@ -113,7 +129,7 @@ func (m *Mosquitto) writeConfig(port int, opt MosquittoOptions) error {
 		// A limit no test can reach behaves as unlimited without the bug.
 		"max_queued_messages 1000000000",
 		"max_queued_bytes 0",
-		fmt.Sprintf("max_inflight_messages %d", opt.MaxInflight),
+		fmt.Sprintf("max_inflight_messages %d", inflight(opt.MaxInflight)),
 		"log_dest stderr",
 		"log_type error",
 		"log_type warning",
