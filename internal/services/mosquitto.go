@@ -46,8 +46,8 @@ type MosquittoOptions struct {
 
 // DefaultMaxInflight is deploy/mosquitto's max_inflight_messages: large
 // enough never to throttle vward (its own window is 20,000), and finite,
-// because Mosquitto 2.0 with no limit does work per acknowledgement that
-// grows with the backlog (docs/operator.md).
+// because with no limit Mosquitto 2.0's work per message grows with the
+// backlog (docs/performance.md).
 const DefaultMaxInflight = 20000
 
 func inflight(n int) int {
