@@ -655,29 +655,35 @@ type write struct {
 
 func (e *Engine) enqueueLocked(w write) {
 	if !e.q.put(w) {
-		e.apply(w, false)
+		e.apply([]write{w}, false)
 	}
 }
+
+// maxWriteBatch bounds the transitions stored in one transaction.
+const maxWriteBatch = 512
 
 func (e *Engine) writeLoop() {
+	var batch []write
 	for {
-		w, ok := e.q.take()
-		if !ok {
+		batch = e.q.takeUpTo(batch[:0], maxWriteBatch)
+		if len(batch) == 0 {
 			return
 		}
-		e.apply(w, true)
+		e.apply(batch, true)
+		clear(batch)
 	}
 }
 
-// apply stores a write and then publishes its event. The writer retries a
-// failed write for as long as the engine runs, holding the queue (and so,
-// once it is full, ingest and the broker): a transition is late rather than
-// lost. Outside Run it tries a few times and reports the error.
-func (e *Engine) apply(w write, running bool) {
+// apply stores writes, in one transaction, and then publishes their events
+// in order. The writer retries a failed write for as long as the engine
+// runs, holding the queue (and so, once it is full, ingest and the broker):
+// a transition is late rather than lost. Outside Run it tries a few times
+// and reports the error.
+func (e *Engine) apply(ws []write, running bool) {
 	backoff := 50 * time.Millisecond
 	var err error
 	for attempt := 1; ; attempt++ {
-		if err = e.store.write(context.Background(), w.alert, w.audit, w.watch); err == nil {
+		if err = e.store.writeAll(context.Background(), ws); err == nil {
 			break
 		}
 		e.Stats.WriteFailures.Add(1)
@@ -688,11 +694,13 @@ func (e *Engine) apply(w write, running bool) {
 		time.Sleep(backoff)
 		backoff = min(2*backoff, 5*time.Second)
 	}
-	if err == nil && w.event != nil && e.publish != nil {
-		e.publish.Publish(*w.event)
-	}
-	if w.done != nil {
-		w.done <- err
+	for _, w := range ws {
+		if err == nil && w.event != nil && e.publish != nil {
+			e.publish.Publish(*w.event)
+		}
+		if w.done != nil {
+			w.done <- err
+		}
 	}
 }
 
@@ -755,7 +763,10 @@ func (q *writeQueue) put(w write) bool {
 	}
 }
 
-func (q *writeQueue) take() (write, bool) {
+// takeUpTo waits for writes and appends up to n of them, oldest first, to
+// buf. It returns buf unchanged (empty) once the queue is drained and
+// stopped.
+func (q *writeQueue) takeUpTo(buf []write, n int) []write {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for len(q.items) == 0 && q.state == queueRunning {
@@ -764,11 +775,12 @@ func (q *writeQueue) take() (write, bool) {
 	if len(q.items) == 0 {
 		q.state = queueIdle
 		q.cond.Broadcast()
-		return write{}, false
+		return buf
 	}
-	w := q.items[0]
-	q.items[0] = write{}
-	q.items = q.items[1:]
+	k := min(n, len(q.items))
+	buf = append(buf, q.items[:k]...)
+	clear(q.items[:k])
+	q.items = q.items[k:]
 	q.cond.Broadcast()
-	return w, true
+	return buf
 }

@@ -285,6 +285,41 @@ func TestAlertRestartMidUnacknowledgedHigh(t *testing.T) {
 	}
 }
 
+// A start with thousands of patients writes a watch row (the overdue
+// baseline) for each. The writer stores them many to a transaction, so
+// ingest is not held up an fsync per patient, and after a restart every
+// one is read back; alerts written among them keep their order.
+func TestAlertManyPatientsWatchRowsSurviveRestart(t *testing.T) {
+	clk := &clock{t: t0}
+	path := dbPath(t)
+	r := newRig(t, path, clk, Config{QueueSize: 64})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.engine.Run(ctx) }()
+	const n = 3000
+	for i := range n {
+		v := mild
+		if i%1000 == 0 {
+			v = high
+		}
+		r.monitor.Observe(v.readings(vward.PatientID(fmt.Sprintf("p%04d", i)), t0, fmt.Sprintf("m%d", i)))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	r2 := newRig(t, path, clk, Config{})
+	if got := len(r2.engine.saved); got != n {
+		t.Errorf("%d watch rows read back after a restart, want %d", got, n)
+	}
+	if got := r.pub.changes(); !slices.Equal(got, []string{"1:raised:high", "2:raised:high", "3:raised:high"}) {
+		t.Errorf("board events = %v, want three raised in order", got)
+	}
+	if open := r2.open(t); len(open) != 3 {
+		t.Errorf("%d open alerts after the restart, want 3", len(open))
+	}
+}
+
 func TestAlertOverdue(t *testing.T) {
 	clk := &clock{t: t0}
 	path := dbPath(t)

@@ -87,14 +87,29 @@ type watchRow struct {
 	Risk      news2.Risk
 }
 
-// write stores one transition atomically: the alert, its audit entries (their
-// IDs are filled in) and a watch row, any of which may be absent.
-func (s *Store) write(ctx context.Context, a *Alert, audit []AuditEntry, w *watchRow) error {
+// writeAll stores transitions in one transaction, all or none: each its
+// alert, its audit entries (their IDs are filled in) and a watch row, any
+// of which may be absent. One commit (one fsync) for many is what lets a
+// start with thousands of patients, each a new watch row, keep up with
+// ingest.
+func (s *Store) writeAll(ctx context.Context, ws []write) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin alert write: %w", err)
 	}
 	defer tx.Rollback()
+	for i := range ws {
+		if err := writeTx(ctx, tx, ws[i].alert, ws[i].audit, ws[i].watch); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit alert write: %w", err)
+	}
+	return nil
+}
+
+func writeTx(ctx context.Context, tx *sql.Tx, a *Alert, audit []AuditEntry, w *watchRow) error {
 	if a != nil {
 		body, err := json.Marshal(a)
 		if err != nil {
@@ -138,9 +153,6 @@ func (s *Store) write(ctx context.Context, a *Alert, audit []AuditEntry, w *watc
 			w.Patient, w.Ward, nanos(w.LastSetAt), int64(w.Interval), w.Risk.String()); err != nil {
 			return fmt.Errorf("write overdue watch of %s: %w", w.Patient, err)
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit alert write: %w", err)
 	}
 	return nil
 }
