@@ -26,7 +26,8 @@ import (
 	"github.com/vward/vward/devices"
 )
 
-// Store keeps readings durably; WriteReadings returns nil only when they are.
+// Store keeps readings durably; WriteReadings returns nil only when they
+// are. It must not keep rs after it returns: the pipeline reuses it.
 type Store interface {
 	WriteReadings(ctx context.Context, rs []vward.Reading) error
 }
