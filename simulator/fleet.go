@@ -283,30 +283,33 @@ func (f *Fleet) Play(ctx context.Context, clock Clock, streams []DeviceSteps) er
 		}
 	}
 	heap.Init(&h)
-	work := make(chan *playDev)
+	// The scheduler hands workers batches: every step due when it wakes.
+	work := make(chan []*playDev)
 	var workers sync.WaitGroup
 	for range f.cfg.Workers {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
-			for d := range work {
-				f.take(d.c, d.next)
-				st, ok := d.s.Next()
-				mu.Lock()
-				active--
-				// Wake the scheduler only if this device is now first in
-				// line, or all is done: a wake per step, and the timer
-				// Reset it led to, were much of the fleet's CPU with
-				// thousands of devices.
-				wakeUp := active == 0 && h.Len() == 0
-				if ok {
-					d.next, d.due = st, clock.Due(st.At)
-					heap.Push(&h, d)
-					wakeUp = h[0] == d
-				}
-				mu.Unlock()
-				if wakeUp {
-					signal()
+			for batch := range work {
+				for _, d := range batch {
+					f.take(d.c, d.next)
+					st, ok := d.s.Next()
+					mu.Lock()
+					active--
+					// Wake the scheduler only if this device is now first
+					// in line, or all is done: a wake per step, and the
+					// timer Reset it led to, were much of the fleet's CPU
+					// with thousands of devices.
+					wakeUp := active == 0 && h.Len() == 0
+					if ok {
+						d.next, d.due = st, clock.Due(st.At)
+						heap.Push(&h, d)
+						wakeUp = h[0] == d
+					}
+					mu.Unlock()
+					if wakeUp {
+						signal()
+					}
 				}
 			}
 		}()
@@ -322,6 +325,12 @@ func (f *Fleet) Play(ctx context.Context, clock Clock, streams []DeviceSteps) er
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	armed := time.Now().Add(time.Hour)
+	// The scheduler wakes at most every minWake and takes every step due by
+	// then: at thousands of steps a second a wake per step cost more than
+	// the steps. A step may so be taken up to minWake late, never early, and
+	// the lag is reported (Stats.LagNanos).
+	const minWake = time.Millisecond
+	var lastWake time.Time
 	for {
 		mu.Lock()
 		if h.Len() == 0 {
@@ -338,11 +347,15 @@ func (f *Fleet) Play(ctx context.Context, clock Clock, streams []DeviceSteps) er
 			continue
 		}
 		d := h[0]
-		if wait := time.Until(d.due); wait > 0 {
+		next := d.due
+		if gap := lastWake.Add(minWake); next.Before(gap) {
+			next = gap
+		}
+		if wait := time.Until(next); wait > 0 {
 			mu.Unlock()
-			if d.due.Before(armed) {
+			if next.Before(armed) {
 				timer.Reset(wait)
-				armed = d.due
+				armed = next
 			}
 			select {
 			case <-ctx.Done():
@@ -353,22 +366,37 @@ func (f *Fleet) Play(ctx context.Context, clock Clock, streams []DeviceSteps) er
 			}
 			continue
 		}
-		heap.Pop(&h)
-		active++
+		lastWake = time.Now()
+		var batch []*playDev
+		for h.Len() > 0 && !h[0].due.After(lastWake) {
+			batch = append(batch, heap.Pop(&h).(*playDev))
+		}
+		active += len(batch)
 		mu.Unlock()
-		f.Stats.LagNanos.Store(int64(time.Since(d.due)))
-		if d.next.Op == Publish {
-			if err := lim.wait(ctx); err != nil {
-				return err
+		f.Stats.LagNanos.Store(int64(time.Since(batch[0].due)))
+		for _, d := range batch {
+			if d.next.Op == Publish {
+				if err := lim.wait(ctx); err != nil {
+					return err
+				}
 			}
 		}
-		select {
-		case work <- d:
-		case <-ctx.Done():
-			return ctx.Err()
+		// In parts, so that a crowd of steps due at once (a scenario's
+		// start) is spread over the workers.
+		for len(batch) > 0 {
+			n := min(len(batch), maxBatch)
+			select {
+			case work <- batch[:n:n]:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			batch = batch[n:]
 		}
 	}
 }
+
+// maxBatch bounds the steps one worker is handed at once.
+const maxBatch = 64
 
 // take performs one step on the device's connection.
 func (f *Fleet) take(c *conn, st Step) {
