@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -69,18 +70,16 @@ type encoded struct {
 	err   error
 }
 
-// eventSizeHint is the size of the last patient event encoded: the next
-// is given that much room and a little more, rather than a fixed size that
-// is mostly waste or too small.
+// eventSizeHint is the size of the last patient event encoded (0 before
+// the first): the next is given that much room and a little more, rather
+// than a fixed size that is mostly waste or too small.
 var eventSizeHint atomic.Int64
-
-func init() { eventSizeHint.Store(512) }
 
 func (e *encoded) bytes() ([]byte, error) {
 	e.once.Do(func() {
 		if ev := e.event; ev.Type == "patient" && ev.Patient != nil && ev.Alert == nil && ev.Change == "" && !ev.Page {
 			// The common event, encoded without reflection (same bytes).
-			hint := eventSizeHint.Load()
+			hint := cmp.Or(eventSizeHint.Load(), 512)
 			e.b = alerting.AppendPatientEvent(make([]byte, 0, hint+hint/8), ev.Patient)
 			eventSizeHint.Store(int64(len(e.b)))
 			return
