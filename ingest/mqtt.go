@@ -196,25 +196,20 @@ func (s *Source) clientOptions(clientID string, onConnect mqtt.OnConnectHandler,
 		SetMaxReconnectInterval(5 * time.Second).
 		SetKeepAlive(30 * time.Second).
 		SetConnectTimeout(10 * time.Second).
-		// Anything the session delivers is ours: a topic vward cannot
-		// read is dead-lettered and acknowledged, not left in the session.
+		// Every message goes to the default handler; vward adds no
+		// routes. Anything the session delivers is ours: a topic vward
+		// cannot read is dead-lettered and acknowledged, not left in the
+		// session. It is in place before the first CONNECT, which
+		// matters: on a resumed session the broker resends what it holds
+		// right after CONNACK, before our SUBSCRIBE is even sent, and paho
+		// drops a message it has no handler for without acknowledging it,
+		// stranding it in the session (a restarted process would lose its
+		// backlog that way). No routes, because paho matches a message
+		// against each by splitting both topics into levels: allocation
+		// per message per route, and every route would lead here anyway.
 		SetDefaultPublishHandler(onMessage).
 		SetOnConnectHandler(onConnect).
 		SetCustomOpenConnectionFn(dialBuffered)
-}
-
-// newClient builds a client whose every message goes to the default
-// publish handler (clientOptions sets it), with no routes. The handler is
-// in place before the first CONNECT, which matters: on a resumed session the
-// broker resends what it holds right after CONNACK, before our SUBSCRIBE is
-// even sent, and paho drops a message it has no handler for without
-// acknowledging it, stranding it in the session until the next reconnect
-// (a restarted process would lose its backlog that way). And no routes,
-// because paho matches a message against each route by splitting both
-// topics into levels: allocation per message per route, for nothing, since
-// every route would lead to the same handler.
-func newClient(opts *mqtt.ClientOptions) mqtt.Client {
-	return mqtt.NewClient(opts)
 }
 
 func (c *subscriber) start() {
@@ -228,7 +223,7 @@ func (c *subscriber) start() {
 			s.metrics.ConnectionsLost.Inc()
 			c.log.Warn("broker connection lost; unacknowledged messages will be redelivered", "err", err)
 		})
-	c.client = newClient(opts)
+	c.client = mqtt.NewClient(opts)
 	c.client.Connect() // with ConnectRetry it keeps trying in the background
 }
 

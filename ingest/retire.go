@@ -43,7 +43,7 @@ func (s *Source) retire(ctx context.Context, clientID string) {
 	r := &retiree{src: s, clientID: clientID, log: s.log.With("client_id", clientID, "retiring", true),
 		delivered: s.metrics.Delivered.WithLabelValues(clientID)}
 	r.lastDelivery.Store(time.Now().UnixNano())
-	client := newClient(s.clientOptions(clientID, r.onConnect, r.onMessage))
+	client := mqtt.NewClient(s.clientOptions(clientID, r.onConnect, r.onMessage))
 	client.Connect()
 	r.log.Info("retiring an unused session: draining it")
 
