@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +18,7 @@ func newBenchCmd() *cobra.Command {
 		cfg        bench.Config
 		jsonOut    bool
 		inProcess  bool
+		benchProcs int
 		noCeilings bool
 		quiet      bool
 	)
@@ -61,6 +63,11 @@ Examples:
 				}
 				cfg.VwardCommand = []string{exe, "serve"}
 			}
+			if benchProcs > 0 && !inProcess {
+				// One P: no scheduler threads woken to spin for the fleet's
+				// 12,700 connections' wake-ups (docs/performance.md).
+				runtime.GOMAXPROCS(benchProcs)
+			}
 			res, err := bench.Run(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -92,6 +99,9 @@ Examples:
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the temp dir (logs of mosquitto, influxd and vward)")
 	fs.IntVar(&cfg.BrokerMaxInflight, "broker-max-inflight", services.DefaultMaxInflight, "max_inflight_messages of the self-started Mosquitto, as docs/operator.md says; 0 is Mosquitto's no limit")
 	fs.IntVar(&cfg.BrokerAutosave, "broker-autosave", 30, "autosave_interval (s) of the self-started Mosquitto: production's 30 (the tests use 1)")
+	fs.StringArrayVar(&cfg.VwardEnv, "vward-env", nil, "extra environment KEY=VALUE for the self-started `vward serve`, repeatable (e.g. --vward-env GOMAXPROCS=1)")
+	fs.StringArrayVar(&cfg.InfluxdEnv, "influxd-env", nil, "extra environment KEY=VALUE for the self-started influxd, after its GOGC=200 (docs/operator.md), repeatable")
+	fs.IntVar(&benchProcs, "bench-procs", 1, "GOMAXPROCS of the bench process (fleet and board client) when vward runs apart from it: the load generator should take as little of the machine it measures as it can; 0 leaves Go's default")
 	fs.StringArrayVar(&cfg.VwardArgs, "vward-arg", nil, "extra flag for the self-started `vward serve`, repeatable (e.g. --vward-arg=--mqtt-connections=2)")
 	fs.BoolVar(&inProcess, "in-process", false, "run the self-started vward inside the bench process (CPU and RSS then include the fleet)")
 	fs.BoolVar(&noCeilings, "no-ceilings", false, "skip measuring the broker's and InfluxDB's raw rates")

@@ -69,6 +69,7 @@ A reading is acknowledged to the broker only once InfluxDB has stored it.`,
 			cfg.Influx = influx.config()
 			cfg.Ingest = tune.cfg
 			cfg.Log = logger(cmd)
+			cfg.Log.Debug("garbage collector target", "gogc", tuneGC())
 			if pprofAddr != "" {
 				if err := servePprof(cmd.Context(), pprofAddr, cfg.Log); err != nil {
 					return err

@@ -17,7 +17,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -66,6 +68,12 @@ type Config struct {
 	// VwardArgs are extra `vward serve` flags for the self-started child
 	// (e.g. --mqtt-connections 2).
 	VwardArgs []string
+	// VwardEnv is extra environment (KEY=VALUE) for the self-started child,
+	// e.g. GOMAXPROCS=1 as docs/operator.md suggests for a small node.
+	VwardEnv []string
+	// InfluxdEnv is extra environment for the self-started influxd, after
+	// SelfStartedInfluxdEnv (so it can override it).
+	InfluxdEnv []string
 
 	// Ceilings measures the broker's and InfluxDB's raw rates for
 	// CeilingDuration each before the run.
@@ -154,8 +162,18 @@ type Result struct {
 	// BenchCPUPercent is this process (fleet, board client, samplers;
 	// vward too when in-process), of one core over the publishing window.
 	BenchCPUPercent float64 `json:"bench_cpu_percent"`
-	Machine         Machine `json:"machine"`
+	// Settings records the tuning a run had, to reproduce it.
+	Settings struct {
+		BenchGOMAXPROCS int      `json:"bench_gomaxprocs"`
+		VwardEnv        []string `json:"vward_env,omitempty"`
+		InfluxdEnv      []string `json:"influxd_env,omitempty"`
+	} `json:"settings"`
+	Machine Machine `json:"machine"`
 }
+
+// SelfStartedInfluxdEnv is the self-started influxd's environment beyond
+// ours: docs/operator.md's GOGC for an influxd sharing a small node.
+var SelfStartedInfluxdEnv = []string{"GOGC=200"}
 
 func (c *Config) defaults() error {
 	if c.Readings <= 0 {
@@ -206,6 +224,7 @@ type env struct {
 	pid                               int    // vward's process, for /proc
 	measured                          string // what pid's figures cover
 	pprof                             string // the child vward's pprof base URL, if any
+	influxdEnv                        []string
 	services                          map[string]*services.Process
 	stop                              func()
 }
@@ -218,6 +237,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res.Devices, res.Readings, res.TargetRate, res.DurationS = cfg.Devices, cfg.Readings, cfg.Rate, cfg.Duration.Seconds()
 	res.Machine = describeMachine()
+	res.Settings.BenchGOMAXPROCS = runtime.GOMAXPROCS(0)
+	res.Settings.VwardEnv = cfg.VwardEnv
 	progress := func(format string, a ...any) {
 		if cfg.Progress != nil {
 			fmt.Fprintf(cfg.Progress, format+"\n", a...)
@@ -239,6 +260,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer e.stop()
 	res.Vward.Measured = e.measured
+	res.Settings.InfluxdEnv = e.influxdEnv
 
 	if cfg.Ceilings {
 		progress("ceiling: broker QoS 1 publish→subscribe for %s…", cfg.CeilingDuration)
@@ -302,13 +324,15 @@ func selfStart(ctx context.Context, cfg Config, progress func(string, ...any)) (
 		return fail(err)
 	}
 	cleanups = append(cleanups, func() { _ = m.Kill() })
-	in, err := services.StartInflux(filepath.Join(dir, "influxdb"))
+	influxdEnv := append(slices.Clip(SelfStartedInfluxdEnv), cfg.InfluxdEnv...)
+	in, err := services.StartInflux(filepath.Join(dir, "influxdb"), influxdEnv...)
 	if err != nil {
 		return fail(err)
 	}
 	cleanups = append(cleanups, func() { _ = in.Kill() })
 	e.mqttURL, e.influxURL, e.bucket = m.URL, in.URL, in.Bucket
 	e.services["mosquitto"], e.services["influxd"] = m.Proc, in.Proc
+	e.influxdEnv = influxdEnv
 
 	dataDir := filepath.Join(dir, "vward")
 	progress("registering %d patients and devices…", cfg.Devices)
@@ -336,6 +360,9 @@ func selfStart(ctx context.Context, cfg Config, progress func(string, ...any)) (
 			args = append(args, "--pprof-addr", net.JoinHostPort("127.0.0.1", strconv.Itoa(pport)))
 		}
 		p := &services.Process{Name: "vward", Bin: cfg.VwardCommand[0], Args: args, LogPath: filepath.Join(dir, "vward.log")}
+		if len(cfg.VwardEnv) > 0 {
+			p.Env = append(os.Environ(), cfg.VwardEnv...) // the last of a repeated key wins
+		}
 		if _, err := p.Start(); err != nil {
 			return fail(err)
 		}

@@ -38,8 +38,9 @@ type Influx struct {
 }
 
 // StartInflux starts InfluxDB with its config, data and log in dir, waits
-// for /ping, and creates the database. The caller stops it.
-func StartInflux(dir string) (*Influx, error) {
+// for /ping, and creates the database. env (KEY=VALUE) is added to its
+// environment, e.g. GOGC. The caller stops it.
+func StartInflux(dir string, env ...string) (*Influx, error) {
 	bin, err := LookBinary("influxd")
 	if err != nil {
 		return nil, err
@@ -66,7 +67,7 @@ func StartInflux(dir string) (*Influx, error) {
 			Bin:     bin,
 			Args:    []string{"run", "-config", conf},
 			LogPath: filepath.Join(dir, "influxd.log"),
-			Env:     influxEnv(),
+			Env:     append(influxEnv(), env...),
 		}
 		if err := os.WriteFile(conf, []byte(influxConfig(dir, httpPort, rpcPort)), 0o644); err != nil {
 			return nil, fmt.Errorf("write influxdb config: %w", err)
