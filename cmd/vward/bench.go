@@ -96,6 +96,8 @@ Examples:
 	fs.StringVar(&cfg.Username, "username", "", "clinician of the bench ward on a running vward (default: one the bench creates)")
 	fs.StringVar(&cfg.Password, "password", "", "that clinician's password")
 	fs.StringVar(&cfg.Ward, "ward", "bench", "ward of the bench's patients")
+	fs.IntVar(&cfg.Wards, "wards", 1, "spread the patients over this many wards (--ward-001…), as virtual wards are many small ones")
+	fs.IntVar(&cfg.BoardWards, "board-wards", 0, "the board client's clinician holds the first N wards and watches only them, as a clinician does; latency is measured on their patients (0: every ward, one client seeing every patient)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "data dir of a running vward: register the bench's ward, clinician, patients and devices there")
 	fs.StringVar(&cfg.WorkDir, "work-dir", "", "where self-started services keep their data (default: a temp dir, removed afterwards)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the temp dir (logs of mosquitto, influxd and vward)")

@@ -41,6 +41,15 @@ type Config struct {
 	Duration time.Duration // publishing time
 	Prefix   string        // device ids are Prefix00001…; patients Prefixp00001…
 	Ward     string
+	// Wards spreads the patients over this many wards, Ward-001…, patient
+	// i in ward i mod Wards, as a health system's virtual wards are many
+	// of tens of beds each; 0 or 1 is one ward, Ward.
+	Wards int
+	// BoardWards is how many of those wards (the first ones) the bench's
+	// clinician holds, and so watches on the board: publish→board latency
+	// is measured on their patients' messages. 0 is every ward: one board
+	// client seeing every patient, the worst case for vward's board.
+	BoardWards int
 
 	// A running vward: its broker, InfluxDB and board, and a clinician of
 	// Ward. DataDir, when set, is its data dir: the bench registers its
@@ -108,6 +117,12 @@ type Result struct {
 	Readings   int     `json:"readings_per_msg"`
 	TargetRate float64 `json:"target_msgs_per_s"`
 	DurationS  float64 `json:"duration_s"`
+
+	// Wards and BoardWards as run; BoardPatients is how many patients the
+	// board client watched, whose messages the latency figures cover.
+	Wards         int `json:"wards"`
+	BoardWards    int `json:"board_wards"`
+	BoardPatients int `json:"board_patients"`
 
 	Published  int64 `json:"published"`
 	Stored     int64 `json:"stored"`
@@ -194,6 +209,10 @@ func (c *Config) defaults() error {
 	if c.Ward == "" {
 		c.Ward = "bench"
 	}
+	c.Wards = max(c.Wards, 1)
+	if c.BoardWards <= 0 || c.BoardWards > c.Wards {
+		c.BoardWards = c.Wards
+	}
 	if c.Username == "" {
 		c.Username = "bench-clinician"
 	}
@@ -236,6 +255,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, err
 	}
 	res.Devices, res.Readings, res.TargetRate, res.DurationS = cfg.Devices, cfg.Readings, cfg.Rate, cfg.Duration.Seconds()
+	res.Wards, res.BoardWards, res.BoardPatients = cfg.Wards, cfg.BoardWards, cfg.boardPatients()
 	res.Machine = describeMachine()
 	res.Settings.BenchGOMAXPROCS = runtime.GOMAXPROCS(0)
 	res.Settings.VwardEnv = cfg.VwardEnv

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ func TestBenchSmoke(t *testing.T) {
 		Rate: 200, Devices: 50, Duration: 5 * time.Second,
 		Ceilings: true, CeilingDuration: time.Second,
 		WorkDir: t.TempDir(), Progress: &progress,
+		InfluxdEnv: []string{"GOGC=150"},
 	})
 	if err != nil {
 		t.Fatalf("bench: %v\nprogress:\n%s", err, progress.String())
@@ -39,6 +41,11 @@ func TestBenchSmoke(t *testing.T) {
 	if res.Published == 0 || res.Stored != res.Published || res.Lost != 0 || res.Duplicates != 0 {
 		t.Errorf("published %d, stored %d, lost %d (%v), duplicates %d; want all stored once",
 			res.Published, res.Stored, res.Lost, res.LostIDs, res.Duplicates)
+	}
+	// The operator guide's GOGC for influxd comes first, so a caller's own
+	// setting (the last of a repeated key wins) overrides it.
+	if want := []string{"GOGC=200", "GOGC=150"}; !slices.Equal(res.Settings.InfluxdEnv, want) {
+		t.Errorf("influxd environment = %q, want %q", res.Settings.InfluxdEnv, want)
 	}
 	if res.Verify != "full" {
 		t.Errorf("verify = %q, want every msg_id checked", res.Verify)
@@ -52,7 +59,7 @@ func TestBenchSmoke(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"published", "stored", "lost", "duplicates", "msgs_per_s", "latency_ms", "ceiling"} {
+	for _, k := range []string{"published", "stored", "lost", "duplicates", "msgs_per_s", "latency_ms", "ceiling", "settings"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("JSON lacks %q: %s", k, b)
 		}

@@ -34,13 +34,15 @@ func seed(ctx context.Context, dbPath string, cfg Config) ([]device, error) {
 	if err != nil {
 		return nil, err
 	}
-	ward := vward.WardID(cfg.Ward)
-	if _, err := reg.Ward(ctx, ward); err != nil {
-		if err := reg.AddWard(ctx, devices.Ward{ID: ward, Name: "vward bench"}); err != nil {
-			return nil, err
+	wards := cfg.wardIDs()
+	for _, ward := range wards {
+		if _, err := reg.Ward(ctx, ward); err != nil {
+			if err := reg.AddWard(ctx, devices.Ward{ID: ward, Name: "vward bench " + string(ward)}); err != nil {
+				return nil, err
+			}
 		}
 	}
-	if err := reg.AddClinician(ctx, devices.Clinician{Username: cfg.Username, Role: "clinician", Wards: []vward.WardID{ward}}, cfg.Password); err != nil {
+	if err := reg.AddClinician(ctx, devices.Clinician{Username: cfg.Username, Role: "clinician", Wards: wards[:cfg.BoardWards]}, cfg.Password); err != nil {
 		return nil, err
 	}
 	from := time.Now().Add(-time.Hour)
@@ -48,7 +50,7 @@ func seed(ctx context.Context, dbPath string, cfg Config) ([]device, error) {
 	for i := range out {
 		d := device{id: deviceID(cfg.Prefix, i), patient: patientID(cfg.Prefix, i)}
 		if _, err := reg.Patient(ctx, d.patient); err != nil {
-			if err := reg.Admit(ctx, devices.Patient{ID: d.patient, Ward: ward, Name: fmt.Sprintf("Bench Patient %05d", i+1)}); err != nil {
+			if err := reg.Admit(ctx, devices.Patient{ID: d.patient, Ward: wards[i%len(wards)], Name: fmt.Sprintf("Bench Patient %05d", i+1)}); err != nil {
 				return nil, err
 			}
 		}
@@ -66,3 +68,29 @@ func seed(ctx context.Context, dbPath string, cfg Config) ([]device, error) {
 }
 
 func dataDB(dir string) string { return filepath.Join(dir, "vward.db") }
+
+// wardIDs are the bench's wards: Ward alone, or Ward-001… for several.
+func (c Config) wardIDs() []vward.WardID {
+	if c.Wards <= 1 {
+		return []vward.WardID{vward.WardID(c.Ward)}
+	}
+	ids := make([]vward.WardID, c.Wards)
+	for i := range ids {
+		ids[i] = vward.WardID(fmt.Sprintf("%s-%03d", c.Ward, i+1))
+	}
+	return ids
+}
+
+// boardPatients is how many patients are in the board client's wards:
+// patient i is in ward i mod Wards, and the clinician holds the first
+// BoardWards.
+func (c Config) boardPatients() int {
+	if c.BoardWards >= c.Wards {
+		return c.Devices
+	}
+	n := 0
+	for w := 0; w < c.BoardWards; w++ {
+		n += (c.Devices - w + c.Wards - 1) / c.Wards
+	}
+	return n
+}
