@@ -85,12 +85,13 @@ type Publisher interface {
 	Publish(Event)
 }
 
-// Listener is a Publisher that can tell whether anyone listens for patient
-// events (the board hub: any client connected). The monitor then builds a
-// board row only when someone does: a row costs maps and strings per
-// message, and a row nobody receives is also in the next snapshot anyway.
+// Listener is a Publisher that can tell whether anyone listens for a ward's
+// patient events (the board hub: a connected client who sees the ward).
+// The monitor then builds a board row only when someone does: a row costs
+// maps and strings per message, and a row nobody receives is also in the
+// next snapshot anyway.
 type Listener interface {
-	Listening() bool
+	ListeningTo(vward.WardID) bool
 }
 
 // PatientInfo is what the monitor needs to know of an admitted patient.
@@ -214,11 +215,10 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 	m.mu.Lock()
 	var last *patient
 	dirty := false
-	listening := m.listening()
 	flush := func() {
 		if last != nil && dirty {
 			m.rescoreLocked(last, now)
-			if listening {
+			if m.listeningTo(last.info.Ward) {
 				changed = append(changed, last.view())
 			}
 			if m.engine != nil {
@@ -264,15 +264,16 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 	}
 }
 
-// listening reports whether a patient event would reach anyone. It is
-// asked under m.mu, so a board client that connects after a "no" takes its
-// snapshot after the change it did not receive as an event.
-func (m *Monitor) listening() bool {
+// listeningTo reports whether a patient event of the ward would reach
+// anyone. It is asked under m.mu, and a board client is registered before
+// it takes its snapshot, so a client that connects after a "no" finds the
+// change it did not receive as an event in its snapshot.
+func (m *Monitor) listeningTo(ward vward.WardID) bool {
 	if m.publish == nil {
 		return false
 	}
 	if l, ok := m.publish.(Listener); ok {
-		return l.Listening()
+		return l.ListeningTo(ward)
 	}
 	return true
 }
@@ -373,11 +374,10 @@ func (m *Monitor) rescoreAll() {
 	now := m.now()
 	var changed []PatientView
 	m.mu.Lock()
-	listening := m.listening()
 	for _, p := range m.patients {
 		before := p.score
 		m.rescoreLocked(p, now)
-		if p.score != before && listening {
+		if p.score != before && m.listeningTo(p.info.Ward) {
 			changed = append(changed, p.view())
 		}
 	}

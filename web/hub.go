@@ -26,9 +26,10 @@ type Hub struct {
 
 	mu      sync.RWMutex
 	clients map[*client]struct{}
-	// listening mirrors len(clients) > 0 for Listening, which the monitor
-	// asks on every message and must not contend for mu.
-	listening atomic.Int32
+	// audience mirrors which wards clients watch, for ListeningTo, which
+	// the monitor asks for every row it could build and must not contend
+	// for mu. It is replaced, never changed, under mu.
+	audience atomic.Pointer[audience]
 
 	Dropped atomic.Int64 // clients dropped for being too slow or gone
 }
@@ -98,9 +99,38 @@ func (h *Hub) Clients() int {
 	return len(h.clients)
 }
 
-// Listening implements alerting.Listener: without a client, the monitor
-// need not build board rows at all.
-func (h *Hub) Listening() bool { return h.listening.Load() > 0 }
+// audience is who watches what: clients seeing every ward, and for each
+// ward the clients of the others that see it.
+type audience struct {
+	all   int
+	wards map[vward.WardID]int
+}
+
+// watchedLocked rebuilds the audience from the clients. The caller holds
+// mu for writing. Clients come and go rarely; rows are built thousands of
+// times a second.
+func (h *Hub) watchedLocked() {
+	a := &audience{wards: map[vward.WardID]int{}}
+	for c := range h.clients {
+		if c.wards == nil {
+			a.all++
+			continue
+		}
+		for w, ok := range c.wards {
+			if ok {
+				a.wards[w]++
+			}
+		}
+	}
+	h.audience.Store(a)
+}
+
+// ListeningTo implements alerting.Listener: the monitor builds a patient's
+// row only when a connected client sees the patient's ward.
+func (h *Hub) ListeningTo(ward vward.WardID) bool {
+	a := h.audience.Load()
+	return a != nil && (a.all > 0 || a.wards[ward] > 0)
+}
 
 // Publish implements alerting.Publisher. It never blocks and never encodes:
 // the clients' writers do, once for all of them.
@@ -136,20 +166,22 @@ func (h *Hub) Publish(e alerting.Event) {
 	}
 }
 
-// serve runs one client until it goes away or ctx ends. snapshot is written
-// first; updates published meanwhile are queued and follow it.
-// batch, if not nil, is conn's connection, which lets a wake's events go
-// out in one write.
-func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, batch *batchConn, wards map[vward.WardID]bool, snapshot []byte) {
+// serve runs one client until it goes away or ctx ends. The client is
+// registered first and snapshot taken after, so that no change falls
+// between them: one made before is in the snapshot, one after is queued
+// and follows it (a row queued just before the snapshot may repeat what
+// it shows, which is harmless). batch, if not nil, is conn's connection,
+// which lets a wake's events go out in one write.
+func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, batch *batchConn, wards map[vward.WardID]bool, snapshot func() ([]byte, error)) {
 	c := &client{conn: conn, wards: wards, rows: make(map[vward.PatientID]*encoded), wake: make(chan struct{}, 1)}
 	h.mu.Lock()
 	h.clients[c] = struct{}{}
-	h.listening.Store(int32(len(h.clients)))
+	h.watchedLocked()
 	h.mu.Unlock()
 	defer func() {
 		h.mu.Lock()
 		delete(h.clients, c)
-		h.listening.Store(int32(len(h.clients)))
+		h.watchedLocked()
 		h.mu.Unlock()
 		conn.Close()
 	}()
@@ -167,7 +199,12 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, batch *batchConn,
 		}
 	}()
 
-	if !h.write(c, websocket.TextMessage, snapshot) {
+	snap, err := snapshot()
+	if err != nil {
+		h.log.Error("board snapshot", "err", err)
+		return
+	}
+	if !h.write(c, websocket.TextMessage, snap) {
 		return
 	}
 	ping := time.NewTicker(20 * time.Second)

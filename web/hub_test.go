@@ -20,14 +20,27 @@ import (
 
 // hubServer serves hub streams over a real websocket on loopback.
 func hubServer(t testing.TB, h *Hub) string {
+	return hubServerWith(t, h, func() ([]byte, error) { return []byte(`{"type":"snapshot","patients":[]}`), nil })
+}
+
+// hubServerWith serves hub streams with the given snapshot; a client's
+// wards are the URL's ?wards=a,b (none: every ward).
+func hubServerWith(t testing.TB, h *Hub, snapshot func() ([]byte, error)) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var wards map[vward.WardID]bool
+		if q := r.URL.Query().Get("wards"); q != "" {
+			wards = map[vward.WardID]bool{}
+			for _, w := range strings.Split(q, ",") {
+				wards[vward.WardID(w)] = true
+			}
+		}
 		conn, batch, err := upgrade(w, r)
 		if err != nil {
 			return
 		}
-		h.serve(ctx, conn, batch, nil, []byte(`{"type":"snapshot","patients":[]}`))
+		h.serve(ctx, conn, batch, wards, snapshot)
 	}))
 	t.Cleanup(func() {
 		cancel()
@@ -171,5 +184,66 @@ func BenchmarkHubFanOut(b *testing.B) {
 				i++
 			}
 		})
+	}
+}
+
+// The monitor builds a patient's row only if a connected client sees the
+// patient's ward: ListeningTo follows who is connected and what they see.
+func TestListeningToFollowsClientsWards(t *testing.T) {
+	h := NewHub(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	url := hubServer(t, h)
+	if h.ListeningTo("w1") {
+		t.Fatal("listening to w1 with no client")
+	}
+	one := dial(t, url+"?wards=w1,w3")
+	waitClients(t, h, 1)
+	for ward, want := range map[vward.WardID]bool{"w1": true, "w2": false, "w3": true, "": false} {
+		if got := h.ListeningTo(ward); got != want {
+			t.Errorf("one client of w1, w3: ListeningTo(%q) = %v, want %v", ward, got, want)
+		}
+	}
+	all := dial(t, url)
+	waitClients(t, h, 2)
+	if !h.ListeningTo("w2") || !h.ListeningTo("") {
+		t.Error("a client of every ward connected, yet not listening to w2 or to a patient without a ward")
+	}
+	all.Close()
+	waitClients(t, h, 1)
+	if h.ListeningTo("w2") || !h.ListeningTo("w1") {
+		t.Errorf("after the all-wards client left: w2 %v (want false), w1 %v (want true)", h.ListeningTo("w2"), h.ListeningTo("w1"))
+	}
+	one.Close()
+	waitClients(t, h, 0)
+	if h.ListeningTo("w1") {
+		t.Error("listening to w1 after every client left")
+	}
+}
+
+// A change that lands after the snapshot is read but before it is sent
+// still reaches the client, after the snapshot: the client is registered
+// before its snapshot is taken.
+func TestChangeDuringSnapshotFollowsIt(t *testing.T) {
+	h := NewHub(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	url := hubServerWith(t, h, func() ([]byte, error) {
+		snap := []byte(`{"type":"snapshot","patients":[]}`)
+		h.Publish(update(7, 1, "after the snapshot")) // the monitor, meanwhile
+		return snap, nil
+	})
+	c := dial(t, url)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, first, err := c.ReadMessage()
+	if err != nil || !strings.Contains(string(first), `"snapshot"`) {
+		t.Fatalf("first message %q, %v; want the snapshot", first, err)
+	}
+	_, next, err := c.ReadMessage()
+	if err != nil {
+		t.Fatalf("no event after the snapshot: %v", err)
+	}
+	var e struct {
+		Type    string                `json:"type"`
+		Patient *alerting.PatientView `json:"patient"`
+	}
+	if err := json.Unmarshal(next, &e); err != nil || e.Patient == nil || e.Patient.Patient != "p0007" {
+		t.Fatalf("after the snapshot: %s (%v); want p0007's update", next, err)
 	}
 }

@@ -215,12 +215,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		return // Upgrade has answered the client
 	}
 	u, _ := CurrentUser(r)
-	snap, err := json.Marshal(s.snapshot(r.Context(), u))
-	if err != nil {
-		conn.Close()
-		return
-	}
-	s.hub.serve(s.ctx, conn, batch, wardsOf(u), snap)
+	s.hub.serve(s.ctx, conn, batch, wardsOf(u), func() ([]byte, error) {
+		return json.Marshal(s.snapshot(r.Context(), u))
+	})
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
