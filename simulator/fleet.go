@@ -283,6 +283,26 @@ func (f *Fleet) Play(ctx context.Context, clock Clock, streams []DeviceSteps) er
 		}
 	}
 	heap.Init(&h)
+	// advance takes d's step and puts the device back in line for its next.
+	advance := func(d *playDev) {
+		f.take(d.c, d.next)
+		st, ok := d.s.Next()
+		mu.Lock()
+		active--
+		// Wake the scheduler only if this device is now first in line, or
+		// all is done: a wake per step, and the timer Reset it led to,
+		// were much of the fleet's CPU with thousands of devices.
+		wakeUp := active == 0 && h.Len() == 0
+		if ok {
+			d.next, d.due = st, clock.Due(st.At)
+			heap.Push(&h, d)
+			wakeUp = h[0] == d
+		}
+		mu.Unlock()
+		if wakeUp {
+			signal()
+		}
+	}
 	// The scheduler hands workers batches: every step due when it wakes.
 	work := make(chan []*playDev)
 	var workers sync.WaitGroup
@@ -292,24 +312,7 @@ func (f *Fleet) Play(ctx context.Context, clock Clock, streams []DeviceSteps) er
 			defer workers.Done()
 			for batch := range work {
 				for _, d := range batch {
-					f.take(d.c, d.next)
-					st, ok := d.s.Next()
-					mu.Lock()
-					active--
-					// Wake the scheduler only if this device is now first
-					// in line, or all is done: a wake per step, and the
-					// timer Reset it led to, were much of the fleet's CPU
-					// with thousands of devices.
-					wakeUp := active == 0 && h.Len() == 0
-					if ok {
-						d.next, d.due = st, clock.Due(st.At)
-						heap.Push(&h, d)
-						wakeUp = h[0] == d
-					}
-					mu.Unlock()
-					if wakeUp {
-						signal()
-					}
+					advance(d)
 				}
 			}
 		}()

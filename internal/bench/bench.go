@@ -240,10 +240,10 @@ func (c *Config) defaults() error {
 // env is what a run drives: a broker, an InfluxDB and a vward.
 type env struct {
 	mqttURL, influxURL, bucket, board string
-	pid                               int    // vward's process, for /proc
-	measured                          string // what pid's figures cover
-	pprof                             string // the child vward's pprof base URL, if any
-	influxdEnv                        []string
+	pid                               int      // vward's process, for /proc
+	measured                          string   // what pid's figures cover
+	pprof                             string   // the child vward's pprof base URL, if any
+	vwardEnv, influxdEnv              []string // what the self-started ones were given
 	services                          map[string]*services.Process
 	stop                              func()
 }
@@ -258,7 +258,6 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.Wards, res.BoardWards, res.BoardPatients = cfg.Wards, cfg.BoardWards, cfg.boardPatients()
 	res.Machine = describeMachine()
 	res.Settings.BenchGOMAXPROCS = runtime.GOMAXPROCS(0)
-	res.Settings.VwardEnv = cfg.VwardEnv
 	progress := func(format string, a ...any) {
 		if cfg.Progress != nil {
 			fmt.Fprintf(cfg.Progress, format+"\n", a...)
@@ -280,7 +279,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer e.stop()
 	res.Vward.Measured = e.measured
-	res.Settings.InfluxdEnv = e.influxdEnv
+	res.Settings.VwardEnv, res.Settings.InfluxdEnv = e.vwardEnv, e.influxdEnv
 
 	if cfg.Ceilings {
 		progress("ceiling: broker QoS 1 publish→subscribe for %s…", cfg.CeilingDuration)
@@ -382,6 +381,7 @@ func selfStart(ctx context.Context, cfg Config, progress func(string, ...any)) (
 		p := &services.Process{Name: "vward", Bin: cfg.VwardCommand[0], Args: args, LogPath: filepath.Join(dir, "vward.log")}
 		if len(cfg.VwardEnv) > 0 {
 			p.Env = append(os.Environ(), cfg.VwardEnv...) // the last of a repeated key wins
+			e.vwardEnv = cfg.VwardEnv
 		}
 		if _, err := p.Start(); err != nil {
 			return fail(err)
