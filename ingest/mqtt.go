@@ -209,7 +209,8 @@ func (s *Source) clientOptions(clientID string, onConnect mqtt.OnConnectHandler,
 		// per message per route, and every route would lead here anyway.
 		SetDefaultPublishHandler(onMessage).
 		SetOnConnectHandler(onConnect).
-		SetCustomOpenConnectionFn(dialBuffered)
+		SetCustomOpenConnectionFn(dialBuffered).
+		SetStore(newSessionStore())
 }
 
 func (c *subscriber) start() {
