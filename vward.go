@@ -11,6 +11,7 @@ package vward
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -64,15 +65,36 @@ func (k ReadingKind) Unit() string {
 	return ""
 }
 
-// Known reports whether device protocol v1 knows this kind.
-func (k ReadingKind) Known() bool {
-	for _, c := range ReadingKinds {
-		if c == k {
-			return true
-		}
+// NumReadingKinds is len(ReadingKinds).
+const NumReadingKinds = 8
+
+// Index is the kind's position in ReadingKinds, or -1 for a kind device
+// protocol v1 does not know: a patient's latest readings are an array
+// indexed by it, with no map to look up on every reading.
+func (k ReadingKind) Index() int {
+	switch k {
+	case RespiratoryRate:
+		return 0
+	case SpO2:
+		return 1
+	case SupplementalOxygen:
+		return 2
+	case SystolicBP:
+		return 3
+	case DiastolicBP:
+		return 4
+	case HeartRate:
+		return 5
+	case Consciousness:
+		return 6
+	case Temperature:
+		return 7
 	}
-	return false
+	return -1
 }
+
+// Known reports whether device protocol v1 knows this kind.
+func (k ReadingKind) Known() bool { return k.Index() >= 0 }
 
 // Level is an ACVPU level of consciousness. It is stored as a number in a
 // Reading's Value so that a reading stays a small value type.
@@ -140,7 +162,9 @@ func (r Reading) Display() string {
 	case Consciousness:
 		return r.Level().String()
 	}
-	return fmt.Sprintf("%g", r.Value)
+	// As fmt's %g (the shortest exact form), without fmt: the board shows a
+	// value for every reading it is sent.
+	return strconv.FormatFloat(r.Value, 'g', -1, 64)
 }
 
 // Range is the physiologically possible span of a numeric kind, inclusive.

@@ -427,21 +427,6 @@ func deviceEvidence(id vward.DeviceID, d *deviceWatch) func() json.RawMessage {
 	}
 }
 
-// heard records readings' devices as heard from now.
-func (e *Engine) heard(rs []vward.Reading) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	now := e.now()
-	var last vward.DeviceID
-	for _, r := range rs {
-		if r.Device == "" || r.Device == last {
-			continue
-		}
-		last = r.Device
-		e.heardLocked(r.Device, r.Patient, r.Ward, now, now)
-	}
-}
-
 // deviceLocked returns the device's watch, watching it from now if it is
 // new (as a patient is watched from when vward starts).
 func (e *Engine) deviceLocked(id vward.DeviceID, patient vward.PatientID, ward vward.WardID, now time.Time) *deviceWatch {

@@ -43,3 +43,44 @@ func BenchmarkAlertObserve(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAlertObserveFleet is the delivery path as ingest drives it at
+// step 2 of docs/performance.md: 12,700 patients, each message one device's
+// four readings, then ObserveDevice. At this size the patient and device
+// records are out of the CPU's caches, as they are in production, which
+// the 100-patient benchmark above does not show.
+func BenchmarkAlertObserveFleet(b *testing.B) {
+	clk := &clock{t: t0}
+	r := newRig(b, dbPath(b), clk, Config{})
+	const patients = 12700
+	type device struct {
+		id      vward.DeviceID
+		patient vward.PatientID
+	}
+	fleet := make([]device, patients)
+	for i := range fleet {
+		fleet[i] = device{vward.DeviceID(fmt.Sprintf("dev-%05d", i)), vward.PatientID(fmt.Sprintf("p%05d", i))}
+		r.monitor.Admit(PatientInfo{ID: fleet[i].patient, Ward: "w1"})
+	}
+	msg := func(d device, at time.Time) []vward.Reading {
+		return []vward.Reading{
+			{Device: d.id, Patient: d.patient, Ward: "w1", Kind: vward.HeartRate, Value: 70, At: at},
+			{Device: d.id, Patient: d.patient, Ward: "w1", Kind: vward.SpO2, Value: 97, At: at},
+			{Device: d.id, Patient: d.patient, Ward: "w1", Kind: vward.RespiratoryRate, Value: 16, At: at},
+			{Device: d.id, Patient: d.patient, Ward: "w1", Kind: vward.Temperature, Value: 37, At: at},
+		}
+	}
+	for _, d := range fleet {
+		r.monitor.Observe(msg(d, t0))
+	}
+	rs := make([]vward.Reading, 4)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		d := fleet[(i*7919)%patients] // a stride, not the order they were added in
+		at := t0.Add(time.Duration(i+1) * time.Millisecond)
+		copy(rs, msg(d, at))
+		r.monitor.Observe(rs)
+		r.monitor.ObserveDevice(d.id, d.patient, "w1", nil, at)
+	}
+}

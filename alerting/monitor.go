@@ -105,7 +105,7 @@ type PatientInfo struct {
 type patient struct {
 	info     PatientInfo
 	set      news2.Set
-	vitals   map[vward.ReadingKind]vward.Reading
+	vitals   [vward.NumReadingKinds]vward.Reading // latest of each kind, by Index; Kind "" where none yet
 	score    news2.Result
 	scored   bool
 	trend    scoreTrend
@@ -200,7 +200,7 @@ func (m *Monitor) DeviceStatus(device vward.DeviceID, patient vward.PatientID, w
 func (m *Monitor) patientLocked(id vward.PatientID) *patient {
 	p := m.patients[id]
 	if p == nil {
-		p = &patient{info: PatientInfo{ID: id}, vitals: make(map[vward.ReadingKind]vward.Reading)}
+		p = &patient{info: PatientInfo{ID: id}}
 		m.patients[id] = p
 	}
 	return p
@@ -239,10 +239,14 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 		if r.At.After(p.lastSeen) {
 			p.lastSeen = r.At
 		}
-		if cur, ok := p.vitals[r.Kind]; !ok || !r.At.Before(cur.At) {
-			if !ok || cur.At != r.At || cur.Value != r.Value {
-				p.vitals[r.Kind] = r
-				dirty = true
+		if i := r.Kind.Index(); i >= 0 {
+			cur := &p.vitals[i]
+			ok := cur.Kind != ""
+			if !ok || !r.At.Before(cur.At) {
+				if !ok || cur.At != r.At || cur.Value != r.Value {
+					*cur = r
+					dirty = true
+				}
 			}
 		}
 		if param, ok := news2.ParameterOf(r.Kind); ok && p.set.Update(param, r.Value, r.At) {
@@ -257,7 +261,6 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 		}
 	}
 	if m.engine != nil {
-		m.engine.heard(rs)
 		for _, a := range assess {
 			m.engine.Assess(a.info, a.seq, a.set, a.res)
 		}
@@ -295,8 +298,10 @@ func (p *patient) view() PatientView {
 	if v.SpO2Scale == 0 {
 		v.SpO2Scale = 1
 	}
-	for k, r := range p.vitals {
-		v.Vitals[string(k)] = Vital{Value: r.Value, Display: r.Display(), Unit: k.Unit(), At: r.At}
+	for _, r := range p.vitals {
+		if r.Kind != "" {
+			v.Vitals[string(r.Kind)] = Vital{Value: r.Value, Display: r.Display(), Unit: r.Kind.Unit(), At: r.At}
+		}
 	}
 	if p.scored {
 		s := NewScore(p.score)
