@@ -22,23 +22,33 @@ type recentMessages struct {
 	seed maphash.Seed
 
 	mu    sync.Mutex
-	seen  map[msgKey]uint64 // fingerprint of the payload
-	order []msgKey          // ring of keys, oldest at next once full
+	seen  map[uint64]uint64 // key (device and msg_id, hashed) → fingerprint of the payload
+	order []uint64          // ring of keys, oldest at next once full
 	next  int
 	full  bool
-}
-
-type msgKey struct {
-	device vward.DeviceID
-	msgID  string
 }
 
 func newRecentMessages(size int) *recentMessages {
 	return &recentMessages{
 		seed:  maphash.MakeSeed(),
-		seen:  make(map[msgKey]uint64, size),
-		order: make([]msgKey, size),
+		seen:  make(map[uint64]uint64, size),
+		order: make([]uint64, size),
 	}
+}
+
+// key hashes a message's device and msg_id. Keys of 64 bits rather than the
+// strings keep the window free of pointers, so the garbage collector does not
+// walk its tens of thousands of entries, and a lookup compares one word. Two
+// messages whose keys collide are told apart by their payloads' fingerprints
+// (a collision of both, 2⁻¹²⁸, is what it would take to miss scoring one);
+// a key collision alone reads as a reused msg_id: scored, and logged.
+func (r *recentMessages) key(device vward.DeviceID, msgID string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(r.seed)
+	h.WriteString(string(device))
+	h.WriteByte(0) // MQTT forbids NUL in a topic, so in a device ID: "ab"+"c" and "a"+"bc" differ
+	h.WriteString(msgID)
+	return h.Sum64()
 }
 
 // Verdicts of recentMessages.check.
@@ -53,7 +63,7 @@ const (
 // new and must be scored, so it counts as seen afresh.
 func (r *recentMessages) check(device vward.DeviceID, msgID string, payload []byte) int {
 	fp := maphash.Bytes(r.seed, payload)
-	k := msgKey{device, msgID}
+	k := r.key(device, msgID)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if old, ok := r.seen[k]; ok {
