@@ -62,8 +62,12 @@ type PatientView struct {
 	SpO2Scale int              `json:"spo2_scale"`
 	Vitals    map[string]Vital `json:"vitals"`
 	News2     *Score           `json:"news2,omitempty"`
-	Trend     []TrendPoint     `json:"trend"`
-	LastSeen  time.Time        `json:"last_seen,omitzero"`
+	// Trend is omitted when empty, and from a stream event when it has not
+	// changed since the patient's previous event (docs/websocket.md): a
+	// day's trend is most of a row's bytes and changes at most every few
+	// minutes for a stable patient, whose row is sent every second.
+	Trend    []TrendPoint `json:"trend,omitempty"`
+	LastSeen time.Time    `json:"last_seen,omitzero"`
 }
 
 // Event is what the board's stream carries: a patient's row changed
@@ -111,6 +115,8 @@ type patient struct {
 	trend    scoreTrend
 	lastSeen time.Time
 	seq      uint64 // counts rescores, so the engine can order them
+
+	trendSent uint64 // trend.version when a board event last carried the trend
 }
 
 // assessment is a rescored patient on its way to the engine.
@@ -219,7 +225,7 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 		if last != nil && dirty {
 			m.rescoreLocked(last, now)
 			if m.listeningTo(last.info.Ward) {
-				changed = append(changed, last.view())
+				changed = append(changed, last.event())
 			}
 			if m.engine != nil {
 				last.seq++
@@ -289,11 +295,33 @@ func (m *Monitor) rescoreLocked(p *patient, now time.Time) {
 	}
 }
 
+// view is the patient's whole row, as the board's snapshot and the REST
+// API give it.
 func (p *patient) view() PatientView {
+	v := p.row()
+	v.Trend = p.trend.snapshot()
+	return v
+}
+
+// event is the patient's row for a board event: the trend only when it
+// changed since the last event built. Every client has the trend as it was
+// then, from that event or from a later snapshot (a client is registered
+// before its snapshot is taken), and the hub carries a trend over when it
+// coalesces events (Hub.Publish).
+func (p *patient) event() PatientView {
+	v := p.row()
+	if p.trend.version != p.trendSent {
+		v.Trend = p.trend.snapshot()
+		p.trendSent = p.trend.version
+	}
+	return v
+}
+
+// row is the patient's row without the trend.
+func (p *patient) row() PatientView {
 	v := PatientView{
 		Patient: p.info.ID, Ward: p.info.Ward, Name: p.info.Name, SpO2Scale: int(p.set.Scale),
 		Vitals: make(map[string]Vital, len(p.vitals)), LastSeen: p.lastSeen,
-		Trend: p.trend.snapshot(),
 	}
 	if v.SpO2Scale == 0 {
 		v.SpO2Scale = 1
@@ -383,7 +411,7 @@ func (m *Monitor) rescoreAll() {
 		before := p.score
 		m.rescoreLocked(p, now)
 		if p.score != before && m.listeningTo(p.info.Ward) {
-			changed = append(changed, p.view())
+			changed = append(changed, p.event())
 		}
 	}
 	m.mu.Unlock()

@@ -21,7 +21,10 @@ const (
 // always kept, even within trendStep of the last point, so that a
 // deterioration is never smoothed away; an unchanged score is recorded at
 // most once per step.
-type scoreTrend struct{ points []TrendPoint }
+type scoreTrend struct {
+	points  []TrendPoint
+	version uint64 // counts changes to points, so a board event carries them only when they changed
+}
 
 func (t *scoreTrend) add(p TrendPoint) {
 	if n := len(t.points); n > 0 {
@@ -45,6 +48,7 @@ func (t *scoreTrend) add(p TrendPoint) {
 		t.points = append(t.points[:0], t.points[len(t.points)/2:]...)
 	}
 	t.points = append(t.points, p)
+	t.version++
 }
 
 func (t *scoreTrend) snapshot() []TrendPoint {

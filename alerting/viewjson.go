@@ -53,11 +53,8 @@ func (v *PatientView) appendJSON(b []byte) []byte {
 		b = append(b, `,"news2":`...)
 		b = v.News2.appendJSON(b)
 	}
-	b = append(b, `,"trend":`...)
-	if v.Trend == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
+	if len(v.Trend) > 0 {
+		b = append(b, `,"trend":[`...)
 		for i, p := range v.Trend {
 			if i > 0 {
 				b = append(b, ',')

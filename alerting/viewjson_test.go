@@ -84,4 +84,19 @@ func BenchmarkPatientEventJSON(b *testing.B) {
 			buf = AppendPatientEvent(buf[:0], &v)
 		}
 	})
+	// A patient streaming for a day has a point every trendStep: the row
+	// as the board's snapshot and the REST API carry it.
+	day := v
+	day.Trend = nil
+	for i := range int(trendSpan / trendStep) {
+		day.Trend = append(day.Trend, TrendPoint{At: at.Add(time.Duration(i) * trendStep), Score: i % 3})
+	}
+	b.Run("append-day-trend", func(b *testing.B) {
+		b.ReportAllocs()
+		var buf []byte
+		for b.Loop() {
+			buf = AppendPatientEvent(buf[:0], &day)
+		}
+		b.ReportMetric(float64(len(buf)), "bytes/event")
+	})
 }

@@ -90,6 +90,24 @@ func (e *encoded) bytes() ([]byte, error) {
 	return e.b, e.err
 }
 
+// over returns what to queue in place of old, an update of the same
+// patient the client has not been sent. A patient event carries the trend
+// only when it changed (alerting.PatientView), so an update without one
+// that replaces an update with one must carry that trend on, or the client
+// would never see it. That takes an event of the client's own: only a
+// client slower than the trend changes needs one.
+func (e *encoded) over(old *encoded) *encoded {
+	if old == nil || e.event.Type != "patient" || old.event.Type != "patient" ||
+		len(e.event.Patient.Trend) > 0 || len(old.event.Patient.Trend) == 0 {
+		return e
+	}
+	v := *e.event.Patient
+	v.Trend = old.event.Patient.Trend
+	ev := e.event
+	ev.Patient = &v
+	return &encoded{event: ev}
+}
+
 func (c *client) sees(w vward.WardID) bool { return c.wards == nil || c.wards[w] }
 
 // Clients returns the number of connected clients.
@@ -154,10 +172,11 @@ func (h *Hub) Publish(e alerting.Event) {
 			continue
 		}
 		c.mu.Lock()
-		if _, queued := c.rows[id]; !queued {
+		old, queued := c.rows[id]
+		if !queued {
 			c.order = append(c.order, id)
 		}
-		c.rows[id] = b
+		c.rows[id] = b.over(old)
 		c.mu.Unlock()
 		select {
 		case c.wake <- struct{}{}:

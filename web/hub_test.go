@@ -247,3 +247,40 @@ func TestChangeDuringSnapshotFollowsIt(t *testing.T) {
 		t.Fatalf("after the snapshot: %s (%v); want p0007's update", next, err)
 	}
 }
+
+// A patient event carries the NEWS2 trend only when it changed. When a
+// client is sent only the latest of two queued updates, and the trend came
+// with the earlier one, the later one must bring it along.
+func TestCoalescedUpdateKeepsTheTrend(t *testing.T) {
+	h := NewHub(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	at := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	url := hubServerWith(t, h, func() ([]byte, error) {
+		// Both land before the client's first write, so they coalesce.
+		withTrend := update(7, 1, "trend changed")
+		withTrend.Patient.Trend = []alerting.TrendPoint{{At: at, Score: 1}, {At: at.Add(time.Minute), Score: 5}}
+		h.Publish(withTrend)
+		h.Publish(update(7, 2, "trend unchanged"))
+		return []byte(`{"type":"snapshot","patients":[]}`), nil
+	})
+	c := dial(t, url)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := c.ReadMessage(); err != nil {
+		t.Fatalf("no snapshot: %v", err)
+	}
+	_, next, err := c.ReadMessage()
+	if err != nil {
+		t.Fatalf("no event after the snapshot: %v", err)
+	}
+	var e struct {
+		Patient *alerting.PatientView `json:"patient"`
+	}
+	if err := json.Unmarshal(next, &e); err != nil || e.Patient == nil {
+		t.Fatalf("after the snapshot: %s (%v); want p0007's update", next, err)
+	}
+	if !strings.HasPrefix(e.Patient.Name, "round 2") {
+		t.Errorf("sent %q, want the latest update (round 2)", e.Patient.Name)
+	}
+	if len(e.Patient.Trend) != 2 || e.Patient.Trend[1].Score != 5 {
+		t.Errorf("the coalesced update's trend is %+v, want the two points the earlier update brought", e.Patient.Trend)
+	}
+}

@@ -204,6 +204,21 @@ func TestBoardInBrowser(t *testing.T) {
 	if !strings.Contains(badge, "HIGH") {
 		t.Errorf("p1 badge %q, want the word HIGH, not colour alone", badge)
 	}
+	// The sparkline keeps the trend through updates that do not change it:
+	// an event carries the trend only when it changed. Heart rate 124 → 125
+	// keeps NEWS2 where it is.
+	sparkTitle := `(document.querySelector('tr[data-patient="p1"] svg.spark title') || {}).textContent || ""`
+	trend := read(t, b, "sparkline", chromedp.Evaluate[string](sparkTitle))
+	if !strings.HasPrefix(trend, "NEWS2 over 24 hours: ") || !strings.Contains(trend, ", ") {
+		t.Errorf("p1's sparkline says %q, want two scores: before and after it deteriorated", trend)
+	}
+	publish(t, s.broker.URL, "ox-1-c", vward.ReadingsTopic(device),
+		[]byte(fmt.Sprintf(`{"msg_id":"ox-1-3","ts":%q,"readings":[{"type":"heart_rate","value":125}]}`, time.Now().Add(-5*time.Second).UTC().Format(time.RFC3339))))
+	read(t, b, "heart rate update shown",
+		chromedp.Poll[bool](`document.querySelector('tr[data-patient="p1"]').textContent.includes("125 bpm")`, chromedp.WithPollingTimeout(15*time.Second)))
+	if got := read(t, b, "sparkline after the update", chromedp.Evaluate[string](sparkTitle)); got != trend {
+		t.Errorf("after an update that kept NEWS2 as it was, p1's sparkline says %q, want %q as before", got, trend)
+	}
 	step(t, b, "high alert on the row", chromedp.WaitVisible(`tr[data-patient="p1"] .alert.clinical.st-raised button.ack`))
 	banner := text(t, b, "#alert-banner")
 	if !strings.Contains(banner, "HIGH risk: Test Patient") {

@@ -551,6 +551,9 @@ function connect() {
       scheduleRender();
       loadAlerts();
     } else if (m.type === "patient") {
+      // An update carries the NEWS2 trend only when it changed: keep ours.
+      const had = patients.get(m.patient.patient);
+      if (m.patient.trend === undefined && had) m.patient.trend = had.trend;
       patients.set(m.patient.patient, m.patient);
       scheduleRender(m.patient.patient);
     } else if (m.type === "discharged") {

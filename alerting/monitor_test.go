@@ -1,0 +1,93 @@
+package alerting
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/news2"
+)
+
+// boardRecorder keeps patient events, listening while listening is true.
+type boardRecorder struct {
+	mu        sync.Mutex
+	listening bool
+	rows      []PatientView
+}
+
+func (b *boardRecorder) Publish(e Event) {
+	if e.Type != "patient" {
+		return
+	}
+	b.mu.Lock()
+	b.rows = append(b.rows, *e.Patient)
+	b.mu.Unlock()
+}
+
+func (b *boardRecorder) ListeningTo(vward.WardID) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.listening
+}
+
+func (b *boardRecorder) listen(on bool) {
+	b.mu.Lock()
+	b.listening = on
+	b.mu.Unlock()
+}
+
+// last returns the newest event's row and how many there were.
+func (b *boardRecorder) last() (PatientView, int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.rows) == 0 {
+		return PatientView{}, 0
+	}
+	return b.rows[len(b.rows)-1], len(b.rows)
+}
+
+// A board event carries the patient's NEWS2 trend only when the trend
+// changed since the previous event; the snapshot always carries it whole.
+func TestPatientEventCarriesTrendOnlyWhenChanged(t *testing.T) {
+	board := &boardRecorder{listening: true}
+	m := NewMonitor(news2.DefaultFreshness(), board, quiet)
+	now := t0
+	m.now = func() time.Time { return now }
+	m.Admit(PatientInfo{ID: "p1", Ward: "w1", Name: "One"})
+	hr := func(v float64) []vward.Reading {
+		return []vward.Reading{{Device: "d1", Patient: "p1", Ward: "w1", Kind: vward.HeartRate, Value: v, At: now}}
+	}
+	step := func(what string, v float64, wantTrend int) {
+		t.Helper()
+		now = now.Add(time.Second)
+		_, before := board.last()
+		m.Observe(hr(v))
+		row, n := board.last()
+		if n != before+1 {
+			t.Fatalf("%s: %d events, want %d", what, n, before+1)
+		}
+		if len(row.Trend) != wantTrend {
+			t.Errorf("%s: the event's trend has %d points, want %d", what, len(row.Trend), wantTrend)
+		}
+	}
+	step("first score", 70, 1)
+	step("same score, a second later", 72, 0)
+	step("score changes", 135, 2)
+	step("same score again", 136, 0)
+
+	// Unheard changes are sent with the next event heard.
+	board.listen(false)
+	now = now.Add(time.Second)
+	m.Observe(hr(70)) // back to 0: a third point, nobody listening
+	board.listen(true)
+	step("first event after nobody listened", 71, 3)
+
+	snap := m.Snapshot(nil)
+	if len(snap) != 1 || len(snap[0].Trend) != 3 {
+		t.Fatalf("snapshot %+v, want p1 with the whole trend of 3 points", snap)
+	}
+	if row, ok := m.Patient("p1"); !ok || len(row.Trend) != 3 {
+		t.Errorf("Patient(p1) trend %+v, want 3 points", row.Trend)
+	}
+}
