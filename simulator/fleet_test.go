@@ -1,12 +1,14 @@
 package simulator_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -143,6 +145,73 @@ func TestFleetRefusedCredentials(t *testing.T) {
 	if fleet.Stats.Connected.Load() != 1 {
 		t.Errorf("connected = %d, want ok-1 connected", fleet.Stats.Connected.Load())
 	}
+}
+
+// Play takes the steps due when it wakes in order of due time, ties in the
+// order of the streams. With one worker that is the order in which the
+// devices are asked for their next step. No broker is needed: the devices
+// are never connected, so their messages only queue.
+func TestFleetPlayOrder(t *testing.T) {
+	const n = 500
+	var ids []simulator.Identity
+	for i := range n {
+		ids = append(ids, simulator.Identity{Device: vward.DeviceID(fmt.Sprintf("order-%03d", i))})
+	}
+	fleet, err := simulator.NewFleet(simulator.FleetConfig{BrokerURL: "tcp://127.0.0.1:1", Workers: 1, Log: quietLog}, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fleet.Close()
+	// Every step is long due, so the scheduler's first wake takes them all.
+	clock := simulator.Clock{Mode: simulator.RealClock, Speed: 1, Origin: time.Now().Add(-time.Hour)}
+	var (
+		mu    sync.Mutex
+		taken []int
+		ds    []simulator.DeviceSteps
+		want  []int
+	)
+	for i, id := range ids {
+		at := time.Duration(i*7919%13) * time.Second // 13 due times: many ties
+		ds = append(ds, simulator.DeviceSteps{Device: id.Device, Steps: &oneStep{
+			st: simulator.Step{At: at, Op: simulator.Publish, Device: id.Device, Payload: []byte("{}")},
+			took: func() {
+				mu.Lock()
+				taken = append(taken, i)
+				mu.Unlock()
+			},
+		}})
+		want = append(want, i)
+	}
+	slices.SortStableFunc(want, func(a, b int) int {
+		return cmp.Compare(ds[a].Steps.(*oneStep).st.At, ds[b].Steps.(*oneStep).st.At)
+	})
+	if err := fleet.Play(context.Background(), clock, ds); err != nil {
+		t.Fatal(err)
+	}
+	if got := fleet.Stats.Published.Load(); got != n {
+		t.Errorf("published %d, want %d", got, n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(taken, want) {
+		t.Errorf("steps taken in the order %v, want %v", taken, want)
+	}
+}
+
+// oneStep is a device with a single step, which calls took once it is taken.
+type oneStep struct {
+	st    simulator.Step
+	calls int
+	took  func()
+}
+
+func (s *oneStep) Next() (simulator.Step, bool) {
+	s.calls++
+	if s.calls == 1 {
+		return s.st, true
+	}
+	s.took()
+	return simulator.Step{}, false
 }
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
