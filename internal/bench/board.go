@@ -189,14 +189,20 @@ func scanPatientEvent(msg []byte) (string, time.Time, bool) {
 		return "", time.Time{}, false
 	}
 	vitals := rest[vi:]
-	// Vitals end where the score or the trend begins.
-	if e := bytes.Index(vitals, []byte(`},"news2":`)); e >= 0 {
-		vitals = vitals[:e]
-	} else if e := bytes.Index(vitals, []byte(`},"trend":`)); e >= 0 {
-		vitals = vitals[:e]
-	} else {
+	// Vitals end where the score, the trend or last_seen begins, whichever
+	// comes first of those the row has (an update may have neither score
+	// nor trend).
+	end = -1
+	for _, next := range [][]byte{[]byte(`},"news2":`), []byte(`},"trend":`), []byte(`},"last_seen":`)} {
+		if e := bytes.Index(vitals, next); e >= 0 {
+			end = e
+			break
+		}
+	}
+	if end < 0 {
 		return "", time.Time{}, false
 	}
+	vitals = vitals[:end]
 	var newest time.Time
 	for {
 		i := bytes.Index(vitals, []byte(`"at":"`))
