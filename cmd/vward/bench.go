@@ -103,6 +103,7 @@ Examples:
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the temp dir (logs of mosquitto, influxd and vward)")
 	fs.IntVar(&cfg.BrokerMaxInflight, "broker-max-inflight", services.DefaultMaxInflight, "max_inflight_messages of the self-started Mosquitto, as docs/operator.md says; 0 is Mosquitto's no limit")
 	fs.IntVar(&cfg.BrokerAutosave, "broker-autosave", 30, "autosave_interval (s) of the self-started Mosquitto: production's 30 (the tests use 1)")
+	fs.IntVar(&cfg.BrokerNice, "broker-nice", 0, "scheduling niceness of the self-started Mosquitto: -5 puts the broker first on a small shared machine, as docs/operator.md advises (below 0 takes root); 0 leaves it")
 	fs.StringArrayVar(&cfg.VwardEnv, "vward-env", nil, "extra environment KEY=VALUE for the self-started `vward serve`, repeatable (e.g. --vward-env GOMAXPROCS=1)")
 	fs.StringArrayVar(&cfg.InfluxdEnv, "influxd-env", nil, "extra environment KEY=VALUE for the self-started influxd, after its GOGC=200 (docs/operator.md), repeatable")
 	fs.IntVar(&benchProcs, "bench-procs", 1, "GOMAXPROCS of the bench process (fleet and board client) when vward runs apart from it: the load generator should take as little of the machine it measures as it can; 0 leaves Go's default")

@@ -74,6 +74,11 @@ type Config struct {
 	// BrokerAutosave is the self-started Mosquitto's autosave_interval in
 	// seconds; 0 means 30, production's (deploy/mosquitto/mosquitto.conf).
 	BrokerAutosave int
+	// BrokerNice is the self-started Mosquitto's scheduling niceness: below
+	// 0 (which takes root) the broker comes first when the machine is
+	// short of CPU, as docs/operator.md advises for a small shared node.
+	// 0 leaves it as started.
+	BrokerNice int
 	// VwardArgs are extra `vward serve` flags for the self-started child
 	// (e.g. --mqtt-connections 2).
 	VwardArgs []string
@@ -182,6 +187,9 @@ type Result struct {
 		BenchGOMAXPROCS int      `json:"bench_gomaxprocs"`
 		VwardEnv        []string `json:"vward_env,omitempty"`
 		InfluxdEnv      []string `json:"influxd_env,omitempty"`
+		// BrokerNice is the self-started Mosquitto's niceness as read back
+		// from /proc, when it is not 0.
+		BrokerNice int `json:"broker_nice,omitempty"`
 	} `json:"settings"`
 	Machine Machine `json:"machine"`
 }
@@ -244,6 +252,7 @@ type env struct {
 	measured                          string   // what pid's figures cover
 	pprof                             string   // the child vward's pprof base URL, if any
 	vwardEnv, influxdEnv              []string // what the self-started ones were given
+	brokerNice                        int      // the self-started broker's niceness, read back
 	services                          map[string]*services.Process
 	stop                              func()
 }
@@ -280,6 +289,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	defer e.stop()
 	res.Vward.Measured = e.measured
 	res.Settings.VwardEnv, res.Settings.InfluxdEnv = e.vwardEnv, e.influxdEnv
+	res.Settings.BrokerNice = e.brokerNice
 
 	if cfg.Ceilings {
 		progress("ceiling: broker QoS 1 publish→subscribe for %s…", cfg.CeilingDuration)
@@ -343,6 +353,16 @@ func selfStart(ctx context.Context, cfg Config, progress func(string, ...any)) (
 		return fail(err)
 	}
 	cleanups = append(cleanups, func() { _ = m.Kill() })
+	if cfg.BrokerNice != 0 {
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, m.Proc.Pid(), cfg.BrokerNice); err != nil {
+			return fail(fmt.Errorf("set the broker's niceness to %d (below 0 takes root): %w", cfg.BrokerNice, err))
+		}
+		ps, err := readProc(m.Proc.Pid())
+		if err != nil {
+			return fail(fmt.Errorf("read the broker's niceness back: %w", err))
+		}
+		e.brokerNice = ps.nice
+	}
 	influxdEnv := append(slices.Clip(SelfStartedInfluxdEnv), cfg.InfluxdEnv...)
 	in, err := services.StartInflux(filepath.Join(dir, "influxdb"), influxdEnv...)
 	if err != nil {

@@ -34,6 +34,7 @@ func TestBenchSmoke(t *testing.T) {
 		Ceilings: true, CeilingDuration: time.Second,
 		WorkDir: t.TempDir(), Progress: &progress,
 		InfluxdEnv: []string{"GOGC=150"},
+		BrokerNice: 1, // raising a child's niceness needs no privilege
 	})
 	if err != nil {
 		t.Fatalf("bench: %v\nprogress:\n%s", err, progress.String())
@@ -46,6 +47,9 @@ func TestBenchSmoke(t *testing.T) {
 	// setting (the last of a repeated key wins) overrides it.
 	if want := []string{"GOGC=200", "GOGC=150"}; !slices.Equal(res.Settings.InfluxdEnv, want) {
 		t.Errorf("influxd environment = %q, want %q", res.Settings.InfluxdEnv, want)
+	}
+	if res.Settings.BrokerNice != 1 {
+		t.Errorf("the broker's niceness read back is %d, want 1", res.Settings.BrokerNice)
 	}
 	if res.Verify != "full" {
 		t.Errorf("verify = %q, want every msg_id checked", res.Verify)

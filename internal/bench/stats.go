@@ -55,6 +55,7 @@ func round(v float64, digits int) float64 {
 type procStat struct {
 	cpu      time.Duration // user + system
 	rss, hwm int64         // bytes: resident now, and its peak (VmHWM)
+	nice     int           // its scheduling niceness
 }
 
 var clockTick = 100.0 // USER_HZ; 100 on every Linux we run on
@@ -68,9 +69,10 @@ func readProc(pid int) (procStat, error) {
 	// Fields after the command, which may hold spaces, in parentheses.
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
+	if len(f) < 17 {
 		return ps, fmt.Errorf("short /proc/%d/stat", pid)
 	}
+	ps.nice, _ = strconv.Atoi(f[16])
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	ps.cpu = time.Duration((ut + st) / clockTick * float64(time.Second))
