@@ -46,8 +46,8 @@ docs/performance.md has the figures and how to reproduce them.
 Examples:
 
   vward bench --rate 2000 --devices 2000 --duration 5m
-  vward bench --rate 12700 --devices 12700 --duration 5m --broker-max-inflight 1250 \
-    --vward-arg=--mqtt-connections=16 --vward-env GOMAXPROCS=1
+  vward bench --rate 12700 --devices 12700 --duration 5m --broker-nice -5 --broker-max-inflight 625 \
+    --vward-arg=--mqtt-connections=32 --vward-env GOMAXPROCS=1 --wards 318 --board-wards 32
   vward bench --rate 200 --devices 100 --duration 5s --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
