@@ -31,8 +31,9 @@ second for --duration, then reports: messages and readings per second
 sustained; loss and duplicates (every published msg_id checked in InfluxDB);
 publish→board latency (a signed-in clinician's /api/v1/stream) and sampled
 publish→stored latency; vward's CPU and peak RSS. In the same run it measures
-the machine's ceilings: the broker's raw QoS 1 publish→subscribe rate and
-InfluxDB's raw batched write rate, and prints vward's rate as a share of each.
+the machine's ceilings: the broker's raw QoS 1 publish→subscribe rate, with
+as many device connections as the run's fleet and no vward, and InfluxDB's
+raw batched write rate, and prints vward's rate as a share of each.
 
 By default it starts everything itself: Mosquitto and influxd (from
 $VWARD_TOOLS_BIN, PATH or the Go bin directory) on free loopback ports in a
@@ -104,6 +105,7 @@ Examples:
 	fs.IntVar(&cfg.BrokerMaxInflight, "broker-max-inflight", services.DefaultMaxInflight, "max_inflight_messages of the self-started Mosquitto, as docs/operator.md says; 0 is Mosquitto's no limit")
 	fs.IntVar(&cfg.BrokerAutosave, "broker-autosave", 30, "autosave_interval (s) of the self-started Mosquitto: production's 30 (the tests use 1)")
 	fs.IntVar(&cfg.BrokerNice, "broker-nice", 0, "scheduling niceness of the self-started Mosquitto: -5 puts the broker first on a small shared machine, as docs/operator.md advises (below 0 takes root); 0 leaves it")
+	fs.IntVar(&cfg.InfluxdNice, "influxd-nice", 0, "scheduling niceness of the self-started influxd, every thread; 0 leaves it (docs/performance.md: at step 2 a store at 5 falls behind, and the board with it)")
 	fs.StringArrayVar(&cfg.VwardEnv, "vward-env", nil, "extra environment KEY=VALUE for the self-started `vward serve`, repeatable (e.g. --vward-env GOMAXPROCS=1)")
 	fs.StringArrayVar(&cfg.InfluxdEnv, "influxd-env", nil, "extra environment KEY=VALUE for the self-started influxd, after its GOGC=200 (docs/operator.md), repeatable")
 	fs.IntVar(&benchProcs, "bench-procs", 1, "GOMAXPROCS of the bench process (fleet and board client) when vward runs apart from it: the load generator should take as little of the machine it measures as it can; 0 leaves Go's default")
@@ -111,6 +113,7 @@ Examples:
 	fs.BoolVar(&inProcess, "in-process", false, "run the self-started vward inside the bench process (CPU and RSS then include the fleet)")
 	fs.BoolVar(&noCeilings, "no-ceilings", false, "skip measuring the broker's and InfluxDB's raw rates")
 	fs.DurationVar(&cfg.CeilingDuration, "ceiling-duration", 10e9, "how long each ceiling is measured")
+	fs.IntVar(&cfg.CeilingDevices, "ceiling-devices", 0, "device connections publishing in the broker's ceiling; 0 is --devices: the run's own fleet, whose connections are much of the broker's and the machine's work (docs/performance.md)")
 	fs.StringVar(&cfg.Verify, "verify", "auto", "loss check: full (every msg_id fetched), counts (per-device distinct counts in InfluxDB, then id by id where they differ) or auto")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write CPU profiles over the publishing window: the self-started vward's to FILE and the bench's own (fleet, board client) to FILE.bench")
 	fs.StringVar(&cfg.HeapProfile, "heapprofile", "", "save the self-started vward's heap profile a minute into publishing (FILE.early) and at its end (FILE)")
@@ -135,7 +138,7 @@ func printBench(w io.Writer, r bench.Result) {
 		fmt.Fprintf(w, "services    cpu %% of a core: %v; the bench itself %.1f%%\n", r.Services, r.BenchCPUPercent)
 	}
 	if r.Ceiling.BrokerMsgsPerS > 0 {
-		fmt.Fprintf(w, "ceilings    broker %.0f msgs/s (vward %.1f%%), InfluxDB %.0f points/s (vward %.1f%%); of the lower: %.1f%%\n",
-			r.Ceiling.BrokerMsgsPerS, 100*r.OfCeiling.Broker, r.Ceiling.InfluxPointsPerS, 100*r.OfCeiling.Influx, 100*r.OfCeiling.Lower)
+		fmt.Fprintf(w, "ceilings    broker %.0f msgs/s from %d devices (vward %.1f%%), InfluxDB %.0f points/s (vward %.1f%%); of the lower: %.1f%%\n",
+			r.Ceiling.BrokerMsgsPerS, r.Ceiling.BrokerDevices, 100*r.OfCeiling.Broker, r.Ceiling.InfluxPointsPerS, 100*r.OfCeiling.Influx, 100*r.OfCeiling.Lower)
 	}
 }

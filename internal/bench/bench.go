@@ -79,6 +79,10 @@ type Config struct {
 	// short of CPU, as docs/operator.md advises for a small shared node.
 	// 0 leaves it as started.
 	BrokerNice int
+	// InfluxdNice is the self-started influxd's niceness, every thread's;
+	// 0 leaves it. Above 0 the store gives way to the others when the
+	// machine is short, which at step 2 left it behind (docs/performance.md).
+	InfluxdNice int
 	// VwardArgs are extra `vward serve` flags for the self-started child
 	// (e.g. --mqtt-connections 2).
 	VwardArgs []string
@@ -93,6 +97,9 @@ type Config struct {
 	// CeilingDuration each before the run.
 	Ceilings        bool
 	CeilingDuration time.Duration
+	// CeilingDevices is how many device connections publish in the
+	// broker's ceiling: 0 is the run's Devices, the fleet being measured.
+	CeilingDevices int
 	// Verify checks every msg_id in InfluxDB ("full"), or per-device counts
 	// of distinct msg_ids ("counts", enough for millions of messages);
 	// "auto" picks full up to 200,000 messages.
@@ -156,7 +163,10 @@ type Result struct {
 	FleetLagMaxMS  float64     `json:"fleet_lag_max_ms"`
 
 	Ceiling struct {
-		BrokerMsgsPerS   float64 `json:"broker_msgs_per_s"`
+		BrokerMsgsPerS float64 `json:"broker_msgs_per_s"`
+		// BrokerDevices is how many device connections published in the
+		// broker's ceiling: the run's own fleet unless --ceiling-devices.
+		BrokerDevices    int     `json:"broker_devices"`
 		InfluxPointsPerS float64 `json:"influx_points_per_s"`
 	} `json:"ceiling"`
 	// OfCeiling is vward's rate as a share of each ceiling (messages of the
@@ -190,6 +200,8 @@ type Result struct {
 		// BrokerNice is the self-started Mosquitto's niceness as read back
 		// from /proc, when it is not 0.
 		BrokerNice int `json:"broker_nice,omitempty"`
+		// InfluxdNice is the self-started influxd's, every thread's.
+		InfluxdNice int `json:"influxd_nice,omitempty"`
 	} `json:"settings"`
 	Machine Machine `json:"machine"`
 }
@@ -252,7 +264,7 @@ type env struct {
 	measured                          string   // what pid's figures cover
 	pprof                             string   // the child vward's pprof base URL, if any
 	vwardEnv, influxdEnv              []string // what the self-started ones were given
-	brokerNice                        int      // the self-started broker's niceness, read back
+	brokerNice, influxdNice           int      // the self-started broker's and influxd's niceness, read back
 	services                          map[string]*services.Process
 	stop                              func()
 }
@@ -289,11 +301,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	defer e.stop()
 	res.Vward.Measured = e.measured
 	res.Settings.VwardEnv, res.Settings.InfluxdEnv = e.vwardEnv, e.influxdEnv
-	res.Settings.BrokerNice = e.brokerNice
+	res.Settings.BrokerNice, res.Settings.InfluxdNice = e.brokerNice, e.influxdNice
 
 	if cfg.Ceilings {
 		progress("ceiling: broker QoS 1 publish→subscribe for %s…", cfg.CeilingDuration)
-		if res.Ceiling.BrokerMsgsPerS, err = brokerCeiling(ctx, e.mqttURL, 100, cfg.Readings, cfg.CeilingDuration, cfg.Log); err != nil {
+		res.Ceiling.BrokerDevices = cmp.Or(cfg.CeilingDevices, cfg.Devices)
+		if res.Ceiling.BrokerMsgsPerS, err = brokerCeiling(ctx, e.mqttURL, res.Ceiling.BrokerDevices, cfg.Readings, cfg.CeilingDuration, cfg.Log); err != nil {
 			return res, fmt.Errorf("broker ceiling: %w", err)
 		}
 		res.Ceiling.BrokerMsgsPerS = round(res.Ceiling.BrokerMsgsPerS, 0)
@@ -354,14 +367,9 @@ func selfStart(ctx context.Context, cfg Config, progress func(string, ...any)) (
 	}
 	cleanups = append(cleanups, func() { _ = m.Kill() })
 	if cfg.BrokerNice != 0 {
-		if err := syscall.Setpriority(syscall.PRIO_PROCESS, m.Proc.Pid(), cfg.BrokerNice); err != nil {
-			return fail(fmt.Errorf("set the broker's niceness to %d (below 0 takes root): %w", cfg.BrokerNice, err))
+		if e.brokerNice, err = renice(m.Proc.Pid(), cfg.BrokerNice); err != nil {
+			return fail(fmt.Errorf("the broker's niceness: %w", err))
 		}
-		ps, err := readProc(m.Proc.Pid())
-		if err != nil {
-			return fail(fmt.Errorf("read the broker's niceness back: %w", err))
-		}
-		e.brokerNice = ps.nice
 	}
 	influxdEnv := append(slices.Clip(SelfStartedInfluxdEnv), cfg.InfluxdEnv...)
 	in, err := services.StartInflux(filepath.Join(dir, "influxdb"), influxdEnv...)
@@ -369,6 +377,11 @@ func selfStart(ctx context.Context, cfg Config, progress func(string, ...any)) (
 		return fail(err)
 	}
 	cleanups = append(cleanups, func() { _ = in.Kill() })
+	if cfg.InfluxdNice != 0 {
+		if e.influxdNice, err = renice(in.Proc.Pid(), cfg.InfluxdNice); err != nil {
+			return fail(fmt.Errorf("influxd's niceness: %w", err))
+		}
+	}
 	e.mqttURL, e.influxURL, e.bucket = m.URL, in.URL, in.Bucket
 	e.services["mosquitto"], e.services["influxd"] = m.Proc, in.Proc
 	e.influxdEnv = influxdEnv

@@ -33,8 +33,9 @@ func TestBenchSmoke(t *testing.T) {
 		Rate: 200, Devices: 50, Duration: 5 * time.Second,
 		Ceilings: true, CeilingDuration: time.Second,
 		WorkDir: t.TempDir(), Progress: &progress,
-		InfluxdEnv: []string{"GOGC=150"},
-		BrokerNice: 1, // raising a child's niceness needs no privilege
+		InfluxdEnv:  []string{"GOGC=150"},
+		BrokerNice:  1, // raising a child's niceness needs no privilege
+		InfluxdNice: 2,
 	})
 	if err != nil {
 		t.Fatalf("bench: %v\nprogress:\n%s", err, progress.String())
@@ -50,6 +51,12 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	if res.Settings.BrokerNice != 1 {
 		t.Errorf("the broker's niceness read back is %d, want 1", res.Settings.BrokerNice)
+	}
+	if res.Ceiling.BrokerMsgsPerS <= 0 || res.Ceiling.BrokerDevices != 50 {
+		t.Errorf("broker ceiling %.0f msgs/s from %d devices; want a rate from the run's 50", res.Ceiling.BrokerMsgsPerS, res.Ceiling.BrokerDevices)
+	}
+	if res.Settings.InfluxdNice != 2 {
+		t.Errorf("influxd's niceness read back is %d, want 2", res.Settings.InfluxdNice)
 	}
 	if res.Verify != "full" {
 		t.Errorf("verify = %q, want every msg_id checked", res.Verify)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -56,6 +57,45 @@ type procStat struct {
 	cpu      time.Duration // user + system
 	rss, hwm int64         // bytes: resident now, and its peak (VmHWM)
 	nice     int           // its scheduling niceness
+}
+
+// renice sets the niceness of every thread of process pid (on Linux
+// setpriority's PRIO_PROCESS names one thread, and a Go program such as
+// influxd has many; threads made later inherit it from their maker) and
+// returns it as read back from /proc.
+func renice(pid, nice int) (int, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, fmt.Errorf("list the threads of %d: %w", pid, err)
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice); err != nil {
+			return 0, fmt.Errorf("set thread %d of %d to niceness %d (below 0 takes root): %w", tid, pid, nice, err)
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
+		if err != nil {
+			return 0, fmt.Errorf("read thread %d of %d back: %w", tid, pid, err)
+		}
+		if got := statNice(string(b)); got != nice {
+			return got, fmt.Errorf("thread %d of %d has niceness %d after setting %d", tid, pid, got, nice)
+		}
+	}
+	ps, err := readProc(pid)
+	return ps.nice, err
+}
+
+// statNice is the niceness field of a /proc stat line.
+func statNice(s string) int {
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 17 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[16])
+	return n
 }
 
 var clockTick = 100.0 // USER_HZ; 100 on every Linux we run on
