@@ -125,3 +125,54 @@ func TestSourceTellsReplayedStatusFromLive(t *testing.T) {
 		t.Errorf("live status reached alerting as %q, want its receipt time", st[1])
 	}
 }
+
+// ackRecorder is a delivered message whose acknowledgement is recorded,
+// after gate (if any) opens.
+type ackRecorder struct {
+	mqtt.Message
+	id   int
+	acks chan<- int
+	gate <-chan struct{}
+}
+
+func (m ackRecorder) Ack() {
+	if m.gate != nil {
+		<-m.gate
+	}
+	m.acks <- m.id
+}
+
+// A connection's acknowledgements leave in the order the pipeline stored
+// the messages, and those still queued when the source stops are sent
+// before it disconnects.
+func TestAckLoopKeepsOrderAndSendsWhatIsQueuedAtQuit(t *testing.T) {
+	c := &subscriber{acks: make(chan mqtt.Message, ackQueue)}
+	const n = ackQueue
+	acked := make(chan int, n)
+	gate, quit, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() { c.ackLoop(quit); close(done) }()
+	// The first holds the loop while the rest queue up behind it and
+	// the source stops.
+	c.ack(ackRecorder{id: 0, acks: acked, gate: gate})()
+	for i := 1; i < n; i++ {
+		c.ack(ackRecorder{id: i, acks: acked})()
+	}
+	close(quit)
+	close(gate)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the ack loop did not end after quit")
+	}
+	close(acked)
+	want := 0
+	for id := range acked {
+		if id != want {
+			t.Fatalf("acknowledgement %d sent where %d was due", id, want)
+		}
+		want++
+	}
+	if want != n {
+		t.Errorf("sent %d acknowledgements of the %d queued", want, n)
+	}
+}
