@@ -79,8 +79,7 @@ func (c MQTTConfig) SubscriptionFilters() []string {
 }
 
 // Source subscribes to device readings and feeds the pipeline. It never
-// acknowledges by itself: the pipeline acks once a message is stored, and
-// each connection's ackLoop sends the PUBACKs.
+// acknowledges by itself: the pipeline acks once a message is stored.
 type Source struct {
 	cfg      MQTTConfig
 	pipeline *Pipeline
@@ -100,47 +99,6 @@ type subscriber struct {
 	log        *slog.Logger
 	connected  atomic.Bool
 	subscribed atomic.Bool
-
-	// acks are this connection's stored messages, in the order the
-	// pipeline stored them, for ackLoop to acknowledge.
-	acks chan mqtt.Message
-}
-
-// ackQueue bounds a connection's acknowledgements waiting for ackLoop;
-// the pipeline waits when it is full. A stored batch holds a few thousand
-// messages spread over the connections.
-const ackQueue = 4096
-
-// ackLoop acknowledges this connection's stored messages in the order
-// they were stored until quit, and then those already queued. The
-// pipeline hands them here rather than acknowledging them itself because
-// paho passes each PUBACK through two of its goroutines over unbuffered
-// channels: tens of microseconds each on a busy node, which the
-// pipeline's one loop spent instead of starting its next write. At 20,000
-// msgs/s offered it spent most of its time so (docs/performance.md,
-// session 5). Per connection, the order of PUBACKs is the order of the
-// PUBLISHes, as MQTT asks.
-func (c *subscriber) ackLoop(quit <-chan struct{}) {
-	for {
-		select {
-		case m := <-c.acks:
-			m.Ack()
-		case <-quit:
-			for {
-				select {
-				case m := <-c.acks:
-					m.Ack()
-				default:
-					return
-				}
-			}
-		}
-	}
-}
-
-// ack queues m's acknowledgement; it is the Delivery's Ack.
-func (c *subscriber) ack(m mqtt.Message) func() {
-	return func() { c.acks <- m }
 }
 
 // NewSource builds a source for the pipeline and plugs itself in as the
@@ -149,7 +107,7 @@ func NewSource(cfg MQTTConfig, p *Pipeline, log *slog.Logger) *Source {
 	s := &Source{cfg: cfg, pipeline: p, metrics: p.Metrics(), log: log.With("component", "mqtt")}
 	for _, id := range cfg.ClientIDs() {
 		s.conns = append(s.conns, &subscriber{src: s, clientID: id, log: s.log.With("client_id", id),
-			delivered: s.metrics.Delivered.WithLabelValues(id), acks: make(chan mqtt.Message, ackQueue)})
+			delivered: s.metrics.Delivered.WithLabelValues(id)})
 	}
 	p.SetNotifier(s)
 	return s
@@ -194,10 +152,7 @@ func (s *Source) Check() error {
 // acknowledgements of what was stored reach the broker, and disconnects.
 func (s *Source) Run(ctx context.Context) error {
 	s.ctx.Store(&ctx)
-	quitAcks := make(chan struct{})
-	var acking sync.WaitGroup
 	for _, c := range s.conns {
-		acking.Go(func() { c.ackLoop(quitAcks) })
 		c.start()
 	}
 	var retiring sync.WaitGroup
@@ -210,9 +165,6 @@ func (s *Source) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	<-s.pipeline.Drained()
-	// The pipeline acknowledges nothing more: send what it queued.
-	close(quitAcks)
-	acking.Wait()
 	retiring.Wait()
 	for _, c := range s.conns {
 		// Disconnect's quiesce lets the acknowledgements the pipeline
@@ -319,7 +271,7 @@ func (c *subscriber) onMessage(_ mqtt.Client, m mqtt.Message) {
 	}
 	// Submit blocks while too many messages await storage. That stalls this
 	// connection, and so the broker, which keeps the backlog: what we want.
-	d := Delivery{Topic: m.Topic(), Payload: m.Payload(), Ack: c.ack(m), Redelivered: m.Duplicate(), Retained: m.Retained()}
+	d := Delivery{Topic: m.Topic(), Payload: m.Payload(), Ack: m.Ack, Redelivered: m.Duplicate(), Retained: m.Retained()}
 	if err := s.pipeline.Submit(ctx, d); err != nil {
 		c.log.Debug("message left unacknowledged for redelivery", "err", err)
 	}
