@@ -112,7 +112,7 @@ func readProc(pid int) (procStat, error) {
 	if len(f) < 17 {
 		return ps, fmt.Errorf("short /proc/%d/stat", pid)
 	}
-	ps.nice, _ = strconv.Atoi(f[16])
+	ps.nice = statNice(s)
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	ps.cpu = time.Duration((ut + st) / clockTick * float64(time.Second))
