@@ -62,7 +62,7 @@ type procStat struct {
 // renice sets the niceness of every thread of process pid (on Linux
 // setpriority's PRIO_PROCESS names one thread, and a Go program such as
 // influxd has many; threads made later inherit it from their maker) and
-// returns it as read back from /proc.
+// returns it as read back from each thread's /proc stat.
 func renice(pid, nice int) (int, error) {
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
@@ -84,8 +84,7 @@ func renice(pid, nice int) (int, error) {
 			return got, fmt.Errorf("thread %d of %d has niceness %d after setting %d", tid, pid, got, nice)
 		}
 	}
-	ps, err := readProc(pid)
-	return ps.nice, err
+	return nice, nil
 }
 
 // statNice is the niceness field of a /proc stat line.
