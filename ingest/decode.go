@@ -121,32 +121,26 @@ func Decode(device vward.DeviceID, payload []byte, now time.Time, lim Limits) (M
 	if !utf8.Valid(payload) {
 		return Message{}, reject(RejectEncoding, "payload is not valid UTF-8")
 	}
+	// The fast path decodes a message's readings into room, on Decode's
+	// stack: a message nearly always has a few, and this is once per
+	// message.
+	var room [8]wireReading
 	var w wireMessage
-	if !parseFast(payload, &w, lim) {
-		// The general path: anything unusual, and every wording of a
-		// refused envelope.
-		w = wireMessage{}
-		dec := json.NewDecoder(bytes.NewReader(payload))
-		if err := dec.Decode(&w); err != nil {
-			return Message{}, reject(RejectJSON, "%s", describeJSONError(err))
+	readings, ok := parseFast(payload, &w, room[:0], lim)
+	if !ok {
+		var err error
+		if w, err = decodeGeneral(payload, lim); err != nil {
+			return Message{}, err
 		}
-		if dec.More() {
-			return Message{}, reject(RejectJSON, "unexpected data after the JSON object")
-		}
-		if len(w.Readings) > lim.MaxReadings {
-			return Message{}, reject(RejectEnvelope, "readings has %d entries; the limit is %d", len(w.Readings), lim.MaxReadings)
-		}
-		if err := validate.Struct(&w); err != nil {
-			return Message{}, reject(RejectEnvelope, "%s", describeValidation(err))
-		}
+		readings = w.Readings
 	}
 	at, err := checkTime(w.TS, now, lim)
 	if err != nil {
 		return Message{}, reject(RejectTime, "ts: %v", err)
 	}
 	m := Message{Device: device, MsgID: w.MsgID, At: at, Battery: w.Battery}
-	m.Readings = make([]vward.Reading, 0, len(w.Readings))
-	for i, wr := range w.Readings {
+	m.Readings = make([]vward.Reading, 0, len(readings))
+	for i, wr := range readings {
 		r, err := decodeReading(wr, at, now, lim)
 		if err != nil {
 			m.Problems = append(m.Problems, ReadingProblem{Index: i, Kind: wr.Type, Reason: err.Error()})
@@ -159,6 +153,26 @@ func Decode(device vward.DeviceID, payload []byte, now time.Time, lim Limits) (M
 		return m, reject(RejectReadings, "no valid reading: %s", ProblemsText(m.Problems))
 	}
 	return m, nil
+}
+
+// decodeGeneral is the general path: anything unusual, and every wording of
+// a refused envelope.
+func decodeGeneral(payload []byte, lim Limits) (wireMessage, error) {
+	var w wireMessage
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if err := dec.Decode(&w); err != nil {
+		return w, reject(RejectJSON, "%s", describeJSONError(err))
+	}
+	if dec.More() {
+		return w, reject(RejectJSON, "unexpected data after the JSON object")
+	}
+	if len(w.Readings) > lim.MaxReadings {
+		return w, reject(RejectEnvelope, "readings has %d entries; the limit is %d", len(w.Readings), lim.MaxReadings)
+	}
+	if err := validate.Struct(&w); err != nil {
+		return w, reject(RejectEnvelope, "%s", describeValidation(err))
+	}
+	return w, nil
 }
 
 // ProblemsText joins reading problems for a rejection reason.

@@ -18,11 +18,16 @@ import (
 //
 // Values are left raw (aliases of payload, not retained past Decode), as
 // json.RawMessage would hold them.
-func parseFast(payload []byte, w *wireMessage, lim Limits) bool {
+//
+// The readings are appended to room and returned, not put in w: w's
+// strings reach the heap, and the compiler would send room, which Decode
+// keeps on its stack, with them.
+func parseFast(payload []byte, w *wireMessage, room []wireReading, lim Limits) (readings []wireReading, ok bool) {
 	p := fastParser{b: payload}
 	if !p.consume('{') {
-		return false
+		return nil, false
 	}
+	readings = room[:0]
 	var seen [4]bool
 	for first := true; ; first = false {
 		p.ws()
@@ -32,76 +37,79 @@ func parseFast(payload []byte, w *wireMessage, lim Limits) bool {
 		}
 		key, ok := p.str()
 		if !ok || !p.consume(':') {
-			return false
+			return nil, false
 		}
 		p.ws()
 		switch string(key) {
 		case "msg_id":
 			if seen[0] {
-				return false
+				return nil, false
 			}
 			seen[0] = true
 			s, ok := p.str()
 			if !ok {
-				return false
+				return nil, false
 			}
 			w.MsgID = string(s)
 		case "ts":
 			if seen[1] {
-				return false
+				return nil, false
 			}
 			seen[1] = true
 			s, ok := p.str()
 			if !ok {
-				return false
+				return nil, false
 			}
 			w.TS = string(s)
 		case "readings":
-			if seen[2] || !p.readings(w, lim) {
-				return false
+			if seen[2] {
+				return nil, false
+			}
+			if readings, ok = p.readings(readings, lim); !ok {
+				return nil, false
 			}
 			seen[2] = true
 		case "battery":
 			if seen[3] {
-				return false
+				return nil, false
 			}
 			seen[3] = true
 			num, ok := p.number()
 			if !ok {
-				return false
+				return nil, false
 			}
 			v, err := strconv.ParseFloat(string(num), 64)
 			if err != nil || v < 0 || v > 1 {
-				return false
+				return nil, false
 			}
 			w.Battery = &v
 		default:
-			return false
+			return nil, false
 		}
 		p.ws()
 		if p.consume(',') {
 			continue
 		}
 		if !p.consume('}') {
-			return false
+			return nil, false
 		}
 		break
 	}
 	p.ws()
 	if p.i != len(p.b) {
-		return false
+		return nil, false
 	}
 	// The envelope's validation (wireMessage's tags): anything it would
 	// refuse goes to the general path for its wording.
-	if !seen[0] || !seen[1] || !seen[2] || w.MsgID == "" || len(w.MsgID) > 128 || w.TS == "" || len(w.Readings) == 0 {
-		return false
+	if !seen[0] || !seen[1] || !seen[2] || w.MsgID == "" || len(w.MsgID) > 128 || w.TS == "" || len(readings) == 0 {
+		return nil, false
 	}
 	for i := 0; i < len(w.MsgID); i++ {
 		if c := w.MsgID[i]; c < 0x20 || c > 0x7e {
-			return false
+			return nil, false
 		}
 	}
-	return true
+	return readings, true
 }
 
 type fastParser struct {
@@ -230,19 +238,19 @@ func (p *fastParser) value() ([]byte, bool) {
 	return nil, false
 }
 
-func (p *fastParser) readings(w *wireMessage, lim Limits) bool {
+// readings appends the readings array's entries to rs.
+func (p *fastParser) readings(rs []wireReading, lim Limits) ([]wireReading, bool) {
 	if !p.consume('[') {
-		return false
+		return nil, false
 	}
-	w.Readings = make([]wireReading, 0, 8)
 	p.ws()
 	if p.peek() == ']' {
 		p.i++
-		return true
+		return rs, true
 	}
 	for {
-		if len(w.Readings) >= lim.MaxReadings || !p.consume('{') {
-			return false
+		if len(rs) >= lim.MaxReadings || !p.consume('{') {
+			return nil, false
 		}
 		var r wireReading
 		var seen [3]bool
@@ -253,47 +261,47 @@ func (p *fastParser) readings(w *wireMessage, lim Limits) bool {
 			for {
 				key, ok := p.str()
 				if !ok || !p.consume(':') {
-					return false
+					return nil, false
 				}
 				switch string(key) {
 				case "type":
 					s, ok := p.str()
 					if seen[0] || !ok {
-						return false
+						return nil, false
 					}
 					seen[0] = true
 					r.Type = internKind(s)
 				case "value":
 					v, ok := p.value()
 					if seen[1] || !ok {
-						return false
+						return nil, false
 					}
 					seen[1] = true
 					r.Value = v
 				case "ts":
 					s, ok := p.str()
 					if seen[2] || !ok {
-						return false
+						return nil, false
 					}
 					seen[2] = true
 					r.TS = string(s)
 				default:
-					return false
+					return nil, false
 				}
 				if p.consume(',') {
 					continue
 				}
 				if !p.consume('}') {
-					return false
+					return nil, false
 				}
 				break
 			}
 		}
-		w.Readings = append(w.Readings, r)
+		rs = append(rs, r)
 		if p.consume(',') {
 			continue
 		}
-		return p.consume(']')
+		return rs, p.consume(']')
 	}
 }
 
