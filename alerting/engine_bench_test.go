@@ -48,10 +48,32 @@ func BenchmarkAlertObserve(b *testing.B) {
 // step 2 of docs/performance.md: 12,700 patients, each message one device's
 // four readings, then ObserveDevice. At this size the patient and device
 // records are out of the CPU's caches, as they are in production, which
-// the 100-patient benchmark above does not show.
+// the 100-patient benchmark above does not show. "board" adds a board that
+// watches every patient: each message's row is built and encoded, as the
+// board hub's writer encodes it (web.Hub).
 func BenchmarkAlertObserveFleet(b *testing.B) {
+	b.Run("no-board", func(b *testing.B) { benchmarkFleet(b, false) })
+	b.Run("board", func(b *testing.B) { benchmarkFleet(b, true) })
+}
+
+// encodingBoard is a board that listens to every ward and encodes each
+// patient event it is given.
+type encodingBoard struct{ buf []byte }
+
+func (e *encodingBoard) ListeningTo(vward.WardID) bool { return true }
+
+func (e *encodingBoard) Publish(ev Event) {
+	if ev.Type == "patient" {
+		e.buf = AppendPatientEvent(e.buf[:0], ev.Patient)
+	}
+}
+
+func benchmarkFleet(b *testing.B, board bool) {
 	clk := &clock{t: t0}
 	r := newRig(b, dbPath(b), clk, Config{})
+	if board {
+		r.monitor.publish = &encodingBoard{}
+	}
 	const patients = 12700
 	type device struct {
 		id      vward.DeviceID

@@ -91,3 +91,46 @@ func TestPatientEventCarriesTrendOnlyWhenChanged(t *testing.T) {
 		t.Errorf("Patient(p1) trend %+v, want 3 points", row.Trend)
 	}
 }
+
+// A row's NEWS2 is the patient's current result, whether a reading or the
+// passing of time changed it.
+func TestRowNews2FollowsResult(t *testing.T) {
+	board := &boardRecorder{listening: true}
+	fresh := news2.DefaultFreshness()
+	fresh[news2.Temperature] = time.Minute
+	m := NewMonitor(fresh, board, quiet)
+	now := t0
+	m.now = func() time.Time { return now }
+	m.Admit(PatientInfo{ID: "p1", Ward: "w1", Name: "One"})
+	observe := func(kind vward.ReadingKind, v float64) {
+		now = now.Add(time.Second)
+		m.Observe([]vward.Reading{{Device: "d1", Patient: "p1", Ward: "w1", Kind: kind, Value: v, At: now}})
+	}
+	check := func(what string, row PatientView, score, missing int) {
+		t.Helper()
+		if row.News2 == nil || row.News2.Score != score || len(row.News2.Missing) != missing {
+			t.Fatalf("%s: row NEWS2 %+v, want score %d with %d missing", what, row.News2, score, missing)
+		}
+	}
+	event := func() PatientView { row, _ := board.last(); return row }
+	snapshot := func() PatientView { row, _ := m.Patient("p1"); return row }
+
+	observe(vward.HeartRate, 70)
+	check("heart rate 70", event(), 0, 6)
+	observe(vward.HeartRate, 72)
+	check("heart rate 72, same result", event(), 0, 6)
+	observe(vward.HeartRate, 135)
+	check("heart rate 135", event(), 3, 6)
+	check("heart rate 135, Patient(p1)", snapshot(), 3, 6)
+	observe(vward.Temperature, 39.5)
+	check("temperature 39.5 added", event(), 5, 5)
+	observe(vward.HeartRate, 70)
+	check("heart rate back to 70", event(), 2, 5)
+
+	// The temperature ages out after a minute: a periodic rescore changes
+	// the result with no new reading.
+	now = now.Add(2 * time.Minute)
+	m.rescoreAll()
+	check("temperature aged out, event", event(), 0, 6)
+	check("temperature aged out, Patient(p1)", snapshot(), 0, 6)
+}
