@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // AppendPatientEvent appends the board event {"type":"patient","patient":v}
@@ -140,20 +141,35 @@ func (s *Score) appendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
-// appendJSONString copies plain printable ASCII as it is and leaves
-// anything encoding/json would escape (quotes, backslashes, control
-// characters, <, > and &, non-ASCII) to encoding/json itself.
+// appendJSONString copies a string encoding/json would copy unchanged
+// (printable ASCII but quotes, backslashes, <, > and &; valid UTF-8 but
+// U+2028 and U+2029, which it escapes) and leaves any other to
+// encoding/json itself. Units ("°C") and the NEWS2 monitoring frequency
+// ("4–6-hourly") are in nearly every event.
 func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
+	for i := 0; i < len(s); {
 		c := s[i]
-		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
+		if c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+				return appendMarshalled(b, s)
+			}
+			i++
+			continue
 		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
+			return appendMarshalled(b, s)
+		}
+		i += size
 	}
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+func appendMarshalled(b []byte, s string) []byte {
+	q, _ := json.Marshal(s)
+	return append(b, q...)
 }
 
 // appendJSONFloat is encoding/json's float64 encoding. Values are finite

@@ -100,3 +100,20 @@ func BenchmarkPatientEventJSON(b *testing.B) {
 		b.ReportMetric(float64(len(buf)), "bytes/event")
 	})
 }
+
+// appendJSONString writes what encoding/json writes, for any string: the
+// units and frequencies it copies as they are, and everything else.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "spo2", "°C", "4–6-hourly", "Zoë", `"\`, "<&>", "\x7f", "\x01", "\u2028", "\u2029x", "\xff", "a\xc3", "🙂"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendJSONString([]byte("x"), s); string(got) != "x"+string(want) {
+			t.Fatalf("appendJSONString(%q) = %s, want %s", s, got[1:], want)
+		}
+	})
+}
