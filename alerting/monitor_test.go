@@ -134,3 +134,70 @@ func TestRowNews2FollowsResult(t *testing.T) {
 	check("temperature aged out, event", event(), 0, 6)
 	check("temperature aged out, Patient(p1)", snapshot(), 0, 6)
 }
+
+// rowRecorder keeps the encoded events a RowPublisher is given.
+type rowRecorder struct {
+	boardRecorder
+	encoded []RowEvent
+}
+
+func (r *rowRecorder) PublishRow(e RowEvent) {
+	r.mu.Lock()
+	r.encoded = append(r.encoded, e)
+	r.mu.Unlock()
+}
+
+// Given a RowPublisher, the monitor sends the same events encoded: byte
+// for byte the events it sends another publisher, trend only when changed,
+// through readings and the periodic rescore.
+func TestRowPublisherGetsTheEventsEncoded(t *testing.T) {
+	views, rows := &boardRecorder{listening: true}, &rowRecorder{boardRecorder: boardRecorder{listening: true}}
+	fresh := news2.DefaultFreshness()
+	fresh[news2.Temperature] = time.Minute
+	now := t0
+	var ms []*Monitor
+	for _, pub := range []Publisher{views, rows} {
+		m := NewMonitor(fresh, pub, quiet)
+		m.now = func() time.Time { return now }
+		m.Admit(PatientInfo{ID: "p1", Ward: "w1", Name: "Zoë One", SpO2Scale: 2})
+		ms = append(ms, m)
+	}
+	observe := func(kind vward.ReadingKind, v float64) {
+		now = now.Add(time.Second)
+		for _, m := range ms {
+			m.Observe([]vward.Reading{{Device: "d1", Patient: "p1", Ward: "w1", Kind: kind, Value: v, At: now}})
+		}
+	}
+	observe(vward.HeartRate, 70)
+	observe(vward.HeartRate, 72)
+	observe(vward.Temperature, 39.5)
+	observe(vward.SupplementalOxygen, 1)
+	observe(vward.Consciousness, 1)
+	observe(vward.SpO2, 91)
+	now = now.Add(2 * time.Minute)
+	for _, m := range ms {
+		m.rescoreAll()
+	}
+	if len(rows.rows) != 0 {
+		t.Errorf("the RowPublisher was also given %d PatientViews", len(rows.rows))
+	}
+	if len(views.rows) != 7 || len(rows.encoded) != len(views.rows) {
+		t.Fatalf("%d events and %d encoded, want 7 of each", len(views.rows), len(rows.encoded))
+	}
+	trends := 0
+	for i, v := range views.rows {
+		want, got := AppendPatientEvent(nil, &v), rows.encoded[i]
+		if string(got.JSON) != string(want) {
+			t.Errorf("event %d:\nencoded %s\nwant    %s", i, got.JSON, want)
+		}
+		if got.Patient != "p1" || got.Ward != "w1" || got.TrendAt > got.TrendEnd || (got.TrendEnd > got.TrendAt) != (len(v.Trend) > 0) {
+			t.Errorf("event %d: %s in %s, trend at [%d:%d], want p1 in w1 with the trend where the event has one (%d points)", i, got.Patient, got.Ward, got.TrendAt, got.TrendEnd, len(v.Trend))
+		}
+		if len(v.Trend) > 0 {
+			trends++
+		}
+	}
+	if trends == 0 || trends == len(views.rows) {
+		t.Errorf("%d of %d events carried the trend; want some, not all", trends, len(views.rows))
+	}
+}
