@@ -98,30 +98,6 @@ type Listener interface {
 	ListeningTo(vward.WardID) bool
 }
 
-// RowEvent is a patient's board event already encoded: JSON is
-// {"type":"patient","patient":{…}}, byte for byte what encoding/json
-// writes for the Event of the patient's row. JSON[TrendAt:TrendEnd] is
-// the row's `,"trend":[…]`, or empty at the place a trend goes when the
-// event carries none (it carries the trend only when it changed), so that
-// a publisher that coalesces events can carry a trend over.
-type RowEvent struct {
-	Patient           vward.PatientID
-	Ward              vward.WardID
-	JSON              []byte
-	TrendAt, TrendEnd int
-}
-
-// RowPublisher is a Publisher that takes patient events already encoded
-// (the board hub). The monitor then encodes each straight from the
-// patient's state, under its lock while that state is in the CPU's cache,
-// instead of building a PatientView, with its maps, to be encoded later:
-// with a board watching thousands of patients, that was most of the
-// board's cost (docs/performance.md, session 6). PublishRow must not
-// block, and must not keep JSON past the event's use.
-type RowPublisher interface {
-	PublishRow(RowEvent)
-}
-
 // PatientInfo is what the monitor needs to know of an admitted patient.
 type PatientInfo struct {
 	ID        vward.PatientID
@@ -162,7 +138,6 @@ type Monitor struct {
 
 	mu       sync.Mutex
 	patients map[vward.PatientID]*patient
-	rowSize  int // the size of the last RowEvent encoded, to size the next
 }
 
 // SetEngine hands every rescored set to e, outside the monitor's lock. Call
@@ -242,8 +217,6 @@ func (m *Monitor) patientLocked(id vward.PatientID) *patient {
 func (m *Monitor) Observe(rs []vward.Reading) {
 	now := m.now()
 	var changed []PatientView
-	var rows []RowEvent
-	rowPublisher, _ := m.publish.(RowPublisher)
 	assess := make([]assessment, 0, 2) // on the stack: a message is nearly always one patient
 	m.mu.Lock()
 	var last *patient
@@ -252,11 +225,7 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 		if last != nil && dirty {
 			m.rescoreLocked(last, now)
 			if m.listeningTo(last.info.Ward) {
-				if rowPublisher != nil {
-					rows = append(rows, m.rowEventLocked(last))
-				} else {
-					changed = append(changed, last.event())
-				}
+				changed = append(changed, last.event())
 			}
 			if m.engine != nil {
 				last.seq++
@@ -292,38 +261,16 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 	}
 	flush()
 	m.mu.Unlock()
-	m.publishRows(changed, rows)
+	if m.publish != nil {
+		for i := range changed {
+			m.publish.Publish(Event{Type: "patient", Patient: &changed[i]})
+		}
+	}
 	if m.engine != nil {
 		for _, a := range assess {
 			m.engine.Assess(a.info, a.seq, a.set, a.res)
 		}
 	}
-}
-
-// publishRows publishes patient events, as rows or already encoded.
-func (m *Monitor) publishRows(changed []PatientView, rows []RowEvent) {
-	for i := range changed {
-		m.publish.Publish(Event{Type: "patient", Patient: &changed[i]})
-	}
-	if len(rows) > 0 {
-		rp := m.publish.(RowPublisher)
-		for _, r := range rows {
-			rp.PublishRow(r)
-		}
-	}
-}
-
-// rowEventLocked is the patient's board event, encoded: the trend only
-// when it changed since the last event built, as event's.
-func (m *Monitor) rowEventLocked(p *patient) RowEvent {
-	var trend []TrendPoint
-	if p.trend.version != p.trendSent {
-		trend = p.trend.points
-		p.trendSent = p.trend.version
-	}
-	b, at, end := p.appendEvent(make([]byte, 0, max(m.rowSize+m.rowSize/8, 512)), trend)
-	m.rowSize = len(b)
-	return RowEvent{Patient: p.info.ID, Ward: p.info.Ward, JSON: b, TrendAt: at, TrendEnd: end}
 }
 
 // listeningTo reports whether a patient event of the ward would reach
@@ -459,20 +406,18 @@ func (m *Monitor) Run(ctx context.Context, every time.Duration) error {
 func (m *Monitor) rescoreAll() {
 	now := m.now()
 	var changed []PatientView
-	var rows []RowEvent
-	rowPublisher, _ := m.publish.(RowPublisher)
 	m.mu.Lock()
 	for _, p := range m.patients {
 		before := p.score
 		m.rescoreLocked(p, now)
 		if p.score != before && m.listeningTo(p.info.Ward) {
-			if rowPublisher != nil {
-				rows = append(rows, m.rowEventLocked(p))
-			} else {
-				changed = append(changed, p.event())
-			}
+			changed = append(changed, p.event())
 		}
 	}
 	m.mu.Unlock()
-	m.publishRows(changed, rows)
+	if m.publish != nil {
+		for i := range changed {
+			m.publish.Publish(Event{Type: "patient", Patient: &changed[i]})
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -59,29 +60,29 @@ type client struct {
 	alertOverflow bool     // more than maxQueuedAlerts waited: drop the client
 }
 
-// encoded is a board event, encoded at most once. The monitor's patient
-// events come encoded already (alerting.RowPublisher: row set). Any other
-// event is encoded when the first client's writer needs it: with no
-// client, or when a newer update of the same patient replaces it before
-// any writer runs, it is never encoded at all.
+// encoded is an event encoded at most once, when the first client's writer
+// needs it: with no client, or when a newer update of the same patient
+// replaces it before any writer runs, it is never encoded at all. Ingest
+// publishes an event per device message, so this keeps JSON off its path.
 type encoded struct {
 	once  sync.Once
 	event alerting.Event
-	row   *alerting.RowEvent // a patient event, encoded: by the monitor, or by bytes
 	b     []byte
 	err   error
 }
 
+// eventSizeHint is the size of the last patient event encoded (0 before
+// the first): the next is given that much room and a little more, rather
+// than a fixed size that is mostly waste or too small.
+var eventSizeHint atomic.Int64
+
 func (e *encoded) bytes() ([]byte, error) {
 	e.once.Do(func() {
-		if e.row != nil {
-			e.b = e.row.JSON
-			return
-		}
-		if e.plainPatient() {
+		if ev := e.event; ev.Type == "patient" && ev.Patient != nil && ev.Alert == nil && ev.Change == "" && !ev.Page {
 			// The common event, encoded without reflection (same bytes).
-			r := alerting.RowEventOf(e.event.Patient)
-			e.row, e.b = &r, r.JSON
+			hint := cmp.Or(eventSizeHint.Load(), 512)
+			e.b = alerting.AppendPatientEvent(make([]byte, 0, hint+hint/8), ev.Patient)
+			eventSizeHint.Store(int64(len(e.b)))
 			return
 		}
 		e.b, e.err = json.Marshal(e.event)
@@ -89,39 +90,22 @@ func (e *encoded) bytes() ([]byte, error) {
 	return e.b, e.err
 }
 
-// plainPatient reports whether the event is a patient's row and nothing
-// else: the event the monitor sends for every message.
-func (e *encoded) plainPatient() bool {
-	ev := e.event
-	return e.row != nil || ev.Type == "patient" && ev.Patient != nil && ev.Alert == nil && ev.Change == "" && !ev.Page
-}
-
-// hasTrend reports whether the patient event carries the NEWS2 trend.
-func (e *encoded) hasTrend() bool {
-	if e.row != nil {
-		return e.row.TrendEnd > e.row.TrendAt
-	}
-	return len(e.event.Patient.Trend) > 0
-}
-
 // over returns what to queue in place of old, an update of the same
 // patient the client has not been sent. A patient event carries the trend
 // only when it changed (alerting.PatientView), so an update without one
 // that replaces an update with one must carry that trend on, or the client
-// would never see it: the old trend is spliced into the new event, into
-// an event of the client's own. Only a client slower than the trend
-// changes needs one.
+// would never see it. That takes an event of the client's own: only a
+// client slower than the trend changes needs one.
 func (e *encoded) over(old *encoded) *encoded {
-	if old == nil || !e.plainPatient() || !old.plainPatient() || e.hasTrend() || !old.hasTrend() {
+	if old == nil || e.event.Type != "patient" || old.event.Type != "patient" ||
+		len(e.event.Patient.Trend) > 0 || len(old.event.Patient.Trend) == 0 {
 		return e
 	}
-	_, _ = e.bytes() // both are plain patient events: they encode to rows
-	_, _ = old.bytes()
-	n, o := e.row, old.row
-	trend := o.JSON[o.TrendAt:o.TrendEnd]
-	b := make([]byte, 0, len(n.JSON)+len(trend))
-	b = append(append(append(b, n.JSON[:n.TrendAt]...), trend...), n.JSON[n.TrendAt:]...)
-	return &encoded{row: &alerting.RowEvent{Patient: n.Patient, Ward: n.Ward, JSON: b, TrendAt: n.TrendAt, TrendEnd: n.TrendAt + len(trend)}}
+	v := *e.event.Patient
+	v.Trend = old.event.Patient.Trend
+	ev := e.event
+	ev.Patient = &v
+	return &encoded{event: ev}
 }
 
 func (c *client) sees(w vward.WardID) bool { return c.wards == nil || c.wards[w] }
@@ -176,23 +160,13 @@ func (h *Hub) Publish(e alerting.Event) {
 	if e.Patient == nil {
 		return
 	}
-	h.publishPatient(e.Patient.Patient, e.Patient.Ward, &encoded{event: e})
-}
-
-// PublishRow implements alerting.RowPublisher: the monitor's patient
-// events, encoded under its lock from the patient's state.
-func (h *Hub) PublishRow(r alerting.RowEvent) {
-	h.publishPatient(r.Patient, r.Ward, &encoded{row: &r})
-}
-
-// publishPatient queues b, a patient's event, for every client who sees
-// the ward, in place of any update of the patient they have not been sent.
-func (h *Hub) publishPatient(id vward.PatientID, ward vward.WardID, b *encoded) {
+	id, ward := e.Patient.Patient, e.Patient.Ward
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if len(h.clients) == 0 {
 		return
 	}
+	b := &encoded{event: e}
 	for c := range h.clients {
 		if !c.sees(ward) {
 			continue

@@ -250,36 +250,16 @@ func TestChangeDuringSnapshotFollowsIt(t *testing.T) {
 
 // A patient event carries the NEWS2 trend only when it changed. When a
 // client is sent only the latest of two queued updates, and the trend came
-// with the earlier one, the later one must bring it along: whether the
-// updates came as events or encoded already (the monitor's rows), or one
-// of each.
+// with the earlier one, the later one must bring it along.
 func TestCoalescedUpdateKeepsTheTrend(t *testing.T) {
-	asEvent := func(h *Hub, e alerting.Event) { h.Publish(e) }
-	asRow := func(h *Hub, e alerting.Event) { h.PublishRow(alerting.RowEventOf(e.Patient)) }
-	for _, tc := range []struct {
-		name          string
-		first, second func(*Hub, alerting.Event)
-	}{
-		{"events", asEvent, asEvent},
-		{"rows", asRow, asRow},
-		{"event then row", asEvent, asRow},
-		{"row then event", asRow, asEvent},
-	} {
-		t.Run(tc.name, func(t *testing.T) { coalescedKeepsTrend(t, tc.first, tc.second) })
-	}
-}
-
-func coalescedKeepsTrend(t *testing.T, first, second func(*Hub, alerting.Event)) {
 	h := NewHub(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	at := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
-	trend := []alerting.TrendPoint{{At: at, Score: 1}, {At: at.Add(time.Minute), Score: 5, Partial: true}}
-	later := update(7, 2, "trend unchanged")
 	url := hubServerWith(t, h, func() ([]byte, error) {
 		// Both land before the client's first write, so they coalesce.
 		withTrend := update(7, 1, "trend changed")
-		withTrend.Patient.Trend = trend
-		first(h, withTrend)
-		second(h, later)
+		withTrend.Patient.Trend = []alerting.TrendPoint{{At: at, Score: 1}, {At: at.Add(time.Minute), Score: 5}}
+		h.Publish(withTrend)
+		h.Publish(update(7, 2, "trend unchanged"))
 		return []byte(`{"type":"snapshot","patients":[]}`), nil
 	})
 	c := dial(t, url)
@@ -302,10 +282,5 @@ func coalescedKeepsTrend(t *testing.T, first, second func(*Hub, alerting.Event))
 	}
 	if len(e.Patient.Trend) != 2 || e.Patient.Trend[1].Score != 5 {
 		t.Errorf("the coalesced update's trend is %+v, want the two points the earlier update brought", e.Patient.Trend)
-	}
-	want := *later.Patient
-	want.Trend = trend
-	if w := alerting.AppendPatientEvent(nil, &want); string(next) != string(w) {
-		t.Errorf("sent  %s\nwant %s", next, w)
 	}
 }
