@@ -22,12 +22,12 @@ import (
 // The readings are appended to room and returned, not put in w: w's
 // strings reach the heap, and the compiler would send room, which Decode
 // keeps on its stack, with them.
-func parseFast(payload []byte, w *wireMessage, room []wireReading, lim Limits) (readings []wireReading, ok bool) {
+func parseFast(payload []byte, w *wireMessage, room []wireReading, lim Limits) ([]wireReading, bool) {
 	p := fastParser{b: payload}
 	if !p.consume('{') {
 		return nil, false
 	}
-	readings = room[:0]
+	readings := room[:0]
 	var seen [4]bool
 	for first := true; ; first = false {
 		p.ws()
