@@ -49,11 +49,14 @@ func BenchmarkAlertObserve(b *testing.B) {
 // four readings, then ObserveDevice. At this size the patient and device
 // records are out of the CPU's caches, as they are in production, which
 // the 100-patient benchmark above does not show. "board" adds a board that
-// watches every patient: each message's row is built and encoded, as the
-// board hub's writer encodes it (web.Hub).
+// watches every patient and fetches each changed row at once, as the board
+// hub's writer does for a client that keeps up (web.Hub); "board-views"
+// is the same with the rows built as PatientViews and encoded from them,
+// as for a publisher that is not a RowPublisher.
 func BenchmarkAlertObserveFleet(b *testing.B) {
-	b.Run("no-board", func(b *testing.B) { benchmarkFleet(b, false) })
-	b.Run("board", func(b *testing.B) { benchmarkFleet(b, true) })
+	b.Run("no-board", func(b *testing.B) { benchmarkFleet(b, nil) })
+	b.Run("board", func(b *testing.B) { benchmarkFleet(b, &fetchingBoard{}) })
+	b.Run("board-views", func(b *testing.B) { benchmarkFleet(b, &encodingBoard{}) })
 }
 
 // encodingBoard is a board that listens to every ward and encodes each
@@ -68,11 +71,18 @@ func (e *encodingBoard) Publish(ev Event) {
 	}
 }
 
-func benchmarkFleet(b *testing.B, board bool) {
+// fetchingBoard is a RowPublisher that fetches each changed row at once.
+type fetchingBoard struct{ encodingBoard }
+
+func (f *fetchingBoard) RowChanged(c RowChange) {
+	f.buf, _, _ = c.Rows.AppendRowEvent(f.buf[:0], c.Patient, c.Trend)
+}
+
+func benchmarkFleet(b *testing.B, board Publisher) {
 	clk := &clock{t: t0}
 	r := newRig(b, dbPath(b), clk, Config{})
-	if board {
-		r.monitor.publish = &encodingBoard{}
+	if board != nil {
+		r.monitor.publish = board
 	}
 	const patients = 12700
 	type device struct {

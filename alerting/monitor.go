@@ -98,6 +98,40 @@ type Listener interface {
 	ListeningTo(vward.WardID) bool
 }
 
+// RowPublisher is a Publisher that fetches a patient's row itself, when it
+// sends it (the board hub). The monitor then builds no row when a patient
+// changes: it says only whose row changed, and the publisher asks the
+// change's RowSource for the row, encoded from the patient's state as it
+// is then. A row that a newer change replaces before it is sent is never
+// built at all, which is how a lagging board client sheds load; and the
+// row is encoded straight from the monitor's state, without a PatientView
+// and its maps (docs/performance.md, session 7). RowChanged must not
+// block.
+type RowPublisher interface {
+	Publisher
+	RowChanged(RowChange)
+}
+
+// RowChange says that a patient's board row changed.
+type RowChange struct {
+	Patient vward.PatientID
+	Ward    vward.WardID // the patient's ward at the change
+	// Trend says the NEWS2 trend changed as well: the next row sent of the
+	// patient must carry it (an event carries the trend only when it
+	// changed, docs/websocket.md), even if a later change does not.
+	Trend bool
+	Rows  RowSource
+}
+
+// RowSource gives a patient's board event as it is now (the monitor).
+type RowSource interface {
+	// AppendRowEvent appends the patient's board event, byte for byte
+	// what encoding/json writes for Event{Type: "patient", Patient: &row},
+	// with the trend only if trend, and returns the patient's ward; ok is
+	// false, and b returned as it was, for a patient it does not have.
+	AppendRowEvent(b []byte, id vward.PatientID, trend bool) (out []byte, ward vward.WardID, ok bool)
+}
+
 // PatientInfo is what the monitor needs to know of an admitted patient.
 type PatientInfo struct {
 	ID        vward.PatientID
@@ -217,7 +251,9 @@ func (m *Monitor) patientLocked(id vward.PatientID) *patient {
 func (m *Monitor) Observe(rs []vward.Reading) {
 	now := m.now()
 	var changed []PatientView
-	assess := make([]assessment, 0, 2) // on the stack: a message is nearly always one patient
+	rows, _ := m.publish.(RowPublisher)
+	rowChanges := make([]RowChange, 0, 2) // on the stack, as assess
+	assess := make([]assessment, 0, 2)    // on the stack: a message is nearly always one patient
 	m.mu.Lock()
 	var last *patient
 	dirty := false
@@ -225,7 +261,11 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 		if last != nil && dirty {
 			m.rescoreLocked(last, now)
 			if m.listeningTo(last.info.Ward) {
-				changed = append(changed, last.event())
+				if rows != nil {
+					rowChanges = append(rowChanges, m.rowChangeLocked(last))
+				} else {
+					changed = append(changed, last.event())
+				}
 			}
 			if m.engine != nil {
 				last.seq++
@@ -261,16 +301,49 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 	}
 	flush()
 	m.mu.Unlock()
-	if m.publish != nil {
-		for i := range changed {
-			m.publish.Publish(Event{Type: "patient", Patient: &changed[i]})
-		}
-	}
+	m.publishRows(changed, rowChanges)
 	if m.engine != nil {
 		for _, a := range assess {
 			m.engine.Assess(a.info, a.seq, a.set, a.res)
 		}
 	}
+}
+
+// publishRows tells the publisher of changed rows: built, or by reference
+// to a RowPublisher.
+func (m *Monitor) publishRows(changed []PatientView, rowChanges []RowChange) {
+	for i := range changed {
+		m.publish.Publish(Event{Type: "patient", Patient: &changed[i]})
+	}
+	if len(rowChanges) > 0 {
+		rows := m.publish.(RowPublisher)
+		for _, c := range rowChanges {
+			rows.RowChanged(c)
+		}
+	}
+}
+
+// rowChangeLocked is the RowChange of the patient's row: with the trend
+// if it changed since the last event or change made, as event does.
+func (m *Monitor) rowChangeLocked(p *patient) RowChange {
+	trend := p.trend.version != p.trendSent
+	p.trendSent = p.trend.version
+	return RowChange{Patient: p.info.ID, Ward: p.info.Ward, Trend: trend, Rows: m}
+}
+
+// AppendRowEvent implements RowSource.
+func (m *Monitor) AppendRowEvent(b []byte, id vward.PatientID, trend bool) ([]byte, vward.WardID, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.patients[id]
+	if !ok {
+		return b, "", false
+	}
+	var points []TrendPoint
+	if trend {
+		points = p.trend.points
+	}
+	return p.appendEvent(b, points), p.info.Ward, true
 }
 
 // listeningTo reports whether a patient event of the ward would reach
@@ -406,18 +479,20 @@ func (m *Monitor) Run(ctx context.Context, every time.Duration) error {
 func (m *Monitor) rescoreAll() {
 	now := m.now()
 	var changed []PatientView
+	var rowChanges []RowChange
+	rows, _ := m.publish.(RowPublisher)
 	m.mu.Lock()
 	for _, p := range m.patients {
 		before := p.score
 		m.rescoreLocked(p, now)
 		if p.score != before && m.listeningTo(p.info.Ward) {
-			changed = append(changed, p.event())
+			if rows != nil {
+				rowChanges = append(rowChanges, m.rowChangeLocked(p))
+			} else {
+				changed = append(changed, p.event())
+			}
 		}
 	}
 	m.mu.Unlock()
-	if m.publish != nil {
-		for i := range changed {
-			m.publish.Publish(Event{Type: "patient", Patient: &changed[i]})
-		}
-	}
+	m.publishRows(changed, rowChanges)
 }

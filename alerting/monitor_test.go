@@ -134,3 +134,82 @@ func TestRowNews2FollowsResult(t *testing.T) {
 	check("temperature aged out, event", event(), 0, 6)
 	check("temperature aged out, Patient(p1)", snapshot(), 0, 6)
 }
+
+// rowRecorder is a RowPublisher that fetches each changed row at once, as
+// a board client that keeps up does, and keeps it.
+type rowRecorder struct {
+	boardRecorder
+	changes []RowChange
+	events  [][]byte
+}
+
+func (r *rowRecorder) RowChanged(c RowChange) {
+	b, ward, ok := c.Rows.AppendRowEvent(nil, c.Patient, c.Trend)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.changes = append(r.changes, c)
+	if ok && ward == c.Ward {
+		r.events = append(r.events, b)
+	} else {
+		r.events = append(r.events, nil)
+	}
+}
+
+// Given a RowPublisher, the monitor builds no rows: it says whose row
+// changed, and the row it then gives is byte for byte the event it gives
+// another publisher, with the trend when it changed, through readings and
+// the periodic rescore.
+func TestRowPublisherFetchesTheSameEvents(t *testing.T) {
+	views, rows := &boardRecorder{listening: true}, &rowRecorder{boardRecorder: boardRecorder{listening: true}}
+	fresh := news2.DefaultFreshness()
+	fresh[news2.Temperature] = time.Minute
+	now := t0
+	var ms []*Monitor
+	for _, pub := range []Publisher{views, rows} {
+		m := NewMonitor(fresh, pub, quiet)
+		m.now = func() time.Time { return now }
+		m.Admit(PatientInfo{ID: "p1", Ward: "w1", Name: "Zoë One", SpO2Scale: 2})
+		ms = append(ms, m)
+	}
+	observe := func(kind vward.ReadingKind, v float64) {
+		now = now.Add(time.Second)
+		for _, m := range ms {
+			m.Observe([]vward.Reading{{Device: "d1", Patient: "p1", Ward: "w1", Kind: kind, Value: v, At: now}})
+		}
+	}
+	observe(vward.HeartRate, 70)
+	observe(vward.HeartRate, 72)
+	observe(vward.Temperature, 39.5)
+	observe(vward.SupplementalOxygen, 1)
+	observe(vward.Consciousness, 1)
+	observe(vward.SpO2, 91)
+	now = now.Add(2 * time.Minute)
+	for _, m := range ms {
+		m.rescoreAll()
+	}
+	if len(rows.rows) != 0 {
+		t.Errorf("the RowPublisher was also given %d PatientViews", len(rows.rows))
+	}
+	if len(views.rows) != 7 || len(rows.events) != len(views.rows) {
+		t.Fatalf("%d events and %d row changes, want 7 of each", len(views.rows), len(rows.events))
+	}
+	trends := 0
+	for i, v := range views.rows {
+		want, got, c := AppendPatientEvent(nil, &v), rows.events[i], rows.changes[i]
+		if string(got) != string(want) {
+			t.Errorf("change %d:\nfetched %s\nwant    %s", i, got, want)
+		}
+		if c.Patient != "p1" || c.Ward != "w1" || c.Trend != (len(v.Trend) > 0) {
+			t.Errorf("change %d: %s in %s, trend %v; want p1 in w1, trend %v", i, c.Patient, c.Ward, c.Trend, len(v.Trend) > 0)
+		}
+		if len(v.Trend) > 0 {
+			trends++
+		}
+	}
+	if trends == 0 || trends == len(views.rows) {
+		t.Errorf("%d of %d events carried the trend; want some, not all", trends, len(views.rows))
+	}
+	if b, ward, ok := ms[1].AppendRowEvent([]byte("x"), "p2", true); ok || ward != "" || string(b) != "x" {
+		t.Errorf("AppendRowEvent of a patient not admitted: %q, %q, %v; want b unchanged, not ok", b, ward, ok)
+	}
+}

@@ -5,8 +5,12 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/news2"
 )
 
 // AppendPatientEvent appends the board event {"type":"patient","patient":v}
@@ -55,27 +59,32 @@ func (v *PatientView) appendJSON(b []byte) []byte {
 		b = v.News2.appendJSON(b)
 	}
 	if len(v.Trend) > 0 {
-		b = append(b, `,"trend":[`...)
-		for i, p := range v.Trend {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"at":`...)
-			b = appendJSONTime(b, p.At)
-			b = append(b, `,"score":`...)
-			b = strconv.AppendInt(b, int64(p.Score), 10)
-			if p.Partial {
-				b = append(b, `,"partial":true`...)
-			}
-			b = append(b, '}')
-		}
-		b = append(b, ']')
+		b = appendTrend(b, v.Trend)
 	}
 	if !v.LastSeen.IsZero() {
 		b = append(b, `,"last_seen":`...)
 		b = appendJSONTime(b, v.LastSeen)
 	}
 	return append(b, '}')
+}
+
+// appendTrend appends `,"trend":[…]`.
+func appendTrend(b []byte, trend []TrendPoint) []byte {
+	b = append(b, `,"trend":[`...)
+	for i, p := range trend {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"at":`...)
+		b = appendJSONTime(b, p.At)
+		b = append(b, `,"score":`...)
+		b = strconv.AppendInt(b, int64(p.Score), 10)
+		if p.Partial {
+			b = append(b, `,"partial":true`...)
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
 }
 
 func (v Vital) appendJSON(b []byte) []byte {
@@ -205,4 +214,137 @@ func appendJSONTime(b []byte, t time.Time) []byte {
 	b = append(b, '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	return append(b, '"')
+}
+
+// kindsByName is vward.ReadingKinds's indices in the order of their names:
+// the order in which encoding/json writes a row's vitals map.
+var kindsByName = func() [vward.NumReadingKinds]int {
+	var idx [vward.NumReadingKinds]int
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx[:], func(a, b int) int {
+		return strings.Compare(string(vward.ReadingKinds[a]), string(vward.ReadingKinds[b]))
+	})
+	return idx
+}()
+
+// paramsByName is the NEWS2 parameters in the order of their names: the
+// order of a Score's subscores map in JSON.
+var paramsByName = func() [news2.NumParameters]news2.Parameter {
+	var ps [news2.NumParameters]news2.Parameter
+	for p := range news2.NumParameters {
+		ps[p] = p
+	}
+	slices.SortFunc(ps[:], func(a, b news2.Parameter) int { return strings.Compare(a.String(), b.String()) })
+	return ps
+}()
+
+// appendEvent appends the patient's board event straight from its state,
+// with trend as the row's trend (none if empty): byte for byte what
+// AppendPatientEvent writes for p.row() with that trend
+// (TestPatientAppendEventMatchesRow), without the PatientView, its maps
+// and its strings, which cost more than the encoding itself.
+func (p *patient) appendEvent(b []byte, trend []TrendPoint) []byte {
+	b = append(b, `{"type":"patient","patient":{"patient":`...)
+	b = appendJSONString(b, string(p.info.ID))
+	b = append(b, `,"ward":`...)
+	b = appendJSONString(b, string(p.info.Ward))
+	b = append(b, `,"name":`...)
+	b = appendJSONString(b, p.info.Name)
+	b = append(b, `,"spo2_scale":`...)
+	scale := int(p.set.Scale)
+	if scale == 0 {
+		scale = 1
+	}
+	b = strconv.AppendInt(b, int64(scale), 10)
+	b = append(b, `,"vitals":{`...)
+	first := true
+	for _, i := range kindsByName {
+		r := &p.vitals[i]
+		if r.Kind == "" {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendJSONString(b, string(r.Kind))
+		b = append(b, `:{"value":`...)
+		b = appendJSONFloat(b, r.Value)
+		b = append(b, `,"display":`...)
+		b = appendDisplay(b, r)
+		if u := r.Kind.Unit(); u != "" {
+			b = append(b, `,"unit":`...)
+			b = appendJSONString(b, u)
+		}
+		b = append(b, `,"at":`...)
+		b = appendJSONTime(b, r.At)
+		b = append(b, '}')
+	}
+	b = append(b, '}')
+	if p.scored {
+		b = append(b, `,"news2":`...)
+		b = appendResultJSON(b, p.score)
+	}
+	if len(trend) > 0 {
+		b = appendTrend(b, trend)
+	}
+	if !p.lastSeen.IsZero() {
+		b = append(b, `,"last_seen":`...)
+		b = appendJSONTime(b, p.lastSeen)
+	}
+	return append(b, "}}"...)
+}
+
+// appendDisplay is appendJSONString(b, r.Display()) without the string: a
+// number's display is its shortest form, which needs no escaping.
+func appendDisplay(b []byte, r *vward.Reading) []byte {
+	switch r.Kind {
+	case vward.SupplementalOxygen, vward.Consciousness:
+		return appendJSONString(b, r.Display())
+	}
+	b = append(b, '"')
+	b = strconv.AppendFloat(b, r.Value, 'g', -1, 64)
+	return append(b, '"')
+}
+
+// appendResultJSON is Score.appendJSON of NewScore(r), without the Score.
+func appendResultJSON(b []byte, r news2.Result) []byte {
+	b = append(b, `{"score":`...)
+	b = strconv.AppendInt(b, int64(r.Score), 10)
+	b = append(b, `,"risk":`...)
+	b = appendJSONString(b, r.Risk.String())
+	b = append(b, `,"red_score":`...)
+	b = strconv.AppendBool(b, r.RedScore)
+	b = append(b, `,"complete":`...)
+	b = strconv.AppendBool(b, r.Complete)
+	b = append(b, `,"missing":[`...)
+	first := true
+	for p := range news2.NumParameters {
+		if !r.Has(p) {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = appendJSONString(b, p.String())
+		}
+	}
+	b = append(b, `],"subscores":{`...)
+	first = true
+	for _, p := range paramsByName {
+		if r.Has(p) {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = appendJSONString(b, p.String())
+			b = append(b, ':')
+			b = strconv.AppendInt(b, int64(r.Subscores[p]), 10)
+		}
+	}
+	b = append(b, `},"monitoring":`...)
+	b = appendJSONString(b, r.Monitoring())
+	b = append(b, `,"response":`...)
+	return append(appendJSONString(b, r.Response()), '}')
 }

@@ -117,3 +117,43 @@ func FuzzAppendJSONString(f *testing.F) {
 		}
 	})
 }
+
+// A patient's event encoded straight from its state is the event of its
+// row, byte for byte, for patients with every mix of readings, scores,
+// names and trends.
+func TestPatientAppendEventMatchesRow(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	names := []string{"", "Zoë O'Brien", `a "quoted" \ name`, "<b>&</b>", "line\u2028sep"}
+	values := map[vward.ReadingKind][]float64{
+		vward.RespiratoryRate: {4, 12, 21, 25, 60}, vward.SpO2: {70, 88.5, 93, 97, 100},
+		vward.SupplementalOxygen: {0, 1}, vward.SystolicBP: {60, 90, 111, 220}, vward.DiastolicBP: {40, 80.25},
+		vward.HeartRate: {30, 72, 131, 1e-7}, vward.Consciousness: {0, 1, 2, 3, 4}, vward.Temperature: {34.9, 36.6, 39.15},
+	}
+	m := NewMonitor(news2.DefaultFreshness(), nil, quiet)
+	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	m.now = func() time.Time { return now }
+	for i := range 3000 {
+		id := vward.PatientID(fmt.Sprint("p", i%300))
+		m.Admit(PatientInfo{ID: id, Ward: vward.WardID(fmt.Sprint("w", i%7)), Name: names[rng.IntN(len(names))], SpO2Scale: rng.IntN(3)})
+		var rs []vward.Reading
+		for _, k := range vward.ReadingKinds {
+			if rng.IntN(3) == 0 {
+				vs := values[k]
+				rs = append(rs, vward.Reading{Patient: id, Kind: k, Value: vs[rng.IntN(len(vs))], At: now.Add(-time.Duration(rng.IntN(90)) * time.Minute)})
+			}
+		}
+		m.Observe(rs)
+		p := m.patients[id]
+		var trend []TrendPoint
+		if rng.IntN(2) == 0 {
+			trend = p.trend.snapshot()
+		}
+		v := p.row()
+		v.Trend = trend
+		want := AppendPatientEvent(nil, &v)
+		if got := p.appendEvent([]byte("x"), trend); string(got[1:]) != string(want) {
+			t.Fatalf("patient %s:\ngot  %s\nwant %s", id, got[1:], want)
+		}
+		now = now.Add(time.Duration(rng.IntN(600)) * time.Second)
+	}
+}

@@ -249,7 +249,7 @@ func TestHubSendsEveryAlertEvent(t *testing.T) {
 // a silently incomplete alert history.
 func TestHubDropsClientWhoseAlertQueueOverflows(t *testing.T) {
 	h := NewHub(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	c := &client{wards: nil, rows: map[vward.PatientID]*encoded{}, wake: make(chan struct{}, 1)}
+	c := &client{wards: nil, rows: map[vward.PatientID]queued{}, wake: make(chan struct{}, 1)}
 	h.clients[c] = struct{}{}
 	for v := range maxQueuedAlerts + 1 {
 		h.Publish(alerting.Event{Type: "alert", Alert: &alerting.Alert{ID: 1, Version: v, Ward: "w1"}})

@@ -52,12 +52,43 @@ type client struct {
 	wards map[vward.WardID]bool // nil: every ward
 
 	mu    sync.Mutex
-	rows  map[vward.PatientID]*encoded // latest update per patient
-	order []vward.PatientID            // first-dirtied first, so no row starves
+	rows  map[vward.PatientID]queued // latest update per patient
+	order []vward.PatientID          // first-dirtied first, so no row starves
 	wake  chan struct{}
 
 	alerts        [][]byte // alert events in order, never coalesced (alerts.go)
 	alertOverflow bool     // more than maxQueuedAlerts waited: drop the client
+
+	row []byte // the writer's room for rows fetched from a RowSource
+}
+
+// queued is a patient's latest update that a client has not been sent:
+// an event, or a changed row that the writer fetches from its source
+// (alerting.RowPublisher) when it sends it, so that a row replaced before
+// then costs nothing.
+type queued struct {
+	event *encoded // nil for a row change
+	row   alerting.RowChange
+}
+
+// over returns what to queue in place of old, an update of the same
+// patient the client has not been sent. An event carries the NEWS2 trend
+// only when it changed, so an update without the trend that replaces one
+// with it must carry it on, or the client would never see it.
+func (q queued) over(old queued, was bool) queued {
+	if !was {
+		return q
+	}
+	if q.event == nil {
+		q.row.Trend = q.row.Trend || old.row.Trend || old.event.hasTrend()
+		return q
+	}
+	if old.event != nil {
+		q.event = q.event.over(old.event)
+	}
+	// A patient's rows come one way or the other (the monitor uses
+	// RowChanged with the hub), so an event does not replace a row change.
+	return q
 }
 
 // encoded is an event encoded at most once, when the first client's writer
@@ -90,15 +121,17 @@ func (e *encoded) bytes() ([]byte, error) {
 	return e.b, e.err
 }
 
-// over returns what to queue in place of old, an update of the same
-// patient the client has not been sent. A patient event carries the trend
-// only when it changed (alerting.PatientView), so an update without one
-// that replaces an update with one must carry that trend on, or the client
-// would never see it. That takes an event of the client's own: only a
+// hasTrend reports whether e is a patient event that carries the trend.
+func (e *encoded) hasTrend() bool {
+	return e != nil && e.event.Type == "patient" && e.event.Patient != nil && len(e.event.Patient.Trend) > 0
+}
+
+// over returns what to queue in place of old (queued.over): e, or when it
+// must carry old's trend on, an event of the client's own with it. Only a
 // client slower than the trend changes needs one.
 func (e *encoded) over(old *encoded) *encoded {
-	if old == nil || e.event.Type != "patient" || old.event.Type != "patient" ||
-		len(e.event.Patient.Trend) > 0 || len(old.event.Patient.Trend) == 0 {
+	if e.event.Type != "patient" || old.event.Type != "patient" ||
+		len(e.event.Patient.Trend) > 0 || !old.hasTrend() {
 		return e
 	}
 	v := *e.event.Patient
@@ -150,6 +183,8 @@ func (h *Hub) ListeningTo(ward vward.WardID) bool {
 	return a != nil && (a.all > 0 || a.wards[ward] > 0)
 }
 
+var _ alerting.RowPublisher = (*Hub)(nil)
+
 // Publish implements alerting.Publisher. It never blocks and never encodes:
 // the clients' writers do, once for all of them.
 func (h *Hub) Publish(e alerting.Event) {
@@ -166,22 +201,40 @@ func (h *Hub) Publish(e alerting.Event) {
 	if len(h.clients) == 0 {
 		return
 	}
-	b := &encoded{event: e}
+	q := queued{event: &encoded{event: e}}
 	for c := range h.clients {
-		if !c.sees(ward) {
-			continue
+		if c.sees(ward) {
+			c.queue(id, q)
 		}
-		c.mu.Lock()
-		old, queued := c.rows[id]
-		if !queued {
-			c.order = append(c.order, id)
+	}
+}
+
+// RowChanged implements alerting.RowPublisher: like Publish, but what is
+// queued is only which row changed, and the writer fetches the row when
+// it sends it.
+func (h *Hub) RowChanged(rc alerting.RowChange) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	q := queued{row: rc}
+	for c := range h.clients {
+		if c.sees(rc.Ward) {
+			c.queue(rc.Patient, q)
 		}
-		c.rows[id] = b.over(old)
-		c.mu.Unlock()
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+	}
+}
+
+// queue queues q as the patient's latest update and wakes the writer.
+func (c *client) queue(id vward.PatientID, q queued) {
+	c.mu.Lock()
+	old, was := c.rows[id]
+	if !was {
+		c.order = append(c.order, id)
+	}
+	c.rows[id] = q.over(old, was)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -192,7 +245,7 @@ func (h *Hub) Publish(e alerting.Event) {
 // it shows, which is harmless). batch, if not nil, is conn's connection,
 // which lets a wake's events go out in one write.
 func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, batch *batchConn, wards map[vward.WardID]bool, snapshot func() ([]byte, error)) {
-	c := &client{conn: conn, wards: wards, rows: make(map[vward.PatientID]*encoded), wake: make(chan struct{}, 1)}
+	c := &client{conn: conn, wards: wards, rows: make(map[vward.PatientID]queued), wake: make(chan struct{}, 1)}
 	h.mu.Lock()
 	h.clients[c] = struct{}{}
 	h.watchedLocked()
@@ -261,7 +314,7 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, batch *batchConn,
 			alerts, overflow := c.alerts, c.alertOverflow
 			c.alerts = nil
 			order, rows := c.order, c.rows
-			c.order, c.rows = nil, make(map[vward.PatientID]*encoded, len(rows))
+			c.order, c.rows = nil, make(map[vward.PatientID]queued, len(rows))
 			c.mu.Unlock()
 			if overflow {
 				h.Dropped.Add(1)
@@ -277,7 +330,7 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, batch *batchConn,
 
 // writeWake writes what a wake found queued, alerts first (they are what a
 // clinician must not miss), as one batch when it can.
-func (h *Hub) writeWake(c *client, batch *batchConn, alerts [][]byte, order []vward.PatientID, rows map[vward.PatientID]*encoded) bool {
+func (h *Hub) writeWake(c *client, batch *batchConn, alerts [][]byte, order []vward.PatientID, rows map[vward.PatientID]queued) bool {
 	if batch != nil {
 		batch.Hold()
 	}
@@ -287,9 +340,8 @@ func (h *Hub) writeWake(c *client, batch *batchConn, alerts [][]byte, order []vw
 		}
 	}
 	for _, id := range order {
-		b, err := rows[id].bytes()
-		if err != nil {
-			h.log.Error("encode board event", "err", err)
+		b, ok := h.rowBytes(c, id, rows[id])
+		if !ok {
 			continue
 		}
 		if !h.write(c, websocket.TextMessage, b) {
@@ -304,6 +356,25 @@ func (h *Hub) writeWake(c *client, batch *batchConn, alerts [][]byte, order []vw
 		}
 	}
 	return true
+}
+
+// rowBytes is the JSON of a queued update, fetched if it is a row change.
+// A row is fetched as it is now, and the patient may have moved ward or
+// left since the change: a row of a ward the client does not see is not
+// sent, nor one of a patient discharged since (whose "discharged" event
+// has replaced the change, or follows it).
+func (h *Hub) rowBytes(c *client, id vward.PatientID, q queued) ([]byte, bool) {
+	if q.event != nil {
+		b, err := q.event.bytes()
+		if err != nil {
+			h.log.Error("encode board event", "err", err)
+			return nil, false
+		}
+		return b, true
+	}
+	b, ward, ok := q.row.Rows.AppendRowEvent(c.row[:0], id, q.row.Trend)
+	c.row = b
+	return b, ok && c.sees(ward)
 }
 
 func (h *Hub) write(c *client, kind int, b []byte) bool {

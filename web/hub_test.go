@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,34 +157,51 @@ func TestStalledClientIsDroppedAfterWriteTimeout(t *testing.T) {
 }
 
 // BenchmarkHubFanOut publishes patient updates to many board clients that
-// read as fast as they can; it measures the publisher's side.
+// read as fast as they can; it measures the publisher's side: events
+// (Publish) and row changes (RowChanged, as the monitor uses the hub),
+// whose rows the writers fetch from a source of fixed rows.
 func BenchmarkHubFanOut(b *testing.B) {
-	for _, clients := range []int{1, 10, 100} {
-		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-			h := NewHub(slog.New(slog.NewTextHandler(io.Discard, nil)))
-			url := hubServer(b, h)
-			for range clients {
-				c := dial(b, url)
-				go func() {
-					for {
-						if _, _, err := c.ReadMessage(); err != nil {
-							return
+	for _, rowChanges := range []bool{false, true} {
+		for _, clients := range []int{1, 10, 100} {
+			name := fmt.Sprintf("events/clients=%d", clients)
+			if rowChanges {
+				name = fmt.Sprintf("rows/clients=%d", clients)
+			}
+			b.Run(name, func(b *testing.B) {
+				h := NewHub(slog.New(slog.NewTextHandler(io.Discard, nil)))
+				url := hubServer(b, h)
+				for range clients {
+					c := dial(b, url)
+					go func() {
+						for {
+							if _, _, err := c.ReadMessage(); err != nil {
+								return
+							}
 						}
+					}()
+				}
+				waitClients(b, h, clients)
+				events := make([]alerting.Event, 1000)
+				changes := make([]alerting.RowChange, len(events))
+				rows := &rowSource{wards: map[vward.PatientID]vward.WardID{}}
+				for i := range events {
+					events[i] = update(i, 1, "")
+					id := events[i].Patient.Patient
+					rows.wards[id] = "w1"
+					changes[i] = alerting.RowChange{Patient: id, Ward: "w1", Rows: rows}
+				}
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if rowChanges {
+						h.RowChanged(changes[i%len(changes)])
+					} else {
+						h.Publish(events[i%len(events)])
 					}
-				}()
-			}
-			waitClients(b, h, clients)
-			events := make([]alerting.Event, 1000)
-			for i := range events {
-				events[i] = update(i, 1, "")
-			}
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				h.Publish(events[i%len(events)])
-				i++
-			}
-		})
+					i++
+				}
+			})
+		}
 	}
 }
 
@@ -282,5 +300,102 @@ func TestCoalescedUpdateKeepsTheTrend(t *testing.T) {
 	}
 	if len(e.Patient.Trend) != 2 || e.Patient.Trend[1].Score != 5 {
 		t.Errorf("the coalesced update's trend is %+v, want the two points the earlier update brought", e.Patient.Trend)
+	}
+}
+
+// rowSource is an alerting.RowSource of fixed rows that records what it
+// was asked for.
+type rowSource struct {
+	mu      sync.Mutex
+	wards   map[vward.PatientID]vward.WardID // patients it has, and their wards now
+	record  bool                             // keep fetched
+	fetched []string                         // "patient trend" per fetch
+}
+
+func (s *rowSource) AppendRowEvent(b []byte, id vward.PatientID, trend bool) ([]byte, vward.WardID, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.record {
+		s.fetched = append(s.fetched, fmt.Sprint(id, " ", trend))
+	}
+	ward, ok := s.wards[id]
+	if !ok {
+		return b, "", false
+	}
+	return fmt.Appendf(b, `{"type":"patient","patient":{"patient":%q,"ward":%q,"trend_sent":%v}}`, id, ward, trend), ward, true
+}
+
+// nextPatient reads the client's next message, which must be a patient
+// event, and returns its patient and trend_sent.
+func nextPatient(t *testing.T, c *websocket.Conn) (string, bool) {
+	t.Helper()
+	_, b, err := c.ReadMessage()
+	if err != nil {
+		t.Fatalf("no event: %v", err)
+	}
+	var e struct {
+		Patient struct {
+			Patient   string `json:"patient"`
+			TrendSent bool   `json:"trend_sent"`
+		} `json:"patient"`
+	}
+	if err := json.Unmarshal(b, &e); err != nil {
+		t.Fatalf("event %s: %v", b, err)
+	}
+	return e.Patient.Patient, e.Patient.TrendSent
+}
+
+// A row change queues only whose row changed, and the writer fetches the
+// row when it sends it: two changes of a patient before a write are one
+// row, fetched once, and it carries the trend if either change said the
+// trend changed.
+func TestCoalescedRowChangesFetchOnceWithTheTrend(t *testing.T) {
+	h := NewHub(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rows := &rowSource{wards: map[vward.PatientID]vward.WardID{"p7": "w1"}, record: true}
+	url := hubServerWith(t, h, func() ([]byte, error) {
+		// Both land before the client's first write, so they coalesce.
+		h.RowChanged(alerting.RowChange{Patient: "p7", Ward: "w1", Trend: true, Rows: rows})
+		h.RowChanged(alerting.RowChange{Patient: "p7", Ward: "w1", Trend: false, Rows: rows})
+		return []byte(`{"type":"snapshot","patients":[]}`), nil
+	})
+	c := dial(t, url)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := c.ReadMessage(); err != nil {
+		t.Fatalf("no snapshot: %v", err)
+	}
+	if p, trend := nextPatient(t, c); p != "p7" || !trend {
+		t.Errorf("sent %s with trend %v, want p7 with the trend", p, trend)
+	}
+	rows.mu.Lock()
+	defer rows.mu.Unlock()
+	if len(rows.fetched) != 1 || rows.fetched[0] != "p7 true" {
+		t.Errorf("fetched %q, want p7's row once, with the trend", rows.fetched)
+	}
+}
+
+// A row is fetched as it is when it is sent, and by then the patient may
+// have moved to a ward the client does not see, or been discharged: that
+// row is not sent.
+func TestRowFetchedOutOfTheClientsWardsIsNotSent(t *testing.T) {
+	h := NewHub(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rows := &rowSource{wards: map[vward.PatientID]vward.WardID{"p1": "w2", "p3": "w1"}, record: true}
+	url := hubServerWith(t, h, func() ([]byte, error) {
+		h.RowChanged(alerting.RowChange{Patient: "p1", Ward: "w1", Rows: rows}) // moved to w2 since
+		h.RowChanged(alerting.RowChange{Patient: "p2", Ward: "w1", Rows: rows}) // discharged since
+		h.RowChanged(alerting.RowChange{Patient: "p3", Ward: "w1", Rows: rows})
+		return []byte(`{"type":"snapshot","patients":[]}`), nil
+	})
+	c := dial(t, url+"?wards=w1")
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := c.ReadMessage(); err != nil {
+		t.Fatalf("no snapshot: %v", err)
+	}
+	if p, _ := nextPatient(t, c); p != "p3" {
+		t.Errorf("first row after the snapshot is %s's, want p3's (p1 is in w2 now, p2 discharged)", p)
+	}
+	rows.mu.Lock()
+	defer rows.mu.Unlock()
+	if len(rows.fetched) != 3 {
+		t.Errorf("fetched %q, want p1, p2 and p3", rows.fetched)
 	}
 }
