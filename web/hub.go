@@ -86,8 +86,9 @@ func (q queued) over(old queued, was bool) queued {
 	if old.event != nil {
 		q.event = q.event.over(old.event)
 	}
-	// A patient's rows come one way or the other (the monitor uses
-	// RowChanged with the hub), so an event does not replace a row change.
+	// Rows come one way or the other: the monitor gives the hub row
+	// changes, and events only of patients discharged. So no patient event
+	// replaces a row change whose trend it would have to carry.
 	return q
 }
 
