@@ -16,9 +16,12 @@ import (
 // AppendPatientEvent appends the board event {"type":"patient","patient":v}
 // to b, byte for byte as encoding/json would write Event{Type: "patient",
 // Patient: v}, without its reflection: the board hub encodes one of these
-// per device message whenever a clinician is watching, and encoding/json was
-// most of that cost. TestAppendPatientEventMatchesEncodingJSON holds the two
-// together; a field added to PatientView must be added here too.
+// for each patient event it is given as a PatientView, and encoding/json
+// was most of that cost. TestAppendPatientEventMatchesEncodingJSON holds
+// the two together. A field added to PatientView must be added here too,
+// and to patient.appendEvent, which writes the same event from the
+// monitor's state for the rows the hub fetches
+// (TestPatientAppendEventMatchesRow).
 func AppendPatientEvent(b []byte, v *PatientView) []byte {
 	b = append(b, `{"type":"patient","patient":`...)
 	b = v.appendJSON(b)
