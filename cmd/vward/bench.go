@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -125,6 +126,9 @@ Examples:
 func printBench(w io.Writer, r bench.Result) {
 	fmt.Fprintf(w, "vward bench (%s): %d devices, %d readings/msg, target %.0f msgs/s for %.0fs\n", r.Mode, r.Devices, r.Readings, r.TargetRate, r.DurationS)
 	fmt.Fprintf(w, "machine: %d CPUs (%s), %d MB RAM, %s\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.MemoryMB, r.Machine.Go)
+	if r.Versions.Broker != "" || r.Versions.Store != "" {
+		fmt.Fprintf(w, "services: broker %s, store %s\n", cmp.Or(r.Versions.Broker, "(version unknown)"), cmp.Or(r.Versions.Store, "(version unknown)"))
+	}
 	fmt.Fprintf(w, "published   %d (%.1f msgs/s offered; fleet lag max %.1f ms)\n", r.Published, r.PublishedPerS, r.FleetLagMaxMS)
 	fmt.Fprintf(w, "stored      %d   lost %d   duplicates %d   (verify: %s)\n", r.Stored, r.Lost, r.Duplicates, r.Verify)
 	if len(r.LostIDs) > 0 {

@@ -21,6 +21,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -203,6 +204,14 @@ type Result struct {
 		// InfluxdNice is the self-started influxd's, every thread's.
 		InfluxdNice int `json:"influxd_nice,omitempty"`
 	} `json:"settings"`
+	// Versions says which broker and store the run measured: their CPU per
+	// message differs between releases (Mosquitto 2.0.11 and 2.1.2,
+	// docs/performance.md, session 8). The broker's is known when the
+	// bench started it.
+	Versions struct {
+		Broker string `json:"broker,omitempty"` // "Mosquitto 2.1.2"
+		Store  string `json:"store,omitempty"`  // "InfluxDB 1.8.10"
+	} `json:"versions"`
 	Machine Machine `json:"machine"`
 }
 
@@ -302,6 +311,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.Vward.Measured = e.measured
 	res.Settings.VwardEnv, res.Settings.InfluxdEnv = e.vwardEnv, e.influxdEnv
 	res.Settings.BrokerNice, res.Settings.InfluxdNice = e.brokerNice, e.influxdNice
+	res.Versions.Broker, res.Versions.Store = versions(ctx, e, cfg.Log)
+	progress("measuring %s", strings.Join(slices.DeleteFunc([]string{res.Versions.Broker, res.Versions.Store}, func(s string) bool { return s == "" }), " and "))
 
 	if cfg.Ceilings {
 		progress("ceiling: broker QoS 1 publish→subscribe for %s…", cfg.CeilingDuration)
@@ -329,6 +340,28 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		res.OfCeiling.Lower = round(res.MsgsPerS/lower, 3)
 	}
 	return res, nil
+}
+
+// versions names the run's broker and store, as far as they say: a
+// version that cannot be read is logged and left out, not a failed run.
+func versions(ctx context.Context, e *env, log *slog.Logger) (broker, store string) {
+	if p := e.services["mosquitto"]; p != nil {
+		if v, err := services.MosquittoVersion(ctx, p.Bin); err != nil {
+			log.Warn("bench: the broker's version", "err", err)
+		} else {
+			broker = "Mosquitto " + v
+		}
+	}
+	var influxd string
+	if p := e.services["influxd"]; p != nil {
+		influxd = p.Bin
+	}
+	if v, err := services.InfluxVersion(ctx, e.influxURL, influxd); err != nil {
+		log.Warn("bench: the store's version", "err", err)
+	} else {
+		store = "InfluxDB " + v
+	}
+	return broker, store
 }
 
 // selfStart starts Mosquitto and InfluxDB from PATH/$VWARD_TOOLS_BIN/GOPATH

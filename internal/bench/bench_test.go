@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,6 +49,9 @@ func TestBenchSmoke(t *testing.T) {
 	// setting (the last of a repeated key wins) overrides it.
 	if want := []string{"GOGC=200", "GOGC=150"}; !slices.Equal(res.Settings.InfluxdEnv, want) {
 		t.Errorf("influxd environment = %q, want %q", res.Settings.InfluxdEnv, want)
+	}
+	if !strings.HasPrefix(res.Versions.Broker, "Mosquitto 2.") || !strings.HasPrefix(res.Versions.Store, "InfluxDB 1.8.") {
+		t.Errorf("versions: broker %q, store %q; want the self-started Mosquitto 2 and InfluxDB 1.8", res.Versions.Broker, res.Versions.Store)
 	}
 	if res.Settings.BrokerNice != 1 {
 		t.Errorf("the broker's niceness read back is %d, want 1", res.Settings.BrokerNice)

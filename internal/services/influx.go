@@ -2,6 +2,7 @@ package services
 
 import (
 	"context"
+	"debug/buildinfo"
 	"fmt"
 	"io"
 	"net/http"
@@ -288,4 +289,35 @@ func QueryFluxCSV(ctx context.Context, baseURL, flux string) (string, error) {
 		return "", fmt.Errorf("POST /api/v2/query: %s: %s", resp.Status, strings.TrimSpace(string(body)))
 	}
 	return string(body), nil
+}
+
+// InfluxVersion is the version of the InfluxDB at baseURL, from its /ping
+// answer's X-Influxdb-Version header ("1.8.10"; 2.x sends it too), for a
+// bench run to say which store it measured. An influxd built by `go
+// install`, as scripts/test builds it, says "unknown" there; given its
+// binary (bin, or ""), the version is then the module version Go recorded
+// in it.
+func InfluxVersion(ctx context.Context, baseURL, bin string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(baseURL, "/")+"/ping", nil)
+	if err != nil {
+		return "", fmt.Errorf("influx version: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("influx version: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	v := resp.Header.Get("X-Influxdb-Version")
+	if (v == "" || v == "unknown") && bin != "" {
+		if info, err := buildinfo.ReadFile(bin); err == nil && info.Main.Version != "" && info.Main.Version != "(devel)" {
+			return strings.TrimPrefix(info.Main.Version, "v"), nil
+		}
+	}
+	if v == "" || v == "unknown" {
+		return "", fmt.Errorf("influx version: GET %s/ping (%s) says %q and the binary has no module version", baseURL, resp.Status, v)
+	}
+	return v, nil
 }
