@@ -7,7 +7,10 @@
 #
 # docs/performance.md ("Session 4") used it to find what stalls a run. Its
 # first rows are the bench's set-up: the run starts where mosquitto's CPU
-# rises.
+# rises. The last columns tell CPU from disk (session 8): iowait %, and
+# the kernel's pressure stall information, ms per second in which some
+# task waited for I/O or for CPU (/proc/pressure; '-' where the kernel
+# has none).
 import os, sys, time
 hz = os.sysconf('SC_CLK_TCK')
 def procs():
@@ -33,9 +36,15 @@ def cpu(pid):
     except OSError: return None
 def sysidle():
     f = open('/proc/stat').readline().split()[1:]
-    v = list(map(int, f)); return v[3]+v[4], sum(v)
+    v = list(map(int, f)); return v[3]+v[4], sum(v), v[4]
+def stall(kind):
+    try:
+        for line in open(f'/proc/pressure/{kind}'):
+            if line.startswith('some'): return int(line.split()[-1].split('=')[1])
+    except OSError: return None
 dur = int(sys.argv[1]); prev = {}; t0 = time.time(); pi = sysidle()
-print('t\tvward\tmosq\tinfluxd\tbench\tidle%')
+print('t\tvward\tmosq\tinfluxd\tbench\tidle%\tiowait%\tio_stall_ms\tcpu_stall_ms')
+ps = {k: stall(k) for k in ('io', 'cpu')}
 for s in range(dur):
     time.sleep(1)
     p = procs(); row = [f'{time.time()-t0:.0f}']
@@ -44,5 +53,9 @@ for s in range(dur):
         if c is not None and (k, p[k]) in prev: row.append(f'{(c-prev[(k,p[k])])*100/hz:.0f}')
         else: row.append('-')
         if c is not None: prev[(k,p[k])] = c
-    i = sysidle(); row.append(f'{(i[0]-pi[0])*100/max(1,i[1]-pi[1]):.0f}'); pi = i
+    i = sysidle(); d = max(1, i[1]-pi[1])
+    row += [f'{(i[0]-pi[0])*100/d:.0f}', f'{(i[2]-pi[2])*100/d:.0f}']; pi = i
+    for k in ('io', 'cpu'):
+        v = stall(k)
+        row.append('-' if v is None or ps[k] is None else f'{(v-ps[k])/1000:.0f}'); ps[k] = v
     print('\t'.join(row), flush=True)
