@@ -21,7 +21,6 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -312,7 +311,6 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.Settings.VwardEnv, res.Settings.InfluxdEnv = e.vwardEnv, e.influxdEnv
 	res.Settings.BrokerNice, res.Settings.InfluxdNice = e.brokerNice, e.influxdNice
 	res.Versions.Broker, res.Versions.Store = versions(ctx, e, cfg.Log)
-	progress("measuring %s", strings.Join(slices.DeleteFunc([]string{res.Versions.Broker, res.Versions.Store}, func(s string) bool { return s == "" }), " and "))
 
 	if cfg.Ceilings {
 		progress("ceiling: broker QoS 1 publish→subscribe for %s…", cfg.CeilingDuration)

@@ -189,20 +189,27 @@ func (i *Influx) Start() error {
 }
 
 func (i *Influx) ping(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, i.URL+"/ping", nil)
+	_, err := ping(ctx, i.URL)
+	return err
+}
+
+// ping asks the InfluxDB at baseURL whether it is up (204 No Content), and
+// returns the answer's header, which carries its version.
+func ping(ctx context.Context, baseURL string) (http.Header, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(baseURL, "/")+"/ping", nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != http.StatusNoContent {
-		return fmt.Errorf("GET /ping: %s", resp.Status)
+		return nil, fmt.Errorf("GET /ping: %s", resp.Status)
 	}
-	return nil
+	return resp.Header, nil
 }
 
 // InfluxQL runs an InfluxQL statement through the 1.x /query endpoint.
@@ -300,24 +307,18 @@ func QueryFluxCSV(ctx context.Context, baseURL, flux string) (string, error) {
 func InfluxVersion(ctx context.Context, baseURL, bin string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(baseURL, "/")+"/ping", nil)
+	h, err := ping(ctx, baseURL)
 	if err != nil {
-		return "", fmt.Errorf("influx version: %w", err)
+		return "", fmt.Errorf("influx version at %s: %w", baseURL, err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("influx version: %w", err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	v := resp.Header.Get("X-Influxdb-Version")
+	v := h.Get("X-Influxdb-Version")
 	if (v == "" || v == "unknown") && bin != "" {
 		if info, err := buildinfo.ReadFile(bin); err == nil && info.Main.Version != "" && info.Main.Version != "(devel)" {
 			return strings.TrimPrefix(info.Main.Version, "v"), nil
 		}
 	}
 	if v == "" || v == "unknown" {
-		return "", fmt.Errorf("influx version: GET %s/ping (%s) says %q and the binary has no module version", baseURL, resp.Status, v)
+		return "", fmt.Errorf("influx version: %s/ping says %q and the binary has no module version", baseURL, v)
 	}
 	return v, nil
 }
