@@ -215,10 +215,6 @@ func MosquittoVersion(ctx context.Context, bin string) (string, error) {
 			return v, nil
 		}
 	}
-	return "", fmt.Errorf("%s -h does not say its version: %q", bin, firstLine(out))
-}
-
-func firstLine(b []byte) string {
-	s, _, _ := strings.Cut(string(b), "\n")
-	return s
+	first, _, _ := strings.Cut(string(out), "\n")
+	return "", fmt.Errorf("%s -h does not say its version: %q", bin, first)
 }
