@@ -10,7 +10,10 @@
 # rises. The last columns tell CPU from disk (session 8): iowait %, and
 # the kernel's pressure stall information, ms per second in which some
 # task waited for I/O or for CPU (/proc/pressure; '-' where the kernel
-# has none).
+# has none). The last column is the epoch second: the first column counts
+# from this script's start and ingest-per-second.py's from vward's, about
+# 18 s later, so line them up (and with InfluxDB's log, and
+# kernel-waits.py) by the epoch (session 9 misread two stalls by not).
 import os, sys, time
 hz = os.sysconf('SC_CLK_TCK')
 def procs():
@@ -43,7 +46,7 @@ def stall(kind):
             if line.startswith('some'): return int(line.split()[-1].split('=')[1])
     except OSError: return None
 dur = int(sys.argv[1]); prev = {}; t0 = time.time(); pi = sysidle()
-print('t\tvward\tmosq\tinfluxd\tbench\tidle%\tiowait%\tio_stall_ms\tcpu_stall_ms')
+print('t\tvward\tmosq\tinfluxd\tbench\tidle%\tiowait%\tio_stall_ms\tcpu_stall_ms\tepoch')
 ps = {k: stall(k) for k in ('io', 'cpu')}
 for s in range(dur):
     time.sleep(1)
@@ -58,4 +61,5 @@ for s in range(dur):
     for k in ('io', 'cpu'):
         v = stall(k)
         row.append('-' if v is None or ps[k] is None else f'{(v-ps[k])/1000:.0f}'); ps[k] = v
+    row.append(f'{time.time():.0f}')
     print('\t'.join(row), flush=True)

@@ -10,6 +10,9 @@
 #
 #   python3 scripts/ingest-per-second.py ingest.tsv &  vward bench ...
 #
+# The first column counts from vward's start; the last is the epoch second,
+# to line it up with cpu-per-second.py and InfluxDB's log.
+#
 # docs/performance.md ("Session 5") used it to find the acknowledgements'
 # cost.
 import os, re, subprocess, sys, time, urllib.request
@@ -39,7 +42,7 @@ while p is None:
     p = port(); time.sleep(0.5)
 prev = None
 t0 = time.time()
-out.write('t\tin_flight\tstored_per_s\twrites_per_s\twrite_ms_mean\n')
+out.write('t\tin_flight\tstored_per_s\twrites_per_s\twrite_ms_mean\tepoch\n')
 while True:
     try:
         body = urllib.request.urlopen('http://127.0.0.1:%s/metrics' % p, timeout=2).read().decode()
@@ -56,8 +59,8 @@ while True:
         dt = now - prev[0]; pv = prev[1]
         dc = v['vward_ingest_store_write_duration_seconds_count'] - pv['vward_ingest_store_write_duration_seconds_count']
         ds = v['vward_ingest_store_write_duration_seconds_sum'] - pv['vward_ingest_store_write_duration_seconds_sum']
-        out.write('%.0f\t%d\t%.0f\t%.1f\t%.1f\n' % (now - t0, v['vward_ingest_messages_in_flight'],
-            (v['vward_ingest_messages_stored_total'] - pv['vward_ingest_messages_stored_total']) / dt, dc / dt, 1000 * ds / dc if dc else 0))
+        out.write('%.0f\t%d\t%.0f\t%.1f\t%.1f\t%.0f\n' % (now - t0, v['vward_ingest_messages_in_flight'],
+            (v['vward_ingest_messages_stored_total'] - pv['vward_ingest_messages_stored_total']) / dt, dc / dt, 1000 * ds / dc if dc else 0, now))
         out.flush()
     prev = (now, v)
     time.sleep(1)
