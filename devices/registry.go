@@ -98,6 +98,16 @@ var migrations = []string{
 	CREATE TRIGGER device_bindings_version_d AFTER DELETE ON device_bindings BEGIN UPDATE registry_version SET version = version + 1 WHERE id = 1; END;`,
 }
 
+// cachedDevice is what the registry keeps in memory of a registered
+// device: its secret's hash and its bindings. They share one map entry
+// because ingest asks for both with every message (is it registered, whose
+// is it), and at a whole region's rate each lookup in a map of thousands of
+// devices is a cache miss or two (docs/performance.md, session 10).
+type cachedDevice struct {
+	secret   [sha256.Size]byte
+	bindings []binding
+}
+
 // binding attributes a device's readings to a patient between From and To
 // (To zero while the binding is current).
 type binding struct {
@@ -122,10 +132,9 @@ type Registry struct {
 	// after that write's reloadDevice.
 	loading sync.Mutex
 
-	mu       sync.RWMutex
-	secrets  map[vward.DeviceID][sha256.Size]byte
-	bindings map[vward.DeviceID][]binding
-	version  int64 // registry_version the caches were loaded at
+	mu      sync.RWMutex
+	known   map[vward.DeviceID]cachedDevice // every registered device
+	version int64                           // registry_version the cache was loaded at
 
 	lastMissCheck atomic.Int64 // unix nanoseconds of the last refresh on a miss
 }
@@ -204,7 +213,7 @@ func (r *Registry) reload(ctx context.Context) error {
 	if err := tx.QueryRowContext(ctx, `SELECT version FROM registry_version WHERE id = 1`).Scan(&version); err != nil {
 		return fmt.Errorf("load registry version: %w", err)
 	}
-	secrets := make(map[vward.DeviceID][sha256.Size]byte)
+	devs := make(map[vward.DeviceID]cachedDevice)
 	rows, err := tx.QueryContext(ctx, `SELECT id, secret_sha256 FROM devices`)
 	if err != nil {
 		return fmt.Errorf("load devices: %w", err)
@@ -215,14 +224,13 @@ func (r *Registry) reload(ctx context.Context) error {
 			rows.Close()
 			return fmt.Errorf("load devices: %w", err)
 		}
-		secrets[vward.DeviceID(id)] = parseSum(h)
+		devs[vward.DeviceID(id)] = cachedDevice{secret: parseSum(h)}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load devices: %w", err)
 	}
 
-	bindings := make(map[vward.DeviceID][]binding)
 	rows, err = tx.QueryContext(ctx, `SELECT b.device_id, b.patient_id, p.ward_id, b.bound_from, COALESCE(b.bound_to, '')
 		FROM device_bindings b JOIN patients p ON p.id = b.patient_id`)
 	if err != nil {
@@ -234,13 +242,18 @@ func (r *Registry) reload(ctx context.Context) error {
 		if err := rows.Scan(&dev, &pat, &ward, &from, &to); err != nil {
 			return fmt.Errorf("load bindings: %w", err)
 		}
-		bindings[vward.DeviceID(dev)] = append(bindings[vward.DeviceID(dev)], newBinding(pat, ward, from, to))
+		d, ok := devs[vward.DeviceID(dev)]
+		if !ok {
+			continue // PatientAt refuses a device that is not registered, so its bindings are moot
+		}
+		d.bindings = append(d.bindings, newBinding(pat, ward, from, to))
+		devs[vward.DeviceID(dev)] = d
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load bindings: %w", err)
 	}
 	r.mu.Lock()
-	r.secrets, r.bindings, r.version = secrets, bindings, version
+	r.known, r.version = devs, version
 	r.mu.Unlock()
 	return nil
 }
@@ -284,8 +297,7 @@ func (r *Registry) reloadDevice(ctx context.Context, device vward.DeviceID) erro
 	err := r.db.QueryRowContext(ctx, `SELECT secret_sha256 FROM devices WHERE id = ?`, device).Scan(&h)
 	if errors.Is(err, sql.ErrNoRows) {
 		r.mu.Lock()
-		delete(r.secrets, device)
-		delete(r.bindings, device)
+		delete(r.known, device)
 		r.mu.Unlock()
 		return nil
 	}
@@ -310,12 +322,7 @@ func (r *Registry) reloadDevice(ctx context.Context, device vward.DeviceID) erro
 		return fmt.Errorf("load bindings of %s: %w", device, err)
 	}
 	r.mu.Lock()
-	r.secrets[device] = parseSum(h)
-	if len(bs) > 0 {
-		r.bindings[device] = bs
-	} else {
-		delete(r.bindings, device)
-	}
+	r.known[device] = cachedDevice{secret: parseSum(h), bindings: bs}
 	r.mu.Unlock()
 	return nil
 }
@@ -336,16 +343,16 @@ func (r *Registry) Authenticate(device vward.DeviceID, secret []byte) bool {
 
 func (r *Registry) authenticate(device vward.DeviceID, secret []byte) bool {
 	r.mu.RLock()
-	want, ok := r.secrets[device]
+	d, ok := r.known[device]
 	r.mu.RUnlock()
 	got := sha256.Sum256(secret)
-	return ok && subtle.ConstantTimeCompare(want[:], got[:]) == 1
+	return ok && subtle.ConstantTimeCompare(d.secret[:], got[:]) == 1
 }
 
 // Known reports whether the device is registered.
 func (r *Registry) Known(device vward.DeviceID) bool {
 	r.mu.RLock()
-	_, ok := r.secrets[device]
+	_, ok := r.known[device]
 	r.mu.RUnlock()
 	return ok
 }
@@ -363,10 +370,11 @@ func (r *Registry) PatientAt(device vward.DeviceID, at time.Time) (vward.Patient
 func (r *Registry) patientAt(device vward.DeviceID, at time.Time) (vward.PatientID, vward.WardID, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if _, ok := r.secrets[device]; !ok {
+	d, ok := r.known[device]
+	if !ok {
 		return "", "", fmt.Errorf("device %s: %w", device, ErrNotFound)
 	}
-	for _, b := range r.bindings[device] {
+	for _, b := range d.bindings {
 		if !at.Before(b.from) && (b.to.IsZero() || at.Before(b.to)) {
 			return b.patient, b.ward, nil
 		}

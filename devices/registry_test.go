@@ -3,6 +3,7 @@ package devices_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +20,7 @@ import (
 
 // openAt opens a registry on the SQLite file at path, as a separate process
 // would: its own connection, its own caches.
-func openAt(t *testing.T, path string) *devices.Registry {
+func openAt(t testing.TB, path string) *devices.Registry {
 	t.Helper()
 	db, err := sqlitedb.Open(path)
 	if err != nil {
@@ -354,5 +355,56 @@ func TestMosquittoExportSkipsDevicesWithoutHash(t *testing.T) {
 	}
 	if _, err := r.ExportMosquittoPasswd(ctx, "vward", ""); !errors.Is(err, devices.ErrInvalid) {
 		t.Errorf("no service password: %v, want ErrInvalid", err)
+	}
+}
+
+// BenchmarkPatientAtFleet attributes readings as ingest does, once a
+// message (its readings share a time), across a region's fleet of 12,700
+// devices each bound to its own patient: at this size the registry's
+// records are out of the CPU's caches, as in production. The fleet is written in one
+// transaction and read back by a second registry, as a node opens one.
+func BenchmarkPatientAtFleet(b *testing.B) {
+	const fleet = 12700
+	path := filepath.Join(b.TempDir(), "vward.db")
+	db, err := sqlitedb.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := devices.Open(context.Background(), db); err != nil { // creates the schema
+		b.Fatal(err)
+	}
+	from := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano)
+	tx, err := db.Begin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	exec := func(q string, args ...any) {
+		if _, err := tx.Exec(q, args...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	exec(`INSERT INTO wards (id, name) VALUES ('w1', 'Bench')`)
+	ids := make([]vward.DeviceID, fleet)
+	for i := range ids {
+		ids[i] = vward.DeviceID(fmt.Sprintf("dev-%05d", i))
+		patient := fmt.Sprintf("p%05d", i)
+		exec(`INSERT INTO patients (id, ward_id, name, admitted_at) VALUES (?, 'w1', ?, ?)`, patient, patient, from)
+		exec(`INSERT INTO devices (id, secret_sha256, added_at) VALUES (?, '', ?)`, ids[i], from)
+		exec(`INSERT INTO device_bindings (device_id, patient_id, bound_from) VALUES (?, ?, ?)`, ids[i], patient, from)
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	db.Close()
+	r := openAt(b, path)
+	at := time.Now()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		d := ids[(i*7919)%fleet] // a stride, not the order they were added in
+		i++
+		if _, _, err := r.PatientAt(d, at); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
