@@ -442,9 +442,21 @@ func (p *Pipeline) decode(d Delivery) pending {
 	}
 	var unattributed []string
 	kept := msg.Readings[:0]
+	// A message's readings nearly always share one time, so their patient
+	// is asked once: each question is a lookup among every device.
+	var (
+		askedAt      time.Time
+		asked        bool
+		patient      vward.PatientID
+		ward         vward.WardID
+		attributeErr error
+	)
 	for _, r := range msg.Readings {
-		patient, ward, err := p.registry.PatientAt(device, r.At)
-		if err != nil {
+		if !asked || !r.At.Equal(askedAt) {
+			patient, ward, attributeErr = p.registry.PatientAt(device, r.At)
+			askedAt, asked = r.At, true
+		}
+		if err := attributeErr; err != nil {
 			if errors.Is(err, devices.ErrNotFound) {
 				item.rejection = rej(RejectDevice, fmt.Sprintf("device %s is not registered", device))
 				return item

@@ -316,6 +316,40 @@ func TestPipelineAttributesAtMeasurementTime(t *testing.T) {
 	}
 }
 
+// A message's readings may each have their own time, and each belongs to
+// the patient its device was bound to then: one message can straddle a
+// change of binding, or begin before the device was bound at all.
+func TestPipelineAttributesEachReadingAtItsTime(t *testing.T) {
+	bound1, bound2 := now.Add(-2*time.Hour), now.Add(-time.Hour)
+	r := newRig(t, Config{}, registry(t, bound1, bound2))
+	r.run(t)
+	ts := func(at time.Time) string { return at.Format(time.RFC3339Nano) }
+	payload := fmt.Sprintf(`{"msg_id":"straddles","ts":%q,"readings":[
+		{"type":"heart_rate","value":70,"ts":%q},
+		{"type":"spo2","value":95,"ts":%q},
+		{"type":"respiratory_rate","value":16,"ts":%q},
+		{"type":"temperature","value":37.2}]}`,
+		ts(bound2), ts(bound1.Add(-time.Minute)), ts(bound2.Add(-time.Second)), ts(bound2.Add(-time.Second)))
+	if err := r.submit(t, context.Background(), "ox-1", "straddles", payload); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the message acknowledged", func() bool { return len(r.acks.list()) == 1 })
+
+	got := map[vward.ReadingKind]vward.PatientID{}
+	for _, rd := range r.store.readings() {
+		got[rd.Kind] = rd.Patient
+	}
+	want := map[vward.ReadingKind]vward.PatientID{vward.SpO2: "p1", vward.RespiratoryRate: "p1", vward.Temperature: "p2"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("stored readings' patients = %v, want %v", got, want)
+	}
+	dead := r.dead.list()
+	if len(dead) != 1 || dead[0].Code != RejectUnassigned || !strings.Contains(dead[0].Reason, "heart_rate at") ||
+		strings.Contains(dead[0].Reason, "spo2") {
+		t.Errorf("dead letters = %+v, want the heart rate alone refused as unassigned", dead)
+	}
+}
+
 // Nothing is acknowledged while the store fails; once a write succeeds,
 // every message is acknowledged, in the order it arrived.
 func TestPipelineAcksOnlyAfterStore(t *testing.T) {
