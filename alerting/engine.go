@@ -65,6 +65,7 @@ type watch struct {
 	lastSetAt      time.Time     // latest complete-enough set, or when watching began
 	lastAssessedAt time.Time     // newest measurement time assessed
 	persisted      watchRow      // as last written
+	unwatched      bool          // discharged (Unwatch): no longer the patient's watch, if they come back
 }
 
 // deviceWatch is what the engine knows of a device.
@@ -120,14 +121,26 @@ func (e *Engine) Store() *Store { return e.store }
 func (e *Engine) Config() Config { return e.cfg }
 
 // Watch starts the overdue clock of an admitted patient, or updates its ward.
-func (e *Engine) Watch(info PatientInfo) {
+func (e *Engine) Watch(info PatientInfo) { e.watch(info) }
+
+// watch is Watch, returning the patient's watch for the monitor to keep
+// with its own record of the patient and hand back with each assessment
+// (assess): at a whole region's rate, finding it again among thousands of
+// patients for every message was a cache miss or two (docs/performance.md,
+// session 10).
+func (e *Engine) watch(info PatientInfo) *watch {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.watchLocked(info.ID, info.Ward, e.now())
+	return e.watchLocked(nil, info.ID, info.Ward, e.now())
 }
 
-func (e *Engine) watchLocked(id vward.PatientID, ward vward.WardID, now time.Time) *watch {
-	w := e.patients[id]
+// watchLocked returns the patient's watch, begun now if it has none: kept,
+// when a caller has kept it and it is still the patient's, else found.
+func (e *Engine) watchLocked(kept *watch, id vward.PatientID, ward vward.WardID, now time.Time) *watch {
+	w := kept
+	if w == nil || w.unwatched {
+		w = e.patients[id]
+	}
 	if w == nil {
 		if row, ok := e.saved[id]; ok {
 			w = &watch{ward: row.Ward, risk: row.Risk, interval: row.Interval, lastSetAt: row.LastSetAt, persisted: row}
@@ -149,6 +162,9 @@ func (e *Engine) watchLocked(id vward.PatientID, ward vward.WardID, now time.Tim
 func (e *Engine) Unwatch(id vward.PatientID) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if w := e.patients[id]; w != nil {
+		w.unwatched = true // a monitor that kept it must look again
+	}
 	delete(e.patients, id)
 	delete(e.saved, id)
 }
@@ -173,12 +189,18 @@ func (e *Engine) persistWatchLocked(id vward.PatientID, w *watch) {
 // sets of one patient (the Monitor numbers them); a set older than one
 // already assessed is ignored. It is cheap unless an alert changes state.
 func (e *Engine) Assess(info PatientInfo, seq uint64, set news2.Set, res news2.Result) {
+	e.assess(nil, info, seq, set, res)
+}
+
+// assess is Assess with the patient's watch if the caller kept it (from
+// watch; nil if not).
+func (e *Engine) assess(kept *watch, info PatientInfo, seq uint64, set news2.Set, res news2.Result) {
 	e.Stats.Assessed.Add(1)
 	setAt := set.LatestAt()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.now()
-	w := e.watchLocked(info.ID, info.Ward, now)
+	w := e.watchLocked(kept, info.ID, info.Ward, now)
 	if seq != 0 {
 		if seq <= w.seq {
 			return

@@ -363,6 +363,22 @@ func TestAlertOverdue(t *testing.T) {
 	}
 }
 
+// The monitor keeps each admitted patient's watch and hands it back with
+// every assessment. A watch the engine dropped (Unwatch: a discharge that
+// raced the admission, or readings after it) must not be updated in the
+// patient's place, or the patient would go unwatched: here, never overdue.
+func TestAlertKeptWatchDroppedIsFoundAgain(t *testing.T) {
+	clk := &clock{t: t0}
+	r := newRig(t, dbPath(t), clk, Config{}) // admits p1: the monitor keeps its watch
+	r.engine.Unwatch("p1")
+	r.observe(mild, t0) // NEWS2 2: due within 4 hours
+	clk.Set(t0.Add(4*time.Hour + time.Second))
+	r.engine.Tick()
+	if open := r.clinical(t); len(open) != 1 || open[0].Condition != Overdue {
+		t.Fatalf("open = %+v, want p1 overdue: watched again from its reading", open)
+	}
+}
+
 func TestAlertTechnicalQueue(t *testing.T) {
 	clk := &clock{t: t0}
 	r := newRig(t, dbPath(t), clk, Config{})

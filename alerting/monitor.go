@@ -151,14 +151,20 @@ type patient struct {
 	seq      uint64 // counts rescores, so the engine can order them
 
 	trendSent uint64 // trend.version when a board event last carried the trend
+
+	// watch is the engine's record of the patient, kept from Admit so that
+	// each assessment hands it over rather than the engine finding it
+	// again (Engine.watch); nil for a patient heard of but not admitted.
+	watch *watch
 }
 
 // assessment is a rescored patient on its way to the engine.
 type assessment struct {
-	info PatientInfo
-	seq  uint64
-	set  news2.Set
-	res  news2.Result
+	watch *watch
+	info  PatientInfo
+	seq   uint64
+	set   news2.Set
+	res   news2.Result
 }
 
 // Monitor keeps every patient's observation set and score.
@@ -189,14 +195,16 @@ func NewMonitor(freshness news2.Freshness, publish Publisher, log *slog.Logger) 
 
 // Admit tells the monitor of a patient, or updates what it knows of one.
 func (m *Monitor) Admit(info PatientInfo) {
+	var w *watch
+	if m.engine != nil {
+		w = m.engine.watch(info)
+	}
 	m.mu.Lock()
 	p := m.patientLocked(info.ID)
 	p.info = info
 	p.set.Scale = news2.Scale(info.SpO2Scale)
+	p.watch = w
 	m.mu.Unlock()
-	if m.engine != nil {
-		m.engine.Watch(info)
-	}
 }
 
 // Discharge forgets a patient: the board drops the row and the alert engine
@@ -269,12 +277,16 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 			}
 			if m.engine != nil {
 				last.seq++
-				assess = append(assess, assessment{info: last.info, seq: last.seq, set: last.set, res: last.score})
+				assess = append(assess, assessment{watch: last.watch, info: last.info, seq: last.seq, set: last.set, res: last.score})
 			}
 		}
 	}
 	for _, r := range rs {
-		p := m.patientLocked(r.Patient)
+		// A message's readings are one patient's: look them up once.
+		p := last
+		if p == nil || p.info.ID != r.Patient {
+			p = m.patientLocked(r.Patient)
+		}
 		if p != last {
 			flush()
 			last, dirty = p, false
@@ -304,7 +316,7 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 	m.publishRows(changed, rowChanges)
 	if m.engine != nil {
 		for _, a := range assess {
-			m.engine.Assess(a.info, a.seq, a.set, a.res)
+			m.engine.assess(a.watch, a.info, a.seq, a.set, a.res)
 		}
 	}
 }
