@@ -450,9 +450,13 @@ func deviceEvidence(id vward.DeviceID, d *deviceWatch) func() json.RawMessage {
 }
 
 // deviceLocked returns the device's watch, watching it from now if it is
-// new (as a patient is watched from when vward starts).
-func (e *Engine) deviceLocked(id vward.DeviceID, patient vward.PatientID, ward vward.WardID, now time.Time) *deviceWatch {
-	d := e.devices[id]
+// new (as a patient is watched from when vward starts): kept, if the
+// caller kept it (a device's watch is never dropped), else found.
+func (e *Engine) deviceLocked(kept *deviceWatch, id vward.DeviceID, patient vward.PatientID, ward vward.WardID, now time.Time) *deviceWatch {
+	d := kept
+	if d == nil {
+		d = e.devices[id]
+	}
 	if d == nil {
 		d = &deviceWatch{watchedFrom: now}
 		e.devices[id] = d
@@ -478,8 +482,8 @@ func (d *deviceWatch) quietSince() time.Time {
 // heardLocked records the device as heard from at at (≤ now). Heard-from
 // never moves back, and an offline alert resolves only when the device is
 // neither silent nor offline any more, so old news cannot clear it.
-func (e *Engine) heardLocked(id vward.DeviceID, patient vward.PatientID, ward vward.WardID, at, now time.Time) *deviceWatch {
-	d := e.deviceLocked(id, patient, ward, now)
+func (e *Engine) heardLocked(kept *deviceWatch, id vward.DeviceID, patient vward.PatientID, ward vward.WardID, at, now time.Time) *deviceWatch {
+	d := e.deviceLocked(kept, id, patient, ward, now)
 	if at.After(d.heardAt) {
 		d.heardAt = at
 	}
@@ -499,12 +503,20 @@ func (e *Engine) heardLocked(id vward.DeviceID, patient vward.PatientID, ward vw
 // or without readings: it was heard from, and its battery level (0–1) if
 // the message had one. It is for ingest, on the delivery path, and is cheap.
 func (e *Engine) ObserveDevice(device vward.DeviceID, patient vward.PatientID, ward vward.WardID, battery *float64, at time.Time) {
+	e.observeDevice(nil, device, patient, ward, battery, at)
+}
+
+// observeDevice is ObserveDevice with the device's watch if the caller
+// kept it (nil if not), and returns the watch to keep: the monitor keeps
+// it with the patient, because finding it among every device for every
+// message was a cache miss or two (docs/performance.md, session 10).
+func (e *Engine) observeDevice(kept *deviceWatch, device vward.DeviceID, patient vward.PatientID, ward vward.WardID, battery *float64, at time.Time) *deviceWatch {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.now()
-	d := e.heardLocked(device, patient, ward, now, now)
+	d := e.heardLocked(kept, device, patient, ward, now, now)
 	if battery == nil || d.patient == "" {
-		return
+		return d
 	}
 	d.battery, d.hasBattery = *battery, true
 	p := e.cfg.PolicyFor(d.ward)
@@ -518,6 +530,7 @@ func (e *Engine) ObserveDevice(device vward.DeviceID, patient vward.PatientID, w
 		o := Observation{Complete: true, Reason: fmt.Sprintf("battery at %.0f%%", *battery*100)}
 		e.stepLocked(a, now, deviceEvidence(device, d), func(a Alert) (Alert, Effect) { return a.Assess(o, p, now) })
 	}
+	return d
 }
 
 // DeviceStatus takes a device's status message: online false is its will
@@ -539,11 +552,11 @@ func (e *Engine) DeviceStatus(device vward.DeviceID, patient vward.PatientID, wa
 	}
 	switch {
 	case online && at.IsZero():
-		e.deviceLocked(device, patient, ward, now).offlineSince = time.Time{}
+		e.deviceLocked(nil, device, patient, ward, now).offlineSince = time.Time{}
 	case online:
-		e.heardLocked(device, patient, ward, at, now)
+		e.heardLocked(nil, device, patient, ward, at, now)
 	default:
-		d := e.deviceLocked(device, patient, ward, now)
+		d := e.deviceLocked(nil, device, patient, ward, now)
 		if !at.IsZero() && at.Before(d.heardAt) {
 			return // heard from since it said so
 		}

@@ -379,6 +379,33 @@ func TestAlertKeptWatchDroppedIsFoundAgain(t *testing.T) {
 	}
 }
 
+// The monitor keeps the engine's record of the device a patient's last
+// message came from. A patient may use several devices; each message must
+// count for its own, or a device in use would read as silent.
+func TestAlertEachOfAPatientsDevicesIsHeard(t *testing.T) {
+	clk := &clock{t: t0}
+	r := newRig(t, dbPath(t), clk, Config{})
+	silence := DefaultPolicy().DeviceSilence
+	for _, d := range []vward.DeviceID{"ox-1", "bp-1"} {
+		r.engine.DeviceStatus(d, "p1", "w1", true, t0) // both watched from the start
+	}
+	for at := t0; !at.After(t0.Add(2 * silence)); at = at.Add(silence / 4) {
+		clk.Set(at)
+		r.monitor.ObserveDevice("ox-1", "p1", "w1", nil, at)
+		r.monitor.ObserveDevice("bp-1", "p1", "w1", nil, at)
+		r.engine.Tick()
+	}
+	if off := r.offline(t); len(off) != 0 {
+		t.Fatalf("offline alerts for %v, but both devices were heard every %s", off, silence/4)
+	}
+	clk.Set(t0.Add(3*silence + time.Minute)) // ox-1 last heard at 2 × silence
+	r.monitor.ObserveDevice("bp-1", "p1", "w1", nil, clk.Now())
+	r.engine.Tick()
+	if off := r.offline(t); len(off) != 1 || off["ox-1"] == nil {
+		t.Fatalf("offline alerts for %v, want ox-1's alone", off)
+	}
+}
+
 func TestAlertTechnicalQueue(t *testing.T) {
 	clk := &clock{t: t0}
 	r := newRig(t, dbPath(t), clk, Config{})

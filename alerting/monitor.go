@@ -156,6 +156,11 @@ type patient struct {
 	// each assessment hands it over rather than the engine finding it
 	// again (Engine.watch); nil for a patient heard of but not admitted.
 	watch *watch
+	// deviceWatch is the engine's record of device, the device the
+	// patient's last message came from, kept for the same reason
+	// (ObserveDevice).
+	device      vward.DeviceID
+	deviceWatch *deviceWatch
 }
 
 // assessment is a rescored patient on its way to the engine.
@@ -230,10 +235,26 @@ func (m *Monitor) Discharge(id vward.PatientID) {
 
 // ObserveDevice passes what a device message says of the device (it was
 // heard from, its battery 0–1 if given) to the alert engine. Ingest calls it
-// for every accepted message.
+// for every accepted message, just after Observe found the patient, so
+// finding them again here is cheap; with them is the engine's record of
+// the device their last message came from, which the engine would
+// otherwise look up among every device.
 func (m *Monitor) ObserveDevice(device vward.DeviceID, patient vward.PatientID, ward vward.WardID, battery *float64, at time.Time) {
-	if m.engine != nil {
-		m.engine.ObserveDevice(device, patient, ward, battery, at)
+	if m.engine == nil {
+		return
+	}
+	var kept *deviceWatch
+	m.mu.Lock()
+	p := m.patients[patient]
+	if p != nil && p.device == device {
+		kept = p.deviceWatch
+	}
+	m.mu.Unlock()
+	d := m.engine.observeDevice(kept, device, patient, ward, battery, at)
+	if p != nil && d != kept {
+		m.mu.Lock()
+		p.device, p.deviceWatch = device, d
+		m.mu.Unlock()
 	}
 }
 
