@@ -120,14 +120,12 @@ func (e *Engine) Store() *Store { return e.store }
 // Config returns the engine's effective configuration.
 func (e *Engine) Config() Config { return e.cfg }
 
-// Watch starts the overdue clock of an admitted patient, or updates its ward.
-func (e *Engine) Watch(info PatientInfo) { e.watch(info) }
-
-// watch is Watch, returning the patient's watch for the monitor to keep
-// with its own record of the patient and hand back with each assessment
-// (assess): at a whole region's rate, finding it again among thousands of
-// patients for every message was a cache miss or two (docs/performance.md,
-// session 10).
+// watch starts the overdue clock of an admitted patient, or updates its
+// ward, and returns the patient's watch for the monitor to keep with its
+// own record of the patient and hand back with each assessment (assess):
+// at a whole region's rate, finding it again among thousands of patients
+// for every message was a cache miss or two (docs/performance.md, session
+// 10).
 func (e *Engine) watch(info PatientInfo) *watch {
 	e.mu.Lock()
 	defer e.mu.Unlock()

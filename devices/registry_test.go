@@ -361,8 +361,9 @@ func TestMosquittoExportSkipsDevicesWithoutHash(t *testing.T) {
 // BenchmarkPatientAtFleet attributes readings as ingest does, once a
 // message (its readings share a time), across a region's fleet of 12,700
 // devices each bound to its own patient: at this size the registry's
-// records are out of the CPU's caches, as in production. The fleet is written in one
-// transaction and read back by a second registry, as a node opens one.
+// records are out of the CPU's caches, as in production. The fleet is
+// written in one transaction and read back by a second registry, as a node
+// opens one.
 func BenchmarkPatientAtFleet(b *testing.B) {
 	const fleet = 12700
 	path := filepath.Join(b.TempDir(), "vward.db")

@@ -442,8 +442,8 @@ func (p *Pipeline) decode(d Delivery) pending {
 	}
 	var unattributed []string
 	kept := msg.Readings[:0]
-	// A message's readings nearly always share one time, so their patient
-	// is asked once: each question is a lookup among every device.
+	// A message's readings nearly always share one time, so the registry
+	// is asked once per time, not once per reading.
 	var (
 		askedAt      time.Time
 		asked        bool
