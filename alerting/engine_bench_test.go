@@ -50,35 +50,25 @@ func BenchmarkAlertObserve(b *testing.B) {
 // records are out of the CPU's caches, as they are in production, which
 // the 100-patient benchmark above does not show. "board" adds a board that
 // watches every patient and fetches each changed row at once, as the board
-// hub's writer does for a client that keeps up (web.Hub); "board-views"
-// is the same with the rows built as PatientViews and encoded from them,
-// as for a publisher that is not a RowPublisher.
+// hub's writer does for a client that keeps up (web.Hub).
 func BenchmarkAlertObserveFleet(b *testing.B) {
 	b.Run("no-board", func(b *testing.B) { benchmarkFleet(b, nil) })
 	b.Run("board", func(b *testing.B) { benchmarkFleet(b, &fetchingBoard{}) })
-	b.Run("board-views", func(b *testing.B) { benchmarkFleet(b, &encodingBoard{}) })
 }
 
-// encodingBoard is a board that listens to every ward and encodes each
-// patient event it is given.
-type encodingBoard struct{ buf []byte }
+// fetchingBoard is a RowPublisher that listens to every ward and fetches
+// each changed row at once.
+type fetchingBoard struct{ buf []byte }
 
-func (e *encodingBoard) ListeningTo(vward.WardID) bool { return true }
+func (f *fetchingBoard) ListeningTo(vward.WardID) bool { return true }
 
-func (e *encodingBoard) Publish(ev Event) {
-	if ev.Type == "patient" {
-		e.buf = AppendPatientEvent(e.buf[:0], ev.Patient)
-	}
-}
-
-// fetchingBoard is a RowPublisher that fetches each changed row at once.
-type fetchingBoard struct{ encodingBoard }
+func (f *fetchingBoard) Publish(Event) {}
 
 func (f *fetchingBoard) RowChanged(c RowChange) {
 	f.buf, _, _ = c.Rows.AppendRowEvent(f.buf[:0], c.Patient, c.Trend)
 }
 
-func benchmarkFleet(b *testing.B, board Publisher) {
+func benchmarkFleet(b *testing.B, board RowPublisher) {
 	clk := &clock{t: t0}
 	r := newRig(b, dbPath(b), clk, Config{})
 	if board != nil {

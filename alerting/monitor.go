@@ -89,24 +89,22 @@ type Publisher interface {
 	Publish(Event)
 }
 
-// Listener is a Publisher that can tell whether anyone listens for a ward's
-// patient events (the board hub: a connected client who sees the ward).
-// The monitor then builds a board row only when someone does: a row costs
-// maps and strings per message, and a row nobody receives is also in the
-// next snapshot anyway.
+// Listener is a RowPublisher that can tell whether anyone listens for a
+// ward's patient rows (the board hub: a connected client who sees the
+// ward). The monitor then tells of a changed row only when someone does:
+// a change nobody receives costs the hub's lock for nothing, and the row
+// is in the next snapshot anyway.
 type Listener interface {
 	ListeningTo(vward.WardID) bool
 }
 
-// RowPublisher is a Publisher that fetches a patient's row itself, when it
-// sends it (the board hub). The monitor then builds no row when a patient
-// changes: it says only whose row changed, and the publisher asks the
-// change's RowSource for the row, encoded from the patient's state as it
-// is then. A row that a newer change replaces before it is sent is never
-// built at all, which is how a lagging board client sheds load; and the
-// row is encoded straight from the monitor's state, without a PatientView
-// and its maps (docs/performance.md, session 7). RowChanged must not
-// block.
+// RowPublisher is what the monitor tells of the board (the board hub):
+// events through Publish (a patient discharged), and, when a patient's row
+// changes, only whose row changed. The publisher fetches the row from the
+// change's RowSource when it sends it, encoded from the patient's state as
+// it is then, so a row that a newer change replaces before it is sent is
+// never built at all: that is how a lagging board client sheds load
+// (docs/performance.md, session 7). RowChanged must not block.
 type RowPublisher interface {
 	Publisher
 	RowChanged(RowChange)
@@ -150,7 +148,7 @@ type patient struct {
 	lastSeen time.Time
 	seq      uint64 // counts rescores, so the engine can order them
 
-	trendSent uint64 // trend.version when a board event last carried the trend
+	trendSent uint64 // trend.version when a row change last said the trend changed
 
 	// watch is the engine's record of the patient, kept from Admit so that
 	// each assessment hands it over rather than the engine finding it
@@ -175,7 +173,7 @@ type assessment struct {
 // Monitor keeps every patient's observation set and score.
 type Monitor struct {
 	freshness news2.Freshness
-	publish   Publisher
+	publish   RowPublisher
 	now       func() time.Time
 	log       *slog.Logger
 
@@ -190,7 +188,7 @@ type Monitor struct {
 func (m *Monitor) SetEngine(e *Engine) { m.engine = e }
 
 // NewMonitor builds a monitor; publish may be nil.
-func NewMonitor(freshness news2.Freshness, publish Publisher, log *slog.Logger) *Monitor {
+func NewMonitor(freshness news2.Freshness, publish RowPublisher, log *slog.Logger) *Monitor {
 	return &Monitor{
 		freshness: freshness, publish: publish, now: time.Now,
 		log:      log.With("component", "alerting"),
@@ -279,8 +277,6 @@ func (m *Monitor) patientLocked(id vward.PatientID) *patient {
 // observation sets and rescores the patients whose set changed.
 func (m *Monitor) Observe(rs []vward.Reading) {
 	now := m.now()
-	var changed []PatientView
-	rows, _ := m.publish.(RowPublisher)
 	rowChanges := make([]RowChange, 0, 2) // on the stack, as assess
 	assess := make([]assessment, 0, 2)    // on the stack: a message is nearly always one patient
 	m.mu.Lock()
@@ -290,11 +286,7 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 		if last != nil && dirty {
 			m.rescoreLocked(last, now)
 			if m.listeningTo(last.info.Ward) {
-				if rows != nil {
-					rowChanges = append(rowChanges, m.rowChangeLocked(last))
-				} else {
-					changed = append(changed, last.event())
-				}
+				rowChanges = append(rowChanges, m.rowChangeLocked(last))
 			}
 			if m.engine != nil {
 				last.seq++
@@ -334,7 +326,7 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 	}
 	flush()
 	m.mu.Unlock()
-	m.publishRows(changed, rowChanges)
+	m.publishRows(rowChanges)
 	if m.engine != nil {
 		for _, a := range assess {
 			m.engine.assess(a.watch, a.info, a.seq, a.set, a.res)
@@ -342,22 +334,18 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 	}
 }
 
-// publishRows tells the publisher of changed rows: built, or by reference
-// to a RowPublisher.
-func (m *Monitor) publishRows(changed []PatientView, rowChanges []RowChange) {
-	for i := range changed {
-		m.publish.Publish(Event{Type: "patient", Patient: &changed[i]})
-	}
-	if len(rowChanges) > 0 {
-		rows := m.publish.(RowPublisher)
-		for _, c := range rowChanges {
-			rows.RowChanged(c)
-		}
+// publishRows tells the publisher whose rows changed.
+func (m *Monitor) publishRows(changes []RowChange) {
+	for _, c := range changes {
+		m.publish.RowChanged(c)
 	}
 }
 
 // rowChangeLocked is the RowChange of the patient's row: with the trend
-// if it changed since the last event or change made, as event does.
+// if it changed since the last change made. Every client has the trend as
+// it was then, from that row or from a later snapshot (a client is
+// registered before its snapshot is taken), and the hub carries the trend
+// flag over when it coalesces changes.
 func (m *Monitor) rowChangeLocked(p *patient) RowChange {
 	trend := p.trend.version != p.trendSent
 	p.trendSent = p.trend.version
@@ -406,20 +394,6 @@ func (m *Monitor) rescoreLocked(p *patient, now time.Time) {
 func (p *patient) view() PatientView {
 	v := p.row()
 	v.Trend = p.trend.snapshot()
-	return v
-}
-
-// event is the patient's row for a board event: the trend only when it
-// changed since the last event built. Every client has the trend as it was
-// then, from that event or from a later snapshot (a client is registered
-// before its snapshot is taken), and the hub carries a trend over when it
-// coalesces events (Hub.Publish).
-func (p *patient) event() PatientView {
-	v := p.row()
-	if p.trend.version != p.trendSent {
-		v.Trend = p.trend.snapshot()
-		p.trendSent = p.trend.version
-	}
 	return v
 }
 
@@ -511,21 +485,15 @@ func (m *Monitor) Run(ctx context.Context, every time.Duration) error {
 
 func (m *Monitor) rescoreAll() {
 	now := m.now()
-	var changed []PatientView
 	var rowChanges []RowChange
-	rows, _ := m.publish.(RowPublisher)
 	m.mu.Lock()
 	for _, p := range m.patients {
 		before := p.score
 		m.rescoreLocked(p, now)
 		if p.score != before && m.listeningTo(p.info.Ward) {
-			if rows != nil {
-				rowChanges = append(rowChanges, m.rowChangeLocked(p))
-			} else {
-				changed = append(changed, p.event())
-			}
+			rowChanges = append(rowChanges, m.rowChangeLocked(p))
 		}
 	}
 	m.mu.Unlock()
-	m.publishRows(changed, rowChanges)
+	m.publishRows(rowChanges)
 }

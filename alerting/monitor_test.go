@@ -1,6 +1,7 @@
 package alerting
 
 import (
+	"encoding/json"
 	"sync"
 	"testing"
 	"time"
@@ -9,20 +10,34 @@ import (
 	"github.com/vward/vward/news2"
 )
 
-// boardRecorder keeps patient events, listening while listening is true.
+// boardRecorder is a RowPublisher that fetches each changed row at once,
+// as a board client that keeps up does, and keeps it decoded, listening
+// while listening is true.
 type boardRecorder struct {
+	t         testing.TB
 	mu        sync.Mutex
 	listening bool
+	changes   []RowChange
 	rows      []PatientView
+	events    [][]byte // the rows as fetched
 }
 
-func (b *boardRecorder) Publish(e Event) {
-	if e.Type != "patient" {
-		return
+func (b *boardRecorder) Publish(Event) {}
+
+func (b *boardRecorder) RowChanged(c RowChange) {
+	ev, ward, ok := c.Rows.AppendRowEvent(nil, c.Patient, c.Trend)
+	if !ok || ward != c.Ward {
+		b.t.Errorf("change of %s in %s: fetched the row of ward %q, ok %v", c.Patient, c.Ward, ward, ok)
+	}
+	var e Event
+	if err := json.Unmarshal(ev, &e); err != nil || e.Type != "patient" || e.Patient == nil {
+		b.t.Fatalf("change of %s: fetched %s (%v), want a patient event", c.Patient, ev, err)
 	}
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.changes = append(b.changes, c)
 	b.rows = append(b.rows, *e.Patient)
-	b.mu.Unlock()
+	b.events = append(b.events, ev)
 }
 
 func (b *boardRecorder) ListeningTo(vward.WardID) bool {
@@ -50,7 +65,7 @@ func (b *boardRecorder) last() (PatientView, int) {
 // A board event carries the patient's NEWS2 trend only when the trend
 // changed since the previous event; the snapshot always carries it whole.
 func TestPatientEventCarriesTrendOnlyWhenChanged(t *testing.T) {
-	board := &boardRecorder{listening: true}
+	board := &boardRecorder{t: t, listening: true}
 	m := NewMonitor(news2.DefaultFreshness(), board, quiet)
 	now := t0
 	m.now = func() time.Time { return now }
@@ -95,7 +110,7 @@ func TestPatientEventCarriesTrendOnlyWhenChanged(t *testing.T) {
 // A row's NEWS2 is the patient's current result, whether a reading or the
 // passing of time changed it.
 func TestRowNews2FollowsResult(t *testing.T) {
-	board := &boardRecorder{listening: true}
+	board := &boardRecorder{t: t, listening: true}
 	fresh := news2.DefaultFreshness()
 	fresh[news2.Temperature] = time.Minute
 	m := NewMonitor(fresh, board, quiet)
@@ -135,47 +150,43 @@ func TestRowNews2FollowsResult(t *testing.T) {
 	check("temperature aged out, Patient(p1)", snapshot(), 0, 6)
 }
 
-// rowRecorder is a RowPublisher that fetches each changed row at once, as
-// a board client that keeps up does, and keeps it.
-type rowRecorder struct {
-	boardRecorder
-	changes []RowChange
-	events  [][]byte
-}
-
-func (r *rowRecorder) RowChanged(c RowChange) {
-	b, ward, ok := c.Rows.AppendRowEvent(nil, c.Patient, c.Trend)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.changes = append(r.changes, c)
-	if ok && ward == c.Ward {
-		r.events = append(r.events, b)
-	} else {
-		r.events = append(r.events, nil)
-	}
-}
-
-// Given a RowPublisher, the monitor builds no rows: it says whose row
-// changed, and the row it then gives is byte for byte the event it gives
-// another publisher, with the trend when it changed, through readings and
-// the periodic rescore.
-func TestRowPublisherFetchesTheSameEvents(t *testing.T) {
-	views, rows := &boardRecorder{listening: true}, &rowRecorder{boardRecorder: boardRecorder{listening: true}}
+// The monitor builds no rows: it says whose row changed, in which ward,
+// and whether the trend changed, through readings and the periodic
+// rescore; the row it then gives is byte for byte what encoding/json
+// writes for the patient's row, with the trend when it changed.
+func TestRowChangesSayWhoseRowChanged(t *testing.T) {
+	board := &boardRecorder{t: t, listening: true}
 	fresh := news2.DefaultFreshness()
 	fresh[news2.Temperature] = time.Minute
 	now := t0
-	var ms []*Monitor
-	for _, pub := range []Publisher{views, rows} {
-		m := NewMonitor(fresh, pub, quiet)
-		m.now = func() time.Time { return now }
-		m.Admit(PatientInfo{ID: "p1", Ward: "w1", Name: "Zoë One", SpO2Scale: 2})
-		ms = append(ms, m)
+	m := NewMonitor(fresh, board, quiet)
+	m.now = func() time.Time { return now }
+	m.Admit(PatientInfo{ID: "p1", Ward: "w1", Name: "Zoë One", SpO2Scale: 2})
+	// want is, for each change, the patient's row as the monitor gives
+	// it (Patient) just after, with the trend if the change says so.
+	var want [][]byte
+	step := func(f func()) {
+		t.Helper()
+		before := len(board.changes)
+		f()
+		if len(board.changes) != before+1 {
+			t.Fatalf("%d row changes, want %d", len(board.changes), before+1)
+		}
+		row, _ := m.Patient("p1")
+		if !board.changes[before].Trend {
+			row.Trend = nil
+		}
+		b, err := json.Marshal(Event{Type: "patient", Patient: &row})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, b)
 	}
 	observe := func(kind vward.ReadingKind, v float64) {
-		now = now.Add(time.Second)
-		for _, m := range ms {
+		step(func() {
+			now = now.Add(time.Second)
 			m.Observe([]vward.Reading{{Device: "d1", Patient: "p1", Ward: "w1", Kind: kind, Value: v, At: now}})
-		}
+		})
 	}
 	observe(vward.HeartRate, 70)
 	observe(vward.HeartRate, 72)
@@ -183,33 +194,26 @@ func TestRowPublisherFetchesTheSameEvents(t *testing.T) {
 	observe(vward.SupplementalOxygen, 1)
 	observe(vward.Consciousness, 1)
 	observe(vward.SpO2, 91)
-	now = now.Add(2 * time.Minute)
-	for _, m := range ms {
+	step(func() {
+		now = now.Add(2 * time.Minute)
 		m.rescoreAll()
-	}
-	if len(rows.rows) != 0 {
-		t.Errorf("the RowPublisher was also given %d PatientViews", len(rows.rows))
-	}
-	if len(views.rows) != 7 || len(rows.events) != len(views.rows) {
-		t.Fatalf("%d events and %d row changes, want 7 of each", len(views.rows), len(rows.events))
-	}
+	})
 	trends := 0
-	for i, v := range views.rows {
-		want, got, c := AppendPatientEvent(nil, &v), rows.events[i], rows.changes[i]
-		if string(got) != string(want) {
-			t.Errorf("change %d:\nfetched %s\nwant    %s", i, got, want)
+	for i, c := range board.changes {
+		if got := board.events[i]; string(got) != string(want[i]) {
+			t.Errorf("change %d:\nfetched %s\nwant    %s", i, got, want[i])
 		}
-		if c.Patient != "p1" || c.Ward != "w1" || c.Trend != (len(v.Trend) > 0) {
-			t.Errorf("change %d: %s in %s, trend %v; want p1 in w1, trend %v", i, c.Patient, c.Ward, c.Trend, len(v.Trend) > 0)
+		if c.Patient != "p1" || c.Ward != "w1" {
+			t.Errorf("change %d: %s in %s; want p1 in w1", i, c.Patient, c.Ward)
 		}
-		if len(v.Trend) > 0 {
+		if c.Trend {
 			trends++
 		}
 	}
-	if trends == 0 || trends == len(views.rows) {
-		t.Errorf("%d of %d events carried the trend; want some, not all", trends, len(views.rows))
+	if trends == 0 || trends == len(board.changes) {
+		t.Errorf("%d of %d changes carried the trend; want some, not all", trends, len(board.changes))
 	}
-	if b, ward, ok := ms[1].AppendRowEvent([]byte("x"), "p2", true); ok || ward != "" || string(b) != "x" {
+	if b, ward, ok := m.AppendRowEvent([]byte("x"), "p2", true); ok || ward != "" || string(b) != "x" {
 		t.Errorf("AppendRowEvent of a patient not admitted: %q, %q, %v; want b unchanged, not ok", b, ward, ok)
 	}
 }

@@ -13,64 +13,6 @@ import (
 	"github.com/vward/vward/news2"
 )
 
-// AppendPatientEvent appends the board event {"type":"patient","patient":v}
-// to b, byte for byte as encoding/json would write Event{Type: "patient",
-// Patient: v}, without its reflection: the board hub encodes one of these
-// for each patient event it is given as a PatientView, and encoding/json
-// was most of that cost. TestAppendPatientEventMatchesEncodingJSON holds
-// the two together. A field added to PatientView must be added here too,
-// and to patient.appendEvent, which writes the same event from the
-// monitor's state for the rows the hub fetches
-// (TestPatientAppendEventMatchesRow).
-func AppendPatientEvent(b []byte, v *PatientView) []byte {
-	b = append(b, `{"type":"patient","patient":`...)
-	b = v.appendJSON(b)
-	return append(b, '}')
-}
-
-func (v *PatientView) appendJSON(b []byte) []byte {
-	b = append(b, `{"patient":`...)
-	b = appendJSONString(b, string(v.Patient))
-	b = append(b, `,"ward":`...)
-	b = appendJSONString(b, string(v.Ward))
-	b = append(b, `,"name":`...)
-	b = appendJSONString(b, v.Name)
-	b = append(b, `,"spo2_scale":`...)
-	b = strconv.AppendInt(b, int64(v.SpO2Scale), 10)
-	b = append(b, `,"vitals":`...)
-	if v.Vitals == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '{')
-		keys := make([]string, 0, len(v.Vitals))
-		for k := range v.Vitals {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, k)
-			b = append(b, ':')
-			b = v.Vitals[k].appendJSON(b)
-		}
-		b = append(b, '}')
-	}
-	if v.News2 != nil {
-		b = append(b, `,"news2":`...)
-		b = v.News2.appendJSON(b)
-	}
-	if len(v.Trend) > 0 {
-		b = appendTrend(b, v.Trend)
-	}
-	if !v.LastSeen.IsZero() {
-		b = append(b, `,"last_seen":`...)
-		b = appendJSONTime(b, v.LastSeen)
-	}
-	return append(b, '}')
-}
-
 // appendTrend appends `,"trend":[…]`.
 func appendTrend(b []byte, trend []TrendPoint) []byte {
 	b = append(b, `,"trend":[`...)
@@ -88,69 +30,6 @@ func appendTrend(b []byte, trend []TrendPoint) []byte {
 		b = append(b, '}')
 	}
 	return append(b, ']')
-}
-
-func (v Vital) appendJSON(b []byte) []byte {
-	b = append(b, `{"value":`...)
-	b = appendJSONFloat(b, v.Value)
-	b = append(b, `,"display":`...)
-	b = appendJSONString(b, v.Display)
-	if v.Unit != "" {
-		b = append(b, `,"unit":`...)
-		b = appendJSONString(b, v.Unit)
-	}
-	b = append(b, `,"at":`...)
-	b = appendJSONTime(b, v.At)
-	return append(b, '}')
-}
-
-func (s *Score) appendJSON(b []byte) []byte {
-	b = append(b, `{"score":`...)
-	b = strconv.AppendInt(b, int64(s.Score), 10)
-	b = append(b, `,"risk":`...)
-	b = appendJSONString(b, s.Risk)
-	b = append(b, `,"red_score":`...)
-	b = strconv.AppendBool(b, s.RedScore)
-	b = append(b, `,"complete":`...)
-	b = strconv.AppendBool(b, s.Complete)
-	b = append(b, `,"missing":`...)
-	if s.Missing == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, m := range s.Missing {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, m)
-		}
-		b = append(b, ']')
-	}
-	b = append(b, `,"subscores":`...)
-	if s.Subscores == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '{')
-		keys := make([]string, 0, len(s.Subscores))
-		for k := range s.Subscores {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, k)
-			b = append(b, ':')
-			b = strconv.AppendInt(b, int64(s.Subscores[k]), 10)
-		}
-		b = append(b, '}')
-	}
-	b = append(b, `,"monitoring":`...)
-	b = appendJSONString(b, s.Monitoring)
-	b = append(b, `,"response":`...)
-	b = appendJSONString(b, s.Response)
-	return append(b, '}')
 }
 
 // appendJSONString copies a string encoding/json would copy unchanged
@@ -245,9 +124,11 @@ var paramsByName = func() [news2.NumParameters]news2.Parameter {
 
 // appendEvent appends the patient's board event straight from its state,
 // with trend as the row's trend (none if empty): byte for byte what
-// AppendPatientEvent writes for p.row() with that trend
-// (TestPatientAppendEventMatchesRow), without the PatientView, its maps
-// and its strings, which cost more than the encoding itself.
+// encoding/json writes for Event{Type: "patient", Patient: &row}, row being
+// p.row() with that trend (TestPatientAppendEventMatchesRow), without the
+// PatientView, its maps and its strings, which cost more than the encoding
+// itself, and without encoding/json's reflection. A field added to
+// PatientView must be added here too.
 func (p *patient) appendEvent(b []byte, trend []TrendPoint) []byte {
 	b = append(b, `{"type":"patient","patient":{"patient":`...)
 	b = appendJSONString(b, string(p.info.ID))

@@ -3,6 +3,7 @@ package alerting
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -11,67 +12,49 @@ import (
 	"github.com/vward/vward/news2"
 )
 
-func TestAppendPatientEventMatchesEncodingJSON(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	strs := []string{"", "p1", "Zoë O'Brien", `a "quoted" \ name`, "<b>&</b>", "tab\there", "line\u2028sep", "\x01"}
-	floats := []float64{0, 1, -1, 93, 36.6, 1e-7, 1e21, 123456789.125, -0.000001, 1e-300, 2.5e-9}
-	times := []time.Time{{}, time.Date(2026, 11, 23, 10, 15, 0, 0, time.UTC), time.Date(2026, 11, 23, 10, 15, 0, 123456789, time.FixedZone("x", 3600)), time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)}
-	pick := func(s []string) string { return s[rng.IntN(len(s))] }
-	for i := range 2000 {
-		v := PatientView{
-			Patient: vward.PatientID("p" + fmt.Sprint(i)), Name: pick(strs), SpO2Scale: rng.IntN(3), LastSeen: times[rng.IntN(len(times))],
-		}
-		v.Ward = vward.WardID("w" + pick(strs))
-		if rng.IntN(5) > 0 {
-			v.Vitals = map[string]Vital{}
-			for range rng.IntN(8) {
-				v.Vitals[pick([]string{"spo2", "heart_rate", "temperature", "odd<key>"})] = Vital{
-					Value: floats[rng.IntN(len(floats))], Display: pick(strs), Unit: pick([]string{"", "%", "°C", "/min"}), At: times[rng.IntN(len(times))],
-				}
-			}
-		}
-		if rng.IntN(3) > 0 {
-			r := news2.Score(news2.Observations{})
-			s := NewScore(r)
-			s.Subscores["x&y"] = rng.IntN(4)
-			if rng.IntN(4) == 0 {
-				s.Missing, s.Subscores = nil, nil
-			}
-			s.Risk = pick(strs)
-			v.News2 = &s
-		}
-		switch rng.IntN(3) {
-		case 1:
-			v.Trend = []TrendPoint{}
-		case 2:
-			for range rng.IntN(5) + 1 {
-				v.Trend = append(v.Trend, TrendPoint{At: times[rng.IntN(len(times))], Score: rng.IntN(20), Partial: rng.IntN(2) == 0})
-			}
-		}
-		want, err := json.Marshal(Event{Type: "patient", Patient: &v})
+// The number and time encodings a row is written with are encoding/json's,
+// byte for byte, at the edges where it changes format.
+func TestAppendJSONValuesMatchEncodingJSON(t *testing.T) {
+	for _, f := range []float64{0, 1, -1, 93, 36.6, 1e-7, 1e-6, 1e21, 1e20, 123456789.125, -0.000001, 1e-300, 2.5e-9, -1.5e22, math.MaxFloat64, math.SmallestNonzeroFloat64} {
+		want, err := json.Marshal(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := AppendPatientEvent(nil, &v); string(got) != string(want) {
-			t.Fatalf("view %+v:\ngot  %s\nwant %s", v, got, want)
+		if got := appendJSONFloat([]byte("x"), f); string(got[1:]) != string(want) {
+			t.Errorf("appendJSONFloat(%v) = %s, want %s", f, got[1:], want)
+		}
+	}
+	for _, at := range []time.Time{
+		{}, time.Date(2026, 11, 23, 10, 15, 0, 0, time.UTC),
+		time.Date(2026, 11, 23, 10, 15, 0, 123456789, time.FixedZone("x", 3600)),
+		time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		want, _ := json.Marshal(at) // years past 9999: an error, and no bytes
+		if got := appendJSONTime([]byte("x"), at); string(got[1:]) != string(want) {
+			t.Errorf("appendJSONTime(%v) = %s, want %s", at, got[1:], want)
 		}
 	}
 }
 
+// A patient's board event: encoding/json's against appendEvent's, for a
+// patient with four vitals and a score, and with a day's trend as the
+// board's snapshot and the REST API carry it.
 func BenchmarkPatientEventJSON(b *testing.B) {
 	at := time.Date(2026, 11, 23, 10, 15, 0, 0, time.UTC)
-	v := PatientView{Patient: "p1", Ward: "w1", Name: "Test Patient", SpO2Scale: 1, LastSeen: at,
-		Vitals: map[string]Vital{
-			"spo2": {Value: 96, Display: "96", Unit: "%", At: at}, "heart_rate": {Value: 72, Display: "72", Unit: "/min", At: at},
-			"respiratory_rate": {Value: 16, Display: "16", Unit: "/min", At: at}, "temperature": {Value: 36.8, Display: "36.8", Unit: "°C", At: at},
-		},
-		Trend: []TrendPoint{{At: at, Score: 0, Partial: true}},
-	}
-	s := NewScore(news2.Score(news2.Observations{}))
-	v.News2 = &s
+	m := NewMonitor(news2.DefaultFreshness(), nil, quiet)
+	m.now = func() time.Time { return at }
+	m.Admit(PatientInfo{ID: "p1", Ward: "w1", Name: "Test Patient"})
+	m.Observe([]vward.Reading{
+		{Patient: "p1", Kind: vward.SpO2, Value: 96, At: at}, {Patient: "p1", Kind: vward.HeartRate, Value: 72, At: at},
+		{Patient: "p1", Kind: vward.RespiratoryRate, Value: 16, At: at}, {Patient: "p1", Kind: vward.Temperature, Value: 36.8, At: at},
+	})
+	p := m.patients["p1"]
+	trend := p.trend.snapshot()
 	b.Run("encoding-json", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
+			v := p.row()
+			v.Trend = trend
 			if _, err := json.Marshal(Event{Type: "patient", Patient: &v}); err != nil {
 				b.Fatal(err)
 			}
@@ -81,21 +64,19 @@ func BenchmarkPatientEventJSON(b *testing.B) {
 		b.ReportAllocs()
 		var buf []byte
 		for b.Loop() {
-			buf = AppendPatientEvent(buf[:0], &v)
+			buf = p.appendEvent(buf[:0], trend)
 		}
 	})
-	// A patient streaming for a day has a point every trendStep: the row
-	// as the board's snapshot and the REST API carry it.
-	day := v
-	day.Trend = nil
+	// A patient streaming for a day has a point every trendStep.
+	var day []TrendPoint
 	for i := range int(trendSpan / trendStep) {
-		day.Trend = append(day.Trend, TrendPoint{At: at.Add(time.Duration(i) * trendStep), Score: i % 3})
+		day = append(day, TrendPoint{At: at.Add(time.Duration(i) * trendStep), Score: i % 3})
 	}
 	b.Run("append-day-trend", func(b *testing.B) {
 		b.ReportAllocs()
 		var buf []byte
 		for b.Loop() {
-			buf = AppendPatientEvent(buf[:0], &day)
+			buf = p.appendEvent(buf[:0], day)
 		}
 		b.ReportMetric(float64(len(buf)), "bytes/event")
 	})
@@ -118,9 +99,9 @@ func FuzzAppendJSONString(f *testing.F) {
 	})
 }
 
-// A patient's event encoded straight from its state is the event of its
-// row, byte for byte, for patients with every mix of readings, scores,
-// names and trends.
+// A patient's event encoded straight from its state is encoding/json's
+// event of its row, byte for byte, for patients with every mix of
+// readings, scores, names and trends.
 func TestPatientAppendEventMatchesRow(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	names := []string{"", "Zoë O'Brien", `a "quoted" \ name`, "<b>&</b>", "line\u2028sep"}
@@ -150,7 +131,10 @@ func TestPatientAppendEventMatchesRow(t *testing.T) {
 		}
 		v := p.row()
 		v.Trend = trend
-		want := AppendPatientEvent(nil, &v)
+		want, err := json.Marshal(Event{Type: "patient", Patient: &v})
+		if err != nil {
+			t.Fatal(err)
+		}
 		if got := p.appendEvent([]byte("x"), trend); string(got[1:]) != string(want) {
 			t.Fatalf("patient %s:\ngot  %s\nwant %s", id, got[1:], want)
 		}

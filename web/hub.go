@@ -1,7 +1,6 @@
 package web
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -62,40 +61,28 @@ type client struct {
 	row []byte // the writer's room for rows fetched from a RowSource
 }
 
-// queued is a patient's latest update that a client has not been sent:
-// an event, or a changed row that the writer fetches from its source
+// queued is a patient's latest update that a client has not been sent: a
+// changed row, which the writer fetches from its source
 // (alerting.RowPublisher) when it sends it, so that a row replaced before
-// then costs nothing.
+// then costs nothing; or an event, the patient's discharge.
 type queued struct {
 	event *encoded // nil for a row change
 	row   alerting.RowChange
 }
 
 // over returns what to queue in place of old, an update of the same
-// patient the client has not been sent. An event carries the NEWS2 trend
-// only when it changed, so an update without the trend that replaces one
+// patient the client has not been sent. A row carries the NEWS2 trend only
+// when it changed, so a row change without the trend that replaces one
 // with it must carry it on, or the client would never see it.
 func (q queued) over(old queued, was bool) queued {
-	if !was {
-		return q
+	if was && q.event == nil && old.event == nil {
+		q.row.Trend = q.row.Trend || old.row.Trend
 	}
-	if q.event == nil {
-		q.row.Trend = q.row.Trend || old.row.Trend || old.event.hasTrend()
-		return q
-	}
-	if old.event != nil {
-		q.event = q.event.over(old.event)
-	}
-	// Rows come one way or the other: the monitor gives the hub row
-	// changes, and events only of patients discharged. So no patient event
-	// replaces a row change whose trend it would have to carry.
 	return q
 }
 
 // encoded is an event encoded at most once, when the first client's writer
-// needs it: with no client, or when a newer update of the same patient
-// replaces it before any writer runs, it is never encoded at all. Ingest
-// publishes an event per device message, so this keeps JSON off its path.
+// needs it, for every client that is sent it.
 type encoded struct {
 	once  sync.Once
 	event alerting.Event
@@ -103,43 +90,9 @@ type encoded struct {
 	err   error
 }
 
-// eventSizeHint is the size of the last patient event encoded (0 before
-// the first): the next is given that much room and a little more, rather
-// than a fixed size that is mostly waste or too small.
-var eventSizeHint atomic.Int64
-
 func (e *encoded) bytes() ([]byte, error) {
-	e.once.Do(func() {
-		if ev := e.event; ev.Type == "patient" && ev.Patient != nil && ev.Alert == nil && ev.Change == "" && !ev.Page {
-			// The common event, encoded without reflection (same bytes).
-			hint := cmp.Or(eventSizeHint.Load(), 512)
-			e.b = alerting.AppendPatientEvent(make([]byte, 0, hint+hint/8), ev.Patient)
-			eventSizeHint.Store(int64(len(e.b)))
-			return
-		}
-		e.b, e.err = json.Marshal(e.event)
-	})
+	e.once.Do(func() { e.b, e.err = json.Marshal(e.event) })
 	return e.b, e.err
-}
-
-// hasTrend reports whether e is a patient event that carries the trend.
-func (e *encoded) hasTrend() bool {
-	return e != nil && e.event.Type == "patient" && e.event.Patient != nil && len(e.event.Patient.Trend) > 0
-}
-
-// over returns what to queue in place of old (queued.over): e, or when it
-// must carry old's trend on, an event of the client's own with it. Only a
-// client slower than the trend changes needs one.
-func (e *encoded) over(old *encoded) *encoded {
-	if e.event.Type != "patient" || old.event.Type != "patient" ||
-		len(e.event.Patient.Trend) > 0 || !old.hasTrend() {
-		return e
-	}
-	v := *e.event.Patient
-	v.Trend = old.event.Patient.Trend
-	ev := e.event
-	ev.Patient = &v
-	return &encoded{event: ev}
 }
 
 func (c *client) sees(w vward.WardID) bool { return c.wards == nil || c.wards[w] }
@@ -186,8 +139,9 @@ func (h *Hub) ListeningTo(ward vward.WardID) bool {
 
 var _ alerting.RowPublisher = (*Hub)(nil)
 
-// Publish implements alerting.Publisher. It never blocks and never encodes:
-// the clients' writers do, once for all of them.
+// Publish implements alerting.Publisher: an alert event, or a patient's
+// discharge, which replaces any row of the patient queued. It never blocks
+// and never encodes: the clients' writers do, once for all of them.
 func (h *Hub) Publish(e alerting.Event) {
 	if e.Alert != nil {
 		h.publishAlert(e)
@@ -210,9 +164,8 @@ func (h *Hub) Publish(e alerting.Event) {
 	}
 }
 
-// RowChanged implements alerting.RowPublisher: like Publish, but what is
-// queued is only which row changed, and the writer fetches the row when
-// it sends it.
+// RowChanged implements alerting.RowPublisher: what is queued is only
+// which row changed, and the writer fetches the row when it sends it.
 func (h *Hub) RowChanged(rc alerting.RowChange) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -71,13 +72,6 @@ func waitClients(t testing.TB, h *Hub, n int) {
 	}
 }
 
-func update(id int, round int, pad string) alerting.Event {
-	return alerting.Event{Type: "patient", Patient: &alerting.PatientView{
-		Patient: vward.PatientID(fmt.Sprintf("p%04d", id)), Ward: "w1",
-		Name: fmt.Sprintf("round %d %s", round, pad),
-	}}
-}
-
 // A client that stops reading must not hold up the others: while its
 // writer is blocked on a full socket, a reading client still receives the
 // latest update of every patient.
@@ -97,9 +91,10 @@ func TestStalledClientDoesNotDelayOthers(t *testing.T) {
 	// client, far beyond what loopback socket buffers hold.
 	pad := strings.Repeat("x", 64<<10)
 	const patients, rounds = 400, 3
+	rows := newRowSource()
 	for r := 1; r <= rounds; r++ {
 		for i := range patients {
-			h.Publish(update(i, r, pad))
+			rows.change(h, i, r, pad)
 		}
 	}
 
@@ -143,12 +138,13 @@ func TestStalledClientIsDroppedAfterWriteTimeout(t *testing.T) {
 	dial(t, url) // never reads
 	waitClients(t, h, 1)
 	pad := strings.Repeat("x", 64<<10)
+	rows := newRowSource()
 	deadline := time.Now().Add(30 * time.Second)
 	for i := 0; h.Dropped.Load() == 0; i++ {
 		if time.Now().After(deadline) {
 			t.Fatal("stalled client was never dropped")
 		}
-		h.Publish(update(i%500, i, pad))
+		rows.change(h, i%500, i, pad)
 		if i%500 == 499 {
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -156,52 +152,40 @@ func TestStalledClientIsDroppedAfterWriteTimeout(t *testing.T) {
 	waitClients(t, h, 0)
 }
 
-// BenchmarkHubFanOut publishes patient updates to many board clients that
-// read as fast as they can; it measures the publisher's side: events
-// (Publish) and row changes (RowChanged, as the monitor uses the hub),
-// whose rows the writers fetch from a source of fixed rows.
+// BenchmarkHubFanOut tells the hub of changed rows, as the monitor does, for
+// many board clients that read as fast as they can; it measures the
+// publisher's side, and the writers fetch the rows from a source of fixed
+// rows.
 func BenchmarkHubFanOut(b *testing.B) {
-	for _, rowChanges := range []bool{false, true} {
-		for _, clients := range []int{1, 10, 100} {
-			name := fmt.Sprintf("events/clients=%d", clients)
-			if rowChanges {
-				name = fmt.Sprintf("rows/clients=%d", clients)
-			}
-			b.Run(name, func(b *testing.B) {
-				h := NewHub(slog.New(slog.NewTextHandler(io.Discard, nil)))
-				url := hubServer(b, h)
-				for range clients {
-					c := dial(b, url)
-					go func() {
-						for {
-							if _, _, err := c.ReadMessage(); err != nil {
-								return
-							}
+	for _, clients := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("rows/clients=%d", clients), func(b *testing.B) {
+			h := NewHub(slog.New(slog.NewTextHandler(io.Discard, nil)))
+			url := hubServer(b, h)
+			for range clients {
+				c := dial(b, url)
+				go func() {
+					for {
+						if _, _, err := c.ReadMessage(); err != nil {
+							return
 						}
-					}()
-				}
-				waitClients(b, h, clients)
-				events := make([]alerting.Event, 1000)
-				changes := make([]alerting.RowChange, len(events))
-				rows := &rowSource{wards: map[vward.PatientID]vward.WardID{}}
-				for i := range events {
-					events[i] = update(i, 1, "")
-					id := events[i].Patient.Patient
-					rows.wards[id] = "w1"
-					changes[i] = alerting.RowChange{Patient: id, Ward: "w1", Rows: rows}
-				}
-				b.ReportAllocs()
-				i := 0
-				for b.Loop() {
-					if rowChanges {
-						h.RowChanged(changes[i%len(changes)])
-					} else {
-						h.Publish(events[i%len(events)])
 					}
-					i++
-				}
-			})
-		}
+				}()
+			}
+			waitClients(b, h, clients)
+			changes := make([]alerting.RowChange, 1000)
+			rows := newRowSource()
+			for i := range changes {
+				id := vward.PatientID(fmt.Sprintf("p%04d", i))
+				rows.wards[id] = "w1"
+				changes[i] = alerting.RowChange{Patient: id, Ward: "w1", Rows: rows}
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				h.RowChanged(changes[i%len(changes)])
+				i++
+			}
+		})
 	}
 }
 
@@ -242,9 +226,10 @@ func TestListeningToFollowsClientsWards(t *testing.T) {
 // before its snapshot is taken.
 func TestChangeDuringSnapshotFollowsIt(t *testing.T) {
 	h := NewHub(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rows := newRowSource()
 	url := hubServerWith(t, h, func() ([]byte, error) {
 		snap := []byte(`{"type":"snapshot","patients":[]}`)
-		h.Publish(update(7, 1, "after the snapshot")) // the monitor, meanwhile
+		rows.change(h, 7, 1, "after the snapshot") // the monitor, meanwhile
 		return snap, nil
 	})
 	c := dial(t, url)
@@ -266,50 +251,18 @@ func TestChangeDuringSnapshotFollowsIt(t *testing.T) {
 	}
 }
 
-// A patient event carries the NEWS2 trend only when it changed. When a
-// client is sent only the latest of two queued updates, and the trend came
-// with the earlier one, the later one must bring it along.
-func TestCoalescedUpdateKeepsTheTrend(t *testing.T) {
-	h := NewHub(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	at := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
-	url := hubServerWith(t, h, func() ([]byte, error) {
-		// Both land before the client's first write, so they coalesce.
-		withTrend := update(7, 1, "trend changed")
-		withTrend.Patient.Trend = []alerting.TrendPoint{{At: at, Score: 1}, {At: at.Add(time.Minute), Score: 5}}
-		h.Publish(withTrend)
-		h.Publish(update(7, 2, "trend unchanged"))
-		return []byte(`{"type":"snapshot","patients":[]}`), nil
-	})
-	c := dial(t, url)
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, _, err := c.ReadMessage(); err != nil {
-		t.Fatalf("no snapshot: %v", err)
-	}
-	_, next, err := c.ReadMessage()
-	if err != nil {
-		t.Fatalf("no event after the snapshot: %v", err)
-	}
-	var e struct {
-		Patient *alerting.PatientView `json:"patient"`
-	}
-	if err := json.Unmarshal(next, &e); err != nil || e.Patient == nil {
-		t.Fatalf("after the snapshot: %s (%v); want p0007's update", next, err)
-	}
-	if !strings.HasPrefix(e.Patient.Name, "round 2") {
-		t.Errorf("sent %q, want the latest update (round 2)", e.Patient.Name)
-	}
-	if len(e.Patient.Trend) != 2 || e.Patient.Trend[1].Score != 5 {
-		t.Errorf("the coalesced update's trend is %+v, want the two points the earlier update brought", e.Patient.Trend)
-	}
-}
-
-// rowSource is an alerting.RowSource of fixed rows that records what it
-// was asked for.
+// rowSource is an alerting.RowSource of rows set by the test, as the
+// monitor's are by readings, that records what it was asked for.
 type rowSource struct {
 	mu      sync.Mutex
 	wards   map[vward.PatientID]vward.WardID // patients it has, and their wards now
+	names   map[vward.PatientID]string       // their rows' names now
 	record  bool                             // keep fetched
 	fetched []string                         // "patient trend" per fetch
+}
+
+func newRowSource() *rowSource {
+	return &rowSource{wards: map[vward.PatientID]vward.WardID{}, names: map[vward.PatientID]string{}}
 }
 
 func (s *rowSource) AppendRowEvent(b []byte, id vward.PatientID, trend bool) ([]byte, vward.WardID, bool) {
@@ -322,7 +275,18 @@ func (s *rowSource) AppendRowEvent(b []byte, id vward.PatientID, trend bool) ([]
 	if !ok {
 		return b, "", false
 	}
-	return fmt.Appendf(b, `{"type":"patient","patient":{"patient":%q,"ward":%q,"trend_sent":%v}}`, id, ward, trend), ward, true
+	return fmt.Appendf(b, `{"type":"patient","patient":{"patient":%q,"ward":%q,"name":%q,"trend_sent":%v}}`, id, ward, s.names[id], trend), ward, true
+}
+
+// change sets patient p<id>'s row, in w1, to "round <round> <pad>", as a
+// reading changes a row in the monitor, and tells the hub, as the monitor
+// does.
+func (s *rowSource) change(h *Hub, id, round int, pad string) {
+	p := vward.PatientID(fmt.Sprintf("p%04d", id))
+	s.mu.Lock()
+	s.wards[p], s.names[p] = "w1", fmt.Sprintf("round %d %s", round, pad)
+	s.mu.Unlock()
+	h.RowChanged(alerting.RowChange{Patient: p, Ward: "w1", Rows: s})
 }
 
 // nextPatient reads the client's next message, which must be a patient
@@ -351,7 +315,8 @@ func nextPatient(t *testing.T, c *websocket.Conn) (string, bool) {
 // trend changed.
 func TestCoalescedRowChangesFetchOnceWithTheTrend(t *testing.T) {
 	h := NewHub(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	rows := &rowSource{wards: map[vward.PatientID]vward.WardID{"p7": "w1"}, record: true}
+	rows := newRowSource()
+	rows.wards["p7"], rows.record = "w1", true
 	url := hubServerWith(t, h, func() ([]byte, error) {
 		// Both land before the client's first write, so they coalesce.
 		h.RowChanged(alerting.RowChange{Patient: "p7", Ward: "w1", Trend: true, Rows: rows})
@@ -378,7 +343,8 @@ func TestCoalescedRowChangesFetchOnceWithTheTrend(t *testing.T) {
 // row is not sent.
 func TestRowFetchedOutOfTheClientsWardsIsNotSent(t *testing.T) {
 	h := NewHub(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	rows := &rowSource{wards: map[vward.PatientID]vward.WardID{"p1": "w2", "p3": "w1"}, record: true}
+	rows := newRowSource()
+	rows.wards["p1"], rows.wards["p3"], rows.record = "w2", "w1", true
 	url := hubServerWith(t, h, func() ([]byte, error) {
 		h.RowChanged(alerting.RowChange{Patient: "p1", Ward: "w1", Rows: rows}) // moved to w2 since
 		h.RowChanged(alerting.RowChange{Patient: "p2", Ward: "w1", Rows: rows}) // discharged since
@@ -397,5 +363,41 @@ func TestRowFetchedOutOfTheClientsWardsIsNotSent(t *testing.T) {
 	defer rows.mu.Unlock()
 	if len(rows.fetched) != 3 {
 		t.Errorf("fetched %q, want p1, p2 and p3", rows.fetched)
+	}
+}
+
+// A patient's discharge replaces the patient's row queued before it: the
+// client is told of the discharge, and not sent the row after it.
+func TestDischargeReplacesAQueuedRow(t *testing.T) {
+	h := NewHub(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rows := newRowSource()
+	url := hubServerWith(t, h, func() ([]byte, error) {
+		// All land before the client's first write, so they coalesce.
+		rows.change(h, 7, 1, "before the discharge")
+		h.Publish(alerting.Event{Type: "discharged", Patient: &alerting.PatientView{Patient: "p0007", Ward: "w1"}})
+		rows.change(h, 8, 1, "another patient")
+		return []byte(`{"type":"snapshot","patients":[]}`), nil
+	})
+	c := dial(t, url)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var got []string
+	for len(got) < 3 {
+		_, b, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		var e struct {
+			Type    string `json:"type"`
+			Patient struct {
+				Patient string `json:"patient"`
+			} `json:"patient"`
+		}
+		if err := json.Unmarshal(b, &e); err != nil {
+			t.Fatalf("message %s: %v", b, err)
+		}
+		got = append(got, e.Type+" "+e.Patient.Patient)
+	}
+	if want := []string{"snapshot ", "discharged p0007", "patient p0008"}; !slices.Equal(got, want) {
+		t.Errorf("sent %q, want %q", got, want)
 	}
 }

@@ -8,6 +8,17 @@ import (
 	"github.com/vward/vward/alerting"
 )
 
+// patientEvent is v's board event, as the board sends it (encoding/json's
+// bytes, alerting's TestPatientAppendEventMatchesRow).
+func patientEvent(t testing.TB, v alerting.PatientView) []byte {
+	t.Helper()
+	b, err := json.Marshal(alerting.Event{Type: "patient", Patient: &v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // The board scanner reads what a JSON decoder reads from a patient event.
 func TestScanPatientEvent(t *testing.T) {
 	at := time.Date(2026, 11, 24, 1, 2, 3, 456789000, time.UTC)
@@ -27,7 +38,7 @@ func TestScanPatientEvent(t *testing.T) {
 		if withScore {
 			v.News2 = &alerting.Score{Score: 1, Risk: "low", Missing: []string{}, Subscores: map[string]int{}}
 		}
-		msg := alerting.AppendPatientEvent(nil, &v)
+		msg := patientEvent(t, v)
 		p, newest, ok := scanPatientEvent(msg)
 		if !ok || p != "bench-p00001" || !newest.Equal(at) {
 			t.Errorf("scan(%s) = %q, %v, %v; want the patient and %v", msg, p, newest, ok, at)
@@ -56,7 +67,7 @@ func BenchmarkScanPatientEvent(b *testing.B) {
 		News2: &alerting.Score{Score: 0, Risk: "low", Missing: []string{"systolic_bp", "consciousness", "supplemental_oxygen"}, Subscores: map[string]int{"heart_rate": 0}},
 		Trend: []alerting.TrendPoint{{At: at.Add(-time.Hour), Score: 0, Partial: true}},
 	}
-	msg := alerting.AppendPatientEvent(nil, &v)
+	msg := patientEvent(b, v)
 	b.ReportAllocs()
 	for range b.N {
 		if _, _, ok := scanPatientEvent(msg); !ok {
