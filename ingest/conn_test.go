@@ -145,3 +145,22 @@ func TestBufferedConnCloseFreesAStuckSend(t *testing.T) {
 		t.Error("write after a failed send succeeded")
 	}
 }
+
+// ack writes a QoS 1 PUBACK of the packet id: 0x40, length 2, the id high
+// byte first.
+func TestBufferedConnAckIsAPuback(t *testing.T) {
+	client, server := tcpPair(t)
+	c := newBufferedConn(client, time.Hour)
+	c.ack(0x1234)
+	c.ack(7)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []byte{0x40, 2, 0x12, 0x34, 0x40, 2, 0, 7}; !bytes.Equal(got, want) {
+		t.Errorf("sent % x, want % x", got, want)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -99,6 +101,7 @@ type subscriber struct {
 	log        *slog.Logger
 	connected  atomic.Bool
 	subscribed atomic.Bool
+	conn       atomic.Pointer[bufferedConn] // the last connection opened
 }
 
 // NewSource builds a source for the pipeline and plugs itself in as the
@@ -179,7 +182,8 @@ func (s *Source) Run(ctx context.Context) error {
 
 // clientOptions are every vward connection's: a persistent session under a
 // fixed client id, manual acknowledgement, in-order delivery.
-func (s *Source) clientOptions(clientID string, onConnect mqtt.OnConnectHandler, onMessage mqtt.MessageHandler) *mqtt.ClientOptions {
+// opened, if not nil, is told of each connection opened.
+func (s *Source) clientOptions(clientID string, onConnect mqtt.OnConnectHandler, onMessage mqtt.MessageHandler, opened func(*bufferedConn)) *mqtt.ClientOptions {
 	return mqtt.NewClientOptions().
 		AddBroker(s.cfg.URL).
 		SetClientID(clientID).
@@ -209,13 +213,22 @@ func (s *Source) clientOptions(clientID string, onConnect mqtt.OnConnectHandler,
 		// per message per route, and every route would lead here anyway.
 		SetDefaultPublishHandler(onMessage).
 		SetOnConnectHandler(onConnect).
-		SetCustomOpenConnectionFn(dialBuffered).
+		SetCustomOpenConnectionFn(func(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
+			c, err := dialBuffered(uri, o)
+			if err != nil {
+				return nil, err
+			}
+			if opened != nil {
+				opened(c)
+			}
+			return c, nil
+		}).
 		SetStore(newSessionStore())
 }
 
 func (c *subscriber) start() {
 	s := c.src
-	opts := s.clientOptions(c.clientID, c.onConnect, c.onMessage).
+	opts := s.clientOptions(c.clientID, c.onConnect, c.onMessage, c.conn.Store).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			c.subscribed.Store(false)
 			if c.connected.Swap(false) {
@@ -269,9 +282,20 @@ func (c *subscriber) onMessage(_ mqtt.Client, m mqtt.Message) {
 	if p := s.ctx.Load(); p != nil {
 		ctx = *p
 	}
+	// A QoS 1 message (all of them: vward subscribes at 1) is acknowledged
+	// on its connection straight, not through paho (bufferedConn.ack).
+	// paho opens a new connection only once its router, which calls this
+	// handler, has stopped, so the last connection opened is the one the
+	// message came in on; an ack after it closed is dropped, as paho drops
+	// one, and the broker resends the message on the next.
+	ack := m.Ack
+	if conn := c.conn.Load(); conn != nil && m.Qos() == 1 {
+		id := m.MessageID()
+		ack = func() { conn.ack(id) }
+	}
 	// Submit blocks while too many messages await storage. That stalls this
 	// connection, and so the broker, which keeps the backlog: what we want.
-	d := Delivery{Topic: m.Topic(), Payload: m.Payload(), Ack: m.Ack, Redelivered: m.Duplicate(), Retained: m.Retained()}
+	d := Delivery{Topic: m.Topic(), Payload: m.Payload(), Ack: ack, Redelivered: m.Duplicate(), Retained: m.Retained()}
 	if err := s.pipeline.Submit(ctx, d); err != nil {
 		c.log.Debug("message left unacknowledged for redelivery", "err", err)
 	}

@@ -47,7 +47,8 @@ func runSource(t *testing.T, r *rig, cfg MQTTConfig) (*Source, func()) {
 // messages the last run received and never acknowledged right after
 // CONNACK, before the new process has subscribed. They must reach the
 // pipeline (and be stored and acknowledged), not be dropped by the client
-// for want of a route, which would strand them in the session.
+// for want of a route, which would strand them in the session; and once
+// acknowledged, the broker must not resend them again.
 func TestSourceTakesResentMessagesBeforeSubscribing(t *testing.T) {
 	broker := testenv.StartMosquitto(t)
 	reg := registry(t, now.Add(-time.Hour), now.Add(time.Hour))
@@ -82,15 +83,25 @@ func TestSourceTakesResentMessagesBeforeSubscribing(t *testing.T) {
 	defer func() { testHookBeforeSubscribe = nil }()
 	second := newRig(t, Config{}, reg)
 	_, stopSecond := runSource(t, second, cfg)
-	defer stopSecond()
 	waitFor(t, fmt.Sprintf("the second run to store all %d resent messages", n), func() bool {
 		return value(second.m.Acked) == n
 	})
+	stopSecond()
 	if got := len(second.store.readings()); got != n {
 		t.Errorf("second run stored %d readings, want %d", got, n)
 	}
 	if r := value(second.m.Redelivered); r != n {
 		t.Errorf("redelivered = %v, want %d (the broker's DUP flag)", r, n)
+	}
+
+	// Third run: the second's acknowledgements reached the broker, which
+	// has nothing left to resend.
+	third := newRig(t, Config{}, reg)
+	_, stopThird := runSource(t, third, cfg)
+	defer stopThird()
+	time.Sleep(time.Second)
+	if got := value(third.m.Delivered.WithLabelValues(cfg.ClientIDs()[0])); got != 0 {
+		t.Errorf("third run was delivered %v messages; the second run's acknowledgements did not reach the broker", got)
 	}
 }
 

@@ -43,7 +43,7 @@ func (s *Source) retire(ctx context.Context, clientID string) {
 	r := &retiree{src: s, clientID: clientID, log: s.log.With("client_id", clientID, "retiring", true),
 		delivered: s.metrics.Delivered.WithLabelValues(clientID)}
 	r.lastDelivery.Store(time.Now().UnixNano())
-	client := mqtt.NewClient(s.clientOptions(clientID, r.onConnect, r.onMessage))
+	client := mqtt.NewClient(s.clientOptions(clientID, r.onConnect, r.onMessage, nil))
 	client.Connect()
 	r.log.Info("retiring an unused session: draining it")
 
@@ -65,7 +65,7 @@ func (s *Source) retire(ctx context.Context, clientID string) {
 	}
 	client.Disconnect(500)
 	// A clean connect discards the session, subscriptions and all.
-	clean := mqtt.NewClient(s.clientOptions(clientID, nil, nil).SetCleanSession(true).SetConnectRetry(false).SetAutoReconnect(false))
+	clean := mqtt.NewClient(s.clientOptions(clientID, nil, nil, nil).SetCleanSession(true).SetConnectRetry(false).SetAutoReconnect(false))
 	tok := clean.Connect()
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		r.log.Error("drained, but could not delete the session; it is retried at the next start", "err", tok.Error())
