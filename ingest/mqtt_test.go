@@ -10,6 +10,8 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/vward/vward"
+	"github.com/vward/vward/broker"
+	"github.com/vward/vward/devices"
 	"github.com/vward/vward/internal/testenv"
 )
 
@@ -49,10 +51,34 @@ func runSource(t *testing.T, r *rig, cfg MQTTConfig) (*Source, func()) {
 // pipeline (and be stored and acknowledged), not be dropped by the client
 // for want of a route, which would strand them in the session; and once
 // acknowledged, the broker must not resend them again.
+//
+// Both brokers vward runs with: Mosquitto, and the embedded broker of
+// `vward demo`.
 func TestSourceTakesResentMessagesBeforeSubscribing(t *testing.T) {
-	broker := testenv.StartMosquitto(t)
-	reg := registry(t, now.Add(-time.Hour), now.Add(time.Hour))
-	cfg := MQTTConfig{URL: broker.URL, ClientID: "ingest-resume"}
+	t.Run("mosquitto", func(t *testing.T) {
+		mosquitto := testenv.StartMosquitto(t)
+		reg := registry(t, now.Add(-time.Hour), now.Add(time.Hour))
+		device := mqtt.NewClientOptions().AddBroker(mosquitto.URL).SetClientID("ingest-resume-device")
+		testResentBeforeSubscribing(t, reg, MQTTConfig{URL: mosquitto.URL, ClientID: "ingest-resume"}, device)
+	})
+	t.Run("embedded", func(t *testing.T) {
+		reg := registry(t, now.Add(-time.Hour), now.Add(time.Hour))
+		secret, err := reg.RotateSecret(context.Background(), "ox-1", "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		const user, password = "vward", "service-secret"
+		b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", ServiceUser: user, ServicePassword: password, Devices: reg}, quietLog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		device := mqtt.NewClientOptions().AddBroker(b.URL()).SetClientID("ox-1").SetUsername("ox-1").SetPassword(secret)
+		testResentBeforeSubscribing(t, reg, MQTTConfig{URL: b.URL(), Username: user, Password: password, ClientID: "ingest-resume"}, device)
+	})
+}
+
+func testResentBeforeSubscribing(t *testing.T, reg *devices.Registry, cfg MQTTConfig, device *mqtt.ClientOptions) {
 	const n = 50
 
 	// First run: receives n messages, cannot store them, stops without
@@ -60,7 +86,7 @@ func TestSourceTakesResentMessagesBeforeSubscribing(t *testing.T) {
 	first := newRig(t, Config{FlushTimeout: 100 * time.Millisecond}, reg)
 	first.store.gate = make(chan struct{}) // never opens
 	_, stopFirst := runSource(t, first, cfg)
-	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL).SetClientID("ingest-resume-device"))
+	pub := mqtt.NewClient(device)
 	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("device connect: %v", tok.Error())
 	}
