@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 )
 
 // runSource runs a pipeline and its MQTT source until the returned stop is
-// called; stop waits for both to return.
+// called, or the test ends; stop waits for both to return, once.
 func runSource(t *testing.T, r *rig, cfg MQTTConfig) (*Source, func()) {
 	t.Helper()
 	src := NewSource(cfg, r.p, quietLog)
@@ -24,16 +25,21 @@ func runSource(t *testing.T, r *rig, cfg MQTTConfig) (*Source, func()) {
 	done := make(chan struct{}, 2)
 	go func() { _ = r.p.Run(ctx); done <- struct{}{} }()
 	go func() { _ = src.Run(ctx); done <- struct{}{} }()
+	var once sync.Once
 	stop := func() {
-		cancel()
-		for range 2 {
-			select {
-			case <-done:
-			case <-time.After(20 * time.Second):
-				t.Fatal("pipeline or source did not stop within 20s")
+		once.Do(func() {
+			cancel()
+			for range 2 {
+				select {
+				case <-done:
+				case <-time.After(20 * time.Second):
+					t.Error("pipeline or source did not stop within 20s")
+					return
+				}
 			}
-		}
+		})
 	}
+	t.Cleanup(stop)
 	deadline := time.Now().Add(20 * time.Second)
 	for src.Check() != nil {
 		if time.Now().After(deadline) {
@@ -123,8 +129,7 @@ func testResentBeforeSubscribing(t *testing.T, reg *devices.Registry, cfg MQTTCo
 	// Third run: the second's acknowledgements reached the broker, which
 	// has nothing left to resend.
 	third := newRig(t, Config{}, reg)
-	_, stopThird := runSource(t, third, cfg)
-	defer stopThird()
+	runSource(t, third, cfg)
 	time.Sleep(time.Second)
 	if got := value(third.m.Delivered.WithLabelValues(cfg.ClientIDs()[0])); got != 0 {
 		t.Errorf("third run was delivered %v messages; the second run's acknowledgements did not reach the broker", got)
