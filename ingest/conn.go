@@ -68,6 +68,13 @@ type bufferedConn struct {
 	timer   *time.Timer // armed while pending is not empty
 	err     error       // of the last send
 	closed  bool
+
+	// sent, if not nil, is called after each successful send: paho's
+	// keepalive must learn of the PUBACKs vward writes itself (ack), or it
+	// would ping every keepalive period, and a PINGRESP queued behind
+	// messages vward cannot yet take (its window full while InfluxDB is
+	// slow) would come too late and drop the connection.
+	sent func()
 }
 
 func newBufferedConn(conn net.Conn, delay time.Duration) *bufferedConn {
@@ -127,6 +134,9 @@ func (c *bufferedConn) flushLocked() {
 		return
 	}
 	_, c.err = c.Conn.Write(c.pending)
+	if c.err == nil && c.sent != nil {
+		c.sent()
+	}
 	if cap(c.pending) > 4*maxPendingWrite {
 		c.pending = nil // do not keep a burst's buffer
 	} else {

@@ -164,3 +164,25 @@ func TestBufferedConnAckIsAPuback(t *testing.T) {
 		t.Errorf("sent % x, want % x", got, want)
 	}
 }
+
+// A send that reaches the socket is reported (sent), so paho's keepalive
+// counts the acknowledgements vward writes itself.
+func TestBufferedConnReportsSends(t *testing.T) {
+	client, server := tcpPair(t)
+	c := newBufferedConn(client, time.Millisecond)
+	var sent atomic.Int64
+	c.sent = func() { sent.Add(1) }
+	c.ack(1)
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(server, buf); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for sent.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if sent.Load() != 1 {
+		t.Errorf("sends reported: %d, want 1", sent.Load())
+	}
+	_ = c.Close()
+}

@@ -228,7 +228,7 @@ func (s *Source) clientOptions(clientID string, onConnect mqtt.OnConnectHandler,
 
 func (c *subscriber) start() {
 	s := c.src
-	opts := s.clientOptions(c.clientID, c.onConnect, c.onMessage, c.conn.Store).
+	opts := s.clientOptions(c.clientID, c.onConnect, c.onMessage, c.opened).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			c.subscribed.Store(false)
 			if c.connected.Swap(false) {
@@ -239,6 +239,21 @@ func (c *subscriber) start() {
 		})
 	c.client = mqtt.NewClient(opts)
 	c.client.Connect() // with ConnectRetry it keeps trying in the background
+}
+
+// keepaliveClock is the part of paho's client that its keepalive reads:
+// the time a packet was last sent.
+type keepaliveClock interface{ UpdateLastSent() }
+
+// opened keeps a new connection for acknowledgements, and has its sends
+// tell paho's keepalive.
+func (c *subscriber) opened(conn *bufferedConn) {
+	if k, ok := c.client.(keepaliveClock); ok {
+		conn.sent = k.UpdateLastSent
+	} else {
+		c.log.Warn("the MQTT client cannot be told of acknowledgements sent; it will ping every keepalive period")
+	}
+	c.conn.Store(conn)
 }
 
 func (c *subscriber) onConnect(cl mqtt.Client) {

@@ -167,3 +167,12 @@ func TestSourceTellsReplayedStatusFromLive(t *testing.T) {
 		t.Errorf("live status reached alerting as %q, want its receipt time", st[1])
 	}
 }
+
+// paho's client can be told that a packet was sent (keepaliveClock): the
+// subscriber's acknowledgements bypass paho, and without it paho would
+// ping every keepalive period. A paho upgrade that drops it fails here.
+func TestPahoClientHasAKeepaliveClock(t *testing.T) {
+	if _, ok := mqtt.NewClient(mqtt.NewClientOptions()).(keepaliveClock); !ok {
+		t.Fatal("paho's client has no UpdateLastSent")
+	}
+}
