@@ -15,9 +15,10 @@ import (
 // dialBuffered opens the broker connection with buffered reads and
 // coalesced writes. paho reads each packet's fixed header and remaining
 // length a few bytes at a time, and at thousands of messages a second
-// those small reads were about a fifth of vward's CPU; and it writes each
-// PUBACK on its own, a syscall (and a TCP segment for the broker to take)
-// per message, though acknowledgements leave in bursts, a stored batch at a
+// those small reads were about a fifth of vward's CPU; and each PUBACK
+// (written by bufferedConn.ack) is a write of its own, which unbuffered
+// would be a syscall (and a TCP segment for the broker to take) per
+// message, though acknowledgements leave in bursts, a stored batch at a
 // time (docs/performance.md).
 func dialBuffered(uri *url.URL, o mqtt.ClientOptions) (*bufferedConn, error) {
 	d := o.Dialer
@@ -55,9 +56,13 @@ const closeFlushTimeout = time.Second
 
 // bufferedConn is a connection whose reads go through a buffer and whose
 // writes are gathered for up to a delay and sent together. A failed send
-// is returned by the next Write, which paho takes as the connection lost;
-// what it had written is then unacknowledged and the broker resends it,
-// which is safe (ack-after-store, and duplicates are harmless).
+// is returned by the next Write. ack ignores it, but a failed send is not
+// reported to paho's keepalive (sent), so within a keepalive period paho
+// tries a PINGREQ, which fails too, and after its ping timeout takes the
+// connection as lost (its reader, on a broken connection, usually finds
+// out first). What was not sent is then
+// unacknowledged and the broker resends it, which is safe
+// (ack-after-store, and duplicates are harmless).
 type bufferedConn struct {
 	net.Conn
 	r     *bufio.Reader
