@@ -55,7 +55,9 @@ const maxPendingWrite = 32 << 10
 const closeFlushTimeout = time.Second
 
 // bufferedConn is a connection whose reads go through a buffer and whose
-// writes are gathered for up to a delay and sent together. A failed send
+// writes are gathered for up to a delay and sent together. With onPublish
+// set it also reads the devices' messages itself (readInbound), and vward
+// acknowledges them on it (ack). A failed send
 // is returned by the next Write. ack ignores it, but a failed send is not
 // reported to paho's keepalive (sent), so within a keepalive period paho
 // tries a PINGREQ, which fails too, and after its ping timeout takes the
@@ -74,12 +76,21 @@ type bufferedConn struct {
 	err     error       // of the last send
 	closed  bool
 
-	// sent, if not nil, is called after each successful send: paho's
-	// keepalive must learn of the PUBACKs vward writes itself (ack), or it
-	// would ping every keepalive period, and a PINGRESP queued behind
-	// messages vward cannot yet take (its window full while InfluxDB is
-	// slow) would come too late and drop the connection.
+	// sent, if not nil, is called after each successful send, for paho's
+	// keepalive, which never sees the PUBACKs vward writes itself
+	// (readOwnPublishes says why it must know).
 	sent func()
+
+	// onPublish, if not nil, is handed each QoS 0 or 1 PUBLISH the broker
+	// sends, which paho then never sees (readInbound); received is told
+	// that the broker was heard from, for paho's keepalive. Both are set
+	// before the connection is first read, and called only by its reader.
+	onPublish func(inboundPublish)
+	received  func()
+	lastHeard time.Time
+	headBuf   [5]byte // a fixed header: type and flags, remaining length
+	passHead  []byte  // of a packet for paho: header bytes not yet read
+	passBody  int     // and how many bytes of its body are left
 }
 
 func newBufferedConn(conn net.Conn, delay time.Duration) *bufferedConn {
@@ -89,7 +100,12 @@ func newBufferedConn(conn net.Conn, delay time.Duration) *bufferedConn {
 	return c
 }
 
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *bufferedConn) Read(p []byte) (int, error) {
+	if c.onPublish != nil {
+		return c.readInbound(p)
+	}
+	return c.r.Read(p)
+}
 
 // ack queues the PUBACK of a QoS 1 PUBLISH that came in on c: 0x40, a
 // remaining length of 2, the packet id. vward writes it here rather than

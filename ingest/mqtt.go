@@ -101,7 +101,6 @@ type subscriber struct {
 	log        *slog.Logger
 	connected  atomic.Bool
 	subscribed atomic.Bool
-	conn       atomic.Pointer[bufferedConn] // the last connection opened
 }
 
 // NewSource builds a source for the pipeline and plugs itself in as the
@@ -228,7 +227,8 @@ func (s *Source) clientOptions(clientID string, onConnect mqtt.OnConnectHandler,
 
 func (c *subscriber) start() {
 	s := c.src
-	opts := s.clientOptions(c.clientID, c.onConnect, c.onMessage, c.opened).
+	opened := func(conn *bufferedConn) { readOwnPublishes(conn, c.client, c.log, c.submit) }
+	opts := s.clientOptions(c.clientID, c.onConnect, c.onMessage, opened).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			c.subscribed.Store(false)
 			if c.connected.Swap(false) {
@@ -242,18 +242,45 @@ func (c *subscriber) start() {
 }
 
 // keepaliveClock is the part of paho's client that its keepalive reads:
-// the time a packet was last sent.
-type keepaliveClock interface{ UpdateLastSent() }
+// when a packet was last sent and last received.
+type keepaliveClock interface {
+	UpdateLastSent()
+	UpdateLastReceived()
+}
 
-// opened keeps a new connection for acknowledgements, and has its sends
-// tell paho's keepalive.
-func (c *subscriber) opened(conn *bufferedConn) {
-	if k, ok := c.client.(keepaliveClock); ok {
-		conn.sent = k.UpdateLastSent
+// readOwnPublishes has conn read the QoS 0 and 1 PUBLISH packets itself
+// and hand each to handle, on paho's reading goroutine and in the
+// broker's order, a QoS 1 one with an Ack that writes its PUBACK on conn
+// (bufferedConn.ack, readInbound). The ack needs no more thought about
+// which connection it belongs to: it is the one the message came in on.
+// An ack after that connection closed is dropped, as paho drops one, and
+// the broker resends the message on the next (ack-after-store makes that
+// safe). paho's keepalive is told of every send and of what is heard,
+// since it sees neither those packets nor the PUBACKs: otherwise it would
+// ping every keepalive period, and a PINGRESP queued behind messages vward
+// cannot yet take (its window full while InfluxDB is slow) would come too
+// late and drop the connection.
+func readOwnPublishes(conn *bufferedConn, client mqtt.Client, log *slog.Logger, handle func(Delivery)) {
+	if k, ok := client.(keepaliveClock); ok {
+		conn.sent, conn.received = k.UpdateLastSent, k.UpdateLastReceived
 	} else {
-		c.log.Warn("the MQTT client cannot be told of acknowledgements sent; it will ping every keepalive period")
+		// TestPahoClientHasAKeepaliveClock fails first on a paho that drops it.
+		log.Warn("the MQTT client cannot be told of packets vward reads and writes itself; it will ping every keepalive period")
 	}
-	c.conn.Store(conn)
+	conn.onPublish = func(p inboundPublish) {
+		d := Delivery{Topic: p.Topic, Payload: p.Payload, Redelivered: p.Dup, Retained: p.Retained}
+		if p.QoS == 1 {
+			id := p.ID
+			d.Ack = func() { conn.ack(id) }
+		}
+		handle(d)
+	}
+}
+
+// delivery is a message paho delivered: only a QoS 2 one comes this way,
+// and vward subscribes at QoS 1, so none should (readOwnPublishes).
+func delivery(m mqtt.Message) Delivery {
+	return Delivery{Topic: m.Topic(), Payload: m.Payload(), Ack: m.Ack, Redelivered: m.Duplicate(), Retained: m.Retained()}
 }
 
 func (c *subscriber) onConnect(cl mqtt.Client) {
@@ -290,27 +317,18 @@ func (c *subscriber) onConnect(cl mqtt.Client) {
 	c.subscribed.Store(true)
 }
 
-func (c *subscriber) onMessage(_ mqtt.Client, m mqtt.Message) {
+func (c *subscriber) onMessage(_ mqtt.Client, m mqtt.Message) { c.submit(delivery(m)) }
+
+// submit hands a message to the pipeline. It blocks while too many
+// messages await storage. That stalls this connection, and so the broker,
+// which keeps the backlog: what we want.
+func (c *subscriber) submit(d Delivery) {
 	s := c.src
 	c.delivered.Inc()
 	ctx := context.Background()
 	if p := s.ctx.Load(); p != nil {
 		ctx = *p
 	}
-	// A QoS 1 message (all of them: vward subscribes at 1) is acknowledged
-	// on its connection straight, not through paho (bufferedConn.ack).
-	// paho opens a new connection only once its router, which calls this
-	// handler, has stopped, so the last connection opened is the one the
-	// message came in on; an ack after it closed is dropped, as paho drops
-	// one, and the broker resends the message on the next.
-	ack := m.Ack
-	if conn := c.conn.Load(); conn != nil && m.Qos() == 1 {
-		id := m.MessageID()
-		ack = func() { conn.ack(id) }
-	}
-	// Submit blocks while too many messages await storage. That stalls this
-	// connection, and so the broker, which keeps the backlog: what we want.
-	d := Delivery{Topic: m.Topic(), Payload: m.Payload(), Ack: ack, Redelivered: m.Duplicate(), Retained: m.Retained()}
 	if err := s.pipeline.Submit(ctx, d); err != nil {
 		c.log.Debug("message left unacknowledged for redelivery", "err", err)
 	}

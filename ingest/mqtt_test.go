@@ -168,11 +168,12 @@ func TestSourceTellsReplayedStatusFromLive(t *testing.T) {
 	}
 }
 
-// paho's client can be told that a packet was sent (keepaliveClock): the
-// subscriber's acknowledgements bypass paho, and without it paho would
-// ping every keepalive period. A paho upgrade that drops it fails here.
+// paho's client can be told that a packet was sent and received
+// (keepaliveClock): the subscriber reads its messages and writes their
+// acknowledgements without paho, and without it paho would ping every
+// keepalive period. A paho upgrade that drops it fails here.
 func TestPahoClientHasAKeepaliveClock(t *testing.T) {
 	if _, ok := mqtt.NewClient(mqtt.NewClientOptions()).(keepaliveClock); !ok {
-		t.Fatal("paho's client has no UpdateLastSent")
+		t.Fatal("paho's client has no UpdateLastSent or UpdateLastReceived")
 	}
 }

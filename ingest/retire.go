@@ -43,7 +43,9 @@ func (s *Source) retire(ctx context.Context, clientID string) {
 	r := &retiree{src: s, clientID: clientID, log: s.log.With("client_id", clientID, "retiring", true),
 		delivered: s.metrics.Delivered.WithLabelValues(clientID)}
 	r.lastDelivery.Store(time.Now().UnixNano())
-	client := mqtt.NewClient(s.clientOptions(clientID, r.onConnect, r.onMessage, nil))
+	var client mqtt.Client
+	opened := func(conn *bufferedConn) { readOwnPublishes(conn, client, r.log, r.submit) }
+	client = mqtt.NewClient(s.clientOptions(clientID, r.onConnect, r.onMessage, opened))
 	client.Connect()
 	r.log.Info("retiring an unused session: draining it")
 
@@ -86,7 +88,11 @@ func (r *retiree) onConnect(cl mqtt.Client) {
 	r.unsubscribed.Store(true)
 }
 
-func (r *retiree) onMessage(_ mqtt.Client, m mqtt.Message) {
+func (r *retiree) onMessage(_ mqtt.Client, m mqtt.Message) { r.submit(delivery(m)) }
+
+// submit hands a message to the pipeline, counted as pending until it is
+// acknowledged.
+func (r *retiree) submit(d Delivery) {
 	r.delivered.Inc()
 	r.pending.Add(1)
 	r.lastDelivery.Store(time.Now().UnixNano())
@@ -94,10 +100,13 @@ func (r *retiree) onMessage(_ mqtt.Client, m mqtt.Message) {
 	if p := r.src.ctx.Load(); p != nil {
 		ctx = *p
 	}
-	d := Delivery{Topic: m.Topic(), Payload: m.Payload(), Redelivered: m.Duplicate(), Retained: m.Retained(), Ack: func() {
-		m.Ack()
+	ack := d.Ack
+	d.Ack = func() {
+		if ack != nil {
+			ack()
+		}
 		r.pending.Add(-1)
-	}}
+	}
 	if err := r.src.pipeline.Submit(ctx, d); err != nil {
 		r.log.Debug("message left unacknowledged for redelivery", "err", err)
 	}
