@@ -190,8 +190,8 @@ func (s *Source) clientOptions(clientID string, onConnect mqtt.OnConnectHandler,
 		SetPassword(s.cfg.Password).
 		SetCleanSession(false).
 		SetAutoAckDisabled(true).
-		// In order, on the connection's own goroutine: a blocked Submit
-		// stops this connection reading, and the broker keeps the rest.
+		// In order, as the connection's reads are: a blocked Submit stops
+		// this connection reading, and the broker keeps the rest.
 		SetOrderMatters(true).
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
@@ -199,8 +199,10 @@ func (s *Source) clientOptions(clientID string, onConnect mqtt.OnConnectHandler,
 		SetMaxReconnectInterval(5 * time.Second).
 		SetKeepAlive(30 * time.Second).
 		SetConnectTimeout(10 * time.Second).
-		// Every message goes to the default handler; vward adds no
-		// routes. Anything the session delivers is ours: a topic vward
+		// The connection reads QoS 0 and 1 messages itself
+		// (readOwnPublishes), from the first packet after CONNACK. Any
+		// other (QoS 2, which vward does not subscribe at) goes to the
+		// default handler; vward adds no routes. Anything the session delivers is ours: a topic vward
 		// cannot read is dead-lettered and acknowledged, not left in the
 		// session. It is in place before the first CONNECT, which
 		// matters: on a resumed session the broker resends what it holds
@@ -221,8 +223,7 @@ func (s *Source) clientOptions(clientID string, onConnect mqtt.OnConnectHandler,
 				opened(c)
 			}
 			return c, nil
-		}).
-		SetStore(newSessionStore())
+		})
 }
 
 func (c *subscriber) start() {
