@@ -57,14 +57,13 @@ const closeFlushTimeout = time.Second
 // bufferedConn is a connection whose reads go through a buffer and whose
 // writes are gathered for up to a delay and sent together. With onPublish
 // set it also reads the devices' messages itself (readInbound), and vward
-// acknowledges them on it (ack). A failed send
-// is returned by the next Write. ack ignores it, but a failed send is not
-// reported to paho's keepalive (sent), so within a keepalive period paho
-// tries a PINGREQ, which fails too, and after its ping timeout takes the
-// connection as lost (its reader, on a broken connection, usually finds
-// out first). What was not sent is then
-// unacknowledged and the broker resends it, which is safe
-// (ack-after-store, and duplicates are harmless).
+// acknowledges them on it (ack). A failed send is returned by the next
+// Write. ack ignores it, but a failed send is not reported to paho's
+// keepalive (sent), so within a keepalive period paho tries a PINGREQ,
+// which fails too, and after its ping timeout takes the connection as lost
+// (its reader, on a broken connection, usually finds out first). What was
+// not sent is then unacknowledged and the broker resends it, which is
+// safe (ack-after-store, and duplicates are harmless).
 type bufferedConn struct {
 	net.Conn
 	r     *bufio.Reader

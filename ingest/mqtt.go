@@ -202,9 +202,9 @@ func (s *Source) clientOptions(clientID string, onConnect mqtt.OnConnectHandler,
 		// The connection reads QoS 0 and 1 messages itself
 		// (readOwnPublishes), from the first packet after CONNACK. Any
 		// other (QoS 2, which vward does not subscribe at) goes to the
-		// default handler; vward adds no routes. Anything the session delivers is ours: a topic vward
-		// cannot read is dead-lettered and acknowledged, not left in the
-		// session. It is in place before the first CONNECT, which
+		// default handler; vward adds no routes. Anything the session
+		// delivers is ours: a topic vward cannot read is dead-lettered
+		// and acknowledged, not left in the session. It is in place before the first CONNECT, which
 		// matters: on a resumed session the broker resends what it holds
 		// right after CONNACK, before our SUBSCRIBE is even sent, and paho
 		// drops a message it has no handler for without acknowledging it,
@@ -284,6 +284,15 @@ func delivery(m mqtt.Message) Delivery {
 	return Delivery{Topic: m.Topic(), Payload: m.Payload(), Ack: m.Ack, Redelivered: m.Duplicate(), Retained: m.Retained()}
 }
 
+// runContext is Run's context, or the background before Run: a message
+// can arrive while Run is starting its connections.
+func (s *Source) runContext() context.Context {
+	if p := s.ctx.Load(); p != nil {
+		return *p
+	}
+	return context.Background()
+}
+
 func (c *subscriber) onConnect(cl mqtt.Client) {
 	s := c.src
 	if !c.connected.Swap(true) {
@@ -324,13 +333,8 @@ func (c *subscriber) onMessage(_ mqtt.Client, m mqtt.Message) { c.submit(deliver
 // messages await storage. That stalls this connection, and so the broker,
 // which keeps the backlog: what we want.
 func (c *subscriber) submit(d Delivery) {
-	s := c.src
 	c.delivered.Inc()
-	ctx := context.Background()
-	if p := s.ctx.Load(); p != nil {
-		ctx = *p
-	}
-	if err := s.pipeline.Submit(ctx, d); err != nil {
+	if err := c.src.pipeline.Submit(c.src.runContext(), d); err != nil {
 		c.log.Debug("message left unacknowledged for redelivery", "err", err)
 	}
 }

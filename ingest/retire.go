@@ -96,10 +96,6 @@ func (r *retiree) submit(d Delivery) {
 	r.delivered.Inc()
 	r.pending.Add(1)
 	r.lastDelivery.Store(time.Now().UnixNano())
-	ctx := context.Background()
-	if p := r.src.ctx.Load(); p != nil {
-		ctx = *p
-	}
 	ack := d.Ack
 	d.Ack = func() {
 		if ack != nil {
@@ -107,7 +103,7 @@ func (r *retiree) submit(d Delivery) {
 		}
 		r.pending.Add(-1)
 	}
-	if err := r.src.pipeline.Submit(ctx, d); err != nil {
+	if err := r.src.pipeline.Submit(r.src.runContext(), d); err != nil {
 		r.log.Debug("message left unacknowledged for redelivery", "err", err)
 	}
 }
