@@ -197,17 +197,72 @@ func NewMonitor(freshness news2.Freshness, publish RowPublisher, log *slog.Logge
 }
 
 // Admit tells the monitor of a patient, or updates what it knows of one.
+// A new SpO2 scale changes the score at once, so the patient is rescored
+// and assessed then, through the alert lifecycle as a new reading would
+// be, rather than at the next reading or the next periodic rescore.
 func (m *Monitor) Admit(info PatientInfo) {
 	var w *watch
 	if m.engine != nil {
 		w = m.engine.watch(info)
 	}
+	now := m.now()
+	var rowChanges []RowChange
+	var assess *assessment
 	m.mu.Lock()
 	p := m.patientLocked(info.ID)
+	rescale := p.set.Scale != news2.Scale(info.SpO2Scale) && p.set.LatestAt() != (time.Time{})
 	p.info = info
 	p.set.Scale = news2.Scale(info.SpO2Scale)
 	p.watch = w
+	if rescale {
+		m.rescoreLocked(p, now)
+		if m.listeningTo(p.info.Ward) {
+			rowChanges = append(rowChanges, m.rowChangeLocked(p))
+		}
+		if m.engine != nil {
+			p.seq++
+			assess = &assessment{watch: p.watch, info: p.info, seq: p.seq, set: p.set, res: p.score}
+		}
+	}
 	m.mu.Unlock()
+	m.publishRows(rowChanges)
+	if assess != nil {
+		m.engine.assess(assess.watch, assess.info, assess.seq, assess.set, assess.res)
+	}
+}
+
+// Restore rebuilds admitted patients' latest vitals, observation sets and
+// scores from readings read back from the history (history.Store.Latest)
+// when vward starts, and assesses each patient through the alert
+// lifecycle, so that a restart neither empties the board nor loses an
+// alert whose reading was stored and acknowledged just before a crash.
+// Readings of patients not admitted (discharged since) are left out, and
+// the ward is the registry's, not the one stored with an old reading.
+func (m *Monitor) Restore(rs []vward.Reading) {
+	m.mu.Lock()
+	kept := make([]vward.Reading, 0, len(rs))
+	for _, r := range rs {
+		if _, ok := m.patients[r.Patient]; ok {
+			r.Ward = ""
+			kept = append(kept, r)
+		}
+	}
+	m.mu.Unlock()
+	// Observe takes one patient's readings at a time.
+	sort.SliceStable(kept, func(i, j int) bool {
+		if kept[i].Patient != kept[j].Patient {
+			return kept[i].Patient < kept[j].Patient
+		}
+		return kept[i].At.Before(kept[j].At)
+	})
+	for len(kept) > 0 {
+		n := 1
+		for n < len(kept) && kept[n].Patient == kept[0].Patient {
+			n++
+		}
+		m.Observe(kept[:n])
+		kept = kept[n:]
+	}
 }
 
 // Discharge forgets a patient: the board drops the row and the alert engine

@@ -18,6 +18,10 @@ type Store interface {
 	WriteReadings(ctx context.Context, rs []vward.Reading) error
 	// Readings returns a patient's readings measured in [from, to), oldest first.
 	Readings(ctx context.Context, p vward.PatientID, from, to time.Time) ([]vward.Reading, error)
+	// Latest returns every patient's newest reading of each kind measured
+	// in [from, to), in one query however many patients there are: what a
+	// restarted vward rebuilds the board and the scores from.
+	Latest(ctx context.Context, from, to time.Time) ([]vward.Reading, error)
 	// Ping reports whether the store can take writes now.
 	Ping(ctx context.Context) error
 	// Describe says where readings go, for the board and the logs.

@@ -145,3 +145,63 @@ func TestInfluxWriteIsIdempotent(t *testing.T) {
 		t.Error("Ping of a stopped InfluxDB returned nil")
 	}
 }
+
+// Latest gives every patient's newest reading of each kind in the window,
+// from one query, the same from InfluxDB and from memory.
+func TestLatestOfEveryPatient(t *testing.T) {
+	influx := testenv.StartInflux(t)
+	in := history.NewInflux(history.InfluxConfig{URL: influx.URL, Bucket: influx.Bucket})
+	defer in.Close()
+	ctx := context.Background()
+	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Millisecond)
+	var rs []vward.Reading
+	want := map[string]float64{}
+	for p := range 20 {
+		patient := vward.PatientID(fmt.Sprintf("p%02d", p))
+		for i := range 10 {
+			at := base.Add(time.Duration(i*5+p) * time.Minute)
+			for _, k := range []vward.ReadingKind{vward.HeartRate, vward.SpO2} {
+				if k == vward.SpO2 && i > 6 {
+					continue // SpO2's newest is older than heart rate's
+				}
+				v := float64(60 + p + i)
+				rs = append(rs, vward.Reading{Device: vward.DeviceID("d-" + patient), Patient: patient, Ward: "w1",
+					MsgID: fmt.Sprintf("%s-%d", patient, i), Kind: k, Value: v, At: at})
+				want[fmt.Sprintf("%s %s %s", patient, k, at.Format(time.RFC3339))] = v
+			}
+		}
+	}
+	// An older reading out of the window, which must not count.
+	rs = append(rs, vward.Reading{Device: "d-old", Patient: "p-old", Ward: "w1", MsgID: "old", Kind: vward.HeartRate, Value: 99, At: base.Add(-24 * time.Hour)})
+	mem := history.NewMemory(1000)
+	for name, s := range map[string]history.Store{"influx": in, "memory": mem} {
+		t.Run(name, func(t *testing.T) {
+			if err := s.WriteReadings(ctx, rs); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Latest(ctx, base.Add(-time.Hour), time.Now().Add(time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 40 {
+				t.Fatalf("Latest gave %d readings, want 40 (two kinds of 20 patients): %v", len(got), got)
+			}
+			for _, r := range got {
+				key := fmt.Sprintf("%s %s %s", r.Patient, r.Kind, r.At.UTC().Format(time.RFC3339))
+				v, ok := want[key]
+				if !ok || v != r.Value || r.Ward != "w1" || r.Device != vward.DeviceID("d-"+r.Patient) {
+					t.Fatalf("Latest gave %+v, not a reading written", r)
+				}
+				i := 9
+				if r.Kind == vward.SpO2 {
+					i = 6
+				}
+				var p int
+				fmt.Sscanf(string(r.Patient), "p%d", &p)
+				if !r.At.Equal(base.Add(time.Duration(i*5+p) * time.Minute)) {
+					t.Errorf("Latest gave %s's %s at %v, not the newest", r.Patient, r.Kind, r.At)
+				}
+			}
+		})
+	}
+}

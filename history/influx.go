@@ -200,3 +200,37 @@ func (i *Influx) Readings(ctx context.Context, p vward.PatientID, from, to time.
 	sortByTime(out)
 	return out, nil
 }
+
+// Latest implements Store with one Flux query: last() keeps the newest
+// point of each series (device, patient, ward) and field, so the answer is
+// a few rows a patient, not their whole window.
+func (i *Influx) Latest(ctx context.Context, from, to time.Time) ([]vward.Reading, error) {
+	flux := fmt.Sprintf(`from(bucket: %q)
+  |> range(start: %s, stop: %s)
+  |> filter(fn: (r) => r._measurement == %q and r._field != "msg_id")
+  |> last()
+  |> keep(columns: ["_time", "_value", "_field", "device", "patient", "ward"])`,
+		i.cfg.Bucket, from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano), Measurement)
+	res, err := i.query.Query(ctx, flux)
+	if err != nil {
+		return nil, fmt.Errorf("query the latest readings of every patient: %w", err)
+	}
+	defer res.Close()
+	var out []vward.Reading
+	for res.Next() {
+		rec := res.Record()
+		v, _ := rec.Value().(float64)
+		dev, _ := rec.ValueByKey("device").(string)
+		patient, _ := rec.ValueByKey("patient").(string)
+		ward, _ := rec.ValueByKey("ward").(string)
+		out = append(out, vward.Reading{
+			Patient: vward.PatientID(patient), Device: vward.DeviceID(dev), Ward: vward.WardID(ward),
+			Kind: vward.ReadingKind(rec.Field()), Value: v, At: rec.Time(),
+		})
+	}
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("read the latest readings of every patient: %w", err)
+	}
+	sortByTime(out)
+	return out, nil
+}

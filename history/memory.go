@@ -86,6 +86,30 @@ func (m *Memory) Readings(_ context.Context, p vward.PatientID, from, to time.Ti
 	return out, nil
 }
 
+// Latest implements Store.
+func (m *Memory) Latest(_ context.Context, from, to time.Time) ([]vward.Reading, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []vward.Reading
+	for _, g := range m.patients {
+		newest := make(map[vward.ReadingKind]vward.Reading)
+		for _, i := range g.index {
+			r := g.buf[i]
+			if r.At.Before(from) || !r.At.Before(to) {
+				continue
+			}
+			if cur, ok := newest[r.Kind]; !ok || r.At.After(cur.At) {
+				newest[r.Kind] = r
+			}
+		}
+		for _, r := range newest {
+			out = append(out, r)
+		}
+	}
+	sortByTime(out)
+	return out, nil
+}
+
 // Ping implements Store.
 func (m *Memory) Ping(context.Context) error { return nil }
 

@@ -137,6 +137,32 @@ func (n *Node) LoadPatients(ctx context.Context) error {
 	return nil
 }
 
+// RestoreLookback is how far back a starting node reads each admitted
+// patient's latest readings from the history: a day, so that a patient on
+// 12-hourly spot checks is shown with their last set (scored as stale as
+// it is) rather than an empty row.
+const RestoreLookback = 24 * time.Hour
+
+// RestoreTimeout bounds the start-up read of the history: with InfluxDB
+// unreachable vward starts with empty rows and says so in the log, rather
+// than not starting at all.
+const RestoreTimeout = 30 * time.Second
+
+// restore rebuilds the board and the scores from the history and assesses
+// every patient (Monitor.Restore) before ingest takes its first message.
+func (n *Node) restore(ctx context.Context) {
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, RestoreTimeout)
+	defer cancel()
+	rs, err := n.History.Latest(ctx, began.Add(-RestoreLookback), began.Add(time.Minute))
+	if err != nil {
+		n.log.Error("restore the board from the history: rows stay empty until each patient's next reading", "err", err)
+		return
+	}
+	n.Monitor.Restore(rs)
+	n.log.Info("board restored from the history", "readings", len(rs), "took", time.Since(began).Round(time.Millisecond))
+}
+
 // RegistryWatchInterval is how often a running node checks whether another
 // process (the vward wards|patients|devices|users commands) changed the
 // registry.
@@ -169,6 +195,10 @@ func (n *Node) Run(ctx context.Context) error {
 		Ops: web.Ops{Rejections: n.Dead, Metrics: n.Metrics}, Alerts: n.Alerts,
 	})
 	g, gctx := errgroup.WithContext(ctx)
+	// The engine's writer first: restoring may raise alerts, and their
+	// writes queue for it.
+	g.Go(func() error { return n.Alerts.Run(gctx) })
+	n.restore(gctx)
 	g.Go(func() error { return n.Pipeline.Run(gctx) })
 	g.Go(func() error { return n.Source.Run(gctx) })
 	g.Go(func() error { return n.Monitor.Run(gctx, 30*time.Second) })
@@ -180,7 +210,6 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		})
 	})
-	g.Go(func() error { return n.Alerts.Run(gctx) })
 	g.Go(func() error {
 		err := web.Serve(gctx, n.listener, srv.Handler())
 		n.cancel() // end the board streams
