@@ -3,6 +3,7 @@ package history_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -203,5 +204,47 @@ func TestLatestOfEveryPatient(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkLatest is the start-up read of a whole node's board from
+// InfluxDB: the newest full set of each of VWARD_BENCH_PATIENTS patients
+// (default 12,700), with a quarter of an hour of older sets behind it.
+func BenchmarkLatest(b *testing.B) {
+	patients := 12700
+	if s := os.Getenv("VWARD_BENCH_PATIENTS"); s != "" {
+		fmt.Sscanf(s, "%d", &patients)
+	}
+	influx := testenv.StartInflux(b)
+	s := history.NewInflux(history.InfluxConfig{URL: influx.URL, Bucket: influx.Bucket})
+	defer s.Close()
+	ctx := context.Background()
+	kinds := []vward.ReadingKind{vward.RespiratoryRate, vward.SpO2, vward.SupplementalOxygen, vward.SystolicBP, vward.HeartRate, vward.Consciousness, vward.Temperature}
+	now := time.Now().UTC().Truncate(time.Second)
+	for round := range 3 {
+		at := now.Add(time.Duration(round-3) * 5 * time.Minute)
+		batch := make([]vward.Reading, 0, 7000)
+		for p := range patients {
+			id := vward.PatientID(fmt.Sprintf("p%05d", p))
+			for _, k := range kinds {
+				batch = append(batch, vward.Reading{Device: vward.DeviceID("d-" + id), Patient: id, Ward: "w1", MsgID: fmt.Sprintf("%s-%d", id, round), Kind: k, Value: 1, At: at})
+			}
+			if len(batch) >= 7000 || p == patients-1 {
+				if err := s.WriteReadings(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+				batch = batch[:0]
+			}
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		rs, err := s.Latest(ctx, now.Add(-24*time.Hour), now.Add(time.Minute))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(rs) != patients*len(kinds) {
+			b.Fatalf("Latest gave %d readings, want %d", len(rs), patients*len(kinds))
+		}
 	}
 }
