@@ -192,11 +192,13 @@ async function act(a, action, body) {
   const out = await res.json().catch(() => ({}));
   if (!res.ok) { flash("Could not " + action + ": " + (out.error || res.status)); return false; }
   applyAlert(out.alert || out);
+  followBanner(out.alert || out);
   scheduleRender(a.patient);
   return true;
 }
 
 function flash(msg) {
+  bannerAlert = 0;
   const b = $("alert-banner");
   b.textContent = msg;
   b.hidden = false;
@@ -356,19 +358,53 @@ function beep() {
 }
 
 // cue makes a paging high-risk alert impossible to miss: a banner in words,
-// a flash of the row, and a sound unless this browser muted it.
+// a flash of the row, and a sound unless this browser muted it. The banner's words come from the alert
+// alone (its score, band and state, and the RCP response to that band),
+// never from the patient's row, which may not have caught up yet; it
+// follows the alert as it is acknowledged, upgraded or resolved.
+let bannerAlert = 0;
 function cue(ev) {
   const a = ev.alert;
   if (!ev.page || a.risk !== "high" || a.queue !== "clinical") return;
-  const p = patients.get(a.patient) || { patient: a.patient };
-  const b = $("alert-banner");
-  b.textContent = "HIGH risk: " + (p.name || p.patient) + " — NEWS2 " + a.score + " (" + (ev.change || "raised") + "). " + (p.news2 ? p.news2.response : "");
-  b.hidden = false;
+  bannerAlert = a.id;
+  showBanner(a);
   beep();
   setTimeout(() => {
     const tr = document.querySelector(`tr[data-patient="${CSS.escape(a.patient)}"]`);
     if (tr) tr.classList.add("flash");
   }, 50);
+}
+
+// The RCP's clinical response to each band an alert can be raised in
+// (news2.Result.Response): a high band is an aggregate of 7 or more.
+const RESPONSE = {
+  high: "Emergency response: registered nurse to inform the medical team caring for the patient immediately, at least at specialist registrar level; " +
+    "emergency assessment by a team with critical care competencies, including advanced airway management skills; " +
+    "consider transfer to a level 2 or 3 care facility (HDU or ICU); care in an environment with monitoring facilities.",
+};
+const STATE_WORDS = {
+  raised: "raised, not acknowledged", acknowledged: "acknowledged", shelved: "shelved",
+  cleared: "cleared", resolved: "resolved",
+};
+
+// bannerText is the banner's words for alert a of patient p (for the name).
+function bannerText(a, p) {
+  let state = STATE_WORDS[a.state] || a.state;
+  if (a.state === "acknowledged" && a.acknowledged_by) state += " by " + a.acknowledged_by;
+  return "HIGH risk: " + (p.name || a.patient) + " — NEWS2 " + a.score + " (" + state + "). " + (a.state === "resolved" ? "" : RESPONSE.high);
+}
+
+function showBanner(a) {
+  const b = $("alert-banner");
+  b.textContent = bannerText(a, patients.get(a.patient) || {});
+  b.hidden = false;
+}
+
+// followBanner keeps the banner's words with its alert's newest state.
+function followBanner(a) {
+  if (!a || a.id !== bannerAlert) return;
+  if (a.risk !== "high") { bannerAlert = 0; $("alert-banner").hidden = true; return; }
+  if (!$("alert-banner").hidden) showBanner(a);
 }
 
 function setMuted(m) {
@@ -561,6 +597,7 @@ function connect() {
       scheduleRender(m.patient.patient);
     } else if (m.type === "alert") {
       applyAlert(m.alert);
+      followBanner(m.alert);
       cue(m);
       scheduleRender(m.alert.patient);
       if (location.hash === "#patient/" + encodeURIComponent(m.alert.patient)) showTimeline(m.alert.patient);
