@@ -69,56 +69,9 @@ func readBoardState(t *testing.T, s *session) boardState {
 // set stored just before a SIGKILL has its alert open after the restart.
 func TestRestartKeepsBoardAndAlerts(t *testing.T) {
 	t.Parallel()
-	bin := buildVward(t)
 	broker, influx := testenv.StartMosquitto(t), testenv.StartInflux(t)
 	const n = 5
-	dataDir := t.TempDir()
-	db, err := sqlitedb.Open(filepath.Join(dataDir, "vward.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := devices.Open(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := reg.AddWard(ctx, devices.Ward{ID: ward, Name: "Respiratory"}); err != nil {
-		t.Fatal(err)
-	}
-	for i := range n {
-		p, d := vward.PatientID(fmt.Sprintf("p%d", i)), vward.DeviceID(fmt.Sprintf("d%d", i))
-		if err := reg.Admit(ctx, devices.Patient{ID: p, Ward: ward, Name: "Patient " + string(p), Admitted: time.Now().Add(-24 * time.Hour)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := reg.AddDevice(ctx, d, "monitor"); err != nil {
-			t.Fatal(err)
-		}
-		if err := reg.Assign(ctx, d, p, time.Now().Add(-time.Hour)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := reg.AddClinician(ctx, devices.Clinician{Username: nurse, Role: "clinician", Wards: []vward.WardID{ward}}, password); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	v := &vwardProcess{
-		bin: bin,
-		url: fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t)),
-		log: filepath.Join(t.TempDir(), "vward.log"),
-	}
-	v.args = []string{"serve",
-		"--http-addr", strings.TrimPrefix(v.url, "http://"),
-		"--data-dir", dataDir,
-		"--mqtt-url", broker.URL,
-		"--mqtt-client-id", "vward-restart",
-		"--influx-url", influx.URL,
-		"--influx-bucket", influx.Bucket,
-	}
-	t.Cleanup(func() { v.stop(t, syscall.SIGKILL) })
-	v.start(t)
+	v := seededVward(t, broker, influx, n)
 
 	// Patients 0–3 with sets from normal to high; patient 4 stays quiet.
 	at := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
@@ -179,6 +132,85 @@ func TestRestartKeepsBoardAndAlerts(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("open alerts after SIGKILL are %v, want one for p4", got.Alerts)
+	}
+}
+
+// seededVward starts `vward serve` on a registry of ward w1 with patients
+// p0… wearing devices d0…, and the nurse; it is killed at the test's end.
+func seededVward(t *testing.T, broker *testenv.Mosquitto, influx *testenv.Influx, n int) *vwardProcess {
+	t.Helper()
+	bin := buildVward(t)
+	dataDir := t.TempDir()
+	db, err := sqlitedb.Open(filepath.Join(dataDir, "vward.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := devices.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := reg.AddWard(ctx, devices.Ward{ID: ward, Name: "Respiratory"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		p, d := vward.PatientID(fmt.Sprintf("p%d", i)), vward.DeviceID(fmt.Sprintf("d%d", i))
+		if err := reg.Admit(ctx, devices.Patient{ID: p, Ward: ward, Name: "Patient " + string(p), Admitted: time.Now().Add(-24 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reg.AddDevice(ctx, d, "monitor"); err != nil {
+			t.Fatal(err)
+		}
+		if err := reg.Assign(ctx, d, p, time.Now().Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := reg.AddClinician(ctx, devices.Clinician{Username: nurse, Role: "clinician", Wards: []vward.WardID{ward}}, password); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	v := &vwardProcess{
+		bin: bin,
+		url: fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t)),
+		log: filepath.Join(t.TempDir(), "vward.log"),
+	}
+	v.args = []string{"serve",
+		"--http-addr", strings.TrimPrefix(v.url, "http://"),
+		"--data-dir", dataDir,
+		"--mqtt-url", broker.URL,
+		"--mqtt-client-id", "vward-restart",
+		"--influx-url", influx.URL,
+		"--influx-bucket", influx.Bucket,
+	}
+	t.Cleanup(func() { v.stop(t, syscall.SIGKILL) })
+	v.start(t)
+	return v
+}
+
+// SIGTERM while InfluxDB is down and messages are held exits within the
+// flush timeout (10 s) and leaves them to the broker to redeliver.
+func TestStopWithInfluxDownIsBounded(t *testing.T) {
+	t.Parallel()
+	broker, influx := testenv.StartMosquitto(t), testenv.StartInflux(t)
+	v := seededVward(t, broker, influx, 1)
+	influx.Stop(t)
+	if err := publishOnce(broker.URL, vward.ReadingsTopic("d0"), vitalsMessage("held", time.Now(), 16, 97, 120, 70, "A", 37.0)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // vward has it and cannot store it
+	began := time.Now()
+	cmd, done := v.cmd, v.done
+	v.cmd = nil
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+		t.Logf("vward exited %v after SIGTERM with InfluxDB down", time.Since(began).Round(time.Millisecond))
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("vward still running 20 s after SIGTERM with InfluxDB down")
 	}
 }
 
