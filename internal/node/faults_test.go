@@ -626,19 +626,7 @@ func TestFaultVwardKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	v := &vwardProcess{
-		bin: bin,
-		url: fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t)),
-		log: filepath.Join(t.TempDir(), "vward.log"),
-	}
-	v.args = []string{"serve",
-		"--http-addr", strings.TrimPrefix(v.url, "http://"),
-		"--data-dir", dataDir,
-		"--mqtt-url", broker.URL,
-		"--mqtt-client-id", "vward-fault-kill",
-		"--influx-url", influx.URL,
-		"--influx-bucket", influx.Bucket,
-	}
+	v := newVwardProcess(t, bin, dataDir, broker, influx, "vward-fault-kill")
 	t.Cleanup(func() {
 		if t.Failed() {
 			b, _ := os.ReadFile(v.log)
@@ -751,6 +739,25 @@ func vwardEnv() []string {
 		}
 	}
 	return env
+}
+
+// newVwardProcess is `vward serve` on dataDir, broker and InfluxDB, with
+// a free HTTP port and a log file, not yet started.
+func newVwardProcess(t *testing.T, bin, dataDir string, broker *testenv.Mosquitto, influx *testenv.Influx, clientID string) *vwardProcess {
+	v := &vwardProcess{
+		bin: bin,
+		url: fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t)),
+		log: filepath.Join(t.TempDir(), "vward.log"),
+	}
+	v.args = []string{"serve",
+		"--http-addr", strings.TrimPrefix(v.url, "http://"),
+		"--data-dir", dataDir,
+		"--mqtt-url", broker.URL,
+		"--mqtt-client-id", clientID,
+		"--influx-url", influx.URL,
+		"--influx-bucket", influx.Bucket,
+	}
+	return v
 }
 
 // vwardProcess is `vward serve` run as a separate process.

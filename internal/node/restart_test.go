@@ -172,19 +172,7 @@ func seededVward(t *testing.T, broker *testenv.Mosquitto, influx *testenv.Influx
 		t.Fatal(err)
 	}
 
-	v := &vwardProcess{
-		bin: bin,
-		url: fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t)),
-		log: filepath.Join(t.TempDir(), "vward.log"),
-	}
-	v.args = []string{"serve",
-		"--http-addr", strings.TrimPrefix(v.url, "http://"),
-		"--data-dir", dataDir,
-		"--mqtt-url", broker.URL,
-		"--mqtt-client-id", "vward-restart",
-		"--influx-url", influx.URL,
-		"--influx-bucket", influx.Bucket,
-	}
+	v := newVwardProcess(t, bin, dataDir, broker, influx, "vward-restart")
 	t.Cleanup(func() { v.stop(t, syscall.SIGKILL) })
 	v.start(t)
 	return v
