@@ -210,7 +210,7 @@ func (m *Monitor) Admit(info PatientInfo) {
 	var assess *assessment
 	m.mu.Lock()
 	p := m.patientLocked(info.ID)
-	rescale := p.set.Scale != news2.Scale(info.SpO2Scale) && p.set.LatestAt() != (time.Time{})
+	rescale := p.set.Scale != news2.Scale(info.SpO2Scale) && !p.set.LatestAt().IsZero()
 	p.info = info
 	p.set.Scale = news2.Scale(info.SpO2Scale)
 	p.watch = w

@@ -175,29 +175,12 @@ func (i *Influx) Readings(ctx context.Context, p vward.PatientID, from, to time.
 	flux := fmt.Sprintf(`from(bucket: %q)
   |> range(start: %s, stop: %s)
   |> filter(fn: (r) => r._measurement == %q and r.patient == %q and r._field != "msg_id")
-  |> keep(columns: ["_time", "_value", "_field", "device", "ward"])`,
+  |> keep(columns: ["_time", "_value", "_field", "device", "patient", "ward"])`,
 		i.cfg.Bucket, from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano), Measurement, string(p))
-	res, err := i.query.Query(ctx, flux)
+	out, err := i.queryReadings(ctx, flux)
 	if err != nil {
-		return nil, fmt.Errorf("query readings of %s: %w", p, err)
+		return nil, fmt.Errorf("readings of %s: %w", p, err)
 	}
-	defer res.Close()
-	var out []vward.Reading
-	for res.Next() {
-		rec := res.Record()
-		v, _ := rec.Value().(float64)
-		kind := rec.Field()
-		dev, _ := rec.ValueByKey("device").(string)
-		ward, _ := rec.ValueByKey("ward").(string)
-		out = append(out, vward.Reading{
-			Patient: p, Device: vward.DeviceID(dev), Ward: vward.WardID(ward),
-			Kind: vward.ReadingKind(kind), Value: v, At: rec.Time(),
-		})
-	}
-	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("read readings of %s: %w", p, err)
-	}
-	sortByTime(out)
 	return out, nil
 }
 
@@ -211,9 +194,19 @@ func (i *Influx) Latest(ctx context.Context, from, to time.Time) ([]vward.Readin
   |> last()
   |> keep(columns: ["_time", "_value", "_field", "device", "patient", "ward"])`,
 		i.cfg.Bucket, from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano), Measurement)
+	out, err := i.queryReadings(ctx, flux)
+	if err != nil {
+		return nil, fmt.Errorf("latest readings of every patient: %w", err)
+	}
+	return out, nil
+}
+
+// queryReadings runs a Flux query whose rows keep _time, _value, _field,
+// device, patient and ward, and returns them as readings, oldest first.
+func (i *Influx) queryReadings(ctx context.Context, flux string) ([]vward.Reading, error) {
 	res, err := i.query.Query(ctx, flux)
 	if err != nil {
-		return nil, fmt.Errorf("query the latest readings of every patient: %w", err)
+		return nil, fmt.Errorf("query influxdb: %w", err)
 	}
 	defer res.Close()
 	var out []vward.Reading
@@ -229,7 +222,7 @@ func (i *Influx) Latest(ctx context.Context, from, to time.Time) ([]vward.Readin
 		})
 	}
 	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("read the latest readings of every patient: %w", err)
+		return nil, fmt.Errorf("read influxdb's answer: %w", err)
 	}
 	sortByTime(out)
 	return out, nil
