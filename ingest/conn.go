@@ -111,7 +111,7 @@ func (c *bufferedConn) Read(p []byte) (int, error) {
 // through paho's Message.Ack, which passes each acknowledgement through
 // three goroutines (and formats a store key with fmt) before it reaches
 // this same Write: about a tenth of vward's CPU at 12,700 msgs/s
-// (docs/performance.md, session 11). Every packet paho writes is a single
+// (docs/performance.md). Every packet paho writes is a single
 // Write, so the two never interleave within a packet. An ack that fails
 // (the connection is gone) is dropped, as paho drops one: the broker
 // resends the message, which is safe (ack-after-store, and duplicates

@@ -205,7 +205,7 @@ type Result struct {
 	} `json:"settings"`
 	// Versions says which broker and store the run measured: their CPU per
 	// message differs between releases (Mosquitto 2.0.11 and 2.1.2,
-	// docs/performance.md, session 8). The broker's is known when the
+	// docs/performance.md). The broker's is known when the
 	// bench started it.
 	Versions struct {
 		Broker string `json:"broker,omitempty"` // "Mosquitto 2.1.2"
