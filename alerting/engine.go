@@ -66,6 +66,7 @@ type watch struct {
 	lastAssessedAt time.Time     // newest measurement time assessed
 	persisted      watchRow      // as last written
 	unwatched      bool          // discharged (Unwatch): no longer the patient's watch, if they come back
+	paused         bool          // in hospital for now (setPaused): nothing is raised for them
 }
 
 // deviceWatch is what the engine knows of a device.
@@ -124,8 +125,7 @@ func (e *Engine) Config() Config { return e.cfg }
 // ward, and returns the patient's watch for the monitor to keep with its
 // own record of the patient and hand back with each assessment (assess):
 // at a whole region's rate, finding it again among thousands of patients
-// for every message was a cache miss or two (docs/performance.md, session
-// 10).
+// for every message was a cache miss or two (docs/performance.md).
 func (e *Engine) watch(info PatientInfo) *watch {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -155,16 +155,124 @@ func (e *Engine) watchLocked(kept *watch, id vward.PatientID, ward vward.WardID,
 	return w
 }
 
-// Unwatch stops the overdue check of a discharged patient. Their open
-// alerts stay open for a clinician to resolve.
-func (e *Engine) Unwatch(id vward.PatientID) {
+// Unwatch stops the overdue check of a discharged patient, and their
+// devices' checks: open overdue and device alerts are withdrawn with cause as the
+// reason. Open NEWS2 alerts stay open for a clinician to resolve; they are
+// the record of what happened.
+func (e *Engine) Unwatch(id vward.PatientID, cause string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	now := e.now()
 	if w := e.patients[id]; w != nil {
 		w.unwatched = true // a monitor that kept it must look again
 	}
 	delete(e.patients, id)
 	delete(e.saved, id)
+	for device, d := range e.devices {
+		if d.patient == id {
+			e.unbindLocked(device, d, cause, now)
+		}
+	}
+	e.withdrawLocked(id, "discharged: "+cause, now)
+}
+
+// setPaused pauses or resumes a patient's monitoring. A paused patient is
+// in hospital for now: nothing is raised for them, their overdue check and
+// their devices' silence do not count, and their open overdue and device
+// alerts are withdrawn with cause as the reason. Open NEWS2 alerts stay open. On
+// resuming, the overdue check and the devices' silence count from then, as
+// for a patient just admitted.
+//
+// It reports whether the patient's state changed.
+func (e *Engine) setPaused(kept *watch, info PatientInfo, paused bool, cause string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	w := e.watchLocked(kept, info.ID, info.Ward, now)
+	if w.paused == paused {
+		return false
+	}
+	w.paused = paused
+	if paused {
+		e.withdrawLocked(info.ID, "monitoring paused: "+cause, now)
+		return true
+	}
+	if w.lastSetAt.Before(now) {
+		w.lastSetAt = now
+	}
+	for _, d := range e.devices {
+		if d.patient == info.ID && d.watchedFrom.Before(now) {
+			d.watchedFrom = now
+		}
+	}
+	e.persistWatchLocked(info.ID, w)
+	return true
+}
+
+// pausedLocked reports whether the patient's monitoring is paused.
+func (e *Engine) pausedLocked(id vward.PatientID) bool {
+	w := e.patients[id]
+	return w != nil && w.paused
+}
+
+// withdrawLocked resolves a patient's open overdue and device alerts:
+// their condition no longer applies (the patient paused or discharged).
+func (e *Engine) withdrawLocked(id vward.PatientID, reason string, now time.Time) {
+	for k, a := range e.open {
+		if k.Patient != id || k.Condition == News2 {
+			continue
+		}
+		e.stepLocked(a, now, e.evidenceOf(a), func(a Alert) (Alert, Effect) { return a.Withdraw(reason, now) })
+	}
+}
+
+// Unbind tells the engine that a device no longer belongs to the patient
+// it was heard for (unassigned, or handed to someone else): its silence and
+// battery no longer alert for that patient, and its open device alerts
+// are withdrawn with cause as the reason.
+func (e *Engine) Unbind(device vward.DeviceID, cause string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if d := e.devices[device]; d != nil && d.patient != "" {
+		e.unbindLocked(device, d, cause, e.now())
+	}
+}
+
+func (e *Engine) unbindLocked(device vward.DeviceID, d *deviceWatch, cause string, now time.Time) {
+	reason := "device " + string(device) + " no longer assigned to the patient: " + cause
+	for _, c := range []Condition{DeviceOffline, BatteryLow} {
+		if a := e.open[Key{Patient: d.patient, Condition: c, Device: device}]; a != nil {
+			e.stepLocked(a, now, deviceEvidence(device, d), func(a Alert) (Alert, Effect) { return a.Withdraw(reason, now) })
+		}
+	}
+	d.patient, d.ward = "", ""
+}
+
+// HasOpenAlerts reports whether the patient has any open alert.
+func (e *Engine) HasOpenAlerts(id vward.PatientID) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k := range e.open {
+		if k.Patient == id {
+			return true
+		}
+	}
+	return false
+}
+
+// BoundDevices returns each device the engine watches and the patient it
+// is watched for, so that the registry's owner can unbind those whose
+// assignment ended (Unbind).
+func (e *Engine) BoundDevices() map[vward.DeviceID]vward.PatientID {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[vward.DeviceID]vward.PatientID, len(e.devices))
+	for id, d := range e.devices {
+		if d.patient != "" {
+			out[id] = d.patient
+		}
+	}
+	return out
 }
 
 // persistWatchLocked writes the overdue baseline when it changed enough to
@@ -187,12 +295,16 @@ func (e *Engine) persistWatchLocked(id vward.PatientID, w *watch) {
 // sets of one patient (the Monitor numbers them); a set older than one
 // already assessed is ignored. It is cheap unless an alert changes state.
 func (e *Engine) Assess(info PatientInfo, seq uint64, set news2.Set, res news2.Result) {
-	e.assess(nil, info, seq, set, res)
+	e.assess(nil, info, seq, set, res, "")
 }
 
 // assess is Assess with the patient's watch if the caller kept it (from
-// watch; nil if not).
-func (e *Engine) assess(kept *watch, info PatientInfo, seq uint64, set news2.Set, res news2.Result) {
+// watch; nil if not), and why the patient was rescored if not for a new
+// reading (cause, for the audit; "" for a reading).
+//
+// A paused patient's alerts may clear but nothing is raised or upgraded
+// for them: they are in hospital for now.
+func (e *Engine) assess(kept *watch, info PatientInfo, seq uint64, set news2.Set, res news2.Result, cause string) {
 	e.Stats.Assessed.Add(1)
 	setAt := set.LatestAt()
 	e.mu.Lock()
@@ -227,11 +339,18 @@ func (e *Engine) assess(kept *watch, info PatientInfo, seq uint64, set news2.Set
 	evidence := func() json.RawMessage { return setEvidence(w) }
 
 	o := Observation{Met: res.Risk >= news2.LowMedium, Risk: res.Risk, Score: res.Score, Complete: complete, At: setAt,
-		why: func() string { return describe(w.res) }}
+		why: func() string {
+			if cause != "" {
+				return describe(w.res) + "; rescored because " + cause
+			}
+			return describe(w.res)
+		}}
 	k := Key{Patient: info.ID, Condition: News2}
 	if a := e.open[k]; a != nil {
-		e.stepLocked(a, now, evidence, func(a Alert) (Alert, Effect) { return a.Assess(o, p, now) })
-	} else if o.Met && setAt.After(e.watermarks[k]) {
+		if !w.paused || !o.Met {
+			e.stepLocked(a, now, evidence, func(a Alert) (Alert, Effect) { return a.Assess(o, p, now) })
+		}
+	} else if o.Met && !w.paused && setAt.After(e.watermarks[k]) {
 		e.raiseLocked(k, w.ward, o, p, now, evidence)
 	}
 	if a := e.open[Key{Patient: info.ID, Condition: Overdue}]; a != nil && complete && !now.After(w.lastSetAt.Add(w.interval)) {
@@ -359,7 +478,7 @@ func (e *Engine) Tick() {
 	}
 	for id, w := range e.patients {
 		due := w.lastSetAt.Add(w.interval)
-		if !now.After(due) {
+		if w.paused || !now.After(due) {
 			continue
 		}
 		p := e.cfg.PolicyFor(w.ward)
@@ -382,6 +501,9 @@ func (e *Engine) Tick() {
 	for id, d := range e.devices {
 		if d.patient == "" {
 			continue
+		}
+		if e.pausedLocked(d.patient) {
+			continue // a paused patient's devices are expected to be quiet
 		}
 		p := e.cfg.PolicyFor(d.ward)
 		var reason string
@@ -507,7 +629,7 @@ func (e *Engine) ObserveDevice(device vward.DeviceID, patient vward.PatientID, w
 // observeDevice is ObserveDevice with the device's watch if the caller
 // kept it (nil if not), and returns the watch to keep: the monitor keeps
 // it with the patient, because finding it among every device for every
-// message was a cache miss or two (docs/performance.md, session 10).
+// message was a cache miss or two (docs/performance.md).
 func (e *Engine) observeDevice(kept *deviceWatch, device vward.DeviceID, patient vward.PatientID, ward vward.WardID, battery *float64, at time.Time) *deviceWatch {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -521,7 +643,7 @@ func (e *Engine) observeDevice(kept *deviceWatch, device vward.DeviceID, patient
 	k := Key{Patient: d.patient, Condition: BatteryLow, Device: device}
 	a := e.open[k]
 	switch {
-	case *battery < p.BatteryLow && a == nil:
+	case *battery < p.BatteryLow && a == nil && !e.pausedLocked(d.patient):
 		e.raiseLocked(k, d.ward, Observation{Met: true, Reason: fmt.Sprintf("battery at %.0f%%, below %.0f%%", *battery*100, p.BatteryLow*100)},
 			p, now, deviceEvidence(device, d))
 	case *battery >= p.BatteryClear && a != nil && a.Active:

@@ -370,7 +370,7 @@ func TestAlertOverdue(t *testing.T) {
 func TestAlertKeptWatchDroppedIsFoundAgain(t *testing.T) {
 	clk := &clock{t: t0}
 	r := newRig(t, dbPath(t), clk, Config{}) // admits p1: the monitor keeps its watch
-	r.engine.Unwatch("p1")
+	r.engine.Unwatch("p1", "test")
 	r.observe(mild, t0) // NEWS2 2: due within 4 hours
 	clk.Set(t0.Add(4*time.Hour + time.Second))
 	r.engine.Tick()

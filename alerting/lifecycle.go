@@ -199,6 +199,23 @@ func (a Alert) clear(evidenceAt time.Time, reason string, now time.Time) (Alert,
 	return a, Effect{Persist: true, Audit: []AuditEntry{a.entry(now, System, ActCleared, from, a.Reason)}}
 }
 
+// Withdraw resolves an alert whose condition no longer applies to the
+// patient, because the registry says so (they were paused or discharged,
+// or the device unassigned): nobody need acknowledge it. reason says who
+// changed what.
+func (a Alert) Withdraw(reason string, now time.Time) (Alert, Effect) {
+	from := a.State
+	if !from.Open() {
+		return a, Effect{}
+	}
+	a.State, a.Active = Resolved, false
+	a.ResolvedAt, a.ResolvedBy = now, System
+	a.EscalateAt, a.RemindAt = time.Time{}, time.Time{}
+	a.ShelvedUntil, a.ShelvedFrom = time.Time{}, ""
+	a.Reason = "withdrawn: " + reason
+	return a, Effect{Persist: true, Audit: []AuditEntry{a.entry(now, System, ActResolved, from, a.Reason)}}
+}
+
 // Tick fires the alert's due timers: the end of a shelve, escalation to the
 // next tier, and reminders while unacknowledged. Deadlines are absolute, so
 // a tick after a restart fires what fell due while vward was down.

@@ -56,12 +56,14 @@ func NewScore(r news2.Result) Score {
 
 // PatientView is one row of the board.
 type PatientView struct {
-	Patient   vward.PatientID  `json:"patient"`
-	Ward      vward.WardID     `json:"ward"`
-	Name      string           `json:"name"`
-	SpO2Scale int              `json:"spo2_scale"`
-	Vitals    map[string]Vital `json:"vitals"`
-	News2     *Score           `json:"news2,omitempty"`
+	Patient   vward.PatientID `json:"patient"`
+	Ward      vward.WardID    `json:"ward"`
+	Name      string          `json:"name"`
+	SpO2Scale int             `json:"spo2_scale"`
+	// Paused: in hospital for now; no alert is raised for them.
+	Paused bool             `json:"paused,omitempty"`
+	Vitals map[string]Vital `json:"vitals"`
+	News2  *Score           `json:"news2,omitempty"`
 	// Trend is omitted when empty, and from a stream event when it has not
 	// changed since the patient's previous event (docs/websocket.md): a
 	// day's trend is most of a row's bytes and changes at most every few
@@ -104,7 +106,7 @@ type Listener interface {
 // change's RowSource when it sends it, encoded from the patient's state as
 // it is then, so a row that a newer change replaces before it is sent is
 // never built at all: that is how a lagging board client sheds load
-// (docs/performance.md, session 7). RowChanged must not block.
+// (docs/performance.md). RowChanged must not block.
 type RowPublisher interface {
 	Publisher
 	RowChanged(RowChange)
@@ -136,6 +138,9 @@ type PatientInfo struct {
 	Ward      vward.WardID
 	Name      string
 	SpO2Scale int
+	// Paused: the patient is in hospital for now. Their readings are still
+	// kept and scored, but nothing is raised for them (Engine.setPaused).
+	Paused bool
 }
 
 type patient struct {
@@ -196,14 +201,23 @@ func NewMonitor(freshness news2.Freshness, publish RowPublisher, log *slog.Logge
 	}
 }
 
-// Admit tells the monitor of a patient, or updates what it knows of one.
-// A new SpO2 scale changes the score at once, so the patient is rescored
-// and assessed then, through the alert lifecycle as a new reading would
-// be, rather than at the next reading or the next periodic rescore.
-func (m *Monitor) Admit(info PatientInfo) {
+// Admit tells the monitor of a patient, or updates what it knows of one:
+// Update with no cause.
+func (m *Monitor) Admit(info PatientInfo) { m.Update(info, "") }
+
+// Update tells the monitor what the registry now says of a patient, and
+// cause why it changed (who changed what, for the alert audit). Each change
+// takes effect at once rather than at the next reading or the next
+// periodic rescore: a new SpO2 scale rescores the patient and assesses them
+// through the alert lifecycle as a new reading would; pausing clears their
+// overdue and device alerts, and resuming restarts the overdue clock and
+// assesses their set as it is.
+func (m *Monitor) Update(info PatientInfo, cause string) {
 	var w *watch
+	resumed := false
 	if m.engine != nil {
 		w = m.engine.watch(info)
+		resumed = m.engine.setPaused(w, info, info.Paused, cause) && !info.Paused
 	}
 	now := m.now()
 	var rowChanges []RowChange
@@ -211,23 +225,24 @@ func (m *Monitor) Admit(info PatientInfo) {
 	m.mu.Lock()
 	p := m.patientLocked(info.ID)
 	rescale := p.set.Scale != news2.Scale(info.SpO2Scale) && !p.set.LatestAt().IsZero()
+	changed := p.info != info
 	p.info = info
 	p.set.Scale = news2.Scale(info.SpO2Scale)
 	p.watch = w
-	if rescale {
+	if rescale || (resumed && !p.set.LatestAt().IsZero()) {
 		m.rescoreLocked(p, now)
-		if m.listeningTo(p.info.Ward) {
-			rowChanges = append(rowChanges, m.rowChangeLocked(p))
-		}
 		if m.engine != nil {
 			p.seq++
 			assess = &assessment{watch: p.watch, info: p.info, seq: p.seq, set: p.set, res: p.score}
 		}
 	}
+	if changed && m.listeningTo(p.info.Ward) {
+		rowChanges = append(rowChanges, m.rowChangeLocked(p))
+	}
 	m.mu.Unlock()
 	m.publishRows(rowChanges)
 	if assess != nil {
-		m.engine.assess(assess.watch, assess.info, assess.seq, assess.set, assess.res)
+		m.engine.assess(assess.watch, assess.info, assess.seq, assess.set, assess.res, cause)
 	}
 }
 
@@ -266,22 +281,23 @@ func (m *Monitor) Restore(rs []vward.Reading) {
 }
 
 // Discharge forgets a patient: the board drops the row and the alert engine
-// stops watching for overdue readings. Alerts already open stay open until
-// a clinician resolves them; they are the record of what happened.
-func (m *Monitor) Discharge(id vward.PatientID) {
+// stops watching for overdue readings and the patient's devices; their open
+// overdue and device alerts clear, with cause (who discharged them, why) as
+// the reason. NEWS2 alerts already open stay open until a clinician
+// resolves them; they are the record of what happened.
+func (m *Monitor) Discharge(id vward.PatientID, cause string) {
 	m.mu.Lock()
 	p, ok := m.patients[id]
 	if ok {
 		delete(m.patients, id)
 	}
 	m.mu.Unlock()
-	if !ok {
-		return
+	if m.engine != nil && (ok || m.engine.HasOpenAlerts(id)) {
+		// Not on the board but with open alerts: discharged while vward
+		// was down.
+		m.engine.Unwatch(id, cause)
 	}
-	if m.engine != nil {
-		m.engine.Unwatch(id)
-	}
-	if m.publish != nil {
+	if ok && m.publish != nil {
 		m.publish.Publish(Event{Type: "discharged", Patient: &PatientView{Patient: id, Ward: p.info.Ward}})
 	}
 }
@@ -309,6 +325,36 @@ func (m *Monitor) ObserveDevice(device vward.DeviceID, patient vward.PatientID, 
 		p.device, p.deviceWatch = device, d
 		m.mu.Unlock()
 	}
+}
+
+// Unbind tells the alert engine that a device no longer belongs to the
+// patient it was heard for (Engine.Unbind), cause saying why.
+func (m *Monitor) Unbind(device vward.DeviceID, cause string) {
+	if m.engine == nil {
+		return
+	}
+	m.engine.Unbind(device, cause)
+	m.mu.Lock()
+	for _, p := range m.patients {
+		if p.device == device {
+			p.device, p.deviceWatch = "", nil
+		}
+	}
+	m.mu.Unlock()
+}
+
+// HasOpenAlerts reports whether the patient has any open alert.
+func (m *Monitor) HasOpenAlerts(id vward.PatientID) bool {
+	return m.engine != nil && m.engine.HasOpenAlerts(id)
+}
+
+// BoundDevices returns each device the alert engine watches for a patient
+// (Engine.BoundDevices); none without an engine.
+func (m *Monitor) BoundDevices() map[vward.DeviceID]vward.PatientID {
+	if m.engine == nil {
+		return nil
+	}
+	return m.engine.BoundDevices()
 }
 
 // DeviceStatus passes a device's status (online false: its will said
@@ -384,7 +430,7 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 	m.publishRows(rowChanges)
 	if m.engine != nil {
 		for _, a := range assess {
-			m.engine.assess(a.watch, a.info, a.seq, a.set, a.res)
+			m.engine.assess(a.watch, a.info, a.seq, a.set, a.res, "")
 		}
 	}
 }
@@ -455,7 +501,7 @@ func (p *patient) view() PatientView {
 // row is the patient's row without the trend.
 func (p *patient) row() PatientView {
 	v := PatientView{
-		Patient: p.info.ID, Ward: p.info.Ward, Name: p.info.Name, SpO2Scale: int(p.set.Scale),
+		Patient: p.info.ID, Ward: p.info.Ward, Name: p.info.Name, SpO2Scale: int(p.set.Scale), Paused: p.info.Paused,
 		Vitals: make(map[string]Vital, len(p.vitals)), LastSeen: p.lastSeen,
 	}
 	if v.SpO2Scale == 0 {

@@ -162,6 +162,10 @@ func TestRowChangesSayWhoseRowChanged(t *testing.T) {
 	m := NewMonitor(fresh, board, quiet)
 	m.now = func() time.Time { return now }
 	m.Admit(PatientInfo{ID: "p1", Ward: "w1", Name: "Zoë One", SpO2Scale: 2})
+	if len(board.changes) != 1 || board.changes[0].Patient != "p1" {
+		t.Fatalf("row changes after the admission = %+v, want p1's: a new patient is listed at once", board.changes)
+	}
+	board.changes, board.rows, board.events = nil, nil, nil
 	// want is, for each change, the patient's row as the monitor gives
 	// it (Patient) just after, with the trend if the change says so.
 	var want [][]byte

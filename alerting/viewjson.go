@@ -142,6 +142,9 @@ func (p *patient) appendEvent(b []byte, trend []TrendPoint) []byte {
 		scale = 1
 	}
 	b = strconv.AppendInt(b, int64(scale), 10)
+	if p.info.Paused {
+		b = append(b, `,"paused":true`...)
+	}
 	b = append(b, `,"vitals":{`...)
 	first := true
 	for _, i := range kindsByName {

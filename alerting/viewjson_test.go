@@ -115,7 +115,7 @@ func TestPatientAppendEventMatchesRow(t *testing.T) {
 	m.now = func() time.Time { return now }
 	for i := range 3000 {
 		id := vward.PatientID(fmt.Sprint("p", i%300))
-		m.Admit(PatientInfo{ID: id, Ward: vward.WardID(fmt.Sprint("w", i%7)), Name: names[rng.IntN(len(names))], SpO2Scale: rng.IntN(3)})
+		m.Admit(PatientInfo{ID: id, Ward: vward.WardID(fmt.Sprint("w", i%7)), Name: names[rng.IntN(len(names))], SpO2Scale: rng.IntN(3), Paused: rng.IntN(4) == 0})
 		var rs []vward.Reading
 		for _, k := range vward.ReadingKinds {
 			if rng.IntN(3) == 0 {

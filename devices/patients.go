@@ -425,3 +425,8 @@ func (r *Registry) SetSpO2Scale(ctx context.Context, id vward.PatientID, scale i
 func (r *Registry) PatientAudit(ctx context.Context, id vward.PatientID, limit int) ([]AuditEntry, error) {
 	return r.Audit(ctx, AuditQuery{Subject: patientSubject(string(id)), Limit: limit})
 }
+
+// DeviceAudit returns the recorded changes of one device, newest first.
+func (r *Registry) DeviceAudit(ctx context.Context, id vward.DeviceID, limit int) ([]AuditEntry, error) {
+	return r.Audit(ctx, AuditQuery{Subject: deviceSubject(string(id)), Limit: limit})
+}

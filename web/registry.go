@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/vward/vward"
-	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/devices"
 )
 
@@ -98,21 +97,6 @@ func (s *Server) visibleStay(w http.ResponseWriter, r *http.Request) (devices.Pa
 		return devices.Patient{}, false
 	}
 	return p, true
-}
-
-// tellMonitor brings the board's view of a patient up to date at once, so
-// that a new patient is listed and a new SpO2 scale scores the next (and
-// current) readings without waiting for the registry watch.
-func (s *Server) tellMonitor(p devices.Patient) {
-	if p.Status == devices.StatusDischarged {
-		// A monitor that can drop a patient does so; until alerting offers
-		// it, a discharged patient leaves the board at the next restart.
-		if m, ok := any(s.monitor).(interface{ Discharge(vward.PatientID) }); ok {
-			m.Discharge(p.ID)
-		}
-		return
-	}
-	s.monitor.Admit(alerting.PatientInfo{ID: p.ID, Ward: p.Ward, Name: p.Name, SpO2Scale: p.SpO2Scale})
 }
 
 func (s *Server) listWards(w http.ResponseWriter, r *http.Request) {
@@ -255,15 +239,18 @@ func (s *Server) admitPatient(w http.ResponseWriter, r *http.Request) {
 	s.answerStay(w, r, in.ID, http.StatusCreated)
 }
 
-// answerStay re-reads a stay after a change, tells the monitor, and
-// answers with it.
+// answerStay brings the board and the alerts up to date with a change of
+// a stay at once (Deps.Sync), rather than at the registry watch, and
+// answers with the stay.
 func (s *Server) answerStay(w http.ResponseWriter, r *http.Request, id vward.PatientID, status int) {
+	if err := s.Sync.Patient(r.Context(), id); err != nil {
+		s.log.Error("the change is made, but the board did not take it; the minutely resync retries", "patient", id, "err", err)
+	}
 	p, err := s.Registry.Patient(r.Context(), id)
 	if err != nil {
 		s.registryError(w, r, err)
 		return
 	}
-	s.tellMonitor(p)
 	writeJSON(w, status, p)
 }
 
@@ -454,7 +441,10 @@ func (s *Server) unassignDevice(w http.ResponseWriter, r *http.Request) {
 	s.answerDevice(w, r, id)
 }
 
+// answerDevice stops the device's alerts for a patient it no longer
+// belongs to at once (Deps.Sync), and answers with the device.
 func (s *Server) answerDevice(w http.ResponseWriter, r *http.Request, id vward.DeviceID) {
+	s.Sync.Device(r.Context(), id)
 	d, err := s.Registry.Device(r.Context(), id)
 	if err != nil {
 		s.registryError(w, r, err)

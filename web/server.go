@@ -19,6 +19,7 @@ import (
 	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
+	"github.com/vward/vward/internal/registrysync"
 )
 
 //go:embed static
@@ -48,7 +49,17 @@ type Deps struct {
 	// Registry serves the registry API: wards, patients' stays, devices
 	// (registry.go); nil leaves those routes out.
 	Registry *devices.Registry
-	Log      *slog.Logger
+	// Sync tells the monitor of each registry change made here at once
+	// (registrysync); nil builds one of Registry into Monitor.
+	Sync RegistrySync
+	Log  *slog.Logger
+}
+
+// RegistrySync brings the monitor up to date with the registry after a
+// change (registrysync.Sync).
+type RegistrySync interface {
+	Patient(ctx context.Context, id vward.PatientID) error
+	Device(ctx context.Context, id vward.DeviceID)
 }
 
 // Server is the HTTP side of vward.
@@ -65,6 +76,9 @@ type Server struct {
 
 // NewServer wires the board. ctx ends every stream when it is cancelled.
 func NewServer(ctx context.Context, d Deps) *Server {
+	if d.Sync == nil && d.Registry != nil && d.Monitor != nil {
+		d.Sync = registrysync.New(d.Registry, d.Monitor, d.Log)
+	}
 	return &Server{Deps: d, auth: d.Auth, monitor: d.Monitor, history: d.History, hub: d.Hub, checks: d.Checks, log: d.Log.With("component", "web"), ctx: ctx}
 }
 

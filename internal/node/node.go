@@ -21,6 +21,7 @@ import (
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
 	"github.com/vward/vward/ingest"
+	"github.com/vward/vward/internal/registrysync"
 	"github.com/vward/vward/internal/sqlitedb"
 	"github.com/vward/vward/news2"
 	"github.com/vward/vward/web"
@@ -51,6 +52,7 @@ type Node struct {
 	History  history.Store
 	Monitor  *alerting.Monitor
 	Alerts   *alerting.Engine
+	Sync     *registrysync.Sync
 	Hub      *web.Hub
 	Auth     *web.Auth
 	Pipeline *ingest.Pipeline
@@ -106,6 +108,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(err)
 	}
 	n.Monitor.SetEngine(n.Alerts)
+	n.Sync = registrysync.New(n.Registry, n.Monitor, cfg.Log)
 	n.Pipeline = ingest.NewPipeline(cfg.Ingest, n.History, n.Registry, n.Monitor, n.Dead, nil, ingest.NewMetrics(n.Metrics), cfg.Log)
 	n.Source = ingest.NewSource(cfg.MQTT, n.Pipeline, cfg.Log)
 	if n.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -118,24 +121,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 }
 
 // LoadPatients tells the monitor of every patient on a ward, so that the
-// board lists them before their first reading. It runs again whenever the
-// registry changes (Registry.Watch in Run), so that an admission or a new
-// SpO2 scale made with the CLI reaches the board and the scoring; a
-// discharged patient leaves the board and is no longer watched.
-func (n *Node) LoadPatients(ctx context.Context) error {
-	ps, err := n.Registry.ListPatients(ctx, devices.PatientQuery{Discharged: true})
-	if err != nil {
-		return err
-	}
-	for _, p := range ps {
-		if p.Status == devices.StatusDischarged {
-			n.Monitor.Discharge(p.ID)
-			continue
-		}
-		n.Monitor.Admit(alerting.PatientInfo{ID: p.ID, Ward: p.Ward, Name: p.Name, SpO2Scale: p.SpO2Scale})
-	}
-	return nil
-}
+// board lists them before their first reading, and of what changed since
+// it last did (registrysync). Run does it again whenever another process
+// changes the registry.
+func (n *Node) LoadPatients(ctx context.Context) error { return n.Sync.All(ctx) }
 
 // RestoreLookback is how far back a starting node reads each admitted
 // patient's latest readings from the history: a day, so that a patient on
@@ -192,7 +181,7 @@ func (n *Node) Run(ctx context.Context) error {
 	srv := web.NewServer(n.ctx, web.Deps{
 		Auth: n.Auth, Monitor: n.Monitor, History: n.History, Hub: n.Hub,
 		Wards: n.Registry, Registry: n.Registry, Checks: checks, Log: n.log,
-		Ops: web.Ops{Rejections: n.Dead, Metrics: n.Metrics}, Alerts: n.Alerts,
+		Ops: web.Ops{Rejections: n.Dead, Metrics: n.Metrics}, Alerts: n.Alerts, Sync: n.Sync,
 	})
 	g, gctx := errgroup.WithContext(ctx)
 	// The engine's writer first: restoring may raise alerts, and their
@@ -203,13 +192,7 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { return n.Source.Run(gctx) })
 	g.Go(func() error { return n.Monitor.Run(gctx, 30*time.Second) })
 	// The CLI writes the registry from other processes; see docs/registry.md.
-	g.Go(func() error {
-		return n.Registry.Watch(gctx, RegistryWatchInterval, n.log, func() {
-			if err := n.LoadPatients(gctx); err != nil && gctx.Err() == nil {
-				n.log.Warn("reload patients after a registry change", "err", err)
-			}
-		})
-	})
+	g.Go(func() error { return n.Sync.Run(gctx, RegistryWatchInterval) })
 	g.Go(func() error {
 		err := web.Serve(gctx, n.listener, srv.Handler())
 		n.cancel() // end the board streams

@@ -238,6 +238,7 @@ function row(p) {
   who.appendChild(el("span", "name", p.name || p.patient));
   const w = wardOf(p.ward);
   who.appendChild(el("span", "ward", " " + (w ? w.name : p.ward) + (p.spo2_scale === 2 ? " · SpO₂ scale 2" : "")));
+  if (p.paused) who.appendChild(el("span", "paused", " · paused: in hospital, no alerts"));
   tr.appendChild(who);
   tr.appendChild(scoreCell(p));
   const trend = el("td");
@@ -457,7 +458,8 @@ async function showPatient(id) {
   $("main").hidden = true;
   $("patient-view").hidden = false;
   $("pv-name").textContent = p ? (p.name || p.patient) : id;
-  $("pv-meta").textContent = p ? (wardOf(p.ward) || { name: p.ward }).name + " · SpO₂ scale " + p.spo2_scale : "";
+  $("pv-meta").textContent = p ? (wardOf(p.ward) || { name: p.ward }).name + " · SpO₂ scale " + p.spo2_scale +
+    (p.paused ? " · monitoring paused (in hospital): no alerts are raised" : "") : "";
   const score = $("pv-score");
   score.replaceChildren();
   if (p && p.news2) {
