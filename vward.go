@@ -12,6 +12,7 @@ package vward
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -198,6 +199,18 @@ func (k ReadingKind) PossibleRange() Range {
 		return Range{25, 45}
 	}
 	return Range{}
+}
+
+// ServiceIDPrefix begins every MQTT client id of vward's own connections,
+// and no device id may begin with it (case aside). A broker configured as
+// vward ships it (docs/security.md) gives each device its device id as its
+// client id, so no device can take over vward's persistent session, nor
+// another device's.
+const ServiceIDPrefix = "vward"
+
+// IsServiceID reports whether id begins with ServiceIDPrefix, in any case.
+func IsServiceID(id string) bool {
+	return len(id) >= len(ServiceIDPrefix) && strings.EqualFold(id[:len(ServiceIDPrefix)], ServiceIDPrefix)
 }
 
 // Topics of device protocol v1 (a contract: see docs/device-protocol.md).

@@ -4,6 +4,13 @@
 // reading path. Devices authenticate with their registry secret and may
 // publish only as themselves.
 //
+// It guards what Mosquitto configured as deploy/mosquitto guards (see
+// docs/security.md): a device's client id is always its device id, whatever
+// it asked for, so it cannot take over vward's session or another
+// device's; vward's own client ids begin with vward.ServiceIDPrefix, which
+// no device id may; a packet larger than MaxPacketSize, and a connection
+// that sends no CONNECT within ConnectTimeout, are refused.
+//
 // It is not the production broker: its store of unacknowledged messages per
 // client is capped (65,535), where Mosquitto configured as docs/operator.md
 // says holds a backlog without limit.
@@ -13,10 +20,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -29,6 +38,15 @@ import (
 type Authenticator interface {
 	Authenticate(device vward.DeviceID, secret []byte) bool
 }
+
+// MaxPacketSize is the largest MQTT packet the broker reads: a device
+// message's payload limit (64 KiB, ingest.DefaultLimits) with room for its
+// topic and properties. A larger one closes the connection before its body
+// is read, so a client cannot make the broker reserve memory it claims.
+const MaxPacketSize = 128 << 10
+
+// ConnectTimeout is how long a new connection has to send its CONNECT.
+const ConnectTimeout = 5 * time.Second
 
 // Config says who may connect.
 type Config struct {
@@ -57,16 +75,17 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 			c := mqtt.NewDefaultServerCapabilities()
 			c.MaximumInflight = 65535 // the most mochi allows; see the package doc
 			c.MaximumClientWritesPending = 65535
+			c.MaximumPacketSize = MaxPacketSize
 			return c
 		}(),
 		InlineClient: false,
 	}
 	s := mqtt.New(opts)
-	if err := s.AddHook(&access{cfg: cfg}, nil); err != nil {
+	if err := s.AddHook(&access{cfg: cfg, log: opts.Logger}, nil); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("embedded broker auth hook: %w", err)
 	}
-	l := listeners.NewNet("tcp", ln)
+	l := listeners.NewNet("tcp", connectDeadline{ln, ConnectTimeout, opts.Logger})
 	if err := s.AddListener(l); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("embedded broker listener: %w", err)
@@ -96,6 +115,7 @@ func (b *Broker) Run(ctx context.Context) error {
 type access struct {
 	mqtt.HookBase
 	cfg Config
+	log *slog.Logger
 }
 
 func (a *access) ID() string { return "vward-access" }
@@ -104,6 +124,11 @@ func (a *access) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck}, []byte{b})
 }
 
+// OnConnectAuthenticate checks the account and binds the client id to it:
+// the service account must use ids beginning with vward.ServiceIDPrefix,
+// and a device is given its device id, as Mosquitto's
+// use_username_as_clientid does. The session a device resumes is then its
+// own, and no one else's is taken over.
 func (a *access) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	user, pass := string(pk.Connect.Username), pk.Connect.Password
 	if user == "" {
@@ -111,9 +136,54 @@ func (a *access) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool 
 	}
 	if user == a.cfg.ServiceUser {
 		// An empty configured password must not let anyone in.
-		return a.cfg.ServicePassword != "" && subtle.ConstantTimeCompare(pass, []byte(a.cfg.ServicePassword)) == 1
+		if a.cfg.ServicePassword == "" || subtle.ConstantTimeCompare(pass, []byte(a.cfg.ServicePassword)) != 1 {
+			return false
+		}
+		if !vward.IsServiceID(cl.ID) {
+			a.log.Warn("refused the service account: its client id must begin with "+vward.ServiceIDPrefix, "client_id", cl.ID)
+			return false
+		}
+		return true
 	}
-	return a.cfg.Devices != nil && a.cfg.Devices.Authenticate(vward.DeviceID(user), pass)
+	if vward.IsServiceID(user) || a.cfg.Devices == nil || !a.cfg.Devices.Authenticate(vward.DeviceID(user), pass) {
+		return false
+	}
+	cl.ID = user
+	return true
+}
+
+// connectDeadline gives each accepted connection until timeout to be read
+// from: the broker reads the CONNECT under it, then sets its own deadline
+// from the keepalive. It also retries a failed accept (out of file
+// descriptors, say), as net/http does: mochi stops serving at the first
+// error Accept returns, which would leave every device unable to connect.
+type connectDeadline struct {
+	net.Listener
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+func (l connectDeadline) Accept() (net.Conn, error) {
+	delay := 5 * time.Millisecond
+	for {
+		c, err := l.Listener.Accept()
+		if errors.Is(err, net.ErrClosed) {
+			return nil, err
+		}
+		if err != nil {
+			l.log.Warn("accept a connection; retrying", "err", err, "in", delay)
+			time.Sleep(delay)
+			delay = min(2*delay, time.Second)
+			continue
+		}
+		delay = 5 * time.Millisecond
+		if err := c.SetDeadline(time.Now().Add(l.timeout)); err != nil {
+			l.log.Warn("set the CONNECT deadline; closing the connection", "err", err)
+			c.Close()
+			continue
+		}
+		return c, nil
+	}
 }
 
 // OnACLCheck lets a device write only under its own id and read only its

@@ -2,9 +2,11 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -199,12 +201,19 @@ func TestBrokerDeviceSpeaksOnlyForItself(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatal("dev-a never received its rejection notice")
 	}
-	forged, err := connect(url, "dev-a", f.secrets["dev-a"])
-	if err != nil {
-		t.Fatal(err)
+	// dev-a itself forges a notice; the broker refuses it (mochi drops the
+	// connection), and had it not, dev-a would receive it on its own
+	// subscription. A second connection cannot be used for this: a
+	// device's connections share its client id, so the second would take
+	// over the first.
+	_ = publish(a, vward.RejectedTopic("dev-a"), "forged notice")
+	select {
+	case m := <-notices:
+		t.Fatalf("dev-a received %q after forging a notice", m.payload)
+	case <-time.After(time.Second):
 	}
-	defer forged.Disconnect(100)
-	_ = publish(forged, vward.RejectedTopic("dev-a"), "forged notice")
+	again := mustConnect(t, url, "dev-a", f.secrets["dev-a"])
+	notices = listen(t, again, vward.RejectedTopic("dev-a"))
 	if err := publish(svc, vward.RejectedTopic("dev-a"), "real notice"); err != nil {
 		t.Fatal(err)
 	}
@@ -291,4 +300,108 @@ func TestBrokerRotatedSecret(t *testing.T) {
 		t.Error("secret replaced in-process still accepted")
 	}
 	mustConnect(t, url, "dev-a", again)
+}
+
+// connectAs connects with the given client id and session; it never
+// reconnects on its own.
+func connectAs(t *testing.T, url, clientID, user, pass string, clean bool, lost func()) mqtt.Client {
+	t.Helper()
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(clientID).
+		SetUsername(user).SetPassword(pass).SetCleanSession(clean).
+		SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(waitFor).
+		SetConnectionLostHandler(func(mqtt.Client, error) {
+			if lost != nil {
+				lost()
+			}
+		}))
+	tok := c.Connect()
+	if !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+		t.Fatalf("connect as %s with client id %s: %v", user, clientID, tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c
+}
+
+// A client id belongs to its account. A device that connects with vward's
+// client id, or another device's, gets its own device id instead: vward
+// keeps its connection and its session, and every reading reaches it.
+func TestBrokerClientIDTakeover(t *testing.T) {
+	f := start(t, servicePassword)
+	url := f.broker.URL()
+	var svcLost, aLost atomic.Bool
+	svc := connectAs(t, url, "vward-ingest", serviceUser, servicePassword, false, func() { svcLost.Store(true) })
+	got := listen(t, svc, vward.ReadingsFilter)
+	a := connectAs(t, url, "dev-a-client", "dev-a", f.secrets["dev-a"], true, func() { aLost.Store(true) })
+
+	const n = 20
+	for i := range n {
+		if i == n/2 {
+			// dev-b poses as vward, then as dev-a.
+			connectAs(t, url, "vward-ingest", "dev-b", f.secrets["dev-b"], false, nil)
+			connectAs(t, url, "dev-a-client", "dev-b", f.secrets["dev-b"], false, nil)
+		}
+		if err := publish(a, vward.ReadingsTopic("dev-a"), fmt.Sprint(i)); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	for i := range n {
+		select {
+		case m := <-got:
+			if m.payload != fmt.Sprint(i) {
+				t.Fatalf("message %d: got %q", i, m.payload)
+			}
+		case <-time.After(waitFor):
+			t.Fatalf("vward received %d of %d acknowledged readings", i, n)
+		}
+	}
+	if svcLost.Load() || aLost.Load() {
+		t.Errorf("connections lost: vward %v, dev-a %v; a device may not take over another's client id", svcLost.Load(), aLost.Load())
+	}
+}
+
+// vward's own client ids begin with vward.ServiceIDPrefix: the service
+// account with any other is refused.
+func TestBrokerServiceClientIDPrefix(t *testing.T) {
+	f := start(t, servicePassword)
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(f.broker.URL()).SetClientID("ingest").
+		SetUsername(serviceUser).SetPassword(servicePassword).SetAutoReconnect(false).SetConnectTimeout(waitFor))
+	if tok := c.Connect(); !tok.WaitTimeout(waitFor) || tok.Error() == nil {
+		c.Disconnect(100)
+		t.Fatal("the service account connected with client id \"ingest\"")
+	}
+}
+
+// Before sign-in a client can neither make the broker reserve memory it
+// only claims, nor hold a connection open without sending its CONNECT.
+func TestBrokerRefusesHugeAndSilentConnects(t *testing.T) {
+	f := start(t, servicePassword)
+	addr := f.broker.Addr()
+	closedWithin := func(t *testing.T, what string, send []byte, within time.Duration) {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write(send); err != nil {
+			t.Fatal(err)
+		}
+		began := time.Now()
+		_ = c.SetReadDeadline(began.Add(within))
+		_, err = c.Read(make([]byte, 16))
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("%s: the connection still open after %s", what, within)
+		}
+	}
+	// CONNECT claiming 256 MB: fixed header 0x10, remaining length 0x0FFFFFFF.
+	closedWithin(t, "a 256 MB CONNECT", []byte{0x10, 0xff, 0xff, 0xff, 0x7f, 0x00}, 2*time.Second)
+	closedWithin(t, "no CONNECT", nil, broker.ConnectTimeout+3*time.Second)
+	// Half a CONNECT: a header promising 100 bytes, then nothing.
+	closedWithin(t, "half a CONNECT", []byte{0x10, 100, 0x00, 0x04, 'M', 'Q'}, broker.ConnectTimeout+3*time.Second)
+	// mochi counts a connection in its WaitGroup from inside the
+	// connection's goroutine and lets go of it just after closing the
+	// socket; closing the broker in that instant is a WaitGroup misuse the
+	// race detector reports. Let the broker finish with the last one.
+	time.Sleep(200 * time.Millisecond)
 }

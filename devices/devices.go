@@ -68,6 +68,9 @@ func (r *Registry) RegisterDevice(ctx context.Context, d Device) (string, error)
 	if err := ValidID(string(d.ID)); err != nil {
 		return "", fmt.Errorf("add device: %w", err)
 	}
+	if vward.IsServiceID(string(d.ID)) {
+		return "", invalidf("add device %s: ids beginning with %q are vward's own MQTT client ids; a device so named could take over vward's broker session", d.ID, vward.ServiceIDPrefix)
+	}
 	d.Kind, d.Serial = strings.TrimSpace(d.Kind), strings.TrimSpace(d.Serial)
 	c, err := newCredential()
 	if err != nil {

@@ -108,6 +108,11 @@ func (r *Registry) ExportMosquittoPasswd(ctx context.Context, serviceUser, servi
 		if id == serviceUser {
 			return MosquittoExport{}, conflictf("device %s has the service account's name; the ACL's pattern lines would mix them up", id)
 		}
+		if vward.IsServiceID(id) {
+			// Registered before such ids were refused: its client id would
+			// be one of vward's.
+			return MosquittoExport{}, conflictf("device %s: ids beginning with %q are vward's own MQTT client ids; register the device again under another id", id, vward.ServiceIDPrefix)
+		}
 		if h == "" {
 			out.Skipped = append(out.Skipped, vward.DeviceID(id))
 			continue

@@ -356,6 +356,19 @@ func TestMosquittoExportSkipsDevicesWithoutHash(t *testing.T) {
 	if _, err := r.ExportMosquittoPasswd(ctx, "vward", ""); !errors.Is(err, devices.ErrInvalid) {
 		t.Errorf("no service password: %v, want ErrInvalid", err)
 	}
+
+	// vward's own client ids begin with "vward"; no device id may, in any
+	// case, and one registered before that rule is not exported.
+	for _, id := range []vward.DeviceID{"vward-ingest", "VWARD-1", "vward"} {
+		if _, err := r.AddDevice(ctx, id, "oximeter"); !errors.Is(err, devices.ErrInvalid) || !strings.Contains(err.Error(), "vward's own MQTT client ids") {
+			t.Errorf("add device %s: %v, want ErrInvalid naming the reserved prefix", id, err)
+		}
+	}
+	_, err = db.Exec(`INSERT INTO devices (id, kind, serial, secret_sha256, secret_mosquitto, added_at) SELECT 'vward-old', kind, serial, secret_sha256, secret_mosquitto, added_at FROM devices WHERE id = 'new'`)
+	must(t, err)
+	if _, err := r.ExportMosquittoPasswd(ctx, "vward", "svc-pw"); !errors.Is(err, devices.ErrConflict) || !strings.Contains(err.Error(), "vward-old") {
+		t.Errorf("export with device vward-old: %v, want ErrConflict naming it", err)
+	}
 }
 
 // BenchmarkPatientAtFleet attributes readings as ingest does, once a

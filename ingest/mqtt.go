@@ -51,6 +51,14 @@ var testHookBeforeSubscribe func()
 // DefaultShareGroup is the shared-subscription group of vward's connections.
 const DefaultShareGroup = "vward"
 
+// Validate says what is wrong with the configuration, if anything.
+func (c MQTTConfig) Validate() error {
+	if !vward.IsServiceID(c.ClientID) {
+		return fmt.Errorf("MQTT client id %q must begin with %q: no device id may, so no device can take over vward's session (docs/security.md)", c.ClientID, vward.ServiceIDPrefix)
+	}
+	return nil
+}
+
 // ClientIDs returns the client id of each subscriber connection.
 func (c MQTTConfig) ClientIDs() []string {
 	if c.Connections <= 1 {

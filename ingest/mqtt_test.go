@@ -65,7 +65,7 @@ func TestSourceTakesResentMessagesBeforeSubscribing(t *testing.T) {
 		mosquitto := testenv.StartMosquitto(t)
 		reg := registry(t, now.Add(-time.Hour), now.Add(time.Hour))
 		device := mqtt.NewClientOptions().AddBroker(mosquitto.URL).SetClientID("ingest-resume-device")
-		testResentBeforeSubscribing(t, reg, MQTTConfig{URL: mosquitto.URL, ClientID: "ingest-resume"}, device)
+		testResentBeforeSubscribing(t, reg, MQTTConfig{URL: mosquitto.URL, ClientID: "vward-ingest-resume"}, device)
 	})
 	t.Run("embedded", func(t *testing.T) {
 		reg := registry(t, now.Add(-time.Hour), now.Add(time.Hour))
@@ -80,7 +80,7 @@ func TestSourceTakesResentMessagesBeforeSubscribing(t *testing.T) {
 		}
 		t.Cleanup(func() { b.Close() })
 		device := mqtt.NewClientOptions().AddBroker(b.URL()).SetClientID("ox-1").SetUsername("ox-1").SetPassword(secret)
-		testResentBeforeSubscribing(t, reg, MQTTConfig{URL: b.URL(), Username: user, Password: password, ClientID: "ingest-resume"}, device)
+		testResentBeforeSubscribing(t, reg, MQTTConfig{URL: b.URL(), Username: user, Password: password, ClientID: "vward-ingest-resume"}, device)
 	})
 }
 
@@ -154,7 +154,7 @@ func TestSourceTellsReplayedStatusFromLive(t *testing.T) {
 		}
 	}
 	publish("offline") // retained before vward subscribes
-	_, stop := runSource(t, r, MQTTConfig{URL: broker.URL, ClientID: "ingest-status"})
+	_, stop := runSource(t, r, MQTTConfig{URL: broker.URL, ClientID: "vward-ingest-status"})
 	defer stop()
 	waitFor(t, "the replayed status", func() bool { _, st := r.obs.calls(); return len(st) == 1 })
 	publish("online")

@@ -66,6 +66,9 @@ A reading is acknowledged to the broker only once InfluxDB has stored it.`,
 			if influx.url == "" {
 				return errors.New("serve needs --influx-url (or VWARD_INFLUX_URL); for a try-out without InfluxDB, use vward demo")
 			}
+			if err := cfg.MQTT.Validate(); err != nil {
+				return fmt.Errorf("--mqtt-client-id: %w", err)
+			}
 			cfg.Influx = influx.config()
 			cfg.Ingest = tune.cfg
 			cfg.Log = logger(cmd)
