@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,10 +22,12 @@ import (
 
 const waitFor = 10 * time.Second
 
-// TestMosquittoConfStarts runs deploy/mosquitto/mosquitto.conf with only its
-// container paths and port rewritten, so Mosquitto itself validates every
-// other line.
-func TestMosquittoConfStarts(t *testing.T) {
+// production runs deploy/mosquitto/mosquitto.conf with only its container
+// paths and ports rewritten, so Mosquitto itself validates every other line,
+// with devices' accounts on the devices' listener and service's on vward's.
+// It returns the two listeners' URLs and the broker's log.
+func production(t *testing.T, devices, service map[string]string) (deviceURL, serviceURL string, brokerLog func() string) {
+	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
 		bin = "/usr/sbin/mosquitto"
@@ -38,24 +41,25 @@ func TestMosquittoConfStarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	passwd := testenv.PasswordFile(t, map[string]string{"vward": "pw"})
 	acl, err := filepath.Abs("mosquitto/acl")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := testenv.FreePort(t)
+	devicePort, servicePort := testenv.FreePort(t), testenv.FreePort(t)
 	conf := string(src)
 	for old, repl := range map[string]string{
-		"listener 1883\n":                          fmt.Sprintf("listener %d 127.0.0.1\n", port),
-		"/mosquitto/data/":                         dir + "/",
-		"password_file /mosquitto/config/passwd\n": "password_file " + passwd + "\n",
-		"acl_file /mosquitto/config/acl\n":         "acl_file " + acl + "\n",
+		"listener 1883\n":                                  fmt.Sprintf("listener %d 127.0.0.1\n", devicePort),
+		"listener 1884\n":                                  fmt.Sprintf("listener %d 127.0.0.1\n", servicePort),
+		"/mosquitto/data/":                                 dir + "/",
+		"password_file /mosquitto/config/passwd\n":         "password_file " + testenv.PasswordFile(t, devices) + "\n",
+		"password_file /mosquitto/config/passwd.service\n": "password_file " + testenv.PasswordFile(t, service) + "\n",
 	} {
 		if !strings.Contains(conf, old) {
 			t.Fatalf("mosquitto.conf no longer contains %q; update this test", old)
 		}
 		conf = strings.Replace(conf, old, repl, 1)
 	}
+	conf = strings.ReplaceAll(conf, "acl_file /mosquitto/config/acl\n", "acl_file "+acl+"\n")
 	if strings.Contains(stripComments(conf), " /mosquitto/") {
 		t.Fatalf("mosquitto.conf has a container path this test does not rewrite:\n%s", conf)
 	}
@@ -76,12 +80,12 @@ func TestMosquittoConfStarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer logf.Close()
-	brokerLog := func() string {
+	t.Cleanup(func() { logf.Close() })
+	brokerLog = func() string {
 		b, _ := os.ReadFile(logPath)
 		return string(b)
 	}
-	cmd := exec.CommandContext(ctx, bin, "-c", confPath)
+	cmd := exec.Command(bin, "-c", confPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -92,29 +96,116 @@ func TestMosquittoConfStarts(t *testing.T) {
 		_ = cmd.Process.Kill()
 		<-exited
 	})
+	for _, port := range []int{devicePort, servicePort} {
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		for {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case err := <-exited:
+				t.Fatalf("mosquitto exited with %v on the production config:\n%s", err, brokerLog())
+			case <-ctx.Done():
+				t.Fatalf("mosquitto not listening on %s with the production config after 30s:\n%s", addr, brokerLog())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return fmt.Sprintf("tcp://127.0.0.1:%d", devicePort), fmt.Sprintf("tcp://127.0.0.1:%d", servicePort), brokerLog
+}
 
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+// connectTo connects with the given client id and a persistent session,
+// calling lost if the broker drops the connection; err is the refusal.
+func connectTo(url, clientID, user, pass string, lost func()) (mqtt.Client, error) {
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(clientID).
+		SetUsername(user).SetPassword(pass).SetCleanSession(false).SetAutoReconnect(false).
+		SetConnectionLostHandler(func(mqtt.Client, error) {
+			if lost != nil {
+				lost()
+			}
+		}))
+	tok := c.Connect()
+	if !tok.WaitTimeout(waitFor) {
+		return nil, fmt.Errorf("connect as %s: timed out", user)
+	}
+	return c, tok.Error()
+}
+
+// The production config starts, answers MQTT, and keeps each account on its
+// listener: vward on its own, devices on theirs.
+func TestMosquittoConfStarts(t *testing.T) {
+	deviceURL, serviceURL, brokerLog := production(t, map[string]string{"ox-1": "one"}, map[string]string{"vward": "pw"})
+	for _, tc := range []struct {
+		what, url, user, pass string
+		ok                    bool
+	}{
+		{"vward on its listener", serviceURL, "vward", "pw", true},
+		{"a device on its listener", deviceURL, "ox-1", "one", true},
+		{"vward on the devices' listener", deviceURL, "vward", "pw", false},
+		{"a device on vward's listener", serviceURL, "ox-1", "one", false},
+		{"anonymous", deviceURL, "", "", false},
+	} {
+		c, err := connectTo(tc.url, "vward-conf-check", tc.user, tc.pass, nil)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: connect error %v, want ok %v\nbroker output:\n%s", tc.what, err, tc.ok, brokerLog())
+		}
 		if err == nil {
-			c.Close()
-			break
+			c.Disconnect(100)
 		}
+	}
+}
+
+// A device that connects with vward's client id, or another device's, is
+// given its own device id: vward keeps its connection and its persistent
+// session, and every acknowledged reading reaches it.
+func TestMosquittoClientIDTakeover(t *testing.T) {
+	deviceURL, serviceURL, brokerLog := production(t,
+		map[string]string{"ox-1": "one", "ox-2": "two"}, map[string]string{"vward": "svc"})
+	var svcLost, oxLost atomic.Bool
+	got := make(chan string, 64)
+	svc, err := connectTo(serviceURL, "vward-ingest", "vward", "svc", func() { svcLost.Store(true) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Disconnect(100)
+	if tok := svc.Subscribe("vward/v1/devices/+/readings", 1, func(_ mqtt.Client, m mqtt.Message) { got <- string(m.Payload()) }); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	ox1, err := connectTo(deviceURL, "ox-1", "ox-1", "one", func() { oxLost.Store(true) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ox1.Disconnect(100)
+	const n = 20
+	for i := range n {
+		if i == n/2 {
+			for _, id := range []string{"vward-ingest", "ox-1"} {
+				c, err := connectTo(deviceURL, id, "ox-2", "two", nil)
+				if err != nil {
+					t.Fatalf("ox-2 with client id %s: %v", id, err)
+				}
+				defer c.Disconnect(100)
+			}
+		}
+		if tok := ox1.Publish("vward/v1/devices/ox-1/readings", 1, false, fmt.Sprint(i)); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+			t.Fatalf("publish %d: %v", i, tok.Error())
+		}
+	}
+	for i := range n {
 		select {
-		case err := <-exited:
-			t.Fatalf("mosquitto exited with %v on the production config:\n%s", err, brokerLog())
-		case <-ctx.Done():
-			t.Fatalf("mosquitto not listening on the production config after 30s:\n%s", brokerLog())
-		case <-time.After(50 * time.Millisecond):
+		case p := <-got:
+			if p != fmt.Sprint(i) {
+				t.Fatalf("reading %d: got %q", i, p)
+			}
+		case <-time.After(waitFor):
+			t.Fatalf("vward received %d of %d acknowledged readings\nbroker log:\n%s", i, n, brokerLog())
 		}
 	}
-	// The broker answers MQTT and applies the password file.
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + addr).
-		SetClientID("conf-check").SetUsername("vward").SetPassword("pw").SetAutoReconnect(false))
-	if tok := c.Connect(); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
-		t.Fatalf("connect as vward: %v\nbroker output:\n%s", tok.Error(), brokerLog())
+	if svcLost.Load() || oxLost.Load() {
+		t.Errorf("connections lost: vward %v, ox-1 %v; a device may not take over another's client id", svcLost.Load(), oxLost.Load())
 	}
-	c.Disconnect(100)
 }
 
 // TestMosquittoACL checks deploy/mosquitto/acl: vward reads every device's

@@ -68,17 +68,20 @@ func CheckMosquittoHash(hash, password string) bool {
 	return err == nil && subtle.ConstantTimeCompare(got, want) == 1
 }
 
-// MosquittoExport is a password file's content and what went into it.
+// MosquittoExport is the password files' content and what went into them:
+// one for the devices' listener, one for vward's (deploy/mosquitto).
 type MosquittoExport struct {
-	Passwd      []byte           // the password file
-	Devices     int              // devices written
-	Skipped     []vward.DeviceID // devices with no Mosquitto hash (rotate their secret)
-	ServiceUser string           // the service account written
+	Passwd        []byte           // the devices' password file
+	ServicePasswd []byte           // vward's password file: the service account alone
+	Devices       int              // devices written
+	Skipped       []vward.DeviceID // devices with no Mosquitto hash (rotate their secret)
+	ServiceUser   string           // the service account written
 }
 
-// ExportMosquittoPasswd writes a Mosquitto 2 password file with vward's
-// service account (hashed now from servicePassword) and every device whose
-// Mosquitto hash the registry holds. Devices registered before vward kept
+// ExportMosquittoPasswd writes Mosquitto 2 password files: one with every
+// device whose Mosquitto hash the registry holds, and one with vward's
+// service account alone (hashed now from servicePassword), for the two
+// listeners of deploy/mosquitto/mosquitto.conf. Devices registered before vward kept
 // that hash are skipped and listed: their secret exists only as SHA-256,
 // from which no PBKDF2 hash can be made, so they need rotate-secret.
 func (r *Registry) ExportMosquittoPasswd(ctx context.Context, serviceUser, servicePassword string) (MosquittoExport, error) {
@@ -97,9 +100,8 @@ func (r *Registry) ExportMosquittoPasswd(ctx context.Context, serviceUser, servi
 	if err != nil {
 		return MosquittoExport{}, err
 	}
-	out := MosquittoExport{ServiceUser: serviceUser}
+	out := MosquittoExport{ServiceUser: serviceUser, ServicePasswd: fmt.Appendf(nil, "%s:%s\n", serviceUser, sh)}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s:%s\n", serviceUser, sh)
 	for rows.Next() {
 		var id, h string
 		if err := rows.Scan(&id, &h); err != nil {

@@ -344,8 +344,12 @@ func TestMosquittoExportSkipsDevicesWithoutHash(t *testing.T) {
 	out, err := r.ExportMosquittoPasswd(ctx, "vward", "svc-pw")
 	must(t, err)
 	lines := strings.Split(strings.TrimSpace(string(out.Passwd)), "\n")
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], "vward:$7$") || !strings.HasPrefix(lines[1], "new:$7$") {
-		t.Errorf("passwd = %q", out.Passwd)
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "new:$7$") {
+		t.Errorf("devices' passwd = %q, want the one device with a hash", out.Passwd)
+	}
+	lines = strings.Split(strings.TrimSpace(string(out.ServicePasswd)), "\n")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "vward:$7$") || !devices.CheckMosquittoHash(strings.TrimPrefix(lines[0], "vward:"), "svc-pw") {
+		t.Errorf("service passwd = %q, want vward's account alone", out.ServicePasswd)
 	}
 	if out.Devices != 1 || len(out.Skipped) != 1 || out.Skipped[0] != "legacy" {
 		t.Errorf("export = %d devices, skipped %v", out.Devices, out.Skipped)

@@ -837,16 +837,23 @@ func newDevicesListCmd() *cobra.Command {
 func newDevicesExportMosquittoCmd() *cobra.Command {
 	var (
 		o                        registryOpts
-		passwd, acl              string
+		passwd, servicePasswd    string
+		acl                      string
 		serviceUser, servicePass string
 	)
 	cmd := &cobra.Command{
-		Use:   "export-mosquitto --passwd FILE --acl FILE",
+		Use:   "export-mosquitto --passwd FILE --service-passwd FILE --acl FILE",
 		Short: "Write Mosquitto 2's password and ACL files for vward and every device",
-		Long: `Write a Mosquitto 2 password file (PBKDF2-SHA512, "$7$", as mosquitto_passwd
-writes) with vward's service account and every registered device, and an ACL
-file letting each device publish only under its own id and read only its own
-rejected topic, and the service account read every device's messages.
+		Long: `Write Mosquitto 2 password files (PBKDF2-SHA512, "$7$", as mosquitto_passwd
+writes) for the two listeners of deploy/mosquitto/mosquitto.conf: --passwd with
+every registered device, for the devices' listener, and --service-passwd with
+vward's service account alone, for vward's. Write an ACL file letting each
+device publish only under its own id and read only its own rejected topic, and
+the service account read every device's messages.
+
+The service account is kept out of the devices' file, and devices out of
+vward's, so that a device can never connect where client ids are not bound
+to accounts (docs/security.md).
 
 vward keeps, for each device secret, a salted Mosquitto hash made when the
 secret was issued (devices add, rotate-secret); the secret itself is never
@@ -856,11 +863,12 @@ warning: rotate their secret to include them.
 The files are replaced whole (written aside, then renamed). Tell Mosquitto to
 reload them: kill -HUP its process, or docker compose kill -s HUP mosquitto.`,
 		Example: `  VWARD_MQTT_PASSWORD=... vward devices export-mosquitto \
-    --passwd deploy/mosquitto/passwd --acl deploy/mosquitto/acl`,
+    --passwd deploy/mosquitto/passwd --service-passwd deploy/mosquitto/passwd.service \
+    --acl deploy/mosquitto/acl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if passwd == "" && acl == "" {
-				return errors.New("give --passwd FILE, --acl FILE, or both")
+			if passwd == "" && servicePasswd == "" && acl == "" {
+				return errors.New("give --passwd FILE, --service-passwd FILE, --acl FILE, or any of them")
 			}
 			var aclText []byte
 			var err error
@@ -868,7 +876,7 @@ reload them: kill -HUP its process, or docker compose kill -s HUP mosquitto.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			if passwd != "" {
+			if passwd != "" || servicePasswd != "" {
 				reg, ctx, done, err := o.open(cmd.Context(), false)
 				if err != nil {
 					return err
@@ -878,10 +886,18 @@ reload them: kill -HUP its process, or docker compose kill -s HUP mosquitto.`,
 				if err != nil {
 					return err
 				}
-				if err := writeFileAtomic(passwd, exp.Passwd, 0o600); err != nil {
-					return err
+				if servicePasswd != "" {
+					if err := writeFileAtomic(servicePasswd, exp.ServicePasswd, 0o600); err != nil {
+						return err
+					}
+					fmt.Fprintf(out, "wrote %s: service account %s\n", servicePasswd, exp.ServiceUser)
 				}
-				fmt.Fprintf(out, "wrote %s: service account %s and %d devices\n", passwd, exp.ServiceUser, exp.Devices)
+				if passwd != "" {
+					if err := writeFileAtomic(passwd, exp.Passwd, 0o600); err != nil {
+						return err
+					}
+					fmt.Fprintf(out, "wrote %s: %d devices\n", passwd, exp.Devices)
+				}
 				if len(exp.Skipped) > 0 {
 					ids := make([]string, len(exp.Skipped))
 					for i, d := range exp.Skipped {
@@ -904,10 +920,11 @@ reload them: kill -HUP its process, or docker compose kill -s HUP mosquitto.`,
 	}
 	fs := cmd.Flags()
 	o.register(fs, false, false)
-	fs.StringVar(&passwd, "passwd", "", "password file to write (mode 0600)")
+	fs.StringVar(&passwd, "passwd", "", "the devices' password file to write (mode 0600)")
+	fs.StringVar(&servicePasswd, "service-passwd", "", "vward's password file to write (mode 0600): the service account alone")
 	fs.StringVar(&acl, "acl", "", "ACL file to write")
 	fs.StringVar(&serviceUser, "service-user", env("VWARD_MQTT_USERNAME", "vward"), "vward's own MQTT account (env VWARD_MQTT_USERNAME)")
-	fs.StringVar(&servicePass, "service-password", env("VWARD_MQTT_PASSWORD", ""), "its password, needed with --passwd (env VWARD_MQTT_PASSWORD)")
+	fs.StringVar(&servicePass, "service-password", env("VWARD_MQTT_PASSWORD", ""), "its password, needed with --passwd or --service-passwd (env VWARD_MQTT_PASSWORD)")
 	return cmd
 }
 

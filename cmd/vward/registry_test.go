@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -235,9 +236,18 @@ func mqttConnect(url, user, pass string) (mqtt.Client, <-chan mqttMsg, error) {
 	return c, got, nil
 }
 
+// listenerOf is where user connects: vward on its own listener when the
+// broker has one, as deploy/mosquitto lays it out; devices on the other.
+func listenerOf(broker *testenv.Mosquitto, user string) string {
+	if user == "vward" && broker.ServiceURL != "" {
+		return broker.ServiceURL
+	}
+	return broker.URL
+}
+
 func mqttMust(t *testing.T, broker *testenv.Mosquitto, user, pass string) (mqtt.Client, <-chan mqttMsg) {
 	t.Helper()
-	c, got, err := mqttConnect(broker.URL, user, pass)
+	c, got, err := mqttConnect(listenerOf(broker, user), user, pass)
 	if err != nil {
 		t.Fatalf("connect as %s: %v\nbroker log:\n%s", user, err, broker.Log())
 	}
@@ -247,7 +257,12 @@ func mqttMust(t *testing.T, broker *testenv.Mosquitto, user, pass string) (mqtt.
 
 func mqttRefused(t *testing.T, broker *testenv.Mosquitto, what, user, pass string) {
 	t.Helper()
-	if c, _, err := mqttConnect(broker.URL, user, pass); err == nil {
+	mqttRefusedAt(t, listenerOf(broker, user), what, user, pass)
+}
+
+func mqttRefusedAt(t *testing.T, url, what, user, pass string) {
+	t.Helper()
+	if c, _, err := mqttConnect(url, user, pass); err == nil {
 		c.Disconnect(100)
 		t.Errorf("%s: connected, want refused", what)
 	}
@@ -295,28 +310,36 @@ func TestRegistryCLIMosquittoExport(t *testing.T) {
 		jsonInto(t, mustCLI(t, "devices", "add", id, "--kind", "oximeter", "--json", dd), &added)
 		secrets[id] = added.Secret
 	}
-	passwd, acl := filepath.Join(dir, "passwd"), filepath.Join(dir, "acl")
+	passwd, servicePasswd, acl := filepath.Join(dir, "passwd"), filepath.Join(dir, "passwd.service"), filepath.Join(dir, "acl")
 	export := func() {
 		t.Helper()
-		out := mustCLI(t, "devices", "export-mosquitto", "--passwd", passwd, "--acl", acl,
+		out := mustCLI(t, "devices", "export-mosquitto", "--passwd", passwd, "--service-passwd", servicePasswd, "--acl", acl,
 			"--service-user", "vward", "--service-password", "svc-secret", dd)
-		if !strings.Contains(out, "2 devices") {
+		if !strings.Contains(out, "2 devices") || !strings.Contains(out, "service account vward") {
 			t.Errorf("export said:\n%s", out)
 		}
 	}
 	export()
-	if st, err := os.Stat(passwd); err != nil || st.Mode().Perm() != 0o600 {
-		t.Errorf("password file mode: %v %v, want 0600", st.Mode(), err)
-	}
-	b, _ := os.ReadFile(passwd)
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		user, hash, _ := strings.Cut(line, ":")
-		if !strings.HasPrefix(hash, "$7$101$") {
-			t.Errorf("%s: hash %q is not Mosquitto's $7$ form", user, hash)
+	for file, users := range map[string][]string{passwd: {"dev-a", "dev-b"}, servicePasswd: {"vward"}} {
+		if st, err := os.Stat(file); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode: %v %v, want 0600", file, st.Mode(), err)
+		}
+		b, _ := os.ReadFile(file)
+		var got []string
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			user, hash, _ := strings.Cut(line, ":")
+			got = append(got, user)
+			if !strings.HasPrefix(hash, "$7$101$") {
+				t.Errorf("%s: hash %q is not Mosquitto's $7$ form", user, hash)
+			}
+		}
+		if !slices.Equal(got, users) {
+			t.Errorf("%s has %v, want %v", file, got, users)
 		}
 	}
 
-	broker := testenv.StartMosquitto(t, testenv.MosquittoOptions{PasswordFile: passwd, ACLFile: acl})
+	// Laid out as deploy/mosquitto: devices on one listener, vward on its own.
+	broker := testenv.StartMosquitto(t, testenv.MosquittoOptions{PasswordFile: passwd, ServicePasswordFile: servicePasswd, ACLFile: acl})
 	svc, svcGot := mqttMust(t, broker, "vward", "svc-secret")
 	mqttSub(t, svc, vward.ReadingsFilter)
 
@@ -325,6 +348,8 @@ func TestRegistryCLIMosquittoExport(t *testing.T) {
 	mqttRefused(t, broker, "unregistered device", "dev-z", secrets["dev-a"])
 	mqttRefused(t, broker, "service account, wrong password", "vward", "guess")
 	mqttRefused(t, broker, "anonymous", "", "")
+	mqttRefusedAt(t, broker.URL, "service account on the devices' listener", "vward", "svc-secret")
+	mqttRefusedAt(t, broker.ServiceURL, "device on vward's listener", "dev-a", secrets["dev-a"])
 
 	a, aGot := mqttMust(t, broker, "dev-a", secrets["dev-a"])
 	mqttSub(t, a, vward.RejectedTopic("dev-a"))

@@ -22,6 +22,9 @@ const (
 type Mosquitto struct {
 	Addr string // 127.0.0.1:port
 	URL  string // tcp://127.0.0.1:port, for paho's AddBroker
+	// ServiceURL is vward's own listener, with ServicePasswordFile's
+	// accounts; empty without one.
+	ServiceURL string
 
 	dir  string // persistence and log live here, across restarts
 	conf string
@@ -44,6 +47,11 @@ type MosquittoOptions struct {
 	// MaxInflight is max_inflight_messages: 0 means production's
 	// DefaultMaxInflight, a negative value unlimited.
 	MaxInflight int
+	// ServicePasswordFile, with PasswordFile, lays the broker out as
+	// deploy/mosquitto does: URL is the devices' listener, with
+	// PasswordFile's accounts and each client id replaced by its username;
+	// ServiceURL is vward's, with this file's accounts.
+	ServicePasswordFile string
 }
 
 // DefaultMaxInflight is deploy/mosquitto's max_inflight_messages: large
@@ -84,13 +92,20 @@ func StartMosquitto(dir string, opt MosquittoOptions) (*Mosquitto, error) {
 			dir:  dir,
 			conf: filepath.Join(dir, "mosquitto.conf"),
 		}
+		servicePort := 0
+		if opt.ServicePasswordFile != "" {
+			if servicePort, err = FreePort(); err != nil {
+				return nil, err
+			}
+			m.ServiceURL = fmt.Sprintf("tcp://127.0.0.1:%d", servicePort)
+		}
 		m.Proc = &Process{
 			Name:    "mosquitto",
 			Bin:     bin,
 			Args:    []string{"-c", m.conf},
 			LogPath: filepath.Join(dir, "mosquitto.log"),
 		}
-		if err := m.writeConfig(port, opt); err != nil {
+		if err := m.writeConfig(port, servicePort, opt); err != nil {
 			return nil, err
 		}
 		err = m.Start()
@@ -110,9 +125,8 @@ func StartMosquitto(dir string, opt MosquittoOptions) (*Mosquitto, error) {
 // writeConfig writes mosquitto.conf. The zero-loss settings mirror
 // deploy/mosquitto/mosquitto.conf so tests and benchmarks exercise what
 // production runs.
-func (m *Mosquitto) writeConfig(port int, opt MosquittoOptions) error {
+func (m *Mosquitto) writeConfig(port, servicePort int, opt MosquittoOptions) error {
 	lines := []string{
-		fmt.Sprintf("listener %d 127.0.0.1", port),
 		// Keep queued QoS 1 messages across a broker restart. Mosquitto
 		// writes the database on a clean shutdown (SIGTERM) and every
 		// autosave_interval seconds; 1 s keeps what Kill (SIGKILL) loses
@@ -145,21 +159,41 @@ func (m *Mosquitto) writeConfig(port int, opt MosquittoOptions) error {
 	if os.Geteuid() == 0 {
 		lines = append(lines, "user root")
 	}
-	if opt.PasswordFile != "" {
-		p, err := filepath.Abs(opt.PasswordFile)
-		if err != nil {
-			return fmt.Errorf("password file path: %w", err)
+	// listener writes a listener's lines: with per_listener_settings, the
+	// accounts and ACL are the listener's own.
+	listener := func(port int, passwd string, extra ...string) error {
+		lines = append(lines, fmt.Sprintf("listener %d 127.0.0.1", port))
+		lines = append(lines, extra...)
+		if passwd != "" {
+			p, err := filepath.Abs(passwd)
+			if err != nil {
+				return fmt.Errorf("password file path: %w", err)
+			}
+			lines = append(lines, "allow_anonymous false", "password_file "+p)
+		} else {
+			lines = append(lines, "allow_anonymous true")
 		}
-		lines = append(lines, "allow_anonymous false", "password_file "+p)
-	} else {
-		lines = append(lines, "allow_anonymous true")
+		if opt.ACLFile != "" {
+			p, err := filepath.Abs(opt.ACLFile)
+			if err != nil {
+				return fmt.Errorf("acl file path: %w", err)
+			}
+			lines = append(lines, "acl_file "+p)
+		}
+		return nil
 	}
-	if opt.ACLFile != "" {
-		p, err := filepath.Abs(opt.ACLFile)
-		if err != nil {
-			return fmt.Errorf("acl file path: %w", err)
+	if servicePort == 0 {
+		if err := listener(port, opt.PasswordFile); err != nil {
+			return err
 		}
-		lines = append(lines, "acl_file "+p)
+	} else {
+		lines = append(lines, "per_listener_settings true")
+		if err := listener(port, opt.PasswordFile, "use_username_as_clientid true"); err != nil {
+			return err
+		}
+		if err := listener(servicePort, opt.ServicePasswordFile); err != nil {
+			return err
+		}
 	}
 	if err := os.WriteFile(m.conf, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		return fmt.Errorf("write mosquitto config: %w", err)

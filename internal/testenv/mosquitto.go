@@ -17,6 +17,8 @@ import (
 type Mosquitto struct {
 	Addr string // 127.0.0.1:port
 	URL  string // tcp://127.0.0.1:port, for paho's AddBroker
+	// ServiceURL is vward's own listener (MosquittoOptions.ServicePasswordFile).
+	ServiceURL string
 
 	m *services.Mosquitto
 }
@@ -42,7 +44,7 @@ func StartMosquitto(t testing.TB, opts ...MosquittoOptions) *Mosquitto {
 	if err != nil {
 		t.Fatalf("StartMosquitto: %v", err)
 	}
-	m := &Mosquitto{Addr: sm.Addr, URL: sm.URL, m: sm}
+	m := &Mosquitto{Addr: sm.Addr, URL: sm.URL, ServiceURL: sm.ServiceURL, m: sm}
 	t.Logf("mosquitto ready on %s in %v", m.Addr, time.Since(began).Round(time.Millisecond))
 	t.Cleanup(func() {
 		if t.Failed() {
