@@ -95,6 +95,12 @@ func userOf(c devices.Clinician) User {
 // login handles POST /api/v1/login {"username","password"}.
 func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
 	var in struct{ Username, Password string }
+	if !isJSON(r) {
+		// A cross-site form can post text/plain without a preflight; the
+		// board always sends JSON.
+		writeError(w, http.StatusUnsupportedMediaType, `sign in with Content-Type: application/json and {"username": "...", "password": "..."}`)
+		return
+	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&in); err != nil || in.Username == "" {
 		writeError(w, http.StatusBadRequest, `send {"username": "...", "password": "..."}`)
 		return

@@ -107,5 +107,10 @@ func upgrade(w http.ResponseWriter, r *http.Request) (*websocket.Conn, *batchCon
 	if err != nil {
 		return nil, nil, err
 	}
+	// The request's read deadline (RequestReadTimeout) stays on the
+	// hijacked connection. A board answers the hub's pings; one that has
+	// not been heard from for streamReadTimeout is gone.
+	_ = conn.SetReadDeadline(time.Now().Add(streamReadTimeout))
+	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(streamReadTimeout)) })
 	return conn, h.conn, nil
 }

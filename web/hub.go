@@ -192,6 +192,13 @@ func (c *client) queue(id vward.PatientID, q queued) {
 	}
 }
 
+// pingEvery is how often the hub pings a board; a board not heard from
+// (its pongs) for streamReadTimeout is gone, and its stream ends.
+const (
+	pingEvery         = 20 * time.Second
+	streamReadTimeout = 3 * pingEvery
+)
+
 // serve runs one client until it goes away or ctx ends. The client is
 // registered first and snapshot taken after, so that no change falls
 // between them: one made before is in the snapshot, one after is queued
@@ -233,7 +240,7 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, batch *batchConn,
 	if !h.write(c, websocket.TextMessage, snap) {
 		return
 	}
-	ping := time.NewTicker(20 * time.Second)
+	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
 	// Writes are spaced at least drainGap apart: what arrives meanwhile
 	// waits and goes in the next batch, one write for many events.

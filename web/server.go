@@ -116,7 +116,7 @@ func (s *Server) Handler() http.Handler {
 	s.alertRoutes(api)    // /api/v1/alerts…, /api/v1/reports/response-times (alerts.go)
 	s.registryRoutes(api) // /api/v1/wards…, patients' stays, /api/v1/devices… (registry.go)
 	mux.Handle("/api/", s.auth.Require(api))
-	return mux
+	return secure(mux)
 }
 
 // wardsOf returns the wards a user may see, nil meaning every ward.
@@ -262,7 +262,8 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 
 // Serve serves h on ln until ctx ends, then shuts down gracefully.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: RequestReadTimeout,
+		IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
