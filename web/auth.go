@@ -35,7 +35,19 @@ var sessionMigrations = []string{
 		csrf TEXT NOT NULL,
 		expires_at TEXT NOT NULL
 	);`,
+	// The account's generation at sign-in (devices.Clinician.Generation):
+	// a change of password, role or wards ends the session.
+	`ALTER TABLE sessions ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;`,
 }
+
+// ErrSessionEnded ends a board stream whose session was signed out, or
+// whose account changed or was removed.
+var ErrSessionEnded = errors.New("session ended: sign in again")
+
+// SessionCheckEvery is how often an open board stream checks that its
+// session still stands (besides at once on sign-out), so that a password,
+// role or ward change made from the command line ends it within this long.
+const SessionCheckEvery = pingEvery
 
 // Clinicians is what sign-in needs of the registry.
 type Clinicians interface {
@@ -52,7 +64,13 @@ type Auth struct {
 	log        *slog.Logger
 	lifetime   time.Duration
 	limiter    *loginLimiter
+
+	mu      sync.Mutex
+	streams map[string]map[*streamWatch]struct{} // by session token hash
 }
+
+// streamWatch is one open board stream of a session.
+type streamWatch struct{ end context.CancelCauseFunc }
 
 // NewAuth migrates the session table in db.
 func NewAuth(ctx context.Context, db *sql.DB, c Clinicians, log *slog.Logger) (*Auth, error) {
@@ -63,6 +81,7 @@ func NewAuth(ctx context.Context, db *sql.DB, c Clinicians, log *slog.Logger) (*
 		db: db, clinicians: c, log: log.With("component", "auth"),
 		lifetime: 12 * time.Hour, // one shift
 		limiter:  newLoginLimiter(5, 5*time.Minute),
+		streams:  make(map[string]map[*streamWatch]struct{}),
 	}, nil
 }
 
@@ -134,9 +153,14 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "sign-in is unavailable")
 		return
 	}
-	expires := time.Now().Add(a.lifetime)
-	if _, err := a.db.ExecContext(r.Context(), `INSERT INTO sessions (token_sha256, username, csrf, expires_at) VALUES (?, ?, ?, ?)`,
-		tokenHash(tok), c.Username, csrf, expires.UTC().Format(time.RFC3339Nano)); err != nil {
+	now := time.Now()
+	expires := now.Add(a.lifetime)
+	// Expired sessions are of no use to anyone: forget them.
+	if _, err := a.db.ExecContext(r.Context(), `DELETE FROM sessions WHERE expires_at < ?`, now.UTC().Format(time.RFC3339Nano)); err != nil {
+		a.log.Warn("purge expired sessions", "err", err)
+	}
+	if _, err := a.db.ExecContext(r.Context(), `INSERT INTO sessions (token_sha256, username, csrf, expires_at, generation) VALUES (?, ?, ?, ?, ?)`,
+		tokenHash(tok), c.Username, csrf, expires.UTC().Format(time.RFC3339Nano), c.Generation); err != nil {
 		a.log.Error("store session", "err", err)
 		writeError(w, http.StatusInternalServerError, "sign-in is unavailable")
 		return
@@ -153,6 +177,7 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
 func (a *Auth) logout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(SessionCookie); err == nil {
 		_, _ = a.db.ExecContext(r.Context(), `DELETE FROM sessions WHERE token_sha256 = ?`, tokenHash(c.Value))
+		a.endStreams(tokenHash(c.Value))
 	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: isTLS(r)})
 	w.WriteHeader(http.StatusNoContent)
@@ -174,21 +199,84 @@ func (a *Auth) session(r *http.Request) (session, bool) {
 	if err != nil || c.Value == "" {
 		return session{}, false
 	}
+	return a.sessionOf(r.Context(), tokenHash(c.Value))
+}
+
+// sessionOf returns the session of a token's hash if it still stands: not
+// expired, and its account unchanged since sign-in.
+func (a *Auth) sessionOf(ctx context.Context, hash string) (session, bool) {
 	var username, csrf, expires string
-	err = a.db.QueryRowContext(r.Context(), `SELECT username, csrf, expires_at FROM sessions WHERE token_sha256 = ?`, tokenHash(c.Value)).
-		Scan(&username, &csrf, &expires)
+	var generation int64
+	err := a.db.QueryRowContext(ctx, `SELECT username, csrf, expires_at, generation FROM sessions WHERE token_sha256 = ?`, hash).
+		Scan(&username, &csrf, &expires, &generation)
 	if err != nil {
 		return session{}, false
 	}
 	if t, err := time.Parse(time.RFC3339Nano, expires); err != nil || time.Now().After(t) {
 		return session{}, false
 	}
-	// Role and wards are read afresh, so a change takes effect at once.
-	cl, err := a.clinicians.Clinician(r.Context(), username)
-	if err != nil {
+	cl, err := a.clinicians.Clinician(ctx, username)
+	if err != nil || cl.Generation != generation {
 		return session{}, false
 	}
 	return session{User: userOf(cl), CSRF: csrf}, true
+}
+
+// watchStream returns a context for a board stream of the request's
+// session, ended with ErrSessionEnded when the session is signed out (at
+// once) or stops standing (checked every SessionCheckEvery), and a stop
+// to call when the stream ends.
+func (a *Auth) watchStream(parent context.Context, r *http.Request) (context.Context, func()) {
+	ctx, end := context.WithCancelCause(parent)
+	c, err := r.Cookie(SessionCookie)
+	if err != nil {
+		end(ErrSessionEnded)
+		return ctx, func() {}
+	}
+	hash := tokenHash(c.Value)
+	w := &streamWatch{end: end}
+	a.mu.Lock()
+	if a.streams[hash] == nil {
+		a.streams[hash] = make(map[*streamWatch]struct{})
+	}
+	a.streams[hash][w] = struct{}{}
+	a.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(SessionCheckEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, ok := a.sessionOf(ctx, hash); !ok && ctx.Err() == nil {
+					end(ErrSessionEnded)
+					return
+				}
+			}
+		}
+	}()
+	return ctx, func() {
+		end(nil)
+		<-done
+		a.mu.Lock()
+		delete(a.streams[hash], w)
+		if len(a.streams[hash]) == 0 {
+			delete(a.streams, hash)
+		}
+		a.mu.Unlock()
+	}
+}
+
+// endStreams ends every board stream of a session.
+func (a *Auth) endStreams(hash string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for w := range a.streams[hash] {
+		w.end(ErrSessionEnded)
+	}
 }
 
 // Require lets a request through only with a live session, and a

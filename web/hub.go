@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -251,7 +252,11 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, batch *batchConn,
 	for {
 		select {
 		case <-ctx.Done():
-			_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
+			msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
+			if cause := context.Cause(ctx); errors.Is(cause, ErrSessionEnded) {
+				msg = websocket.FormatCloseMessage(websocket.ClosePolicyViolation, cause.Error())
+			}
+			_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 			return
 		case <-gone:
 			return

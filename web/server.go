@@ -229,7 +229,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		return // Upgrade has answered the client
 	}
 	u, _ := CurrentUser(r)
-	s.hub.serve(s.ctx, conn, batch, wardsOf(u), func() ([]byte, error) {
+	// The stream keeps the rights it was opened with only while its
+	// session stands: a sign-out, a password, role or ward change ends it.
+	ctx, stop := s.auth.watchStream(s.ctx, r)
+	defer stop()
+	s.hub.serve(ctx, conn, batch, wardsOf(u), func() ([]byte, error) {
 		return json.Marshal(s.snapshot(r.Context(), u))
 	})
 }

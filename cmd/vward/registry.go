@@ -964,15 +964,19 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 func newUsersCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "users",
-		Short: "Add and list the clinicians who sign in to the board, and set their passwords",
+		Short: "Add, change, remove and list the clinicians who sign in to the board",
 		Long: `Add and list the clinicians who sign in to the board. Roles: admin (every
 ward; manages the registry), clinician (their wards; acts on alerts, sets the
 SpO2 scale), viewer (their wards; reads only).
 
 Passwords are read from standard input (the first line), so that they never
-appear on a command line: type one at the prompt, or pipe it in.`,
+appear on a command line: type one at the prompt, or pipe it in.
+
+A change of a user's password, role or wards, and their removal, ends every
+session they have, open board streams included (within 20 seconds), and is
+recorded in the registry's audit trail.`,
 	}
-	cmd.AddCommand(newUsersAddCmd(), newUsersListCmd(), newUsersPasswdCmd())
+	cmd.AddCommand(newUsersAddCmd(), newUsersListCmd(), newUsersPasswdCmd(), newUsersUpdateCmd(), newUsersRemoveCmd())
 	return cmd
 }
 
@@ -1104,11 +1108,81 @@ func newUsersPasswdCmd() *cobra.Command {
 				if err := reg.SetPassword(ctx, args[0], pw); err != nil {
 					return err
 				}
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "password of %s changed\n", args[0])
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "password of %s changed; their sessions are signed out\n", args[0])
 				return err
 			})
 		},
 	}
 	o.register(cmd.Flags(), true, false)
+	return cmd
+}
+
+func newUsersUpdateCmd() *cobra.Command {
+	var (
+		o      registryOpts
+		role   string
+		wards  []string
+		reason string
+	)
+	cmd := &cobra.Command{
+		Use:   "update USERNAME --role ROLE [--ward WARD]... --reason TEXT",
+		Short: "Change a clinician's role and wards; their sessions are signed out",
+		Long: `Change a clinician's role and wards. The wards given replace the ones they
+had; give none to leave them with none. Their sessions end, so they sign in
+again with the new rights.`,
+		Example: `  vward users update sam.jones --role clinician --ward resp-east --reason "moved from frailty-west"`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.do(cmd, false, func(ctx context.Context, reg *devices.Registry) error {
+				c, err := reg.Clinician(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if role == "" {
+					role = c.Role
+				}
+				ws := make([]vward.WardID, len(wards))
+				for i, w := range wards {
+					ws[i] = vward.WardID(w)
+				}
+				if err := reg.UpdateClinician(ctx, args[0], role, ws, reason); err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s is now %s of %s; their sessions are signed out\n", args[0], role, strings.Join(wards, ", "))
+				return err
+			})
+		},
+	}
+	o.register(cmd.Flags(), true, false)
+	cmd.Flags().StringVar(&role, "role", "", "admin, clinician or viewer (default: unchanged)")
+	cmd.Flags().StringArrayVar(&wards, "ward", nil, "a ward they work on (repeat for several); replaces their wards")
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit trail (required)")
+	_ = cmd.MarkFlagRequired("reason")
+	return cmd
+}
+
+func newUsersRemoveCmd() *cobra.Command {
+	var (
+		o      registryOpts
+		reason string
+	)
+	cmd := &cobra.Command{
+		Use:     "remove USERNAME --reason TEXT",
+		Short:   "Remove a clinician's account; their sessions are signed out",
+		Example: `  vward users remove sam.jones --reason "left the trust"`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.do(cmd, false, func(ctx context.Context, reg *devices.Registry) error {
+				if err := reg.RemoveClinician(ctx, args[0], reason); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "removed %s; their sessions are signed out\n", args[0])
+				return err
+			})
+		},
+	}
+	o.register(cmd.Flags(), true, false)
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit trail (required)")
+	_ = cmd.MarkFlagRequired("reason")
 	return cmd
 }

@@ -2,13 +2,19 @@ package node_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/devices"
 	"github.com/vward/vward/web"
 )
 
@@ -107,5 +113,80 @@ func TestSecuritySlowRequestsAreCut(t *testing.T) {
 			t.Errorf("%s: connection still held after %s", tc.what, limit)
 		}
 		c.Close()
+	}
+}
+
+// streamEnds reads the board stream until the server closes it, and fails
+// if that takes longer than within; rows keep coming meanwhile.
+func streamEnds(t *testing.T, what string, ws *websocket.Conn, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	_ = ws.SetReadDeadline(deadline)
+	for {
+		_, _, err := ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) && ce.Code == websocket.ClosePolicyViolation && strings.Contains(ce.Text, "session ended") {
+			return
+		}
+		t.Fatalf("%s: the board stream ended with %v, want closed within %s as its session ended", what, err, within)
+	}
+}
+
+// An open board stream keeps its rights only while its session stands:
+// a sign-out ends it at once; a password change, a change of wards or the
+// account's removal from the command line end it within
+// SessionCheckEvery, and the same session's REST calls are refused.
+func TestSecurityStreamEndsWithItsSession(t *testing.T) {
+	t.Parallel()
+	s := start(t)
+	cli := cliRegistry(t, s)
+	ctx := devices.WithActor(context.Background(), "cli:test")
+	within := web.SessionCheckEvery + 5*time.Second
+
+	nurseS := signIn(t, s.node.URL(), nurse)
+	ws := nurseS.dialBoard()
+	if code := nurseS.do("POST", "/api/v1/logout", nil, nil); code != http.StatusNoContent {
+		t.Fatalf("logout: %d", code)
+	}
+	streamEnds(t, "signed out", ws, 3*time.Second)
+
+	for _, tc := range []struct {
+		what   string
+		change func() error
+	}{
+		{"password changed", func() error { return cli.SetPassword(ctx, nurse, password) }},
+		{"wards changed", func() error {
+			return cli.UpdateClinician(ctx, nurse, "clinician", []vward.WardID{"w2"}, "moved to w2")
+		}},
+		{"account removed", func() error { return cli.RemoveClinician(ctx, nurse, "left") }},
+	} {
+		if err := cli.AddClinician(ctx, devices.Clinician{Username: nurse, Role: "clinician", Wards: []vward.WardID{ward}}, password); err != nil {
+			t.Fatal(err)
+		}
+		nurseS := signIn(t, s.node.URL(), nurse)
+		ws := nurseS.dialBoard()
+		if err := tc.change(); err != nil {
+			t.Fatalf("%s: %v", tc.what, err)
+		}
+		if code := nurseS.do("GET", "/api/v1/patients", nil, nil); code != http.StatusUnauthorized {
+			t.Errorf("%s: the old session's REST call answered %d, want 401", tc.what, code)
+		}
+		streamEnds(t, tc.what, ws, within)
+	}
+	es, err := cli.Audit(context.Background(), devices.AuditQuery{Subject: "user:" + nurse})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range es {
+		actions = append(actions, e.Action)
+	}
+	for _, want := range []string{"user.passwd", "user.update", "user.remove"} {
+		if !slices.Contains(actions, want) {
+			t.Errorf("audit of %s = %v, want %s in it", nurse, actions, want)
+		}
 	}
 }
