@@ -12,8 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -64,6 +64,7 @@ type Auth struct {
 	log        *slog.Logger
 	lifetime   time.Duration
 	limiter    *loginLimiter
+	cfg        AuthConfig
 
 	mu      sync.Mutex
 	streams map[string]map[*streamWatch]struct{} // by session token hash
@@ -72,15 +73,24 @@ type Auth struct {
 // streamWatch is one open board stream of a session.
 type streamWatch struct{ end context.CancelCauseFunc }
 
+// AuthConfig says what sign-in may trust.
+type AuthConfig struct {
+	// TrustedProxies are the reverse proxies in front of vward: from one
+	// of them, a request's client is taken from X-Forwarded-For, for the
+	// sign-in limits. Empty: the connection's own address.
+	TrustedProxies []netip.Prefix
+}
+
 // NewAuth migrates the session table in db.
-func NewAuth(ctx context.Context, db *sql.DB, c Clinicians, log *slog.Logger) (*Auth, error) {
+func NewAuth(ctx context.Context, db *sql.DB, c Clinicians, cfg AuthConfig, log *slog.Logger) (*Auth, error) {
 	if err := sqlitedb.Migrate(ctx, db, "web", sessionMigrations); err != nil {
 		return nil, err
 	}
 	return &Auth{
 		db: db, clinicians: c, log: log.With("component", "auth"),
 		lifetime: 12 * time.Hour, // one shift
-		limiter:  newLoginLimiter(5, 5*time.Minute),
+		limiter:  newLoginLimiter(),
+		cfg:      cfg,
 		streams:  make(map[string]map[*streamWatch]struct{}),
 	}, nil
 }
@@ -124,17 +134,20 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `send {"username": "...", "password": "..."}`)
 		return
 	}
-	key := clientIP(r) + "|" + in.Username
-	if wait := a.limiter.blocked(key); wait > 0 {
+	// The attempt is reserved before the password is checked, so that
+	// concurrent guesses cannot all slip in before the first is counted.
+	client := a.clientOf(r)
+	attempt, wait := a.limiter.reserve(client, in.Username, time.Now())
+	if attempt == nil {
 		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())+1))
-		writeError(w, http.StatusTooManyRequests, "too many failed sign-ins; try again later")
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many sign-in attempts; try again in %d s", int(wait.Seconds())+1))
 		return
 	}
 	c, err := a.clinicians.Login(r.Context(), in.Username, in.Password)
+	attempt.done(err == nil, !errors.Is(err, devices.ErrBadLogin) && err != nil, time.Now())
 	if err != nil {
 		if errors.Is(err, devices.ErrBadLogin) {
-			a.limiter.fail(key)
-			a.log.Info("sign-in refused", "username", in.Username)
+			a.log.Info("sign-in refused", "username", in.Username, "client", client)
 			writeError(w, http.StatusUnauthorized, "wrong username or password")
 			return
 		}
@@ -142,7 +155,6 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "sign-in is unavailable")
 		return
 	}
-	a.limiter.reset(key)
 	tok, err := newToken()
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "sign-in is unavailable")
@@ -302,68 +314,4 @@ func (a *Auth) Require(next http.Handler) http.Handler {
 
 func isTLS(r *http.Request) bool {
 	return r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-// loginLimiter refuses sign-in for a while after repeated failures from one
-// address for one username.
-type loginLimiter struct {
-	max    int
-	window time.Duration
-
-	mu       sync.Mutex
-	failures map[string][]time.Time
-}
-
-func newLoginLimiter(max int, window time.Duration) *loginLimiter {
-	return &loginLimiter{max: max, window: window, failures: make(map[string][]time.Time)}
-}
-
-func (l *loginLimiter) recent(key string, now time.Time) []time.Time {
-	fs := l.failures[key]
-	i := 0
-	for i < len(fs) && now.Sub(fs[i]) > l.window {
-		i++
-	}
-	fs = fs[i:]
-	if len(fs) == 0 {
-		delete(l.failures, key)
-	} else {
-		l.failures[key] = fs
-	}
-	return fs
-}
-
-func (l *loginLimiter) blocked(key string) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	fs := l.recent(key, now)
-	if len(fs) < l.max {
-		return 0
-	}
-	return l.window - now.Sub(fs[0])
-}
-
-func (l *loginLimiter) fail(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	// Bound the map: a flood of distinct usernames must not grow it forever.
-	if len(l.failures) > 100000 {
-		l.failures = make(map[string][]time.Time)
-	}
-	l.failures[key] = append(l.recent(key, time.Now()), time.Now())
-}
-
-func (l *loginLimiter) reset(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.failures, key)
 }

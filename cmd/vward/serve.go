@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -53,6 +54,7 @@ func newServeCmd() *cobra.Command {
 		influx    influxFlags
 		tune      ingestFlags
 		pprofAddr string
+		proxies   []string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -68,6 +70,13 @@ A reading is acknowledged to the broker only once InfluxDB has stored it.`,
 			}
 			if err := cfg.MQTT.Validate(); err != nil {
 				return fmt.Errorf("--mqtt-client-id: %w", err)
+			}
+			for _, p := range proxies {
+				pfx, err := parsePrefix(p)
+				if err != nil {
+					return fmt.Errorf("--trusted-proxy %q: want an address or a CIDR range (10.0.0.5, 10.0.0.0/24): %w", p, err)
+				}
+				cfg.Auth.TrustedProxies = append(cfg.Auth.TrustedProxies, pfx)
 			}
 			cfg.Influx = influx.config()
 			cfg.Ingest = tune.cfg
@@ -96,10 +105,25 @@ A reading is acknowledged to the broker only once InfluxDB has stored it.`,
 	fs.StringVar(&cfg.MQTT.ClientID, "mqtt-client-id", env("VWARD_MQTT_CLIENT_ID", "vward-ingest"), "fixed MQTT client id: the broker keeps unacknowledged readings in this persistent session across restarts (env VWARD_MQTT_CLIENT_ID)")
 	fs.StringSliceVar(&cfg.MQTT.Retire, "mqtt-retire-client-ids", envList("VWARD_MQTT_RETIRE_CLIENT_IDS"), "client ids of broker sessions vward no longer uses (after changing --mqtt-connections or --mqtt-client-id): drained into InfluxDB, then deleted (env VWARD_MQTT_RETIRE_CLIENT_IDS, comma-separated)")
 	fs.IntVar(&cfg.MQTT.Connections, "mqtt-connections", envInt("VWARD_MQTT_CONNECTIONS", 1), "subscriber connections; above 1 they share a $share/vward/ subscription as <client-id>-1…-N (read docs/operator.md before changing it) (env VWARD_MQTT_CONNECTIONS)")
+	fs.StringSliceVar(&proxies, "trusted-proxy", envList("VWARD_TRUSTED_PROXIES"), "reverse proxies in front of the board (addresses or CIDR ranges): from them the client is read from X-Forwarded-For, for the sign-in limits (env VWARD_TRUSTED_PROXIES, comma-separated)")
 	fs.StringVar(&pprofAddr, "pprof-addr", env("VWARD_PPROF_ADDR", ""), "serve Go's /debug/pprof on this address (loopback only, e.g. 127.0.0.1:6060) for profiling; off when empty (env VWARD_PPROF_ADDR)")
 	influx.register(fs)
 	tune.register(fs)
 	return cmd
+}
+
+// parsePrefix reads an address (one host) or a CIDR range.
+func parsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 // servePprof serves net/http/pprof on its own listener, never on the

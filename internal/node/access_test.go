@@ -3,8 +3,12 @@ package node_test
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -65,25 +69,48 @@ func TestAccessControl(t *testing.T) {
 	}
 }
 
-// Repeated wrong passwords lock out further tries for that user from that
-// address, even with the right password.
+// Repeated wrong passwords slow further tries for that account, checked
+// one at a time, without locking the clinician out: once the delay has
+// passed, the right password signs in.
 func TestLoginRateLimit(t *testing.T) {
 	s := start(t)
-	try := func(pw string) int {
+	try := func(pw string) (int, string) {
 		resp, err := http.Post(s.node.URL()+"/api/v1/login", "application/json",
 			strings.NewReader(fmt.Sprintf(`{"username":%q,"password":%q}`, nurse, pw)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		return resp.StatusCode
+		return resp.StatusCode, resp.Header.Get("Retry-After")
 	}
-	for i := range 5 {
-		if code := try("wrong"); code != http.StatusUnauthorized {
+	for i := range 3 {
+		if code, _ := try("wrong"); code != http.StatusUnauthorized {
 			t.Fatalf("wrong password %d: %d, want 401", i+1, code)
 		}
 	}
-	if code := try(password); code != http.StatusTooManyRequests {
-		t.Errorf("right password after 5 failures: %d, want 429", code)
+	code, after := try(password)
+	if code != http.StatusTooManyRequests || after == "" {
+		t.Fatalf("right password at once after 3 failures: %d (Retry-After %q), want 429", code, after)
+	}
+	wait, _ := strconv.Atoi(after)
+	time.Sleep(time.Duration(wait) * time.Second)
+	if code, _ := try(password); code != http.StatusOK {
+		t.Fatalf("right password after Retry-After: %d, want 200: a backoff, not a lock", code)
+	}
+
+	// Fifty concurrent guesses: the attempts are reserved before the
+	// password is checked, so only the free ones reach it.
+	var wg sync.WaitGroup
+	var tried atomic.Int32
+	for range 50 {
+		wg.Go(func() {
+			if code, _ := try("wrong"); code == http.StatusUnauthorized {
+				tried.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := tried.Load(); n > 3 {
+		t.Errorf("%d of 50 concurrent wrong passwords were checked, want at most 3", n)
 	}
 }

@@ -39,7 +39,9 @@ type Config struct {
 	// Alerting is the escalation policy, per ward, and the alert engine's
 	// clock and tick (docs/alerts.md).
 	Alerting alerting.Config
-	Log      *slog.Logger
+	// Auth says which reverse proxies to trust for the client's address.
+	Auth web.AuthConfig
+	Log  *slog.Logger
 }
 
 // Node is a started vward. Its parts are exported for wiring and tests.
@@ -99,7 +101,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	} else {
 		n.History = history.NewMemory(cfg.MemoryReadings)
 	}
-	if n.Auth, err = web.NewAuth(ctx, db, n.Registry, cfg.Log); err != nil {
+	if n.Auth, err = web.NewAuth(ctx, db, n.Registry, cfg.Auth, cfg.Log); err != nil {
 		return fail(err)
 	}
 	n.Hub = web.NewHub(cfg.Log)
