@@ -405,3 +405,32 @@ func TestBrokerRefusesHugeAndSilentConnects(t *testing.T) {
 	// race detector reports. Let the broker finish with the last one.
 	time.Sleep(200 * time.Millisecond)
 }
+
+// An MQTT 3.1.1 client refused at sign-in gets a 3.1.1 return code (5,
+// not authorized), not an MQTT 5 reason code it cannot read.
+func TestBrokerRefusesV311WithV311Code(t *testing.T) {
+	f := start(t, servicePassword)
+	c, err := net.Dial("tcp", f.broker.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	str := func(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
+	var body []byte
+	body = append(body, str("MQTT")...)
+	body = append(body, 4, 0xC2, 0, 30) // 3.1.1; username, password, clean session; keepalive 30 s
+	body = append(body, str("dev-a")...)
+	body = append(body, str("dev-a")...)
+	body = append(body, str("wrong secret")...)
+	if _, err := c.Write(append([]byte{0x10, byte(len(body))}, body...)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(waitFor))
+	ack := make([]byte, 4)
+	if _, err := io.ReadFull(c, ack); err != nil {
+		t.Fatalf("read CONNACK: %v", err)
+	}
+	if ack[0] != 0x20 || ack[1] != 2 || ack[3] != 5 {
+		t.Errorf("CONNACK % x, want 20 02 00 05 (3.1.1: not authorized)", ack)
+	}
+}

@@ -7,10 +7,12 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -195,12 +197,13 @@ func (s *Server) readings(w http.ResponseWriter, r *http.Request) {
 	}
 	span := 24 * time.Hour
 	if h := r.URL.Query().Get("hours"); h != "" {
-		d, err := time.ParseDuration(h + "h")
-		if err != nil || d <= 0 || d > 31*24*time.Hour {
-			writeError(w, http.StatusBadRequest, "hours must be a number of hours from 1 to 744")
+		// Whole hours only: "1h2" or "0.0000001" is a typo, not a span.
+		n, err := strconv.Atoi(h)
+		if err != nil || n < 1 || n > 744 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("hours=%q: want a whole number of hours from 1 to 744", h))
 			return
 		}
-		span = d
+		span = time.Duration(n) * time.Hour
 	}
 	now := time.Now()
 	rs, err := s.history.Readings(r.Context(), id, now.Add(-span), now.Add(time.Hour))

@@ -190,3 +190,20 @@ func TestSecurityStreamEndsWithItsSession(t *testing.T) {
 		}
 	}
 }
+
+// ?hours= takes whole hours from 1 to 744 and nothing that only looks
+// like them.
+func TestSecurityReadingsHours(t *testing.T) {
+	t.Parallel()
+	s := start(t)
+	nurseS := signIn(t, s.node.URL(), nurse)
+	for q, want := range map[string]int{
+		"2": http.StatusOK, "744": http.StatusOK,
+		"1h2": http.StatusBadRequest, "0.0000001": http.StatusBadRequest, "0": http.StatusBadRequest,
+		"745": http.StatusBadRequest, "-1": http.StatusBadRequest, "1.5": http.StatusBadRequest,
+	} {
+		if code := nurseS.do("GET", "/api/v1/patients/p1/readings?hours="+q, nil, nil); code != want {
+			t.Errorf("hours=%s: %d, want %d", q, code, want)
+		}
+	}
+}

@@ -5,8 +5,10 @@ package sqlitedb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
+	"os"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver (pure Go, no cgo)
 )
@@ -15,6 +17,24 @@ import (
 // timeout, so that readers never block the writer and a brief lock waits
 // rather than fails.
 func Open(path string) (*sql.DB, error) {
+	// The file holds patients' details, audit trails and session tokens'
+	// hashes: readable by vward's user alone. SQLite gives its -wal and
+	// -shm files the database file's permissions.
+	// A file made before this rule is narrowed too.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	err = f.Chmod(0o600)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: make it readable by its owner alone: %w", path, err)
+	}
+	for _, side := range []string{path + "-wal", path + "-shm"} {
+		if err := os.Chmod(side, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("open sqlite %s: %w", side, err)
+		}
+	}
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "busy_timeout(10000)")
