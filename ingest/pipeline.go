@@ -79,8 +79,12 @@ type Rejection struct {
 	MsgID    string
 	Code     string
 	Reason   string
-	Payload  []byte
+	Payload  []byte // as kept: at most MaxKeptPayload bytes of what was sent
 	Received time.Time
+	// Size and SHA256 are of the whole payload as sent, when kept
+	// (DeadLetterStore.List).
+	Size   int
+	SHA256 string
 }
 
 // rejectionJSON is how operators read a rejection (REST, vward devices
@@ -95,13 +99,20 @@ type rejectionJSON struct {
 	Reason        string         `json:"reason"`
 	Payload       *string        `json:"payload,omitempty"`
 	PayloadBase64 []byte         `json:"payload_base64,omitempty"`
-	Received      time.Time      `json:"received_at"`
+	// PayloadBytes is the size of the payload as sent; when it is more
+	// than the payload shown, only its first bytes were kept.
+	PayloadBytes     int       `json:"payload_bytes"`
+	PayloadTruncated bool      `json:"payload_truncated,omitempty"`
+	PayloadSHA256    string    `json:"payload_sha256,omitempty"`
+	Received         time.Time `json:"received_at"`
 }
 
 // MarshalJSON renders the payload as a string when it is valid UTF-8 and as
 // payload_base64 otherwise.
 func (r Rejection) MarshalJSON() ([]byte, error) {
-	j := rejectionJSON{ID: r.ID, Device: r.Device, Topic: r.Topic, MsgID: r.MsgID, Code: r.Code, Reason: r.Reason, Received: r.Received}
+	size := max(r.Size, len(r.Payload))
+	j := rejectionJSON{ID: r.ID, Device: r.Device, Topic: r.Topic, MsgID: r.MsgID, Code: r.Code, Reason: r.Reason, Received: r.Received,
+		PayloadBytes: size, PayloadTruncated: size > len(r.Payload), PayloadSHA256: r.SHA256}
 	if utf8.Valid(r.Payload) {
 		s := string(r.Payload)
 		j.Payload = &s

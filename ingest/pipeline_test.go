@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -629,16 +632,80 @@ func TestDeadLetterStoreList(t *testing.T) {
 	if err := s.Keep(ctx, rs); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.List(ctx, "ox-1", 2)
+	got, err := s.List(ctx, RejectionQuery{Device: "ox-1", Limit: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 2 || got[0].MsgID != "4" || got[1].MsgID != "2" || !got[0].Received.Equal(now) {
 		t.Errorf("List(ox-1, 2) = %+v, want msg 4 then 2", got)
 	}
-	all, _ := s.List(ctx, "", 0)
+	all, _ := s.List(ctx, RejectionQuery{})
 	if len(all) != 5 {
 		t.Errorf("List all = %d, want 5", len(all))
+	}
+	next, _ := s.List(ctx, RejectionQuery{Device: "ox-1", Before: got[1].ID})
+	if len(next) != 1 || next[0].MsgID != "0" {
+		t.Errorf("the page after msg 2 = %+v, want msg 0", next)
+	}
+}
+
+// A rejected payload is kept as a bounded prefix, cut between characters,
+// with the whole payload's size and SHA-256; the store keeps rejections for
+// DeadLetterRetention and within its byte bound, the oldest going first.
+func TestDeadLettersBounded(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "vward.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err := OpenDeadLetters(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge := []byte(strings.Repeat("é", 5<<20)) // 10 MB of two-byte characters
+	sum := sha256.Sum256(huge)
+	if err := s.Keep(ctx, []Rejection{{Device: "ox-1", Topic: "t", Code: RejectTooLarge, Reason: "r", Payload: huge, Received: now}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.List(ctx, RejectionQuery{})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("List = %v, %v", got, err)
+	}
+	r := got[0]
+	if len(r.Payload) > MaxKeptPayload || !utf8.Valid(r.Payload) || r.Size != len(huge) || r.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("kept %d bytes (valid UTF-8 %v), size %d, sha %s; want at most %d bytes of text, size %d, its SHA-256",
+			len(r.Payload), utf8.Valid(r.Payload), r.Size, r.SHA256, MaxKeptPayload, len(huge))
+	}
+	b, _ := json.Marshal(r)
+	var j map[string]any
+	_ = json.Unmarshal(b, &j)
+	if j["payload_truncated"] != true || j["payload_bytes"] != float64(len(huge)) {
+		t.Errorf("JSON = %s, want payload_truncated and payload_bytes", b[:200])
+	}
+
+	// Age: a rejection older than the retention goes at the next sweep.
+	if err := s.Sweep(ctx, now.Add(DeadLetterRetention+time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.List(ctx, RejectionQuery{}); len(got) != 0 {
+		t.Fatalf("after the retention: %d kept, want 0", len(got))
+	}
+	// Size: with room for about ten, the newest ten stay.
+	s.maxBytes = 10 * (MaxKeptPayload + 300)
+	var rs []Rejection
+	for i := range 50 {
+		rs = append(rs, Rejection{Device: "ox-1", Topic: "t", MsgID: fmt.Sprint(i), Code: RejectTooLarge, Reason: "r", Payload: huge[:MaxKeptPayload], Received: now})
+	}
+	if err := s.Keep(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sweep(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.List(ctx, RejectionQuery{Limit: 1000})
+	if len(got) < 8 || len(got) > 11 || got[0].MsgID != "49" {
+		t.Fatalf("after the size bound: %d kept, newest %q; want the newest ten or so", len(got), got[0].MsgID)
 	}
 }
 

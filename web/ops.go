@@ -15,7 +15,7 @@ import (
 
 // RejectionLister reads the dead-letter store, newest first.
 type RejectionLister interface {
-	List(ctx context.Context, device vward.DeviceID, limit int) ([]ingest.Rejection, error)
+	List(ctx context.Context, q ingest.RejectionQuery) ([]ingest.Rejection, error)
 }
 
 // Ops is what the operators' endpoints read: the dead letters behind
@@ -30,7 +30,8 @@ type Ops struct {
 const maxRejections = 1000
 
 // rejections lists kept dead letters, newest first:
-// GET /api/v1/rejections?device=ID&limit=N (limit 1–1000, default 100).
+// GET /api/v1/rejections?device=ID&limit=N&before=ID (limit 1–1000,
+// default 100; before pages on from the last id of the page before).
 // Admins only: a dead letter holds a device's raw payload, whatever ward
 // its patient is on.
 func (s *Server) rejections(w http.ResponseWriter, r *http.Request) {
@@ -59,7 +60,16 @@ func (s *Server) rejections(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	rs, err := s.Ops.Rejections.List(r.Context(), vward.DeviceID(device), limit)
+	var before int64
+	if b := q.Get("before"); b != "" {
+		n, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, "before must be a rejection's id, from the last page")
+			return
+		}
+		before = n
+	}
+	rs, err := s.Ops.Rejections.List(r.Context(), ingest.RejectionQuery{Device: vward.DeviceID(device), Before: before, Limit: limit})
 	if err != nil {
 		s.log.Error("list rejections", "err", err)
 		writeError(w, http.StatusInternalServerError, "the dead-letter store is unavailable")

@@ -73,7 +73,7 @@ payload_base64 when it is not UTF-8).`,
 			if err != nil {
 				return err
 			}
-			rs, err := dead.List(cmd.Context(), vward.DeviceID(device), limit)
+			rs, err := dead.List(cmd.Context(), ingest.RejectionQuery{Device: vward.DeviceID(device), Limit: limit})
 			if err != nil {
 				return err
 			}

@@ -349,7 +349,7 @@ func TestRejectedMessageIsKeptAndExplained(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("no rejection notice within 15s")
 	}
-	rs, err := s.node.Dead.List(context.Background(), device, 10)
+	rs, err := s.node.Dead.List(context.Background(), ingest.RejectionQuery{Device: device, Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

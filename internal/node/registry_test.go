@@ -65,7 +65,7 @@ func TestRegistryUnassignedDeviceIsDeadLettered(t *testing.T) {
 
 	var got []ingest.Rejection
 	eventually(t, "the unassigned device's reading in the dead letter", func() bool {
-		rs, err := s.node.Dead.List(context.Background(), loose, 10)
+		rs, err := s.node.Dead.List(context.Background(), ingest.RejectionQuery{Device: loose, Limit: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
