@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -121,7 +120,7 @@ type access struct {
 func (a *access) ID() string { return "vward-access" }
 
 func (a *access) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish}, []byte{b})
 }
 
 // OnConnectAuthenticate checks the account and binds the client id to it:
@@ -186,16 +185,34 @@ func (l connectDeadline) Accept() (net.Conn, error) {
 	}
 }
 
-// OnACLCheck lets a device write only under its own id and read only its
-// own rejected topic; the service account may do anything.
+// OnACLCheck lets a device write only its own readings, SenML and status
+// topics, the protocol's, and read only its own rejected topic; the
+// service account may do anything. A refused publish is answered: an
+// MQTT 5 device gets "not authorized" in its PUBACK, a 3.1.1 device is
+// disconnected (3.1.1 has no negative PUBACK), so a typo in a topic never
+// vanishes behind an acknowledgement.
 func (a *access) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	user := string(cl.Properties.Username)
 	if user == a.cfg.ServiceUser {
 		return true
 	}
-	own := "vward/v1/devices/" + user + "/"
+	d := vward.DeviceID(user)
 	if write {
-		return strings.HasPrefix(topic, own) && !strings.ContainsAny(topic[len(own):], "+#") && topic != own+"rejected"
+		return topic == vward.ReadingsTopic(d) || topic == vward.SenMLTopic(d) || topic == vward.StatusTopic(d)
 	}
-	return topic == own+"rejected"
+	return topic == vward.RejectedTopic(d)
+}
+
+// MaxRetainedStatus is the largest status message the broker retains.
+const MaxRetainedStatus = 1 << 10
+
+// OnPublish keeps retained state bounded: only a device's status (at most
+// MaxRetainedStatus bytes) is retained; any other message marked retained
+// is delivered as an ordinary one.
+func (a *access) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Retain && string(cl.Properties.Username) != a.cfg.ServiceUser &&
+		(pk.TopicName != vward.StatusTopic(vward.DeviceID(cl.Properties.Username)) || len(pk.Payload) > MaxRetainedStatus) {
+		pk.FixedHeader.Retain = false
+	}
+	return pk, nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -432,5 +433,72 @@ func TestBrokerRefusesV311WithV311Code(t *testing.T) {
 	}
 	if ack[0] != 0x20 || ack[1] != 2 || ack[3] != 5 {
 		t.Errorf("CONNACK % x, want 20 02 00 05 (3.1.1: not authorized)", ack)
+	}
+}
+
+// A device may publish only the protocol's topics: anything else under its
+// own id (a typo, an empty level, a long junk topic) is refused, and an
+// MQTT 3.1.1 device learns it by losing its connection, never by a PUBACK
+// of a message that then goes nowhere.
+func TestBrokerOnlyTheProtocolsTopics(t *testing.T) {
+	f := start(t, servicePassword)
+	url := f.broker.URL()
+	svc := mustConnect(t, url, serviceUser, servicePassword)
+	all := listen(t, svc, "vward/v1/devices/#")
+	for _, topic := range []string{
+		vward.ReadingsTopic("dev-a") + "/extra",
+		"vward/v1/devices/dev-a//readings",
+		"vward/v1/devices/dev-a/" + strings.Repeat("x", 60000),
+		"vward/v1/devices/dev-a/reading",
+	} {
+		c, err := connect(url, "dev-a", f.secrets["dev-a"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = publish(c, topic, "typo")
+		if err == nil && c.IsConnectionOpen() {
+			t.Errorf("publish to %.60s: acknowledged and still connected; want it refused", topic)
+		}
+		c.Disconnect(100)
+	}
+	a := mustConnect(t, url, "dev-a", f.secrets["dev-a"])
+	if err := publish(a, vward.ReadingsTopic("dev-a"), "own"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-all:
+		if m.topic != vward.ReadingsTopic("dev-a") {
+			t.Fatalf("vward received %.60s first, want only dev-a's readings", m.topic)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("dev-a's reading never arrived")
+	}
+}
+
+// Only a device's status is retained: a reading published with the retain
+// flag is delivered but not kept for later subscribers.
+func TestBrokerRetainsOnlyStatus(t *testing.T) {
+	f := start(t, servicePassword)
+	url := f.broker.URL()
+	a := mustConnect(t, url, "dev-a", f.secrets["dev-a"])
+	for _, topic := range []string{vward.ReadingsTopic("dev-a"), vward.StatusTopic("dev-a")} {
+		if tok := a.Publish(topic, 1, true, "retained?"); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+			t.Fatalf("publish retained to %s: %v", topic, tok.Error())
+		}
+	}
+	svc := mustConnect(t, url, serviceUser, servicePassword)
+	got := listen(t, svc, "vward/v1/devices/+/+")
+	select {
+	case m := <-got:
+		if m.topic != vward.StatusTopic("dev-a") {
+			t.Fatalf("retained for a new subscriber: %s, want only the status", m.topic)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("the retained status was not kept")
+	}
+	select {
+	case m := <-got:
+		t.Fatalf("also retained: %s", m.topic)
+	case <-time.After(500 * time.Millisecond):
 	}
 }
