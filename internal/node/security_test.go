@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 
 	"github.com/vward/vward"
@@ -205,5 +206,31 @@ func TestSecurityReadingsHours(t *testing.T) {
 		if code := nurseS.do("GET", "/api/v1/patients/p1/readings?hours="+q, nil, nil); code != want {
 			t.Errorf("hours=%s: %d, want %d", q, code, want)
 		}
+	}
+}
+
+// A patient's name is shown as text, whatever it holds: markup in it is
+// neither parsed nor run (the page uses textContent only, and its
+// Content-Security-Policy would refuse an inline handler anyway).
+func TestSecurityBoardShowsNamesAsText(t *testing.T) {
+	s := start(t)
+	const hostile = `<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>`
+	if err := s.node.Registry.Admit(context.Background(), devices.Patient{ID: "p-x", Ward: ward, Name: hostile}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.node.LoadPatients(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b := browser(t)
+	step(t, b, "sign in", chromedp.Navigate(s.node.URL()+"/"), chromedp.WaitVisible("#login-form"),
+		chromedp.SendKeys("#login-username", nurse), chromedp.SendKeys("#login-password", password),
+		chromedp.Click(`#login-form button[type="submit"]`), chromedp.WaitVisible(`tr[data-patient="p-x"]`))
+	if got := text(t, b, `tr[data-patient="p-x"] .name`); got != hostile {
+		t.Errorf("the row shows %q, want the name as text: %q", got, hostile)
+	}
+	ran := read(t, b, "injected markup", chromedp.Evaluate[string](
+		`String(document.querySelectorAll("#rows img, #rows script").length) + "/" + String(window.__xss)`))
+	if ran != "0/undefined" {
+		t.Errorf("elements/flag = %s, want 0/undefined: the name's markup was parsed or run", ran)
 	}
 }
