@@ -166,6 +166,10 @@ func decodeGeneral(payload []byte, lim Limits) (wireMessage, error) {
 	if dec.More() {
 		return w, reject(RejectJSON, "unexpected data after the JSON object")
 	}
+	if path, ok := duplicateKey(payload); ok {
+		// encoding/json would keep the last silently: which was meant?
+		return w, reject(RejectJSON, "key %s appears more than once", path)
+	}
 	if len(w.Readings) > lim.MaxReadings {
 		return w, reject(RejectEnvelope, "readings has %d entries; the limit is %d", len(w.Readings), lim.MaxReadings)
 	}
@@ -173,6 +177,78 @@ func decodeGeneral(payload []byte, lim Limits) (wireMessage, error) {
 		return w, reject(RejectEnvelope, "%s", describeValidation(err))
 	}
 	return w, nil
+}
+
+// duplicateKey finds a key that appears twice in one object of a valid
+// JSON document, comparing as encoding/json matches keys to fields
+// (without regard to case), and returns its path (readings[1].value).
+func duplicateKey(payload []byte) (string, bool) {
+	type level struct {
+		keys    map[string]bool // nil for an array
+		wantKey bool            // an object's next string is a key
+		key     string          // the object's current key
+		index   int             // an array's current element
+		path    string
+	}
+	var stack []*level
+	top := func() *level {
+		if len(stack) == 0 {
+			return nil
+		}
+		return stack[len(stack)-1]
+	}
+	// here is the path of the value about to be read.
+	here := func() string {
+		l := top()
+		switch {
+		case l == nil:
+			return ""
+		case l.keys == nil:
+			return fmt.Sprintf("%s[%d]", l.path, l.index)
+		case l.path == "":
+			return l.key
+		}
+		return l.path + "." + l.key
+	}
+	// read records that a whole value was read in the current level.
+	read := func() {
+		if l := top(); l != nil {
+			if l.keys == nil {
+				l.index++
+			} else {
+				l.wantKey = true
+			}
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false // io.EOF: the document was decoded already
+		}
+		if l := top(); l != nil && l.keys != nil && l.wantKey {
+			if k, ok := tok.(string); ok {
+				l.wantKey, l.key = false, k
+				folded := strings.ToLower(k)
+				if l.keys[folded] {
+					return here(), true
+				}
+				l.keys[folded] = true
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &level{keys: map[string]bool{}, wantKey: true, path: here()})
+		case json.Delim('['):
+			stack = append(stack, &level{path: here()})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			read()
+		default:
+			read()
+		}
+	}
 }
 
 // ProblemsText joins reading problems for a rejection reason.

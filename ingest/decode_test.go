@@ -87,6 +87,9 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 		{"bad ACVPU", `{"msg_id":"m",` + ts + `,"readings":[{"type":"consciousness","value":"X"}]}`, RejectReadings, `consciousness "X" is not one of A, C, V, P, U`},
 		{"out of range", `{"msg_id":"m",` + ts + `,"readings":[{"type":"temperature","value":98.6}]}`, RejectReadings, "value 98.6 °C is outside the possible range 25–45"},
 		{"negative", `{"msg_id":"m",` + ts + `,"readings":[{"type":"heart_rate","value":-5}]}`, RejectReadings, "outside the possible range"},
+		{"duplicate msg_id", `{"msg_id":"a","msg_id":"b",` + ts + `,"readings":[{"type":"spo2","value":95}]}`, RejectJSON, "key msg_id appears more than once"},
+		{"duplicate key in another case", `{"msg_id":"a",` + ts + `,"MSG_ID":"b","readings":[{"type":"spo2","value":95}]}`, RejectJSON, "key MSG_ID appears more than once"},
+		{"duplicate value in a reading", `{"msg_id":"a",` + ts + `,"readings":[{"type":"spo2","value":95},{"type":"spo2","value":95,"value":70}]}`, RejectJSON, "key readings[1].value appears more than once"},
 		{"reading ts in the future", `{"msg_id":"m",` + ts + `,"readings":[{"type":"spo2","value":95,"ts":"2027-01-01T00:00:00Z"}]}`, RejectReadings, "readings[0] (spo2): ts: 2027-01-01T00:00:00Z is"},
 	}
 	for _, tc := range tests {
