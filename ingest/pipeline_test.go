@@ -609,18 +609,25 @@ func TestRejectionJSON(t *testing.T) {
 	}
 }
 
-// The dead-letter store lists newest first, by device, within a limit.
-func TestDeadLetterStoreList(t *testing.T) {
-	ctx := context.Background()
+// openDeadLetters opens a dead-letter store on a SQLite file of its own.
+func openDeadLetters(t *testing.T) *DeadLetterStore {
+	t.Helper()
 	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "vward.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	s, err := OpenDeadLetters(ctx, db)
+	t.Cleanup(func() { db.Close() })
+	s, err := OpenDeadLetters(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// The dead-letter store lists newest first, by device, within a limit.
+func TestDeadLetterStoreList(t *testing.T) {
+	ctx := context.Background()
+	s := openDeadLetters(t)
 	var rs []Rejection
 	for i := range 5 {
 		dev := vward.DeviceID("ox-1")
@@ -654,15 +661,7 @@ func TestDeadLetterStoreList(t *testing.T) {
 // DeadLetterRetention and within its byte bound, the oldest going first.
 func TestDeadLettersBounded(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "vward.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	s, err := OpenDeadLetters(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openDeadLetters(t)
 	huge := []byte(strings.Repeat("é", 5<<20)) // 10 MB of two-byte characters
 	sum := sha256.Sum256(huge)
 	if err := s.Keep(ctx, []Rejection{{Device: "ox-1", Topic: "t", Code: RejectTooLarge, Reason: "r", Payload: huge, Received: now}}); err != nil {
