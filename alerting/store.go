@@ -68,6 +68,9 @@ func OpenStore(ctx context.Context, db *sql.DB) (*Store, error) {
 	if err := sqlitedb.Migrate(ctx, db, "alerting", migrations); err != nil {
 		return nil, err
 	}
+	if err := sqlitedb.Migrate(ctx, db, "alerting-trends", trendMigrations); err != nil {
+		return nil, err
+	}
 	return &Store{db: db}, nil
 }
 

@@ -23,7 +23,8 @@ const (
 // most once per step.
 type scoreTrend struct {
 	points  []TrendPoint
-	version uint64 // counts changes to points, so a board event carries them only when they changed
+	version uint64    // counts changes to points, so a board event carries them only when they changed
+	saved   time.Time // the newest point written to the store (Monitor.SaveTrends)
 }
 
 func (t *scoreTrend) add(p TrendPoint) {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vward/vward"
 	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
@@ -145,7 +146,23 @@ func (n *Node) restore(ctx context.Context) {
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, RestoreTimeout)
 	defer cancel()
+	// The trends are read from SQLite while InfluxDB answers, and go in
+	// first: the scores the readings make are added after them.
+	type loaded struct {
+		ts  map[vward.PatientID][]alerting.TrendPoint
+		err error
+	}
+	trends := make(chan loaded, 1)
+	go func() {
+		ts, err := n.Alerts.Store().LoadTrends(ctx, began.Add(-RestoreLookback))
+		trends <- loaded{ts, err}
+	}()
 	rs, err := n.History.Latest(ctx, began.Add(-RestoreLookback), began.Add(time.Minute))
+	if t := <-trends; t.err != nil {
+		n.log.Error("restore the board's trends: they start again from now", "err", t.err)
+	} else {
+		n.Monitor.RestoreTrends(t.ts)
+	}
 	if err != nil {
 		n.log.Error("restore the board from the history: rows stay empty until each patient's next reading", "err", err)
 		return
@@ -193,6 +210,7 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { return n.Pipeline.Run(gctx) })
 	g.Go(func() error { return n.Source.Run(gctx) })
 	g.Go(func() error { return n.Monitor.Run(gctx, 30*time.Second) })
+	g.Go(func() error { return n.Monitor.KeepTrends(gctx, n.Alerts.Store(), n.log) })
 	// The CLI writes the registry from other processes; see docs/registry.md.
 	g.Go(func() error { return n.Sync.Run(gctx, RegistryWatchInterval) })
 	g.Go(func() error {

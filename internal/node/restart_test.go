@@ -93,12 +93,29 @@ func TestRestartKeepsBoardAndAlerts(t *testing.T) {
 		t.Fatalf("before any restart the rows are %v", want.Rows)
 	}
 
+	trendOf := func(s *session, p vward.PatientID) []alerting.TrendPoint {
+		t.Helper()
+		var row alerting.PatientView
+		if code := s.do("GET", "/api/v1/patients/"+string(p), nil, &row); code != 200 {
+			t.Fatalf("GET patient %s: %d", p, code)
+		}
+		return row.Trend
+	}
+	trend := trendOf(s, "p2")
+	if len(trend) == 0 {
+		t.Fatal("p2 has no trend before the restart")
+	}
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		v.stop(t, sig)
 		v.start(t)
-		got := readBoardState(t, signIn(t, v.url, nurse))
+		s := signIn(t, v.url, nurse)
+		got := readBoardState(t, s)
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("after a restart by %v the board is\n%+v\nwant as before\n%+v", sig, got, want)
+		}
+		// A clean stop saves the sparkline; it is read back whole.
+		if after := trendOf(s, "p2"); sig == syscall.SIGTERM && (len(after) < len(trend) || !reflect.DeepEqual(after[:len(trend)], trend)) {
+			t.Errorf("p2's trend after a restart by %v is %+v, want it to begin with %+v", sig, after, trend)
 		}
 	}
 
