@@ -179,74 +179,143 @@ func decodeGeneral(payload []byte, lim Limits) (wireMessage, error) {
 	return w, nil
 }
 
-// duplicateKey finds a key that appears twice in one object of a valid
-// JSON document, comparing as encoding/json matches keys to fields
-// (without regard to case), and returns its path (readings[1].value).
-func duplicateKey(payload []byte) (string, bool) {
-	type level struct {
-		keys    map[string]bool // nil for an array
-		wantKey bool            // an object's next string is a key
-		key     string          // the object's current key
-		index   int             // an array's current element
-		path    string
+// duplicateKey finds a key that appears twice in one object of a JSON
+// document that has decoded already, comparing as encoding/json matches
+// keys to fields (without regard to case), and returns its path
+// (readings[1].value). It scans the bytes without allocating, as it runs
+// for every SenML pack; anything it does not expect ends the scan with
+// no finding, never a panic.
+func duplicateKey(b []byte) (string, bool) {
+	type frame struct {
+		obj   bool
+		keys  int    // where this object's keys begin in keys
+		index int    // an array's current element
+		key   []byte // an object's current key
 	}
-	var stack []*level
-	top := func() *level {
-		if len(stack) == 0 {
-			return nil
+	var keyBuf [32][]byte
+	var frameBuf [8]frame
+	keys, stack := keyBuf[:0], frameBuf[:0]
+	i := 0
+	ws := func() {
+		for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+			i++
 		}
-		return stack[len(stack)-1]
 	}
-	// here is the path of the value about to be read.
-	here := func() string {
-		l := top()
-		switch {
-		case l == nil:
-			return ""
-		case l.keys == nil:
-			return fmt.Sprintf("%s[%d]", l.path, l.index)
-		case l.path == "":
-			return l.key
+	// str reads a string at b[i] and returns its contents, unescaped if
+	// it has escapes (rare, so the allocation is).
+	str := func() ([]byte, bool) {
+		if i >= len(b) || b[i] != '"' {
+			return nil, false
 		}
-		return l.path + "." + l.key
-	}
-	// read records that a whole value was read in the current level.
-	read := func() {
-		if l := top(); l != nil {
-			if l.keys == nil {
-				l.index++
-			} else {
-				l.wantKey = true
+		start, escaped := i, false
+		for i++; i < len(b) && b[i] != '"'; i++ {
+			if b[i] == '\\' {
+				escaped = true
+				i++
 			}
 		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return "", false // io.EOF: the document was decoded already
+		if i >= len(b) {
+			return nil, false
 		}
-		if l := top(); l != nil && l.keys != nil && l.wantKey {
-			if k, ok := tok.(string); ok {
-				l.wantKey, l.key = false, k
-				folded := strings.ToLower(k)
-				if l.keys[folded] {
-					return here(), true
+		i++
+		if !escaped {
+			return b[start+1 : i-1], true
+		}
+		var u string
+		if json.Unmarshal(b[start:i], &u) != nil {
+			return nil, false
+		}
+		return []byte(u), true
+	}
+	path := func() string {
+		var sb strings.Builder
+		for _, f := range stack {
+			if f.obj {
+				if sb.Len() > 0 {
+					sb.WriteByte('.')
 				}
-				l.keys[folded] = true
-				continue
+				sb.Write(f.key)
+			} else {
+				fmt.Fprintf(&sb, "[%d]", f.index)
 			}
 		}
-		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, &level{keys: map[string]bool{}, wantKey: true, path: here()})
-		case json.Delim('['):
-			stack = append(stack, &level{path: here()})
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-			read()
-		default:
-			read()
+		return sb.String()
+	}
+	const (
+		wantValue = iota
+		wantKey
+		afterValue
+	)
+	state := wantValue
+	for {
+		ws()
+		switch state {
+		case wantValue:
+			if i >= len(b) {
+				return "", false
+			}
+			switch b[i] {
+			case '{', '[':
+				stack = append(stack, frame{obj: b[i] == '{', keys: len(keys)})
+				i++
+				ws()
+				switch {
+				case i < len(b) && (b[i] == '}' || b[i] == ']'):
+					state = afterValue // empty: closed below
+				case stack[len(stack)-1].obj:
+					state = wantKey
+				}
+				continue
+			case '"':
+				if _, ok := str(); !ok {
+					return "", false
+				}
+			default:
+				for i < len(b) && !strings.ContainsRune(",]} \t\n\r", rune(b[i])) {
+					i++
+				}
+			}
+			state = afterValue
+		case wantKey:
+			k, ok := str()
+			if !ok {
+				return "", false
+			}
+			f := &stack[len(stack)-1]
+			f.key = k
+			for _, seen := range keys[f.keys:] {
+				if bytes.EqualFold(seen, k) {
+					return path(), true
+				}
+			}
+			keys = append(keys, k)
+			ws()
+			if i >= len(b) || b[i] != ':' {
+				return "", false
+			}
+			i++
+			state = wantValue
+		case afterValue:
+			if len(stack) == 0 || i >= len(b) {
+				return "", false
+			}
+			f := &stack[len(stack)-1]
+			switch b[i] {
+			case ',':
+				i++
+				if f.obj {
+					state = wantKey
+				} else {
+					f.index++
+					state = wantValue
+				}
+			case '}', ']':
+				i++
+				keys = keys[:f.keys]
+				stack = stack[:len(stack)-1]
+			default:
+				return "", false
+			}
 		}
 	}
 }

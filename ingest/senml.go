@@ -88,6 +88,9 @@ func DecodeSenML(device vward.DeviceID, payload []byte, now time.Time, lim Limit
 	if dec.More() {
 		return Message{}, reject(RejectJSON, "unexpected data after the SenML pack")
 	}
+	if path, ok := duplicateKey(payload); ok {
+		return Message{}, reject(RejectJSON, "key %s appears more than once", path)
+	}
 	if len(recs) == 0 {
 		return Message{}, reject(RejectEnvelope, "the SenML pack has no record")
 	}

@@ -106,6 +106,7 @@ func TestDecodeSenMLRejectsMalformed(t *testing.T) {
 		{"empty", ``, RejectJSON, "payload is empty"},
 		{"object, not array", `{"n":"spo2","v":95}`, RejectJSON, "a SenML pack is a JSON array of record objects, got JSON object"},
 		{"no record", `[]`, RejectEnvelope, "no record"},
+		{"a key twice", `[` + rec + `,{"n":"spo2","u":"%","v":95,"v":70}]`, RejectJSON, "key [1].v appears more than once"},
 		{"trailing data", `[` + rec + `] []`, RejectJSON, "after the SenML pack"},
 		{"value wrong JSON type", `[{` + bt + `,"n":"spo2","u":"%","v":"95"}]`, RejectJSON, "expected float64"},
 		{"too many records", `[` + strings.Repeat(rec+",", 500) + rec + `]`, RejectEnvelope, "501 records; the limit is 500"},
