@@ -50,7 +50,9 @@ the board says so.`,
 			if err := demo.Reset(cfg.DataDir); err != nil {
 				return err
 			}
-			cfg.Influx = influx.config()
+			if cfg.Influx, err = influx.config(); err != nil {
+				return err
+			}
 			cfg.Log = log
 			cfg.MQTT = ingest.MQTTConfig{Username: "vward", Password: servicePassword, ClientID: "vward-ingest"}
 			n, err := node.Open(ctx, cfg)
@@ -95,10 +97,10 @@ the board says so.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("VWARD_HTTP_ADDR", "127.0.0.1:8080"), "address the board listens on (env VWARD_HTTP_ADDR)")
-	fs.StringVar(&mqttAddr, "mqtt-addr", env("VWARD_MQTT_ADDR", "127.0.0.1:1883"), "address the embedded MQTT broker listens on (env VWARD_MQTT_ADDR)")
-	fs.StringVar(&cfg.DataDir, "data-dir", env("VWARD_DATA_DIR", "vward-demo"), "directory for the demo's SQL store and credentials; replaced at each start (env VWARD_DATA_DIR)")
-	fs.IntVar(&opts.Patients, "devices", envInt("VWARD_DEMO_DEVICES", 12), "demo patients, each with one device (env VWARD_DEMO_DEVICES)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "address the board listens on (env VWARD_HTTP_ADDR)")
+	fs.StringVar(&mqttAddr, "mqtt-addr", "127.0.0.1:1883", "address the embedded MQTT broker listens on (env VWARD_MQTT_ADDR)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "vward-demo", "directory for the demo's SQL store and credentials; replaced at each start (env VWARD_DATA_DIR)")
+	fs.IntVar(&opts.Patients, "devices", 12, "demo patients, each with one device (env VWARD_DEMO_DEVICES)")
 	fs.BoolVar(&opts.Simulate, "simulate", true, "the demo devices publish simulated readings; false leaves them silent for you to publish as them")
 	fs.Uint64Var(&opts.Seed, "seed", 1, "seed of the simulated patients: the same seed gives the same ward")
 	influx.register(fs)

@@ -90,7 +90,7 @@ payload_base64 when it is not UTF-8).`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&dataDir, "data-dir", env("VWARD_DATA_DIR", "vward-data"), "directory of vward's SQL store (env VWARD_DATA_DIR)")
+	fs.StringVar(&dataDir, "data-dir", "vward-data", "directory of vward's SQL store (env VWARD_DATA_DIR)")
 	fs.StringVar(&device, "device", "", "only this device's rejections")
 	fs.IntVar(&limit, "limit", 50, "at most this many, newest first")
 	fs.BoolVar(&asJSON, "json", false, "print JSON with every field, payload included")

@@ -38,9 +38,9 @@ type registryOpts struct {
 }
 
 func (o *registryOpts) register(fs *pflag.FlagSet, changes, lists bool) {
-	fs.StringVar(&o.dataDir, "data-dir", env("VWARD_DATA_DIR", "vward-data"), "directory of vward's SQL store, as for serve (env VWARD_DATA_DIR)")
+	fs.StringVar(&o.dataDir, "data-dir", "vward-data", "directory of vward's SQL store, as for serve (env VWARD_DATA_DIR)")
 	if changes {
-		fs.StringVar(&o.actor, "actor", env("VWARD_ACTOR", defaultActor()), "who makes the change, for the audit trail (env VWARD_ACTOR)")
+		fs.StringVar(&o.actor, "actor", defaultActor(), "who makes the change, for the audit trail (env VWARD_ACTOR)")
 	}
 	if lists {
 		fs.BoolVar(&o.asJSON, "json", false, "print JSON for scripts")
@@ -923,8 +923,8 @@ reload them: kill -HUP its process, or docker compose kill -s HUP mosquitto.`,
 	fs.StringVar(&passwd, "passwd", "", "the devices' password file to write (mode 0600)")
 	fs.StringVar(&servicePasswd, "service-passwd", "", "vward's password file to write (mode 0600): the service account alone")
 	fs.StringVar(&acl, "acl", "", "ACL file to write")
-	fs.StringVar(&serviceUser, "service-user", env("VWARD_MQTT_USERNAME", "vward"), "vward's own MQTT account (env VWARD_MQTT_USERNAME)")
-	fs.StringVar(&servicePass, "service-password", env("VWARD_MQTT_PASSWORD", ""), "its password, needed with --passwd or --service-passwd (env VWARD_MQTT_PASSWORD)")
+	fs.StringVar(&serviceUser, "service-user", "vward", "vward's own MQTT account (env VWARD_MQTT_USERNAME)")
+	fs.StringVar(&servicePass, "service-password", "", "its password, needed with --passwd or --service-passwd (env VWARD_MQTT_PASSWORD)")
 	return cmd
 }
 

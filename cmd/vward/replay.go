@@ -90,10 +90,10 @@ Examples:
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&f.mqttURL, "mqtt-url", env("VWARD_MQTT_URL", "tcp://127.0.0.1:1883"), "MQTT broker URL (env VWARD_MQTT_URL)")
-	fs.StringVar(&f.boardURL, "board-url", env("VWARD_BOARD_URL", "http://127.0.0.1:8080"), "the board's URL, for --expect (env VWARD_BOARD_URL)")
-	fs.StringVar(&f.username, "username", env("VWARD_BOARD_USERNAME", ""), "clinician who watches the board, for --expect (env VWARD_BOARD_USERNAME)")
-	fs.StringVar(&f.password, "password", env("VWARD_BOARD_PASSWORD", ""), "the clinician's password (env VWARD_BOARD_PASSWORD)")
+	fs.StringVar(&f.mqttURL, "mqtt-url", "tcp://127.0.0.1:1883", "MQTT broker URL (env VWARD_MQTT_URL)")
+	fs.StringVar(&f.boardURL, "board-url", "http://127.0.0.1:8080", "the board's URL, for --expect (env VWARD_BOARD_URL)")
+	fs.StringVar(&f.username, "username", "", "clinician who watches the board, for --expect (env VWARD_BOARD_USERNAME)")
+	fs.StringVar(&f.password, "password", "", "the clinician's password (env VWARD_BOARD_PASSWORD)")
 	fs.StringVar(&f.credentials, "credentials", "", `device credentials file {"devices":[{"id","secret","patient"}]}`)
 	fs.BoolVar(&f.expect, "expect", false, "watch the board and check the scenario's expected alerts; exit 1 if any is missing, late, early or unexpected")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "play the scenario without a broker or vward and check its expectations")
@@ -107,8 +107,8 @@ Examples:
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress display")
 	fs.StringVar(&f.record, "record", "", "record the broker's device readings to this file instead of replaying")
 	fs.DurationVar(&f.duration, "duration", 0, "with --record: how long to record (0: until interrupted)")
-	fs.StringVar(&f.mqttUser, "mqtt-username", env("VWARD_MQTT_USERNAME", ""), "with --record: a service account that may read every device's readings (env VWARD_MQTT_USERNAME)")
-	fs.StringVar(&f.mqttPassword, "mqtt-password", env("VWARD_MQTT_PASSWORD", ""), "with --record: its password (env VWARD_MQTT_PASSWORD)")
+	fs.StringVar(&f.mqttUser, "mqtt-username", "", "with --record: a service account that may read every device's readings (env VWARD_MQTT_USERNAME)")
+	fs.StringVar(&f.mqttPassword, "mqtt-password", "", "with --record: its password (env VWARD_MQTT_PASSWORD)")
 	fs.StringSliceVar(&f.topics, "topic", []string{vward.ReadingsFilter}, "with --record: topic filters to record")
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -21,31 +22,48 @@ import (
 )
 
 // influxFlags are shared by serve and demo.
-type influxFlags struct{ url, token, org, bucket string }
+type influxFlags struct{ url, token, tokenFile, org, bucket string }
 
 func (f *influxFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.url, "influx-url", env("VWARD_INFLUX_URL", ""), "InfluxDB URL, e.g. http://127.0.0.1:8086 (env VWARD_INFLUX_URL)")
-	fs.StringVar(&f.token, "influx-token", env("VWARD_INFLUX_TOKEN", ""), "InfluxDB API token; for InfluxDB 1.8, user:password or empty (env VWARD_INFLUX_TOKEN)")
-	fs.StringVar(&f.org, "influx-org", env("VWARD_INFLUX_ORG", ""), "InfluxDB organisation; empty for InfluxDB 1.8 (env VWARD_INFLUX_ORG)")
-	fs.StringVar(&f.bucket, "influx-bucket", env("VWARD_INFLUX_BUCKET", "vward"), "InfluxDB bucket; for InfluxDB 1.8, database/retention-policy such as vward/autogen (env VWARD_INFLUX_BUCKET)")
+	fs.StringVar(&f.url, "influx-url", "", "InfluxDB URL, e.g. http://127.0.0.1:8086 (env VWARD_INFLUX_URL)")
+	fs.StringVar(&f.token, "influx-token", "", "InfluxDB API token; for InfluxDB 1.8, user:password or empty (env VWARD_INFLUX_TOKEN)")
+	fs.StringVar(&f.tokenFile, "influx-token-file", "", "read the InfluxDB token from this file instead (a container's secret)")
+	fs.StringVar(&f.org, "influx-org", "", "InfluxDB organisation; empty for InfluxDB 1.8 (env VWARD_INFLUX_ORG)")
+	fs.StringVar(&f.bucket, "influx-bucket", "vward", "InfluxDB bucket; for InfluxDB 1.8, database/retention-policy such as vward/autogen (env VWARD_INFLUX_BUCKET)")
 }
 
-func (f *influxFlags) config() *history.InfluxConfig {
+func (f *influxFlags) config() (*history.InfluxConfig, error) {
 	if f.url == "" {
-		return nil
+		return nil, nil
 	}
-	return &history.InfluxConfig{URL: f.url, Token: f.token, Org: f.org, Bucket: f.bucket}
+	token, err := secretFrom(f.token, f.tokenFile, "--influx-token-file")
+	if err != nil {
+		return nil, err
+	}
+	return &history.InfluxConfig{URL: f.url, Token: token, Org: f.org, Bucket: f.bucket}, nil
+}
+
+// secretFrom is value, or the content of file when one is named.
+func secretFrom(value, file, flag string) (string, error) {
+	if file == "" {
+		return value, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", usageError{fmt.Errorf("%s: %w", flag, err)}
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
 // ingestFlags tune the pipeline.
 type ingestFlags struct{ cfg ingest.Config }
 
 func (f *ingestFlags) register(fs *pflag.FlagSet) {
-	fs.IntVar(&f.cfg.MaxInFlight, "max-inflight", envInt("VWARD_MAX_INFLIGHT", 20000), "messages received but not yet stored and acknowledged; beyond it the broker holds the backlog (env VWARD_MAX_INFLIGHT)")
-	fs.IntVar(&f.cfg.BatchSize, "batch-size", envInt("VWARD_BATCH_SIZE", 5000), "readings per InfluxDB write (env VWARD_BATCH_SIZE)")
-	fs.DurationVar(&f.cfg.BatchWait, "batch-wait", envDuration("VWARD_BATCH_WAIT", 0), "how long a partial batch waits for more before it is written; 0 means 20ms (env VWARD_BATCH_WAIT)")
-	fs.IntVar(&f.cfg.Writers, "store-writers", envInt("VWARD_STORE_WRITERS", 2), "batches written to InfluxDB at once; acknowledgements stay in arrival order (env VWARD_STORE_WRITERS)")
-	fs.Int64Var(&f.cfg.MaxInFlightBytes, "max-inflight-bytes", int64(envInt("VWARD_MAX_INFLIGHT_BYTES", 64<<20)), "payload bytes of the messages in flight; bounds memory whatever their size (env VWARD_MAX_INFLIGHT_BYTES)")
+	fs.IntVar(&f.cfg.MaxInFlight, "max-inflight", 20000, "messages received but not yet stored and acknowledged; beyond it the broker holds the backlog (env VWARD_MAX_INFLIGHT)")
+	fs.IntVar(&f.cfg.BatchSize, "batch-size", 5000, "readings per InfluxDB write (env VWARD_BATCH_SIZE)")
+	fs.DurationVar(&f.cfg.BatchWait, "batch-wait", 0, "how long a partial batch waits for more before it is written; 0 means 20ms (env VWARD_BATCH_WAIT)")
+	fs.IntVar(&f.cfg.Writers, "store-writers", 2, "batches written to InfluxDB at once; acknowledgements stay in arrival order (env VWARD_STORE_WRITERS)")
+	fs.Int64Var(&f.cfg.MaxInFlightBytes, "max-inflight-bytes", int64(64<<20), "payload bytes of the messages in flight; bounds memory whatever their size (env VWARD_MAX_INFLIGHT_BYTES)")
 }
 
 func newServeCmd() *cobra.Command {
@@ -55,6 +73,8 @@ func newServeCmd() *cobra.Command {
 		tune      ingestFlags
 		pprofAddr string
 		proxies   []string
+
+		mqttPasswordFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -78,7 +98,13 @@ A reading is acknowledged to the broker only once InfluxDB has stored it.`,
 				}
 				cfg.Auth.TrustedProxies = append(cfg.Auth.TrustedProxies, pfx)
 			}
-			cfg.Influx = influx.config()
+			var err error
+			if cfg.Influx, err = influx.config(); err != nil {
+				return err
+			}
+			if cfg.MQTT.Password, err = secretFrom(cfg.MQTT.Password, mqttPasswordFile, "--mqtt-password-file"); err != nil {
+				return err
+			}
 			cfg.Ingest = tune.cfg
 			cfg.Log = logger(cmd)
 			cfg.Log.Debug("garbage collector target", "gogc", tuneGC())
@@ -97,16 +123,17 @@ A reading is acknowledged to the broker only once InfluxDB has stored it.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("VWARD_HTTP_ADDR", "127.0.0.1:8080"), "address the board and REST API listen on (env VWARD_HTTP_ADDR)")
-	fs.StringVar(&cfg.DataDir, "data-dir", env("VWARD_DATA_DIR", "vward-data"), "directory of the embedded SQL store: registry, alert state, audit, dead letters (env VWARD_DATA_DIR)")
-	fs.StringVar(&cfg.MQTT.URL, "mqtt-url", env("VWARD_MQTT_URL", "tcp://127.0.0.1:1883"), "MQTT broker URL (env VWARD_MQTT_URL)")
-	fs.StringVar(&cfg.MQTT.Username, "mqtt-username", env("VWARD_MQTT_USERNAME", "vward"), "vward's own MQTT account (env VWARD_MQTT_USERNAME)")
-	fs.StringVar(&cfg.MQTT.Password, "mqtt-password", env("VWARD_MQTT_PASSWORD", ""), "password of vward's MQTT account (env VWARD_MQTT_PASSWORD)")
-	fs.StringVar(&cfg.MQTT.ClientID, "mqtt-client-id", env("VWARD_MQTT_CLIENT_ID", "vward-ingest"), "fixed MQTT client id: the broker keeps unacknowledged readings in this persistent session across restarts (env VWARD_MQTT_CLIENT_ID)")
-	fs.StringSliceVar(&cfg.MQTT.Retire, "mqtt-retire-client-ids", envList("VWARD_MQTT_RETIRE_CLIENT_IDS"), "client ids of broker sessions vward no longer uses (after changing --mqtt-connections or --mqtt-client-id): drained into InfluxDB, then deleted (env VWARD_MQTT_RETIRE_CLIENT_IDS, comma-separated)")
-	fs.IntVar(&cfg.MQTT.Connections, "mqtt-connections", envInt("VWARD_MQTT_CONNECTIONS", 1), "subscriber connections; above 1 they share a $share/vward/ subscription as <client-id>-1…-N (read docs/operator.md before changing it) (env VWARD_MQTT_CONNECTIONS)")
-	fs.StringSliceVar(&proxies, "trusted-proxy", envList("VWARD_TRUSTED_PROXIES"), "reverse proxies in front of the board (addresses or CIDR ranges): from them the client is read from X-Forwarded-For, for the sign-in limits (env VWARD_TRUSTED_PROXIES, comma-separated)")
-	fs.StringVar(&pprofAddr, "pprof-addr", env("VWARD_PPROF_ADDR", ""), "serve Go's /debug/pprof on this address (loopback only, e.g. 127.0.0.1:6060) for profiling; off when empty (env VWARD_PPROF_ADDR)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "address the board and REST API listen on (env VWARD_HTTP_ADDR)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "vward-data", "directory of the embedded SQL store: registry, alert state, audit, dead letters (env VWARD_DATA_DIR)")
+	fs.StringVar(&cfg.MQTT.URL, "mqtt-url", "tcp://127.0.0.1:1883", "MQTT broker URL (env VWARD_MQTT_URL)")
+	fs.StringVar(&cfg.MQTT.Username, "mqtt-username", "vward", "vward's own MQTT account (env VWARD_MQTT_USERNAME)")
+	fs.StringVar(&cfg.MQTT.Password, "mqtt-password", "", "password of vward's MQTT account (env VWARD_MQTT_PASSWORD)")
+	fs.StringVar(&mqttPasswordFile, "mqtt-password-file", "", "read vward's MQTT password from this file instead (a container's secret)")
+	fs.StringVar(&cfg.MQTT.ClientID, "mqtt-client-id", "vward-ingest", "fixed MQTT client id: the broker keeps unacknowledged readings in this persistent session across restarts (env VWARD_MQTT_CLIENT_ID)")
+	fs.StringSliceVar(&cfg.MQTT.Retire, "mqtt-retire-client-ids", nil, "client ids of broker sessions vward no longer uses (after changing --mqtt-connections or --mqtt-client-id): drained into InfluxDB, then deleted (env VWARD_MQTT_RETIRE_CLIENT_IDS, comma-separated)")
+	fs.IntVar(&cfg.MQTT.Connections, "mqtt-connections", 1, "subscriber connections; above 1 they share a $share/vward/ subscription as <client-id>-1…-N (read docs/operator.md before changing it) (env VWARD_MQTT_CONNECTIONS)")
+	fs.StringSliceVar(&proxies, "trusted-proxy", nil, "reverse proxies in front of the board (addresses or CIDR ranges): from them the client is read from X-Forwarded-For, for the sign-in limits (env VWARD_TRUSTED_PROXIES, comma-separated)")
+	fs.StringVar(&pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this address (loopback only, e.g. 127.0.0.1:6060) for profiling; off when empty (env VWARD_PPROF_ADDR)")
 	influx.register(fs)
 	tune.register(fs)
 	return cmd
@@ -153,15 +180,4 @@ func servePprof(ctx context.Context, addr string, log *slog.Logger) error {
 		log.Info("pprof serving", "addr", l.Addr().String())
 	}
 	return nil
-}
-
-// envList reads a comma-separated VWARD_* variable as a list flag's default.
-func envList(name string) []string {
-	var out []string
-	for _, v := range strings.Split(env(name, ""), ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
 }

@@ -76,7 +76,7 @@ Examples:
 		RunE: func(cmd *cobra.Command, _ []string) error { return runSimulate(cmd, f) },
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&f.mqttURL, "mqtt-url", env("VWARD_MQTT_URL", "tcp://127.0.0.1:1883"), "MQTT broker URL: tcp://, mqtt://, ssl:// or mqtts:// (env VWARD_MQTT_URL)")
+	fs.StringVar(&f.mqttURL, "mqtt-url", "tcp://127.0.0.1:1883", "MQTT broker URL: tcp://, mqtt://, ssl:// or mqtts:// (env VWARD_MQTT_URL)")
 	fs.StringVar(&f.credentials, "credentials", "", `device credentials file {"devices":[{"id","secret","patient"}]}; without it, --devices anonymous devices`)
 	fs.IntVar(&f.devices, "devices", 100, "number of anonymous devices when there is no --credentials file")
 	fs.StringVar(&f.prefix, "prefix", "sim-", "id prefix of anonymous devices")

@@ -22,6 +22,7 @@ import (
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
 	"github.com/vward/vward/ingest"
+	"github.com/vward/vward/internal/buildinfo"
 	"github.com/vward/vward/internal/registrysync"
 	"github.com/vward/vward/internal/sqlitedb"
 	"github.com/vward/vward/news2"
@@ -85,7 +86,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Log, DB: db, Metrics: prometheus.NewRegistry()}
-	n.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	fail := func(err error) (*Node, error) {
 		n.Close()
