@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vward/vward"
@@ -53,6 +55,18 @@ const DefaultShareGroup = "vward"
 
 // Validate says what is wrong with the configuration, if anything.
 func (c MQTTConfig) Validate() error {
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		return fmt.Errorf("MQTT broker URL %q: %w", c.URL, err)
+	}
+	switch u.Scheme {
+	case "mqtt", "tcp", "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
+	default:
+		return fmt.Errorf("MQTT broker URL %q: scheme %q is not an MQTT one; use tcp://host:1883 or ssl://host:8883", u.Redacted(), u.Scheme)
+	}
+	if u.Host == "" || u.Port() == "" {
+		return fmt.Errorf("MQTT broker URL %q: give the host and port, as in tcp://host:1883", u.Redacted())
+	}
 	if !vward.IsServiceID(c.ClientID) {
 		return fmt.Errorf("MQTT client id %q must begin with %q: no device id may, so no device can take over vward's session (docs/security.md)", c.ClientID, vward.ServiceIDPrefix)
 	}
@@ -98,7 +112,15 @@ type Source struct {
 	ctx      atomic.Pointer[context.Context]
 	conns    []*subscriber
 	retired  sync.Map // client id → true once its session is deleted
+	// refused carries the broker's refusal of vward's credentials before
+	// any connection was ever accepted: a configuration error, which Run
+	// returns rather than retrying for ever in silence.
+	refused chan error
 }
+
+// connectLogEvery is how often a connection that keeps failing for the
+// same reason says so again.
+const connectLogEvery = time.Minute
 
 // subscriber is one broker connection with its own persistent session.
 type subscriber struct {
@@ -109,12 +131,18 @@ type subscriber struct {
 	log        *slog.Logger
 	connected  atomic.Bool
 	subscribed atomic.Bool
+
+	mu        sync.Mutex
+	lastErr   error     // why the last attempt to connect failed; nil once connected
+	loggedErr string    // the reason last logged
+	loggedAt  time.Time // when
+	accepted  bool      // the broker has accepted this connection at least once
 }
 
 // NewSource builds a source for the pipeline and plugs itself in as the
 // pipeline's rejection notifier. It shares the pipeline's metrics.
 func NewSource(cfg MQTTConfig, p *Pipeline, log *slog.Logger) *Source {
-	s := &Source{cfg: cfg, pipeline: p, metrics: p.Metrics(), log: log.With("component", "mqtt")}
+	s := &Source{cfg: cfg, pipeline: p, metrics: p.Metrics(), log: log.With("component", "mqtt"), refused: make(chan error, 1)}
 	for _, id := range cfg.ClientIDs() {
 		s.conns = append(s.conns, &subscriber{src: s, clientID: id, log: s.log.With("client_id", id),
 			delivered: s.metrics.Delivered.WithLabelValues(id)})
@@ -139,7 +167,14 @@ func (s *Source) Check() error {
 	for _, c := range s.conns {
 		switch {
 		case !c.connected.Load():
-			down = append(down, c.clientID)
+			c.mu.Lock()
+			why := c.lastErr
+			c.mu.Unlock()
+			if why != nil {
+				down = append(down, c.clientID+": "+why.Error())
+			} else {
+				down = append(down, c.clientID)
+			}
 		case !c.subscribed.Load():
 			deaf = append(deaf, c.clientID)
 		}
@@ -173,7 +208,20 @@ func (s *Source) Run(ctx context.Context) error {
 		}
 		retiring.Go(func() { s.retire(ctx, id) })
 	}
-	<-ctx.Done()
+	var refused error
+	select {
+	case <-ctx.Done():
+	case refused = <-s.refused:
+		s.log.Error("the broker refused vward's credentials; check --mqtt-username, --mqtt-password and the broker's password file (docs/operator.md)",
+			"url", s.cfg.URL, "err", refused)
+	}
+	if refused != nil {
+		for _, c := range s.conns {
+			c.client.Disconnect(0)
+		}
+		retiring.Wait()
+		return fmt.Errorf("the broker at %s refused vward's connection as %q: %w (check --mqtt-username and --mqtt-password)", s.cfg.URL, s.cfg.Username, refused)
+	}
 	<-s.pipeline.Drained()
 	retiring.Wait()
 	for _, c := range s.conns {
@@ -246,8 +294,42 @@ func (c *subscriber) start() {
 			s.metrics.ConnectionsLost.Inc()
 			c.log.Warn("broker connection lost; unacknowledged messages will be redelivered", "err", err)
 		})
+	opts.SetConnectionNotificationHandler(func(_ mqtt.Client, n mqtt.ConnectionNotification) {
+		if f, ok := n.(mqtt.ConnectionNotificationFailed); ok {
+			c.failed(f.Reason)
+		}
+	})
 	c.client = mqtt.NewClient(opts)
 	c.client.Connect() // with ConnectRetry it keeps trying in the background
+}
+
+// failed records and logs why a connection attempt failed: at once, then
+// again when the reason changes or every connectLogEvery. A refusal of
+// the credentials before the broker ever accepted them stops the source.
+func (c *subscriber) failed(err error) {
+	if err == nil {
+		return
+	}
+	now := time.Now()
+	c.mu.Lock()
+	c.lastErr = err
+	first := !c.accepted
+	logIt := err.Error() != c.loggedErr || now.Sub(c.loggedAt) >= connectLogEvery
+	if logIt {
+		c.loggedErr, c.loggedAt = err.Error(), now
+	}
+	c.mu.Unlock()
+	if first && (errors.Is(err, packets.ErrorRefusedNotAuthorised) || errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) ||
+		errors.Is(err, packets.ErrorRefusedIDRejected)) {
+		select {
+		case c.src.refused <- err:
+		default:
+		}
+		return
+	}
+	if logIt {
+		c.log.Warn("cannot connect to the broker; retrying", "url", c.src.cfg.URL, "err", err)
+	}
 }
 
 // keepaliveClock is the part of paho's client that its keepalive reads:
@@ -307,6 +389,9 @@ func (c *subscriber) onConnect(cl mqtt.Client) {
 		s.metrics.ConnectionsUp.Inc()
 	}
 	s.metrics.Connects.Inc()
+	c.mu.Lock()
+	c.lastErr, c.loggedErr, c.accepted = nil, "", true
+	c.mu.Unlock()
 	c.log.Info("connected to broker", "url", s.cfg.URL)
 	// Subscribing on every connect, not once, because a broker that lost
 	// its state (or a clean restart) would otherwise leave us deaf.

@@ -177,3 +177,58 @@ func TestPahoClientHasAKeepaliveClock(t *testing.T) {
 		t.Fatal("paho's client has no UpdateLastSent or UpdateLastReceived")
 	}
 }
+
+// A broker that refuses vward's credentials is a configuration error: the
+// source stops at once with an error that says so, rather than retrying in
+// silence; an unreachable broker is weather: the source keeps trying and
+// /readyz says why.
+func TestSourceSaysWhyItCannotConnect(t *testing.T) {
+	passwd := testenv.PasswordFile(t, map[string]string{"vward": "right"})
+	broker := testenv.StartMosquitto(t, testenv.MosquittoOptions{PasswordFile: passwd})
+	r := newRig(t, Config{}, registry(t, now.Add(-time.Hour), now.Add(time.Hour)))
+	src := NewSource(MQTTConfig{URL: broker.URL, Username: "vward", Password: "wrong", ClientID: "vward-refused"}, r.p, quietLog)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := src.Run(ctx)
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "refused vward's connection") || !strings.Contains(err.Error(), "not Authorized") {
+		t.Fatalf("Run with a wrong password = %v, want it to stop and say the broker refused the credentials", err)
+	}
+
+	closed := fmt.Sprintf("tcp://127.0.0.1:%d", testenv.FreePort(t))
+	src = NewSource(MQTTConfig{URL: closed, Username: "vward", Password: "right", ClientID: "vward-unreachable"}, r.p, quietLog)
+	ctx, cancel = context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _ = r.p.Run(ctx) }() // the source waits for it to drain
+	go func() { done <- src.Run(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if e := src.Check(); e != nil && strings.Contains(e.Error(), "connection refused") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Check with the broker unreachable = %v, want the reason", src.Check())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run after a cancel with the broker unreachable = %v, want nil", err)
+	}
+}
+
+func TestMQTTConfigValidate(t *testing.T) {
+	for _, tc := range []struct{ url, id, want string }{
+		{"tcp://127.0.0.1:1883", "vward-ingest", ""},
+		{"ssl://broker:8883", "vward-x", ""},
+		{"http://127.0.0.1:1883", "vward-ingest", `scheme "http" is not an MQTT one`},
+		{"127.0.0.1:1883", "vward-ingest", `MQTT broker URL "127.0.0.1:1883"`},
+		{"localhost:1883", "vward-ingest", `scheme "localhost" is not an MQTT one`},
+		{"tcp://broker", "vward-ingest", "give the host and port"},
+		{"tcp://broker:1883", "ingest", `must begin with "vward"`},
+	} {
+		err := MQTTConfig{URL: tc.url, ClientID: tc.id}.Validate()
+		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate(%s, %s) = %v, want %q", tc.url, tc.id, err, tc.want)
+		}
+	}
+}

@@ -89,7 +89,7 @@ A reading is acknowledged to the broker only once InfluxDB has stored it.`,
 				return errors.New("serve needs --influx-url (or VWARD_INFLUX_URL); for a try-out without InfluxDB, use vward demo")
 			}
 			if err := cfg.MQTT.Validate(); err != nil {
-				return fmt.Errorf("--mqtt-client-id: %w", err)
+				return usageError{err}
 			}
 			for _, p := range proxies {
 				pfx, err := parsePrefix(p)
