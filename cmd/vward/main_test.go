@@ -97,3 +97,14 @@ func TestVersion(t *testing.T) {
 		t.Errorf("vward --version = %q, %v", out, err)
 	}
 }
+
+// A simulation whose devices could not connect did not do its job: it
+// exits with an error saying so, not 0.
+func TestSimulateFailsWhenDevicesCannotConnect(t *testing.T) {
+	closed := "tcp://127.0.0.1:1" // nothing listens on port 1
+	out, err := runCLI(t, "simulate", "--mqtt-url", closed, "--devices", "2", "--duration", "2s", "--clock", "real",
+		"--connect-timeout", "1s", "--quiet")
+	if err == nil || !strings.Contains(err.Error(), "2 of 2 devices were not connected") {
+		t.Fatalf("simulate with no broker: %v\n%s", err, out)
+	}
+}

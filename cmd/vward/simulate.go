@@ -23,7 +23,7 @@ import (
 type simulateFlags struct {
 	mqttURL, credentials, prefix, kind, clock, mix, dump, start string
 	devices                                                     int
-	every, duration, ramp, skew                                 time.Duration
+	every, duration, ramp, skew, connectTimeout                 time.Duration
 	rate, speed, offlinePerDay, dupRate, lateRate, badRate      float64
 	seed                                                        uint64
 	quiet                                                       bool
@@ -87,6 +87,7 @@ Examples:
 	fs.DurationVar(&f.duration, "duration", 0, "simulated length of the run; 0 runs until interrupted")
 	fs.StringVar(&f.clock, "clock", string(simulator.SimulatedClock), "measurement timestamps: simulated (ending at the present) or real")
 	fs.DurationVar(&f.ramp, "ramp", 0, "spread the initial connections over this long")
+	fs.DurationVar(&f.connectTimeout, "connect-timeout", 30*time.Second, "how long, after the ramp, every device has to connect before the run starts without the rest")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed: the same seed gives the same patients and readings")
 	fs.StringVar(&f.start, "start", "", "pin the clock's origin (RFC 3339) for byte-identical output with --dump; a live run starts then if it is still to come, else now")
 	fs.StringVar(&f.mix, "mix", "sepsis=0.05,recovery=0.05,af=0.03,hypotension=0.02", "share of patients on each trajectory; the rest are stable")
@@ -125,7 +126,7 @@ func runSimulate(cmd *cobra.Command, f simulateFlags) error {
 	for _, d := range plan.Devices() {
 		ids = append(ids, simulator.Identity{Device: d.ID, Password: secrets[d.ID]})
 	}
-	fleet, err := simulator.NewFleet(simulator.FleetConfig{BrokerURL: f.mqttURL, Ramp: f.ramp, Rate: f.rate, Log: log}, ids)
+	fleet, err := simulator.NewFleet(simulator.FleetConfig{BrokerURL: f.mqttURL, Ramp: f.ramp, Rate: f.rate, ConnectTimeout: f.connectTimeout, Log: log}, ids)
 	if err != nil {
 		return err
 	}
@@ -142,12 +143,13 @@ func runSimulate(cmd *cobra.Command, f simulateFlags) error {
 		}
 	}()
 	defer func() { stopProgress(); <-progressDone }()
-	if err := fleet.Connect(ctx); err != nil {
+	connectErr := fleet.Connect(ctx)
+	if connectErr != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		// Those devices keep trying; the run goes on with the rest.
-		log.Warn("not every device is connected", "err", err)
+		log.Warn("not every device is connected", "err", connectErr)
 	}
 	if f.start == "" || origin.Before(time.Now()) {
 		clock.Origin = time.Now()
@@ -170,6 +172,11 @@ func runSimulate(cmd *cobra.Command, f simulateFlags) error {
 	}
 	if unacked > 0 {
 		return fmt.Errorf("%d messages were never acknowledged", unacked)
+	}
+	// A run whose devices never all connected did not do its job, even if
+	// nothing it did send went unacknowledged.
+	if n := fleet.Stats.Connected.Load(); connectErr != nil && n < int64(len(ids)) {
+		return fmt.Errorf("%d of %d devices were not connected at the end of the run (%w); their readings were not sent", int64(len(ids))-n, len(ids), connectErr)
 	}
 	return nil
 }
