@@ -12,6 +12,13 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
+// brokerSchemes are the broker URL schemes vward dials, each saying
+// whether it is TLS.
+var brokerSchemes = map[string]bool{
+	"mqtt": false, "tcp": false,
+	"ssl": true, "tls": true, "mqtts": true, "mqtt+ssl": true, "tcps": true,
+}
+
 // dialBuffered opens the broker connection with buffered reads and
 // coalesced writes. paho reads each packet's fixed header and remaining
 // length a few bytes at a time, and at thousands of messages a second
@@ -29,13 +36,13 @@ func dialBuffered(uri *url.URL, o mqtt.ClientOptions) (*bufferedConn, error) {
 		conn net.Conn
 		err  error
 	)
-	switch uri.Scheme {
-	case "mqtt", "tcp":
-		conn, err = d.Dial("tcp", uri.Host)
-	case "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
+	switch tlsScheme, ok := brokerSchemes[uri.Scheme]; {
+	case !ok:
+		return nil, fmt.Errorf("broker URL %s: scheme %q is not supported; use tcp:// or ssl://", uri.Redacted(), uri.Scheme)
+	case tlsScheme:
 		conn, err = tls.DialWithDialer(d, "tcp", uri.Host, o.TLSConfig)
 	default:
-		return nil, fmt.Errorf("broker URL %s: scheme %q is not supported; use tcp:// or ssl://", uri.Redacted(), uri.Scheme)
+		conn, err = d.Dial("tcp", uri.Host)
 	}
 	if err != nil {
 		return nil, err

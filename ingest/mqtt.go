@@ -59,9 +59,7 @@ func (c MQTTConfig) Validate() error {
 	if err != nil {
 		return fmt.Errorf("MQTT broker URL %q: %w", c.URL, err)
 	}
-	switch u.Scheme {
-	case "mqtt", "tcp", "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
-	default:
+	if _, ok := brokerSchemes[u.Scheme]; !ok {
 		return fmt.Errorf("MQTT broker URL %q: scheme %q is not an MQTT one; use tcp://host:1883 or ssl://host:8883", u.Redacted(), u.Scheme)
 	}
 	if u.Host == "" || u.Port() == "" {
