@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"time"
 
@@ -204,7 +203,7 @@ func (m *Monitor) SaveTrends(ctx context.Context, s *Store) error {
 
 // KeepTrends saves the trend points every TrendSaveEvery until ctx ends,
 // and once more then.
-func (m *Monitor) KeepTrends(ctx context.Context, s *Store, log *slog.Logger) error {
+func (m *Monitor) KeepTrends(ctx context.Context, s *Store) error {
 	t := time.NewTicker(TrendSaveEvery)
 	defer t.Stop()
 	for {
@@ -214,12 +213,12 @@ func (m *Monitor) KeepTrends(ctx context.Context, s *Store, log *slog.Logger) er
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 			if err := m.SaveTrends(sctx, s); err != nil {
-				log.Warn("save the board's trends at stop; the last minute's points are lost", "err", err)
+				m.log.Warn("save the board's trends at stop; the last minute's points are lost", "err", err)
 			}
 			return nil
 		case <-t.C:
 			if err := m.SaveTrends(ctx, s); err != nil && ctx.Err() == nil {
-				log.Warn("save the board's trends; retrying at the next save", "err", err)
+				m.log.Warn("save the board's trends; retrying at the next save", "err", err)
 			}
 		}
 	}

@@ -211,7 +211,7 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { return n.Pipeline.Run(gctx) })
 	g.Go(func() error { return n.Source.Run(gctx) })
 	g.Go(func() error { return n.Monitor.Run(gctx, 30*time.Second) })
-	g.Go(func() error { return n.Monitor.KeepTrends(gctx, n.Alerts.Store(), n.log) })
+	g.Go(func() error { return n.Monitor.KeepTrends(gctx, n.Alerts.Store()) })
 	// The CLI writes the registry from other processes; see docs/registry.md.
 	g.Go(func() error { return n.Sync.Run(gctx, RegistryWatchInterval) })
 	g.Go(func() error {
