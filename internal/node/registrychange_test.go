@@ -30,6 +30,18 @@ func openAlerts(t *testing.T, s *session, p vward.PatientID) map[alerting.Condit
 	return out
 }
 
+// waitOpen waits for the patient's open alert of condition c.
+func waitOpen(t *testing.T, s *session, p vward.PatientID, c alerting.Condition, what string) alerting.Alert {
+	t.Helper()
+	var a alerting.Alert
+	eventually(t, what, func() bool {
+		got, ok := openAlerts(t, s, p)[c]
+		a = got
+		return ok
+	})
+	return a
+}
+
 // lastReason is the reason of the alert's newest audit entry.
 func lastReason(t *testing.T, s *session, id int64) string {
 	t.Helper()
@@ -90,12 +102,7 @@ func TestRegistryChangesTakeEffectAtOnce(t *testing.T) {
 	if code := admin.do("POST", "/api/v1/patients/p1/resume", map[string]string{"reason": "home again"}, nil); code != 200 {
 		t.Fatalf("resume: %d", code)
 	}
-	var offline alerting.Alert
-	eventually(t, "device_offline again after resuming", func() bool {
-		a, ok := openAlerts(t, nurseS, patient)[alerting.DeviceOffline]
-		offline = a
-		return ok
-	})
+	offline := waitOpen(t, nurseS, patient, alerting.DeviceOffline, "device_offline again after resuming")
 	if offline.RaisedAt.Sub(resumed) < silence-200*time.Millisecond {
 		t.Errorf("device_offline raised %s after resuming, want the device's silence (%s) counted from then",
 			offline.RaisedAt.Sub(resumed), silence)
@@ -111,12 +118,7 @@ func TestRegistryChangesTakeEffectAtOnce(t *testing.T) {
 		t.Errorf("device_offline withdrawn with reason %q", r)
 	}
 
-	var overdue alerting.Alert
-	eventually(t, "overdue again after resuming", func() bool {
-		a, ok := openAlerts(t, nurseS, patient)[alerting.Overdue]
-		overdue = a
-		return ok
-	})
+	overdue := waitOpen(t, nurseS, patient, alerting.Overdue, "overdue again after resuming")
 	cli := cliRegistry(t, s)
 	if err := cli.Discharge(devices.WithActor(context.Background(), "cli:ops"), patient, "recovered", "completed the pathway", time.Time{}); err != nil {
 		t.Fatal(err)
