@@ -3,6 +3,7 @@ package history
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,7 @@ type Influx struct {
 	client influxdb2.Client
 	write  api.WriteAPIBlocking
 	query  api.QueryAPI
+	http   *http.Client // Verify's own requests
 }
 
 // NewInflux connects lazily: nothing is sent until the first call.
@@ -52,6 +54,7 @@ func NewInflux(cfg InfluxConfig) *Influx {
 		client: c,
 		write:  c.WriteAPIBlocking(cfg.Org, cfg.Bucket),
 		query:  c.QueryAPI(cfg.Org),
+		http:   &http.Client{Timeout: VerifyTimeout},
 	}
 }
 

@@ -170,7 +170,7 @@ func logger(cmd *cobra.Command) *slog.Logger {
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if f, _ := cmd.Flags().GetString("log-format"); f == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), opts))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), opts))
 }

@@ -40,7 +40,11 @@ func (f *influxFlags) config() (*history.InfluxConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &history.InfluxConfig{URL: f.url, Token: token, Org: f.org, Bucket: f.bucket}, nil
+	c := &history.InfluxConfig{URL: f.url, Token: token, Org: f.org, Bucket: f.bucket}
+	if err := c.Validate(); err != nil {
+		return nil, usageError{err}
+	}
+	return c, nil
 }
 
 // secretFrom is value, or the content of file when one is named.

@@ -6,6 +6,7 @@ package node
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -65,8 +66,11 @@ type Node struct {
 	// is not the global one, so a test may run several nodes.
 	Metrics  *prometheus.Registry
 	listener net.Listener
-	ctx      context.Context
-	cancel   context.CancelFunc
+	// historyDown is why InfluxDB did not answer the start-up check, if
+	// it did not.
+	historyDown error
+	ctx         context.Context
+	cancel      context.CancelFunc
 }
 
 // Open opens the stores and builds every part, ready for Run. The HTTP
@@ -99,6 +103,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(err)
 	}
 	if cfg.Influx != nil {
+		if err := cfg.Influx.Validate(); err != nil {
+			return fail(err)
+		}
 		n.History = history.NewInflux(*cfg.Influx)
 	} else {
 		n.History = history.NewMemory(cfg.MemoryReadings)
@@ -119,6 +126,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("listen for http on %s: %w", cfg.HTTPAddr, err))
 	}
 	if err := n.LoadPatients(ctx); err != nil {
+		return fail(err)
+	}
+	if n.historyDown, err = n.verifyHistory(ctx); err != nil {
 		return fail(err)
 	}
 	return n, nil
@@ -204,6 +214,9 @@ func (n *Node) Run(ctx context.Context) error {
 		Ops: web.Ops{Rejections: n.Dead, Metrics: n.Metrics}, Alerts: n.Alerts, Sync: n.Sync,
 	})
 	g, gctx := errgroup.WithContext(ctx)
+	if n.historyDown != nil {
+		g.Go(func() error { return n.awaitHistory(gctx, n.historyDown) })
+	}
 	// The engine's writer first: restoring may raise alerts, and their
 	// writes queue for it.
 	g.Go(func() error { return n.Alerts.Run(gctx) })
@@ -221,6 +234,54 @@ func (n *Node) Run(ctx context.Context) error {
 	})
 	n.log.Info("vward running", "board", n.URL(), "broker", n.Source.String(), "history", n.History.Describe())
 	return g.Wait()
+}
+
+// verifyHistory checks InfluxDB before anything starts: a configuration
+// error (token refused, bucket missing) stops the node with what to fix; a
+// transient failure is returned for Run's awaitHistory to keep checking
+// while the node runs, holding acknowledgements as for any outage.
+func (n *Node) verifyHistory(ctx context.Context) (transient error, err error) {
+	in, ok := n.History.(*history.Influx)
+	if !ok {
+		return nil, nil
+	}
+	switch err := in.Verify(ctx); {
+	case err == nil:
+		return nil, nil
+	case errors.Is(err, history.ErrMisconfigured):
+		return nil, err
+	default:
+		n.log.Warn("history unreachable at start; running, holding acknowledgements until it answers", "err", err)
+		return err, nil
+	}
+}
+
+// awaitHistory repeats the start-up check until InfluxDB answers, logging
+// each new cause and the same one at most once a minute, and stops the node
+// if InfluxDB, once it answers, says it is misconfigured.
+func (n *Node) awaitHistory(ctx context.Context, last error) error {
+	in := n.History.(*history.Influx)
+	said := time.Now()
+	for wait := time.Second; ; wait = min(2*wait, 15*time.Second) {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		err := in.Verify(ctx)
+		switch {
+		case err == nil:
+			n.log.Info("history reachable", "history", in.Describe())
+			return nil
+		case errors.Is(err, history.ErrMisconfigured):
+			return err
+		case ctx.Err() != nil:
+			return nil
+		case err.Error() != last.Error() || time.Since(said) >= time.Minute:
+			n.log.Warn("history still unreachable; holding acknowledgements", "err", err)
+			last, said = err, time.Now()
+		}
+	}
 }
 
 // Close releases the stores. Call it after Run returns.
