@@ -45,7 +45,8 @@ type Engine struct {
 
 	q writeQueue
 
-	Stats EngineStats
+	Stats  EngineStats
+	counts engineCounts // for Collector
 }
 
 // EngineStats counts what the engine did, for /metrics and tests.
@@ -428,6 +429,7 @@ func (e *Engine) stepLocked(a *Alert, now time.Time, evidence func() json.RawMes
 // alert, and queues the write and the board event.
 func (e *Engine) commitLocked(a *Alert, eff Effect, now time.Time, evidence func() json.RawMessage, done chan error) {
 	e.Stats.Transitions.Add(1)
+	e.counts.counted(a, eff)
 	a.Version++
 	a.UpdatedAt = now
 	k := a.Key()

@@ -53,6 +53,9 @@ func (h *Hub) publishAlert(e alerting.Event) {
 			continue
 		}
 		c.mu.Lock()
+		if len(c.order) == 0 && len(c.alerts) == 0 {
+			c.since = time.Now()
+		}
 		if len(c.alerts) >= maxQueuedAlerts {
 			c.alertOverflow = true
 		} else {

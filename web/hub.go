@@ -30,8 +30,12 @@ type Hub struct {
 	// the monitor asks for every row it could build and must not contend
 	// for mu. It is replaced, never changed, under mu.
 	audience atomic.Pointer[audience]
+	// gone are the counts of clients that left, for the metrics; those of
+	// clients still here are added when /metrics is scraped. Guarded by mu.
+	gone clientCounts
 
 	Dropped atomic.Int64 // clients dropped for being too slow or gone
+	stats   hubStats
 }
 
 // drainGap is the least time between two of a client's batches of writes.
@@ -43,7 +47,7 @@ const drainGap = 10 * time.Millisecond
 
 // NewHub builds an empty hub.
 func NewHub(log *slog.Logger) *Hub {
-	return &Hub{log: log.With("component", "board"), writeTimeout: 10 * time.Second, clients: make(map[*client]struct{})}
+	return &Hub{log: log.With("component", "board"), writeTimeout: 10 * time.Second, clients: make(map[*client]struct{}), stats: newHubStats()}
 }
 
 // client is one board connection.
@@ -60,6 +64,12 @@ type client struct {
 	alertOverflow bool     // more than maxQueuedAlerts waited: drop the client
 
 	row []byte // the writer's room for rows fetched from a RowSource
+
+	// since is when the oldest update waiting was queued (under mu), for
+	// the board's update delay.
+	since     time.Time
+	coalesced int64        // updates replaced by a newer one before sent (under mu)
+	frames    atomic.Int64 // websocket messages written
 }
 
 // queued is a patient's latest update that a client has not been sent: a
@@ -183,7 +193,12 @@ func (c *client) queue(id vward.PatientID, q queued) {
 	c.mu.Lock()
 	old, was := c.rows[id]
 	if !was {
+		if len(c.order) == 0 && len(c.alerts) == 0 {
+			c.since = time.Now()
+		}
 		c.order = append(c.order, id)
+	} else {
+		c.coalesced++
 	}
 	c.rows[id] = q.over(old, was)
 	c.mu.Unlock()
@@ -216,6 +231,7 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, batch *batchConn,
 		h.mu.Lock()
 		delete(h.clients, c)
 		h.watchedLocked()
+		h.gone.add(c.counts())
 		h.mu.Unlock()
 		conn.Close()
 	}()
@@ -281,14 +297,17 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, batch *batchConn,
 			c.alerts = nil
 			order, rows := c.order, c.rows
 			c.order, c.rows = nil, make(map[vward.PatientID]queued, len(rows))
+			since := c.since
 			c.mu.Unlock()
 			if overflow {
-				h.Dropped.Add(1)
-				h.log.Info("board client dropped", "err", "alert queue overflowed")
+				h.drop(dropAlertOverflow, errors.New("alert queue overflowed"))
 				return
 			}
 			if !h.writeWake(c, batch, alerts, order, rows) {
 				return
+			}
+			if len(alerts) > 0 || len(order) > 0 {
+				h.stats.delay.Observe(time.Since(since).Seconds())
 			}
 		}
 	}
@@ -316,8 +335,7 @@ func (h *Hub) writeWake(c *client, batch *batchConn, alerts [][]byte, order []vw
 	}
 	if batch != nil {
 		if err := batch.Release(); err != nil {
-			h.Dropped.Add(1)
-			h.log.Info("board client dropped", "err", err)
+			h.drop(dropWriteFailed, err)
 			return false
 		}
 	}
@@ -346,9 +364,9 @@ func (h *Hub) rowBytes(c *client, id vward.PatientID, q queued) ([]byte, bool) {
 func (h *Hub) write(c *client, kind int, b []byte) bool {
 	_ = c.conn.SetWriteDeadline(time.Now().Add(h.writeTimeout))
 	if err := c.conn.WriteMessage(kind, b); err != nil {
-		h.Dropped.Add(1)
-		h.log.Info("board client dropped", "err", err)
+		h.drop(dropWriteFailed, err)
 		return false
 	}
+	c.frames.Add(1)
 	return true
 }

@@ -24,6 +24,8 @@ type RejectionLister interface {
 type Ops struct {
 	Rejections RejectionLister
 	Metrics    prometheus.Gatherer
+	// Registerer takes the HTTP metrics; nil counts nothing.
+	Registerer prometheus.Registerer
 }
 
 // maxRejections caps one page of GET /api/v1/rejections.

@@ -74,6 +74,7 @@ type Server struct {
 	checks  []Check
 	log     *slog.Logger
 	ctx     context.Context // ends the websocket streams at shutdown
+	httpm   *httpMetrics    // nil: no registry to count requests in
 }
 
 // NewServer wires the board. ctx ends every stream when it is cancelled.
@@ -81,7 +82,14 @@ func NewServer(ctx context.Context, d Deps) *Server {
 	if d.Sync == nil && d.Registry != nil && d.Monitor != nil {
 		d.Sync = registrysync.New(d.Registry, d.Monitor, d.Log)
 	}
-	return &Server{Deps: d, auth: d.Auth, monitor: d.Monitor, history: d.History, hub: d.Hub, checks: d.Checks, log: d.Log.With("component", "web"), ctx: ctx}
+	s := &Server{Deps: d, auth: d.Auth, monitor: d.Monitor, history: d.History, hub: d.Hub, checks: d.Checks, log: d.Log.With("component", "web"), ctx: ctx}
+	if d.Ops.Registerer != nil {
+		var err error
+		if s.httpm, err = newHTTPMetrics(d.Ops.Registerer); err != nil {
+			s.log.Error("HTTP metrics not registered", "err", err)
+		}
+	}
+	return s
 }
 
 // Handler returns the routes. The page, sign-in and health probes are
@@ -118,7 +126,17 @@ func (s *Server) Handler() http.Handler {
 	s.alertRoutes(api)    // /api/v1/alerts…, /api/v1/reports/response-times (alerts.go)
 	s.registryRoutes(api) // /api/v1/wards…, patients' stays, /api/v1/devices… (registry.go)
 	mux.Handle("/api/", s.auth.Require(api))
-	return secure(mux)
+	h := secure(mux)
+	if s.httpm != nil {
+		h = s.httpm.instrument(h, func(r *http.Request) string {
+			_, p := mux.Handler(r)
+			if p == "/api/" {
+				_, p = api.Handler(r)
+			}
+			return p
+		})
+	}
+	return h
 }
 
 // wardsOf returns the wards a user may see, nil meaning every ward.

@@ -119,6 +119,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(err)
 	}
 	n.Monitor.SetEngine(n.Alerts)
+	n.Metrics.MustRegister(n.Alerts.Collector(), n.Hub.Collector(), n.Registry.Collector())
 	n.Sync = registrysync.New(n.Registry, n.Monitor, cfg.Log)
 	n.Pipeline = ingest.NewPipeline(cfg.Ingest, n.History, n.Registry, n.Monitor, n.Dead, nil, ingest.NewMetrics(n.Metrics), cfg.Log)
 	n.Source = ingest.NewSource(cfg.MQTT, n.Pipeline, cfg.Log)
@@ -211,7 +212,7 @@ func (n *Node) Run(ctx context.Context) error {
 	srv := web.NewServer(n.ctx, web.Deps{
 		Auth: n.Auth, Monitor: n.Monitor, History: n.History, Hub: n.Hub,
 		Wards: n.Registry, Registry: n.Registry, Checks: checks, Log: n.log,
-		Ops: web.Ops{Rejections: n.Dead, Metrics: n.Metrics}, Alerts: n.Alerts, Sync: n.Sync,
+		Ops: web.Ops{Rejections: n.Dead, Metrics: n.Metrics, Registerer: n.Metrics}, Alerts: n.Alerts, Sync: n.Sync,
 	})
 	g, gctx := errgroup.WithContext(ctx)
 	if n.historyDown != nil {
