@@ -75,7 +75,7 @@ not parse as its flag would is an error, not ignored.`,
 	root.AddCommand(newDevicesCmd())
 	root.AddCommand(newWardsCmd(), newPatientsCmd(), newUsersCmd()) // the registry (registry.go)
 	root.AddCommand(newSimulateCmd(), newReplayCmd(), newBenchCmd())
-	root.AddCommand(newBackupCmd()) // operations (backup.go)
+	root.AddCommand(newBackupCmd(), newHealthcheckCmd()) // operations (backup.go, healthcheck.go)
 	usageArgs(root)
 	return root
 }
