@@ -25,6 +25,9 @@ type Mosquitto struct {
 	// ServiceURL is vward's own listener, with ServicePasswordFile's
 	// accounts; empty without one.
 	ServiceURL string
+	// TLSURL is the TLS listener (mqtts://127.0.0.1:port); empty without
+	// MosquittoOptions.TLS.
+	TLSURL string
 
 	dir  string // persistence and log live here, across restarts
 	conf string
@@ -52,6 +55,21 @@ type MosquittoOptions struct {
 	// PasswordFile's accounts and each client id replaced by its username;
 	// ServiceURL is vward's, with this file's accounts.
 	ServicePasswordFile string
+	// TLS, if set, adds a TLS listener (TLSURL) with vward's accounts:
+	// ServicePasswordFile's in that layout, else PasswordFile's.
+	TLS *MosquittoTLS
+}
+
+// MosquittoTLS is a TLS listener's PEM files.
+type MosquittoTLS struct {
+	// CAFile is the CA bundle client certificates must verify against;
+	// needed with RequireCertificate.
+	CAFile string
+	// CertFile and KeyFile are the broker's certificate and key.
+	CertFile, KeyFile string
+	// RequireCertificate refuses a client that presents no certificate
+	// CAFile verifies (mutual TLS).
+	RequireCertificate bool
 }
 
 // DefaultMaxInflight is deploy/mosquitto's max_inflight_messages: large
@@ -99,13 +117,20 @@ func StartMosquitto(dir string, opt MosquittoOptions) (*Mosquitto, error) {
 			}
 			m.ServiceURL = fmt.Sprintf("tcp://127.0.0.1:%d", servicePort)
 		}
+		tlsPort := 0
+		if opt.TLS != nil {
+			if tlsPort, err = FreePort(); err != nil {
+				return nil, err
+			}
+			m.TLSURL = fmt.Sprintf("mqtts://127.0.0.1:%d", tlsPort)
+		}
 		m.Proc = &Process{
 			Name:    "mosquitto",
 			Bin:     bin,
 			Args:    []string{"-c", m.conf},
 			LogPath: filepath.Join(dir, "mosquitto.log"),
 		}
-		if err := m.writeConfig(port, servicePort, opt); err != nil {
+		if err := m.writeConfig(port, servicePort, tlsPort, opt); err != nil {
 			return nil, err
 		}
 		err = m.Start()
@@ -125,7 +150,7 @@ func StartMosquitto(dir string, opt MosquittoOptions) (*Mosquitto, error) {
 // writeConfig writes mosquitto.conf. The zero-loss settings mirror
 // deploy/mosquitto/mosquitto.conf so tests and benchmarks exercise what
 // production runs.
-func (m *Mosquitto) writeConfig(port, servicePort int, opt MosquittoOptions) error {
+func (m *Mosquitto) writeConfig(port, servicePort, tlsPort int, opt MosquittoOptions) error {
 	lines := []string{
 		// Keep queued QoS 1 messages across a broker restart. Mosquitto
 		// writes the database on a clean shutdown (SIGTERM) and every
@@ -195,10 +220,43 @@ func (m *Mosquitto) writeConfig(port, servicePort int, opt MosquittoOptions) err
 			return err
 		}
 	}
+	if tlsPort != 0 {
+		tlsLines, err := tlsListenerLines(opt.TLS)
+		if err != nil {
+			return err
+		}
+		if servicePort == 0 {
+			// The accounts and ACL are global without
+			// per_listener_settings: given once, above.
+			lines = append(lines, fmt.Sprintf("listener %d 127.0.0.1", tlsPort))
+			lines = append(lines, tlsLines...)
+		} else if err := listener(tlsPort, opt.ServicePasswordFile, tlsLines...); err != nil {
+			return err
+		}
+	}
 	if err := os.WriteFile(m.conf, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		return fmt.Errorf("write mosquitto config: %w", err)
 	}
 	return nil
+}
+
+// tlsListenerLines are a TLS listener's settings, with absolute paths.
+func tlsListenerLines(o *MosquittoTLS) ([]string, error) {
+	if o.CertFile == "" || o.KeyFile == "" || (o.RequireCertificate && o.CAFile == "") {
+		return nil, fmt.Errorf("mosquitto TLS listener: need CertFile and KeyFile, and CAFile with RequireCertificate")
+	}
+	var lines []string
+	for _, f := range []struct{ key, path string }{{"cafile", o.CAFile}, {"certfile", o.CertFile}, {"keyfile", o.KeyFile}} {
+		if f.path == "" {
+			continue
+		}
+		p, err := filepath.Abs(f.path)
+		if err != nil {
+			return nil, fmt.Errorf("mosquitto TLS listener %s path: %w", f.key, err)
+		}
+		lines = append(lines, f.key+" "+p)
+	}
+	return append(lines, fmt.Sprintf("require_certificate %t", o.RequireCertificate)), nil
 }
 
 // Start (re)starts the broker on its port with its persistence directory,

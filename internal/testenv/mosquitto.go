@@ -19,6 +19,8 @@ type Mosquitto struct {
 	URL  string // tcp://127.0.0.1:port, for paho's AddBroker
 	// ServiceURL is vward's own listener (MosquittoOptions.ServicePasswordFile).
 	ServiceURL string
+	// TLSURL is the TLS listener (MosquittoOptions.TLS), mqtts://127.0.0.1:port.
+	TLSURL string
 
 	m *services.Mosquitto
 }
@@ -26,6 +28,11 @@ type Mosquitto struct {
 // MosquittoOptions turn on the broker's own authentication. Paths may be
 // relative to the test's working directory.
 type MosquittoOptions = services.MosquittoOptions
+
+// MosquittoTLS is a TLS listener's files, for MosquittoOptions.TLS: a
+// CA's Server certificate (tlscert.go), and its CertFile to verify client
+// certificates with RequireCertificate.
+type MosquittoTLS = services.MosquittoTLS
 
 // StartMosquitto starts a broker and waits until it accepts TCP connections.
 // It is killed when the test ends.
@@ -44,7 +51,7 @@ func StartMosquitto(t testing.TB, opts ...MosquittoOptions) *Mosquitto {
 	if err != nil {
 		t.Fatalf("StartMosquitto: %v", err)
 	}
-	m := &Mosquitto{Addr: sm.Addr, URL: sm.URL, ServiceURL: sm.ServiceURL, m: sm}
+	m := &Mosquitto{Addr: sm.Addr, URL: sm.URL, ServiceURL: sm.ServiceURL, TLSURL: sm.TLSURL, m: sm}
 	t.Logf("mosquitto ready on %s in %v", m.Addr, time.Since(began).Round(time.Millisecond))
 	t.Cleanup(func() {
 		if t.Failed() {
