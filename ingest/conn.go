@@ -3,6 +3,7 @@ package ingest
 import (
 	"bufio"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -17,6 +18,13 @@ import (
 var brokerSchemes = map[string]bool{
 	"mqtt": false, "tcp": false,
 	"ssl": true, "tls": true, "mqtts": true, "mqtt+ssl": true, "tcps": true,
+}
+
+// IsTLSURL reports whether a broker URL's scheme is one vward dials with
+// TLS (mqtts://, ssl://, tls://, mqtt+ssl://, tcps://).
+func IsTLSURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && brokerSchemes[u.Scheme]
 }
 
 // dialBuffered opens the broker connection with buffered reads and
@@ -41,6 +49,10 @@ func dialBuffered(uri *url.URL, o mqtt.ClientOptions) (*bufferedConn, error) {
 		return nil, fmt.Errorf("broker URL %s: scheme %q is not supported; use tcp:// or ssl://", uri.Redacted(), uri.Scheme)
 	case tlsScheme:
 		conn, err = tls.DialWithDialer(d, "tcp", uri.Host, o.TLSConfig)
+		var op *net.OpError
+		if err != nil && !(errors.As(err, &op) && op.Op == "dial") {
+			err = &handshakeError{host: uri.Host, err: err}
+		}
 	default:
 		conn, err = d.Dial("tcp", uri.Host)
 	}
@@ -49,6 +61,16 @@ func dialBuffered(uri *url.URL, o mqtt.ClientOptions) (*bufferedConn, error) {
 	}
 	return newBufferedConn(conn, writeDelay), nil
 }
+
+// handshakeError is a TLS handshake that failed once the TCP connection
+// was open (explainTLS says what it means).
+type handshakeError struct {
+	host string
+	err  error
+}
+
+func (e *handshakeError) Error() string { return "TLS handshake with " + e.host + ": " + e.err.Error() }
+func (e *handshakeError) Unwrap() error { return e.err }
 
 // writeDelay is how long a write may wait for others to join it: well under
 // anything MQTT times (keepalive, CONNACK), and an acknowledgement's delay

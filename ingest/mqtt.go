@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +44,12 @@ type MQTTConfig struct {
 	// reads. Each is connected once, unsubscribed, drained into the
 	// pipeline (stored and acknowledged like any message) and deleted.
 	Retire []string
+	// TLS is how a TLS URL (mqtts://, ssl://) is dialled: the CAs to trust
+	// and vward's client certificate, built once at start. Nil trusts the
+	// system's roots and presents no certificate. It is an error with a
+	// URL that is not TLS. Whatever it says, nothing older than TLS 1.2 is
+	// spoken.
+	TLS *tls.Config
 }
 
 // testHookBeforeSubscribe, when set by a test, runs in onConnect before the
@@ -64,6 +71,9 @@ func (c MQTTConfig) Validate() error {
 	}
 	if u.Host == "" || u.Port() == "" {
 		return fmt.Errorf("MQTT broker URL %q: give the host and port, as in tcp://host:1883", u.Redacted())
+	}
+	if c.TLS != nil && !brokerSchemes[u.Scheme] {
+		return fmt.Errorf("MQTT broker URL %q is not TLS, but TLS settings were given: use mqtts://host:8883 (or drop the TLS settings)", u.Redacted())
 	}
 	if !vward.IsServiceID(c.ClientID) {
 		return fmt.Errorf("MQTT client id %q must begin with %q: no device id may, so no device can take over vward's session (docs/security.md)", c.ClientID, vward.ServiceIDPrefix)
@@ -109,7 +119,8 @@ type Source struct {
 	log      *slog.Logger
 	ctx      atomic.Pointer[context.Context]
 	conns    []*subscriber
-	retired  sync.Map // client id → true once its session is deleted
+	tls      *tls.Config // cfg.TLS at TLS 1.2 or later
+	retired  sync.Map    // client id → true once its session is deleted
 	// refused carries the broker's refusal of vward's credentials before
 	// any connection was ever accepted: a configuration error, which Run
 	// returns rather than retrying for ever in silence.
@@ -140,7 +151,7 @@ type subscriber struct {
 // NewSource builds a source for the pipeline and plugs itself in as the
 // pipeline's rejection notifier. It shares the pipeline's metrics.
 func NewSource(cfg MQTTConfig, p *Pipeline, log *slog.Logger) *Source {
-	s := &Source{cfg: cfg, pipeline: p, metrics: p.Metrics(), log: log.With("component", "mqtt"), refused: make(chan error, 1)}
+	s := &Source{cfg: cfg, pipeline: p, metrics: p.Metrics(), log: log.With("component", "mqtt"), refused: make(chan error, 1), tls: minTLS12(cfg.TLS)}
 	for _, id := range cfg.ClientIDs() {
 		s.conns = append(s.conns, &subscriber{src: s, clientID: id, log: s.log.With("client_id", id),
 			delivered: s.metrics.Delivered.WithLabelValues(id)})
@@ -253,6 +264,7 @@ func (s *Source) clientOptions(clientID string, onConnect mqtt.OnConnectHandler,
 		SetMaxReconnectInterval(5 * time.Second).
 		SetKeepAlive(30 * time.Second).
 		SetConnectTimeout(10 * time.Second).
+		SetTLSConfig(s.tls).
 		// The connection reads QoS 0 and 1 messages itself
 		// (readOwnPublishes), from the first packet after CONNACK. Any
 		// other (QoS 2, which vward does not subscribe at) goes to the
@@ -308,6 +320,7 @@ func (c *subscriber) failed(err error) {
 	if err == nil {
 		return
 	}
+	err = explainTLS(err)
 	now := time.Now()
 	c.mu.Lock()
 	c.lastErr = err
@@ -328,6 +341,43 @@ func (c *subscriber) failed(err error) {
 	if logIt {
 		c.log.Warn("cannot connect to the broker; retrying", "url", c.src.cfg.URL, "err", err)
 	}
+}
+
+// minTLS12 is a copy of cfg that speaks nothing older than TLS 1.2; nil
+// gives the defaults (the system's roots, no client certificate).
+func minTLS12(cfg *tls.Config) *tls.Config {
+	if cfg == nil {
+		return &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	cfg = cfg.Clone()
+	cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
+	return cfg
+}
+
+// explainTLS says what a TLS failure to connect means for the operator:
+// the broker's certificate did not verify, the broker refused the
+// handshake (most often: it requires a client certificate vward did not
+// present, or one its CA did not issue; with TLS 1.3 that refusal comes
+// only when vward reads the CONNACK), or the broker does not speak TLS on
+// that port.
+func explainTLS(err error) error {
+	var (
+		verify    *tls.CertificateVerificationError
+		op        *net.OpError
+		header    tls.RecordHeaderError
+		handshake *handshakeError
+	)
+	switch {
+	case errors.As(err, &verify):
+		return fmt.Errorf("the broker's TLS certificate did not verify (its CA must be in --mqtt-ca-file, and it must name the URL's host or --mqtt-tls-server-name): %w", err)
+	case errors.As(err, &op) && op.Op == "remote error":
+		return fmt.Errorf("the broker refused the TLS handshake (does it require a client certificate, --mqtt-cert-file and --mqtt-key-file, from a CA it trusts?): %w", err)
+	case errors.As(err, &header):
+		return fmt.Errorf("the broker did not answer in TLS (is the port a plain MQTT listener? use tcp:// for it): %w", err)
+	case errors.As(err, &handshake):
+		return fmt.Errorf("the TLS handshake with the broker failed (is %s a TLS listener? a plain MQTT one hangs up at once; use tcp:// for it): %w", handshake.host, err)
+	}
+	return err
 }
 
 // keepaliveClock is the part of paho's client that its keepalive reads:
