@@ -1,7 +1,9 @@
 package simulator
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -27,6 +29,11 @@ type Identity struct {
 // FleetConfig tunes a fleet's connections and pace.
 type FleetConfig struct {
 	BrokerURL string
+	// TLS, for a TLS BrokerURL (mqtts://, ssl://, tls://), is the CAs to
+	// trust and the client certificate every device presents; nil trusts
+	// the system's roots and presents none. Its ServerName defaults to the
+	// URL's host; nothing older than TLS 1.2 is spoken.
+	TLS *tls.Config
 	// KeepAlive is the MQTT keepalive (default 60s); idle devices ping at
 	// half of it.
 	KeepAlive time.Duration
@@ -95,6 +102,15 @@ func NewFleet(cfg FleetConfig, ids []Identity) (*Fleet, error) {
 	b, err := parseBroker(cfg.BrokerURL)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.TLS != nil {
+		if b.tls == nil {
+			return nil, fmt.Errorf("broker url %q is not TLS, but TLS settings were given: use mqtts://", cfg.BrokerURL)
+		}
+		t := cfg.TLS.Clone()
+		t.ServerName = cmp.Or(t.ServerName, b.tls.ServerName)
+		t.MinVersion = max(t.MinVersion, b.tls.MinVersion)
+		b.tls = t
 	}
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = 60 * time.Second
