@@ -77,6 +77,7 @@ func newServeCmd() *cobra.Command {
 		tune      ingestFlags
 		pprofAddr string
 		proxies   []string
+		mqttTLS   mqttTLSFlags
 
 		mqttPasswordFile string
 	)
@@ -92,6 +93,10 @@ A reading is acknowledged to the broker only once InfluxDB has stored it.`,
 			if influx.url == "" {
 				return errors.New("serve needs --influx-url (or VWARD_INFLUX_URL); for a try-out without InfluxDB, use vward demo")
 			}
+			var err error
+			if cfg.MQTT.TLS, err = mqttTLS.config(cfg.MQTT.URL); err != nil {
+				return err
+			}
 			if err := cfg.MQTT.Validate(); err != nil {
 				return usageError{err}
 			}
@@ -102,7 +107,6 @@ A reading is acknowledged to the broker only once InfluxDB has stored it.`,
 				}
 				cfg.Auth.TrustedProxies = append(cfg.Auth.TrustedProxies, pfx)
 			}
-			var err error
 			if cfg.Influx, err = influx.config(); err != nil {
 				return err
 			}
@@ -136,6 +140,7 @@ A reading is acknowledged to the broker only once InfluxDB has stored it.`,
 	fs.StringVar(&cfg.MQTT.ClientID, "mqtt-client-id", "vward-ingest", "fixed MQTT client id: the broker keeps unacknowledged readings in this persistent session across restarts (env VWARD_MQTT_CLIENT_ID)")
 	fs.StringSliceVar(&cfg.MQTT.Retire, "mqtt-retire-client-ids", nil, "client ids of broker sessions vward no longer uses (after changing --mqtt-connections or --mqtt-client-id): drained into InfluxDB, then deleted (env VWARD_MQTT_RETIRE_CLIENT_IDS, comma-separated)")
 	fs.IntVar(&cfg.MQTT.Connections, "mqtt-connections", 1, "subscriber connections; above 1 they share a $share/vward/ subscription as <client-id>-1…-N (read docs/operator.md before changing it) (env VWARD_MQTT_CONNECTIONS)")
+	mqttTLS.register(fs, "vward's", true)
 	fs.StringSliceVar(&proxies, "trusted-proxy", nil, "reverse proxies in front of the board (addresses or CIDR ranges): from them the client is read from X-Forwarded-For, for the sign-in limits (env VWARD_TRUSTED_PROXIES, comma-separated)")
 	fs.StringVar(&pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this address (loopback only, e.g. 127.0.0.1:6060) for profiling; off when empty (env VWARD_PPROF_ADDR)")
 	influx.register(fs)

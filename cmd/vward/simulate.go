@@ -27,6 +27,7 @@ type simulateFlags struct {
 	rate, speed, offlinePerDay, dupRate, lateRate, badRate      float64
 	seed                                                        uint64
 	quiet                                                       bool
+	tls                                                         mqttTLSFlags
 }
 
 func newSimulateCmd() *cobra.Command {
@@ -77,6 +78,7 @@ Examples:
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&f.mqttURL, "mqtt-url", "tcp://127.0.0.1:1883", "MQTT broker URL: tcp://, mqtt://, ssl:// or mqtts:// (env VWARD_MQTT_URL)")
+	f.tls.register(fs, "the devices'", false)
 	fs.StringVar(&f.credentials, "credentials", "", `device credentials file {"devices":[{"id","secret","patient"}]}; without it, --devices anonymous devices`)
 	fs.IntVar(&f.devices, "devices", 100, "number of anonymous devices when there is no --credentials file")
 	fs.StringVar(&f.prefix, "prefix", "sim-", "id prefix of anonymous devices")
@@ -126,7 +128,11 @@ func runSimulate(cmd *cobra.Command, f simulateFlags) error {
 	for _, d := range plan.Devices() {
 		ids = append(ids, simulator.Identity{Device: d.ID, Password: secrets[d.ID]})
 	}
-	fleet, err := simulator.NewFleet(simulator.FleetConfig{BrokerURL: f.mqttURL, Ramp: f.ramp, Rate: f.rate, ConnectTimeout: f.connectTimeout, Log: log}, ids)
+	tlsCfg, err := f.tls.config(f.mqttURL)
+	if err != nil {
+		return err
+	}
+	fleet, err := simulator.NewFleet(simulator.FleetConfig{BrokerURL: f.mqttURL, TLS: tlsCfg, Ramp: f.ramp, Rate: f.rate, ConnectTimeout: f.connectTimeout, Log: log}, ids)
 	if err != nil {
 		return err
 	}
