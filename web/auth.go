@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,7 +78,9 @@ type streamWatch struct{ end context.CancelCauseFunc }
 type AuthConfig struct {
 	// TrustedProxies are the reverse proxies in front of vward: from one
 	// of them, a request's client is taken from X-Forwarded-For, for the
-	// sign-in limits. Empty: the connection's own address.
+	// sign-in limits, and X-Forwarded-Proto says whether the browser came
+	// over TLS, for the session cookie's Secure flag. Empty: the
+	// connection's own address, and only a TLS connection to vward is TLS.
 	TrustedProxies []netip.Prefix
 }
 
@@ -179,7 +182,7 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: tok, Path: "/", Expires: expires,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: isTLS(r),
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: a.isTLS(r),
 	})
 	a.log.Info("signed in", "username", c.Username)
 	writeJSON(w, http.StatusOK, session{User: userOf(c), CSRF: csrf})
@@ -191,7 +194,7 @@ func (a *Auth) logout(w http.ResponseWriter, r *http.Request) {
 		_, _ = a.db.ExecContext(r.Context(), `DELETE FROM sessions WHERE token_sha256 = ?`, tokenHash(c.Value))
 		a.endStreams(tokenHash(c.Value))
 	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: isTLS(r)})
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: a.isTLS(r)})
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -312,6 +315,17 @@ func (a *Auth) Require(next http.Handler) http.Handler {
 	})
 }
 
-func isTLS(r *http.Request) bool {
-	return r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
+// isTLS reports whether the browser reached the board over TLS: the
+// connection to vward is TLS, or it comes from a trusted proxy whose
+// X-Forwarded-Proto (the last value, the one it added) is https. From
+// any other peer the header is the client's own word, and is ignored.
+func (a *Auth) isTLS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if !a.trusted(remoteAddr(r)) {
+		return false
+	}
+	protos := strings.Split(strings.Join(r.Header.Values("X-Forwarded-Proto"), ","), ",")
+	return strings.EqualFold(strings.TrimSpace(protos[len(protos)-1]), "https")
 }
