@@ -36,7 +36,7 @@ start vward.
 Readings are not in this file: they are in InfluxDB, backed up with its own
 tools.`,
 		Example: `  vward backup --data-dir /var/lib/vward /backups/vward-$(date +%Y%m%dT%H%M).db
-  docker compose exec vward vward backup /data/backup.db`,
+  docker compose run --rm --no-deps -v "$PWD/backups:/backups" vward backup /backups/vward.db`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return fmt.Errorf("backup takes one argument, OUT, the file to write; got %d", len(args))

@@ -33,7 +33,7 @@ the broker and the history, or that nothing answered). Made for the
 distroless image, which has no shell or curl:
 
   healthcheck:
-    test: ["CMD", "vward", "healthcheck"]
+    test: ["CMD", "/usr/local/bin/vward", "healthcheck"]
 
 By default it asks the address vward serve listens on, --http-addr or
 VWARD_HTTP_ADDR, as the image sets it: a wildcard host (0.0.0.0 or ::) is
