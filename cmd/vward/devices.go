@@ -26,7 +26,7 @@ func newDevicesCmd() *cobra.Command {
 		Short: "Register devices, bind them to patients, manage their secrets, and inspect refused messages",
 	}
 	cmd.AddCommand(newDevicesRejectedCmd())
-	addDeviceRegistryCmds(cmd) // add, assign, unassign, rotate-secret, list, export-mosquitto (registry.go)
+	addDeviceRegistryCmds(cmd) // add, assign, unassign, rotate-secret, list, export-mosquitto (deviceregistry.go)
 	return cmd
 }
 
