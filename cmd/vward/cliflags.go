@@ -1,16 +1,39 @@
 package main
 
-// Output and argument helpers the commands share.
+// Flag, argument and output helpers the commands share.
 
 import (
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode"
+
+	"github.com/vward/vward/internal/sqlitedb"
 )
+
+// openStore opens the SQL store in the data dir given by --data-dir. create
+// allows a fresh data dir; otherwise a missing store is an error that says
+// where it was looked for, where sqlitedb.Open would silently create an
+// empty one.
+func openStore(dataDir string, create bool) (*sql.DB, error) {
+	path := filepath.Join(dataDir, dbFile)
+	if _, err := os.Stat(path); err != nil {
+		if !create || !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no vward data in %s (%w); pass --data-dir or set VWARD_DATA_DIR", dataDir, err)
+		}
+		if err := os.MkdirAll(dataDir, 0o750); err != nil {
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
+	}
+	return sqlitedb.Open(path)
+}
 
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,7 +14,6 @@ import (
 	"github.com/vward/vward"
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/ingest"
-	"github.com/vward/vward/internal/sqlitedb"
 )
 
 // newDevicesCmd is `vward devices …`: operators' view of the fleet.
@@ -59,12 +56,7 @@ payload_base64 when it is not UTF-8).`,
 			if limit < 1 || limit > maxRejectedListed {
 				return fmt.Errorf("--limit must be from 1 to %d", maxRejectedListed)
 			}
-			path := filepath.Join(dataDir, "vward.db")
-			// sqlitedb.Open would create an empty store: say what is wrong instead.
-			if _, err := os.Stat(path); err != nil {
-				return fmt.Errorf("no vward data in %s (%w); pass --data-dir or set VWARD_DATA_DIR", dataDir, err)
-			}
-			db, err := sqlitedb.Open(path)
+			db, err := openStore(dataDir, false)
 			if err != nil {
 				return err
 			}

@@ -8,18 +8,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/vward/vward/devices"
-	"github.com/vward/vward/internal/sqlitedb"
 )
 
 // registryOpts are the flags every registry command shares.
@@ -51,19 +48,9 @@ func defaultActor() string {
 }
 
 // open opens the registry in the data dir. create allows a fresh data dir
-// (the first ward or user of an installation); otherwise a missing store is
-// an error, not a silently created empty one.
+// (the first ward or user of an installation), as for openStore.
 func (o *registryOpts) open(ctx context.Context, create bool) (*devices.Registry, context.Context, func(), error) {
-	path := filepath.Join(o.dataDir, "vward.db")
-	if _, err := os.Stat(path); err != nil {
-		if !create || !errors.Is(err, os.ErrNotExist) {
-			return nil, nil, nil, fmt.Errorf("no vward data in %s (%w); pass --data-dir or set VWARD_DATA_DIR", o.dataDir, err)
-		}
-		if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
-			return nil, nil, nil, fmt.Errorf("create data dir: %w", err)
-		}
-	}
-	db, err := sqlitedb.Open(path)
+	db, err := openStore(o.dataDir, create)
 	if err != nil {
 		return nil, nil, nil, err
 	}
