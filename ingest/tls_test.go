@@ -123,14 +123,22 @@ func failsToConnect(t *testing.T, cfg MQTTConfig, want ...string) string {
 	return logged.String()
 }
 
-// A broker whose certificate another CA issued is not talked to, and the
-// reason is logged and shown on /readyz.
+// A broker whose certificate another CA issued, or that names another
+// host, is not talked to, and the reason is logged and shown on /readyz.
 func TestSourceSaysTheBrokersCertificateDidNotVerify(t *testing.T) {
 	broker, ca := tlsBroker(t)
-	other := testenv.NewCA(t, "another CA")
-	failsToConnect(t, MQTTConfig{URL: broker.TLSURL, ClientID: "vward-wrong-ca", TLS: &tls.Config{
-		RootCAs: other.Pool, Certificates: []tls.Certificate{ca.Client(t, "vward").KeyPair(t)},
-	}}, "the broker's TLS certificate did not verify", "--mqtt-ca-file", "certificate signed by unknown authority")
+	client := ca.Client(t, "vward").KeyPair(t)
+	t.Run("another CA", func(t *testing.T) {
+		other := testenv.NewCA(t, "another CA")
+		failsToConnect(t, MQTTConfig{URL: broker.TLSURL, ClientID: "vward-wrong-ca", TLS: &tls.Config{
+			RootCAs: other.Pool, Certificates: []tls.Certificate{client},
+		}}, "the broker's TLS certificate did not verify", "--mqtt-ca-file", "certificate signed by unknown authority")
+	})
+	t.Run("another host", func(t *testing.T) {
+		failsToConnect(t, MQTTConfig{URL: broker.TLSURL, ClientID: "vward-wrong-host", TLS: &tls.Config{
+			RootCAs: ca.Pool, Certificates: []tls.Certificate{client}, ServerName: "broker.example.org",
+		}}, "the broker's TLS certificate did not verify", "--mqtt-tls-server-name", "not broker.example.org")
+	})
 }
 
 // Without a client certificate, a broker that requires one refuses the
