@@ -63,7 +63,7 @@ func TestServeRefusesInfluxURLWithoutScheme(t *testing.T) {
 func TestServeStopsOnMissingBucket(t *testing.T) {
 	influx := testenv.StartInflux(t)
 	for bucket, want := range map[string]string{
-		"nosuchdb/autogen":               `database not found: "nosuchdb"`,
+		"nosuchdb/autogen":                `database not found: "nosuchdb"`,
 		influx.Database + "/nosuchpolicy": "retention policy not found: nosuchpolicy",
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
