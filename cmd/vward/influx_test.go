@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -100,5 +101,37 @@ func TestServeWaitsForInfluxThenChecksIt(t *testing.T) {
 	influx.Start(t)
 	if err := wait(); err == nil || !strings.Contains(err.Error(), `database not found: "nosuchdb"`) || ctx.Err() != nil {
 		t.Fatalf("serve: %v, want it to stop once InfluxDB says the database is missing\n%s", err, out)
+	}
+}
+
+// --log-format json writes one JSON object a line, a log shipper's format.
+func TestLogFormatJSON(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	args := append(serveArgs(t, "http://127.0.0.1:1", "vward/autogen"), "--log-format", "json")
+	out, wait := startCLI(ctx, t, args...)
+	for !strings.Contains(out.String(), "history unreachable at start") {
+		if ctx.Err() != nil {
+			t.Fatalf("no warning that InfluxDB is unreachable:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	wait()
+	var warned bool
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if strings.HasPrefix(line, "vward board: ") {
+			continue // the board's address, on stdout
+		}
+		var e struct{ Level, Msg, Err string }
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("a log line is not JSON: %q: %v", line, err)
+		}
+		if e.Msg == "history unreachable at start; running, holding acknowledgements until it answers" {
+			warned = e.Level == "WARN" && strings.Contains(e.Err, "connection refused")
+		}
+	}
+	if !warned {
+		t.Errorf("no JSON warning with level and reason:\n%s", out)
 	}
 }
