@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/spf13/pflag"
+
 	"github.com/vward/vward/internal/sqlitedb"
 )
 
@@ -57,6 +59,19 @@ func cell(s string) string {
 	}
 	return s
 }
+
+// timeFlag is a flag for a moment that is now unless given, read by
+// parseWhen when the command runs.
+type timeFlag struct{ name, value string }
+
+// register adds --name; what says what the moment is ("when admitted").
+func (f *timeFlag) register(fs *pflag.FlagSet, name, what string) {
+	f.name = name
+	fs.StringVar(&f.value, name, "", what+", if not now (RFC 3339, \"2006-01-02 15:04\" local, or -2h)")
+}
+
+// parse returns the moment given, or the zero time for now.
+func (f *timeFlag) parse() (time.Time, error) { return parseWhen(f.name, f.value) }
 
 // parseWhen reads a time flag: RFC 3339 ("2026-11-24T09:00:00Z"), a local
 // "2026-11-24 09:00", or a negative duration back from now ("-2h").

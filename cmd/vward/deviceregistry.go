@@ -77,7 +77,7 @@ func newDevicesAddCmd() *cobra.Command {
 func newDevicesAssignCmd() *cobra.Command {
 	var (
 		o    registryOpts
-		from string
+		from timeFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "assign DEVICE PATIENT [--from TIME]",
@@ -89,7 +89,7 @@ may lie in the past to take in readings the device buffered.`,
   vward devices assign ox-0042 p-0042 --from -2h`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			when, err := parseWhen("from", from)
+			when, err := from.parse()
 			if err != nil {
 				return err
 			}
@@ -103,14 +103,14 @@ may lie in the past to take in readings the device buffered.`,
 		},
 	}
 	o.register(cmd.Flags(), true, false)
-	cmd.Flags().StringVar(&from, "from", "", "when the binding starts, if not now (RFC 3339, \"2006-01-02 15:04\" local, or -2h)")
+	from.register(cmd.Flags(), "from", "when the binding starts")
 	return cmd
 }
 
 func newDevicesUnassignCmd() *cobra.Command {
 	var (
 		o  registryOpts
-		at string
+		at timeFlag
 	)
 	cmd := &cobra.Command{
 		Use:     "unassign DEVICE [--at TIME]",
@@ -118,7 +118,7 @@ func newDevicesUnassignCmd() *cobra.Command {
 		Example: `  vward devices unassign ox-0042`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			when, err := parseWhen("at", at)
+			when, err := at.parse()
 			if err != nil {
 				return err
 			}
@@ -132,7 +132,7 @@ func newDevicesUnassignCmd() *cobra.Command {
 		},
 	}
 	o.register(cmd.Flags(), true, false)
-	cmd.Flags().StringVar(&at, "at", "", "when the binding ends, if not now (RFC 3339, \"2006-01-02 15:04\" local, or -2h)")
+	at.register(cmd.Flags(), "at", "when the binding ends")
 	return cmd
 }
 

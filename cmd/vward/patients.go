@@ -40,11 +40,12 @@ func parseContact(s string) (devices.Contact, error) {
 
 func newPatientsAdmitCmd() *cobra.Command {
 	var (
-		o                   registryOpts
-		p                   devices.Patient
-		contacts            []string
-		scale               int
-		scaleReason, admits string
+		o           registryOpts
+		p           devices.Patient
+		contacts    []string
+		scale       int
+		scaleReason string
+		admitted    timeFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "admit [ID] --ward WARD --nhs NUMBER --name NAME",
@@ -68,7 +69,7 @@ func newPatientsAdmitCmd() *cobra.Command {
 				}
 				p.Contacts = append(p.Contacts, ct)
 			}
-			at, err := parseWhen("admitted", admits)
+			at, err := admitted.parse()
 			if err != nil {
 				return err
 			}
@@ -109,7 +110,7 @@ func newPatientsAdmitCmd() *cobra.Command {
 	fs.StringArrayVar(&contacts, "contact", nil, "escalation contact \"Name|role|phone\" (repeatable)")
 	fs.IntVar(&scale, "scale", 1, "NEWS2 SpO2 scale, 1 or 2")
 	fs.StringVar(&scaleReason, "scale-reason", "", "clinical reason for SpO2 scale 2 (required with --scale 2)")
-	fs.StringVar(&admits, "admitted", "", "when admitted, if not now (RFC 3339, \"2006-01-02 15:04\" local, or -2h)")
+	admitted.register(fs, "admitted", "when admitted")
 	for _, f := range []string{"ward", "nhs", "name"} {
 		_ = cmd.MarkFlagRequired(f)
 	}
@@ -154,8 +155,9 @@ func newPatientsStatusCmd(verb string) *cobra.Command {
 
 func newPatientsDischargeCmd() *cobra.Command {
 	var (
-		o                   registryOpts
-		outcome, reason, at string
+		o               registryOpts
+		outcome, reason string
+		at              timeFlag
 	)
 	cmd := &cobra.Command{
 		Use:     "discharge ID --outcome OUTCOME [--reason R] [--at TIME]",
@@ -163,7 +165,7 @@ func newPatientsDischargeCmd() *cobra.Command {
 		Example: `  vward patients discharge p-0042 --outcome recovered --reason "stable for 72h"`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			when, err := parseWhen("at", at)
+			when, err := at.parse()
 			if err != nil {
 				return err
 			}
@@ -181,7 +183,7 @@ func newPatientsDischargeCmd() *cobra.Command {
 	o.register(fs, true, false)
 	fs.StringVar(&outcome, "outcome", "", "outcome: "+strings.Join(devices.Outcomes, ", ")+" (required)")
 	fs.StringVar(&reason, "reason", "", "why, for the audit trail")
-	fs.StringVar(&at, "at", "", "when, if not now (RFC 3339, \"2006-01-02 15:04\" local, or -2h)")
+	at.register(fs, "at", "when")
 	_ = cmd.MarkFlagRequired("outcome")
 	return cmd
 }
