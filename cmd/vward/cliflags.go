@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/vward/vward/internal/sqlitedb"
@@ -58,6 +59,19 @@ func cell(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// addReasonFlag adds --reason: why a change is made, kept with it in the
+// audit trail. A required reason makes the command refuse to run without.
+func addReasonFlag(cmd *cobra.Command, reason *string, required bool) {
+	usage := "why, for the audit trail"
+	if required {
+		usage += " (required)"
+	}
+	cmd.Flags().StringVar(reason, "reason", "", usage)
+	if required {
+		_ = cmd.MarkFlagRequired("reason")
+	}
 }
 
 // timeFlag is a flag for a moment that is now unless given, read by

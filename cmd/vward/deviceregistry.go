@@ -165,7 +165,7 @@ export-mosquitto again and reload the broker.`,
 		},
 	}
 	o.register(cmd.Flags(), true, true)
-	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit trail")
+	addReasonFlag(cmd, &reason, false)
 	return cmd
 }
 

@@ -149,7 +149,7 @@ func newPatientsStatusCmd(verb string) *cobra.Command {
 		},
 	}
 	o.register(cmd.Flags(), true, false)
-	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit trail")
+	addReasonFlag(cmd, &reason, false)
 	return cmd
 }
 
@@ -182,7 +182,7 @@ func newPatientsDischargeCmd() *cobra.Command {
 	fs := cmd.Flags()
 	o.register(fs, true, false)
 	fs.StringVar(&outcome, "outcome", "", "outcome: "+strings.Join(devices.Outcomes, ", ")+" (required)")
-	fs.StringVar(&reason, "reason", "", "why, for the audit trail")
+	addReasonFlag(cmd, &reason, false)
 	at.register(fs, "at", "when")
 	_ = cmd.MarkFlagRequired("outcome")
 	return cmd

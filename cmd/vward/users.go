@@ -213,8 +213,7 @@ again with the new rights.`,
 	o.register(cmd.Flags(), true, false)
 	cmd.Flags().StringVar(&role, "role", "", "admin, clinician or viewer (default: unchanged)")
 	cmd.Flags().StringArrayVar(&wards, "ward", nil, "a ward they work on (repeat for several); replaces their wards")
-	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit trail (required)")
-	_ = cmd.MarkFlagRequired("reason")
+	addReasonFlag(cmd, &reason, true)
 	return cmd
 }
 
@@ -239,7 +238,6 @@ func newUsersRemoveCmd() *cobra.Command {
 		},
 	}
 	o.register(cmd.Flags(), true, false)
-	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit trail (required)")
-	_ = cmd.MarkFlagRequired("reason")
+	addReasonFlag(cmd, &reason, true)
 	return cmd
 }
