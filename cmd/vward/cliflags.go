@@ -38,6 +38,12 @@ func openStore(dataDir string, create bool) (*sql.DB, error) {
 	return sqlitedb.Open(path)
 }
 
+// printOut prints what a command did on its standard output.
+func printOut(cmd *cobra.Command, format string, args ...any) error {
+	_, err := fmt.Fprintf(cmd.OutOrStdout(), format, args...)
+	return err
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -97,8 +97,7 @@ may lie in the past to take in readings the device buffered.`,
 				if err := reg.Assign(ctx, vward.DeviceID(args[0]), vward.PatientID(args[1]), when); err != nil {
 					return err
 				}
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: bound to patient %s\n", args[0], args[1])
-				return err
+				return printOut(cmd, "%s: bound to patient %s\n", args[0], args[1])
 			})
 		},
 	}
@@ -126,8 +125,7 @@ func newDevicesUnassignCmd() *cobra.Command {
 				if err := reg.Unassign(ctx, vward.DeviceID(args[0]), when); err != nil {
 					return err
 				}
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: unbound\n", args[0])
-				return err
+				return printOut(cmd, "%s: unbound\n", args[0])
 			})
 		},
 	}

@@ -95,8 +95,7 @@ func newPatientsAdmitCmd() *cobra.Command {
 				if o.asJSON {
 					return printJSON(cmd.OutOrStdout(), got)
 				}
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "admitted %s to ward %s (SpO2 scale %d)\n", got.ID, got.Ward, got.SpO2Scale)
-				return err
+				return printOut(cmd, "admitted %s to ward %s (SpO2 scale %d)\n", got.ID, got.Ward, got.SpO2Scale)
 			})
 		},
 	}
@@ -143,8 +142,7 @@ func newPatientsStatusCmd(verb string) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: %sd\n", id, verb)
-				return err
+				return printOut(cmd, "%s: %sd\n", id, verb)
 			})
 		},
 	}
@@ -174,8 +172,7 @@ func newPatientsDischargeCmd() *cobra.Command {
 				if err := reg.Discharge(ctx, id, outcome, reason, when); err != nil {
 					return err
 				}
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: discharged (%s); devices unbound\n", id, outcome)
-				return err
+				return printOut(cmd, "%s: discharged (%s); devices unbound\n", id, outcome)
 			})
 		},
 	}
@@ -239,13 +236,11 @@ on a clinician's decision. The change is kept in the audit with --actor and
 				return fmt.Errorf("scale %q: give 1 or 2", args[1])
 			}
 			return o.do(cmd, false, func(ctx context.Context, reg *devices.Registry) error {
-				var err error
 				id := vward.PatientID(args[0])
 				if err := reg.SetSpO2Scale(ctx, id, scale, reason); err != nil {
 					return err
 				}
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: SpO2 scale %d\n", id, scale)
-				return err
+				return printOut(cmd, "%s: SpO2 scale %d\n", id, scale)
 			})
 		},
 	}

@@ -112,8 +112,7 @@ func newUsersAddCmd() *cobra.Command {
 				if err := reg.AddClinician(ctx, c, pw); err != nil {
 					return err
 				}
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "added %s (%s)\n", username, role)
-				return err
+				return printOut(cmd, "added %s (%s)\n", username, role)
 			})
 		},
 	}
@@ -165,8 +164,7 @@ func newUsersPasswdCmd() *cobra.Command {
 				if err := reg.SetPassword(ctx, args[0], pw); err != nil {
 					return err
 				}
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "password of %s changed; their sessions are signed out\n", args[0])
-				return err
+				return printOut(cmd, "password of %s changed; their sessions are signed out\n", args[0])
 			})
 		},
 	}
@@ -205,8 +203,7 @@ again with the new rights.`,
 				if err := reg.UpdateClinician(ctx, args[0], role, ws, reason); err != nil {
 					return err
 				}
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s is now %s of %s; their sessions are signed out\n", args[0], role, strings.Join(wards, ", "))
-				return err
+				return printOut(cmd, "%s is now %s of %s; their sessions are signed out\n", args[0], role, strings.Join(wards, ", "))
 			})
 		},
 	}
@@ -232,8 +229,7 @@ func newUsersRemoveCmd() *cobra.Command {
 				if err := reg.RemoveClinician(ctx, args[0], reason); err != nil {
 					return err
 				}
-				_, err := fmt.Fprintf(cmd.OutOrStdout(), "removed %s; their sessions are signed out\n", args[0])
-				return err
+				return printOut(cmd, "removed %s; their sessions are signed out\n", args[0])
 			})
 		},
 	}

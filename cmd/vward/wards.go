@@ -48,8 +48,7 @@ func newWardsAddCmd() *cobra.Command {
 				if o.asJSON {
 					return printJSON(cmd.OutOrStdout(), got)
 				}
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "ward %s saved: %s, %s, capacity %d\n", got.ID, got.Name, cell(got.Pathway), got.Capacity)
-				return err
+				return printOut(cmd, "ward %s saved: %s, %s, capacity %d\n", got.ID, got.Name, cell(got.Pathway), got.Capacity)
 			})
 		},
 	}
