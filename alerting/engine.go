@@ -126,7 +126,7 @@ func (e *Engine) Config() Config { return e.cfg }
 // ward, and returns the patient's watch for the monitor to keep with its
 // own record of the patient and hand back with each assessment (assess):
 // at a whole region's rate, finding it again among thousands of patients
-// for every message was a cache miss or two (docs/performance.md).
+// for every message was a cache miss or two (docs/design/one-lookup-per-record.md).
 func (e *Engine) watch(info PatientInfo) *watch {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -631,7 +631,7 @@ func (e *Engine) ObserveDevice(device vward.DeviceID, patient vward.PatientID, w
 // observeDevice is ObserveDevice with the device's watch if the caller
 // kept it (nil if not), and returns the watch to keep: the monitor keeps
 // it with the patient, because finding it among every device for every
-// message was a cache miss or two (docs/performance.md).
+// message was a cache miss or two (docs/design/one-lookup-per-record.md).
 func (e *Engine) observeDevice(kept *deviceWatch, device vward.DeviceID, patient vward.PatientID, ward vward.WardID, battery *float64, at time.Time) *deviceWatch {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -106,7 +106,7 @@ type Listener interface {
 // change's RowSource when it sends it, encoded from the patient's state as
 // it is then, so a row that a newer change replaces before it is sent is
 // never built at all: that is how a lagging board client sheds load
-// (docs/performance.md). RowChanged must not block.
+// (docs/design/board-rows-fetched-when-sent.md). RowChanged must not block.
 type RowPublisher interface {
 	Publisher
 	RowChanged(RowChange)

@@ -69,7 +69,7 @@ func TestTrendsSurviveRestart(t *testing.T) {
 
 // BenchmarkLoadTrends reads a day's trend for a fleet at one point every
 // trendStep: what a starting node reads beside the history (cold start,
-// docs/performance.md). VWARD_BENCH_PATIENTS sets the fleet (12,700).
+// docs/performance.md, "Cold start"). VWARD_BENCH_PATIENTS sets the fleet (12,700).
 func BenchmarkLoadTrends(b *testing.B) {
 	n := 12700
 	if v, err := strconv.Atoi(os.Getenv("VWARD_BENCH_PATIENTS")); err == nil && v > 0 {

@@ -102,7 +102,7 @@ var migrations = []string{
 // device: its secret's hash and its bindings. They share one map entry
 // because ingest asks for both with every message (is it registered, whose
 // is it), and at a whole region's rate each lookup in a map of thousands of
-// devices is a cache miss or two (docs/performance.md).
+// devices is a cache miss or two (docs/design/one-lookup-per-record.md).
 type cachedDevice struct {
 	secret   [sha256.Size]byte
 	bindings []binding

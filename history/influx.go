@@ -25,7 +25,7 @@ import (
 // point and per string field far more than per float field. A message of
 // four readings written as four points, each carrying msg_id, cost influxd
 // about three times the CPU of one point with four fields
-// (docs/performance.md), and influxd shares vward's machine.
+// (docs/design/influxdb-point-per-message.md), and influxd shares vward's machine.
 const Measurement = "reading"
 
 // InfluxConfig says how to reach InfluxDB. For InfluxDB 1.8 the bucket is

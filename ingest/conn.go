@@ -34,7 +34,7 @@ func IsTLSURL(raw string) bool {
 // (written by bufferedConn.ack) is a write of its own, which unbuffered
 // would be a syscall (and a TCP segment for the broker to take) per
 // message, though acknowledgements leave in bursts, a stored batch at a
-// time (docs/performance.md).
+// time (docs/design/mqtt-read-off-the-connection.md).
 func dialBuffered(uri *url.URL, o mqtt.ClientOptions) (*bufferedConn, error) {
 	d := o.Dialer
 	if d == nil {
@@ -140,7 +140,7 @@ func (c *bufferedConn) Read(p []byte) (int, error) {
 // through paho's Message.Ack, which passes each acknowledgement through
 // three goroutines (and formats a store key with fmt) before it reaches
 // this same Write: about a tenth of vward's CPU at 12,700 msgs/s
-// (docs/performance.md). Every packet paho writes is a single
+// (docs/design/mqtt-ack-on-the-arrival-connection.md). Every packet paho writes is a single
 // Write, so the two never interleave within a packet. An ack that fails
 // (the connection is gone) is dropped, as paho drops one: the broker
 // resends the message, which is safe (ack-after-store, and duplicates

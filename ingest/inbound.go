@@ -35,7 +35,7 @@ var errMalformed = errors.New("malformed MQTT packet from the broker")
 // Why: paho passes each PUBLISH from its reader through two more
 // goroutines to the handler, and formats a store key for it (fmt) on the
 // way: with its packet decoding, about a quarter of vward's CPU at 12,700
-// msgs/s (docs/performance.md). paho still owns the session:
+// msgs/s (docs/design/mqtt-read-off-the-connection.md). paho still owns the session:
 // CONNECT, SUBSCRIBE, keepalive, reconnects, and what vward publishes.
 // Messages are handed over in the order the broker sent them, and a
 // handler that blocks (the pipeline's window is full) stops this

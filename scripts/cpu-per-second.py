@@ -5,7 +5,7 @@
 #
 #   vward bench ... 2> bench.log &  python3 scripts/cpu-per-second.py 400 > cpu.tsv
 #
-# docs/performance.md ("Session 4") used it to find what stalls a run. Its
+# docs/design/several-subscriber-connections.md used it to find what stalls a run. Its
 # first rows are the bench's set-up: the run starts where mosquitto's CPU
 # rises. The last columns tell CPU from disk (session 8): iowait %, and
 # the kernel's pressure stall information, ms per second in which some

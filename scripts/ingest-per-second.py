@@ -13,7 +13,7 @@
 # The first column counts from vward's start; the last is the epoch second,
 # to line it up with cpu-per-second.py and InfluxDB's log.
 #
-# docs/performance.md ("Session 5") used it to find the acknowledgements'
+# docs/design/store-writers-and-batches.md used it to find the acknowledgements'
 # cost.
 import os, re, subprocess, sys, time, urllib.request
 out = open(sys.argv[1], 'w')

@@ -10,7 +10,7 @@
 #
 #   sudo python3 scripts/kernel-waits.py influxd > waits.txt &  vward bench ...
 #
-# docs/performance.md ("Session 9") used it to ask whether InfluxDB's write
+# docs/design/influxdb-compactions-default.md used it to ask whether InfluxDB's write
 # stalls were waits for CPU or for the disk.
 import collections, os, sys, time
 

@@ -18,7 +18,7 @@ const maxBatch = 64 << 10
 // writes at a time) gathers in a buffer; otherwise writes go straight out,
 // after anything gathered, so frames keep their order. At thousands of
 // readings a second, a write (and a deadline timer update) per event was a
-// large share of vward's CPU (docs/performance.md).
+// large share of vward's CPU (docs/design/board-batched-writes.md).
 type batchConn struct {
 	net.Conn
 

@@ -10,7 +10,7 @@ import (
 // instead of Go's two. On a small node that vward shares with its broker
 // and InfluxDB, CPU is what runs out first at high rates, and collecting
 // half as often gives back about a tenth of vward's CPU for some 30 % more
-// memory (docs/performance.md, "GC and scheduler settings"). GOGC, when set,
+// memory (docs/design/go-runtime-settings.md). GOGC, when set,
 // wins, as it does for any Go program.
 const serveGCPercent = 200
 

@@ -81,7 +81,7 @@ type Config struct {
 	BrokerNice int
 	// InfluxdNice is the self-started influxd's niceness, every thread's;
 	// 0 leaves it. Above 0 the store gives way to the others when the
-	// machine is short, which at step 2 left it behind (docs/performance.md).
+	// machine is short, which at step 2 left it behind (docs/design/broker-first-on-a-small-node.md).
 	InfluxdNice int
 	// VwardArgs are extra `vward serve` flags for the self-started child
 	// (e.g. --mqtt-connections 2).
@@ -205,7 +205,7 @@ type Result struct {
 	} `json:"settings"`
 	// Versions says which broker and store the run measured: their CPU per
 	// message differs between releases (Mosquitto 2.0.11 and 2.1.2,
-	// docs/performance.md). The broker's is known when the
+	// docs/design/mosquitto-2.1.md). The broker's is known when the
 	// bench started it.
 	Versions struct {
 		Broker string `json:"broker,omitempty"` // "Mosquitto 2.1.2"

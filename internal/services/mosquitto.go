@@ -75,7 +75,7 @@ type MosquittoTLS struct {
 // DefaultMaxInflight is deploy/mosquitto's max_inflight_messages: large
 // enough never to throttle vward (its own window is 20,000), and finite,
 // because with no limit Mosquitto 2.0's work per message grows with the
-// backlog (docs/performance.md).
+// backlog (docs/design/mosquitto-max-inflight.md).
 const DefaultMaxInflight = 20000
 
 func inflight(n int) int {
@@ -297,7 +297,7 @@ func (m *Mosquitto) Log() string { return m.Proc.Log() }
 // ("2.1.2"), from `mosquitto -h`, which prints "mosquitto version X" and
 // exits non-zero. Figures measured against a broker say which: Debian 12's
 // 2.0.11 and production's 2.1 differ in CPU per message
-// (docs/performance.md).
+// (docs/design/mosquitto-2.1.md).
 func MosquittoVersion(ctx context.Context, bin string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
