@@ -69,7 +69,7 @@ Examples:
 			}
 			if benchProcs > 0 && !inProcess {
 				// One P: no scheduler threads woken to spin for the fleet's
-				// 12,700 connections' wake-ups (docs/performance.md).
+				// 12,700 connections' wake-ups (docs/design/go-runtime-settings.md).
 				runtime.GOMAXPROCS(benchProcs)
 			}
 			res, err := bench.Run(cmd.Context(), cfg)
