@@ -7,13 +7,13 @@
 #
 # docs/design/several-subscriber-connections.md used it to find what stalls a run. Its
 # first rows are the bench's set-up: the run starts where mosquitto's CPU
-# rises. The last columns tell CPU from disk (session 8): iowait %, and
+# rises. The last columns tell CPU from disk: iowait %, and
 # the kernel's pressure stall information, ms per second in which some
 # task waited for I/O or for CPU (/proc/pressure; '-' where the kernel
 # has none). The last column is the epoch second: the first column counts
 # from this script's start and ingest-per-second.py's from vward's, about
 # 18 s later, so line them up (and with InfluxDB's log, and
-# kernel-waits.py) by the epoch (session 9 misread two stalls by not).
+# kernel-waits.py) by the epoch, or a stall is put at the wrong moment.
 import os, sys, time
 hz = os.sysconf('SC_CLK_TCK')
 def procs():
