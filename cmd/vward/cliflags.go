@@ -52,6 +52,22 @@ func printJSON(w io.Writer, v any) error {
 
 func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
 
+// writeTable prints rows for people: the empty message when there are none,
+// else aligned columns under the tab-separated header, a row's cells made
+// by row.
+func writeTable[T any](w io.Writer, rows []T, empty, header string, row func(T) []string) error {
+	if len(rows) == 0 {
+		_, err := fmt.Fprintln(w, empty)
+		return err
+	}
+	tw := newTable(w)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(row(r), "\t"))
+	}
+	return tw.Flush()
+}
+
 // cell makes a value safe for a table row: no tabs or control characters,
 // "-" for empty.
 func cell(s string) string {

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode"
 
@@ -74,9 +72,7 @@ payload_base64 when it is not UTF-8).`,
 				if rs == nil {
 					rs = []ingest.Rejection{}
 				}
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rs)
+				return printJSON(out, rs)
 			}
 			return writeRejections(out, rs, device)
 		},
@@ -93,21 +89,14 @@ payload_base64 when it is not UTF-8).`,
 // device is made printable: a payload may hold anything, and a terminal
 // must not interpret it.
 func writeRejections(w io.Writer, rs []ingest.Rejection, device string) error {
-	if len(rs) == 0 {
-		msg := "no rejected messages"
-		if device != "" {
-			msg += " from " + device
-		}
-		_, err := fmt.Fprintln(w, msg)
-		return err
+	empty := "no rejected messages"
+	if device != "" {
+		empty += " from " + device
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tRECEIVED (UTC)\tDEVICE\tMSG_ID\tCODE\tREASON")
-	for _, r := range rs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Received.UTC().Format(time.DateTime),
-			printable(string(r.Device), 32), printable(r.MsgID, 32), printable(r.Code, 24), printable(r.Reason, 100))
-	}
-	return tw.Flush()
+	return writeTable(w, rs, empty, "ID\tRECEIVED (UTC)\tDEVICE\tMSG_ID\tCODE\tREASON", func(r ingest.Rejection) []string {
+		return []string{fmt.Sprint(r.ID), r.Received.UTC().Format(time.DateTime),
+			printable(string(r.Device), 32), printable(r.MsgID, 32), printable(r.Code, 24), printable(r.Reason, 100)}
+	})
 }
 
 // printable replaces control characters and tabs with spaces and clips s to

@@ -278,16 +278,9 @@ func writeAudit(w io.Writer, es []devices.AuditEntry, asJSON bool) error {
 	if asJSON {
 		return printJSON(w, es)
 	}
-	if len(es) == 0 {
-		_, err := fmt.Fprintln(w, "no changes recorded")
-		return err
-	}
-	tw := newTable(w)
-	fmt.Fprintln(tw, "WHEN\tWHO\tWHAT\tDETAIL\tWHY")
-	for _, e := range es {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", localTime(e.At), cell(e.Actor), e.Action, cell(e.Detail), cell(e.Reason))
-	}
-	return tw.Flush()
+	return writeTable(w, es, "no changes recorded", "WHEN\tWHO\tWHAT\tDETAIL\tWHY", func(e devices.AuditEntry) []string {
+		return []string{localTime(e.At), cell(e.Actor), e.Action, cell(e.Detail), cell(e.Reason)}
+	})
 }
 
 // formatNHS writes stored digits as people read them: 943 476 5919.

@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/user"
 	"strings"
@@ -102,16 +101,7 @@ func (l listing[T]) command(o *registryOpts) *cobra.Command {
 				if o.asJSON {
 					return printJSON(out, rows)
 				}
-				if len(rows) == 0 {
-					_, err := fmt.Fprintln(out, l.empty)
-					return err
-				}
-				tw := newTable(out)
-				fmt.Fprintln(tw, l.header)
-				for _, r := range rows {
-					fmt.Fprintln(tw, strings.Join(l.row(r), "\t"))
-				}
-				return tw.Flush()
+				return writeTable(out, rows, l.empty, l.header, l.row)
 			})
 		},
 	}
