@@ -27,12 +27,17 @@ func addDeviceRegistryCmds(cmd *cobra.Command) {
 		newDevicesRotateSecretCmd(), newDevicesListCmd(), newDevicesExportMosquittoCmd())
 }
 
-// writeSecret shows a new secret once, with what to do with it.
-func writeSecret(w io.Writer, id vward.DeviceID, secret string, asJSON bool, d devices.Device) error {
+// writeSecret shows a device's new secret once, with what to do with it;
+// with --json, the device as the registry now has it too.
+func writeSecret(ctx context.Context, w io.Writer, reg *devices.Registry, id vward.DeviceID, secret string, asJSON bool) error {
+	d, err := reg.Device(ctx, id)
+	if err != nil {
+		return err
+	}
 	if asJSON {
 		return printJSON(w, map[string]any{"device": d, "secret": secret})
 	}
-	_, err := fmt.Fprintf(w, `device %s
+	_, err = fmt.Fprintf(w, `device %s
 secret %s
 
 The secret is shown this once and vward keeps only hashes of it. Configure the
@@ -60,11 +65,7 @@ func newDevicesAddCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				d, err := reg.Device(ctx, id)
-				if err != nil {
-					return err
-				}
-				return writeSecret(cmd.OutOrStdout(), id, secret, o.asJSON, d)
+				return writeSecret(ctx, cmd.OutOrStdout(), reg, id, secret, o.asJSON)
 			})
 		},
 	}
@@ -154,11 +155,7 @@ export-mosquitto again and reload the broker.`,
 				if err != nil {
 					return err
 				}
-				d, err := reg.Device(ctx, id)
-				if err != nil {
-					return err
-				}
-				return writeSecret(cmd.OutOrStdout(), id, secret, o.asJSON, d)
+				return writeSecret(ctx, cmd.OutOrStdout(), reg, id, secret, o.asJSON)
 			})
 		},
 	}
