@@ -1,7 +1,8 @@
 // Package vward holds the domain vocabulary of the virtual ward: identifiers,
-// the kinds of reading a device sends, and the reading itself. Every other
-// package may import it; it imports nothing of ours, so a newcomer can read the
-// whole language of the product in one place.
+// the kinds of reading a device sends, the reading itself, and the kinds of
+// error a request may be refused with (errors.go). Every other package may
+// import it; it imports nothing of ours, so a newcomer can read the whole
+// language of the product in one place.
 //
 // Where a reading goes: device ──MQTT──▶ ingest (decode, validate, store, ack)
 // ──▶ alerting (NEWS2 observation set, escalation) ──▶ web (REST + board).

@@ -1,6 +1,7 @@
 package vward
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"testing"
@@ -54,5 +55,17 @@ func TestReadingKindIndex(t *testing.T) {
 		if k.Index() != -1 || k.Known() {
 			t.Errorf("%q: Index() = %d, Known() = %v; want -1, false", k, k.Index(), k.Known())
 		}
+	}
+}
+
+// An error of a kind matches that kind alone, through any wrapping, and
+// says only its own message.
+func TestErrorf(t *testing.T) {
+	err := fmt.Errorf("admit p1: %w", Errorf(ErrConflict, "ward %s is full", "w1"))
+	if !errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound) {
+		t.Errorf("%v matches the wrong kinds", err)
+	}
+	if got, want := err.Error(), "admit p1: ward w1 is full"; got != want {
+		t.Errorf("message %q, want %q", got, want)
 	}
 }
