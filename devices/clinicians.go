@@ -114,7 +114,7 @@ func (r *Registry) SetPassword(ctx context.Context, username, password string) e
 		return fmt.Errorf("set password of %s: %w", username, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("clinician %s: %w", username, ErrNotFound)
+		return fmt.Errorf("clinician %s: %w", username, vward.ErrNotFound)
 	}
 	if err := audit(ctx, tx, "user.passwd", userSubject(username), "", ""); err != nil {
 		return err
@@ -157,7 +157,7 @@ func (r *Registry) changeClinician(ctx context.Context, username, action, detail
 		return fmt.Errorf("%s %s: %w", action, username, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("clinician %s: %w", username, ErrNotFound)
+		return fmt.Errorf("clinician %s: %w", username, vward.ErrNotFound)
 	}
 	if err := audit(ctx, tx, action, userSubject(username), detail, reason); err != nil {
 		return err
@@ -202,7 +202,7 @@ func (r *Registry) clinician(ctx context.Context, username string) (Clinician, s
 	err := r.db.QueryRowContext(ctx, `SELECT username, password_bcrypt, role, wards, generation FROM clinicians WHERE username = ?`, username).
 		Scan(&c.Username, &hash, &c.Role, &wards, &c.Generation)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Clinician{}, "", fmt.Errorf("clinician %s: %w", username, ErrNotFound)
+		return Clinician{}, "", fmt.Errorf("clinician %s: %w", username, vward.ErrNotFound)
 	}
 	if err != nil {
 		return Clinician{}, "", fmt.Errorf("clinician %s: %w", username, err)
@@ -219,7 +219,7 @@ var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a password"), bcrypt.
 // Login checks a clinician's password.
 func (r *Registry) Login(ctx context.Context, username, password string) (Clinician, error) {
 	c, hash, err := r.clinician(ctx, username)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, vward.ErrNotFound) {
 		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
 		return Clinician{}, ErrBadLogin
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vward/vward"
 	"github.com/vward/vward/devices"
 )
 
@@ -53,7 +54,7 @@ func TestNHSNumberInvalid(t *testing.T) {
 		if !strings.Contains(err.Error(), tc.why) {
 			t.Errorf("ValidNHSNumber(%q) = %q, want it to say %q", tc.in, err, tc.why)
 		}
-		if !errors.Is(err, devices.ErrInvalid) {
+		if !errors.Is(err, vward.ErrInvalid) {
 			t.Errorf("ValidNHSNumber(%q) error is not ErrInvalid", tc.in)
 		}
 		// The error may be logged: it must not repeat the number.

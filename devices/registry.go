@@ -139,38 +139,21 @@ type Registry struct {
 	lastMissCheck atomic.Int64 // unix nanoseconds of the last refresh on a miss
 }
 
-// Errors a caller may test for with errors.Is.
-var (
-	ErrNotFound   = errors.New("not found")
-	ErrUnassigned = errors.New("device is not bound to a patient at that time")
-	// ErrInvalid marks a request the registry refuses as it stands (a bad
-	// NHS number, an unknown pathway); the message says what to change.
-	ErrInvalid = errors.New("invalid")
-	// ErrConflict marks a request that clashes with the registry's state
-	// (an id taken, a patient already discharged).
-	ErrConflict = errors.New("conflict")
-)
-
-// kindError is an error whose message is for people and which matches one
-// of the sentinel errors above.
-type kindError struct {
-	kind error
-	msg  string
-}
-
-func (e *kindError) Error() string        { return e.msg }
-func (e *kindError) Is(target error) bool { return target == e.kind }
+// ErrUnassigned is PatientAt's answer for a registered device bound to no
+// patient at the time asked about. Every other refusal of the registry is
+// of one of vward's error kinds: vward.ErrNotFound, ErrInvalid, ErrConflict.
+var ErrUnassigned = errors.New("device is not bound to a patient at that time")
 
 func invalidf(format string, args ...any) error {
-	return &kindError{kind: ErrInvalid, msg: fmt.Sprintf(format, args...)}
+	return vward.Errorf(vward.ErrInvalid, format, args...)
 }
 
 func conflictf(format string, args ...any) error {
-	return &kindError{kind: ErrConflict, msg: fmt.Sprintf(format, args...)}
+	return vward.Errorf(vward.ErrConflict, format, args...)
 }
 
 func notFoundf(format string, args ...any) error {
-	return &kindError{kind: ErrNotFound, msg: fmt.Sprintf(format, args...)}
+	return vward.Errorf(vward.ErrNotFound, format, args...)
 }
 
 // idPattern keeps identifiers safe in MQTT topics, URLs and line protocol.
@@ -372,7 +355,7 @@ func (r *Registry) patientAt(device vward.DeviceID, at time.Time) (vward.Patient
 	defer r.mu.RUnlock()
 	d, ok := r.known[device]
 	if !ok {
-		return "", "", fmt.Errorf("device %s: %w", device, ErrNotFound)
+		return "", "", fmt.Errorf("device %s: %w", device, vward.ErrNotFound)
 	}
 	for _, b := range d.bindings {
 		if !at.Before(b.from) && (b.to.IsZero() || at.Before(b.to)) {

@@ -51,7 +51,7 @@ func TestRegistryPatientStay(t *testing.T) {
 	r, _ := openTemp(t)
 	ctx := devices.WithActor(context.Background(), "matron")
 	must(t, r.AddWard(ctx, devices.Ward{ID: "w1", Name: "Respiratory VW", Pathway: "Respiratory", Place: "Kent", Capacity: 4}))
-	if err := r.AddWard(ctx, devices.Ward{ID: "w2", Name: "x", Pathway: "cardiology-ish"}); !errors.Is(err, devices.ErrInvalid) {
+	if err := r.AddWard(ctx, devices.Ward{ID: "w2", Name: "x", Pathway: "cardiology-ish"}); !errors.Is(err, vward.ErrInvalid) {
 		t.Errorf("unknown pathway: %v, want ErrInvalid", err)
 	}
 	admitted := time.Now().Add(-48 * time.Hour).UTC()
@@ -66,26 +66,26 @@ func TestRegistryPatientStay(t *testing.T) {
 	}
 
 	// The same person cannot be on two wards at once, nor an id reused.
-	if err := r.Admit(ctx, devices.Patient{ID: "p2", Ward: "w1", NHSNumber: "9434765919", Name: "Ada W"}); !errors.Is(err, devices.ErrConflict) {
+	if err := r.Admit(ctx, devices.Patient{ID: "p2", Ward: "w1", NHSNumber: "9434765919", Name: "Ada W"}); !errors.Is(err, vward.ErrConflict) {
 		t.Errorf("second stay with the same NHS number: %v, want ErrConflict", err)
 	}
-	if err := r.Admit(ctx, devices.Patient{ID: "p1", Ward: "w1", Name: "Other"}); !errors.Is(err, devices.ErrConflict) {
+	if err := r.Admit(ctx, devices.Patient{ID: "p1", Ward: "w1", Name: "Other"}); !errors.Is(err, vward.ErrConflict) {
 		t.Errorf("reused id: %v, want ErrConflict", err)
 	}
-	if err := r.Admit(ctx, devices.Patient{ID: "p3", Ward: "nope", Name: "Other"}); !errors.Is(err, devices.ErrNotFound) {
+	if err := r.Admit(ctx, devices.Patient{ID: "p3", Ward: "nope", Name: "Other"}); !errors.Is(err, vward.ErrNotFound) {
 		t.Errorf("unknown ward: %v, want ErrNotFound", err)
 	}
-	if err := r.Admit(ctx, devices.Patient{ID: "p3", Ward: "w1", Name: "Other", NHSNumber: "9434765918"}); !errors.Is(err, devices.ErrInvalid) {
+	if err := r.Admit(ctx, devices.Patient{ID: "p3", Ward: "w1", Name: "Other", NHSNumber: "9434765918"}); !errors.Is(err, vward.ErrInvalid) {
 		t.Errorf("bad NHS number: %v, want ErrInvalid", err)
 	}
 
 	// Scale 2 needs a reason, and is audited with who and why.
-	if err := r.SetSpO2Scale(ctx, "p1", 2, " "); !errors.Is(err, devices.ErrInvalid) {
+	if err := r.SetSpO2Scale(ctx, "p1", 2, " "); !errors.Is(err, vward.ErrInvalid) {
 		t.Errorf("scale without a reason: %v, want ErrInvalid", err)
 	}
 	must(t, r.SetSpO2Scale(devices.WithActor(context.Background(), "dr-patel"), "p1", 2, "COPD with type 2 respiratory failure; target 88-92%"))
 	must(t, r.Pause(ctx, "p1", "admitted to QEQM with a fall"))
-	if err := r.Pause(ctx, "p1", ""); !errors.Is(err, devices.ErrConflict) {
+	if err := r.Pause(ctx, "p1", ""); !errors.Is(err, vward.ErrConflict) {
 		t.Errorf("pause twice: %v, want ErrConflict", err)
 	}
 	must(t, r.Resume(ctx, "p1", "back home"))
@@ -101,7 +101,7 @@ func TestRegistryPatientStay(t *testing.T) {
 	}
 
 	// Discharge ends the stay and unbinds its devices.
-	if err := r.Discharge(ctx, "p1", "better", "", time.Time{}); !errors.Is(err, devices.ErrInvalid) {
+	if err := r.Discharge(ctx, "p1", "better", "", time.Time{}); !errors.Is(err, vward.ErrInvalid) {
 		t.Errorf("unknown outcome: %v, want ErrInvalid", err)
 	}
 	must(t, r.Discharge(ctx, "p1", "recovered", "obs stable 72h", time.Time{}))
@@ -111,7 +111,7 @@ func TestRegistryPatientStay(t *testing.T) {
 	if pid, _, err := r.PatientAt("ox-1", time.Now().Add(-time.Hour)); err != nil || pid != "p1" {
 		t.Errorf("a reading measured before the discharge still belongs to p1: %s %v", pid, err)
 	}
-	if err := r.Assign(ctx, "ox-1", "p1", time.Time{}); !errors.Is(err, devices.ErrConflict) {
+	if err := r.Assign(ctx, "ox-1", "p1", time.Time{}); !errors.Is(err, vward.ErrConflict) {
 		t.Errorf("assign to a discharged patient: %v, want ErrConflict", err)
 	}
 	if ps, _ := r.Patients(ctx); len(ps) != 0 {
@@ -154,7 +154,7 @@ func TestRegistryAssignKeepsBindingsApart(t *testing.T) {
 	must(t, err)
 	t0 := time.Now().Add(-10 * time.Hour)
 	must(t, r.Assign(ctx, "d", "a", t0))
-	if err := r.Assign(ctx, "d", "b", t0.Add(-time.Hour)); !errors.Is(err, devices.ErrInvalid) {
+	if err := r.Assign(ctx, "d", "b", t0.Add(-time.Hour)); !errors.Is(err, vward.ErrInvalid) {
 		t.Errorf("reassign before the current binding began: %v, want ErrInvalid", err)
 	}
 	must(t, r.Assign(ctx, "d", "b", t0.Add(2*time.Hour)))
@@ -165,10 +165,10 @@ func TestRegistryAssignKeepsBindingsApart(t *testing.T) {
 		t.Errorf("reading at t0+3h → %s, want b", pid)
 	}
 	must(t, r.Unassign(ctx, "d", t0.Add(4*time.Hour)))
-	if err := r.Unassign(ctx, "d", time.Time{}); !errors.Is(err, devices.ErrConflict) {
+	if err := r.Unassign(ctx, "d", time.Time{}); !errors.Is(err, vward.ErrConflict) {
 		t.Errorf("unassign twice: %v, want ErrConflict", err)
 	}
-	if err := r.Assign(ctx, "d", "a", t0.Add(3*time.Hour)); !errors.Is(err, devices.ErrInvalid) {
+	if err := r.Assign(ctx, "d", "a", t0.Add(3*time.Hour)); !errors.Is(err, vward.ErrInvalid) {
 		t.Errorf("assign back into the ended binding to b: %v, want ErrInvalid", err)
 	}
 	if _, _, err := r.PatientAt("d", t0.Add(5*time.Hour)); !errors.Is(err, devices.ErrUnassigned) {
@@ -297,7 +297,7 @@ func TestWardReport(t *testing.T) {
 	if rep.CurrentStay.Count != 3 {
 		t.Errorf("current stay = %+v", rep.CurrentStay)
 	}
-	if _, err := r.WardReport(ctx, "nope", 7, now, loc); !errors.Is(err, devices.ErrNotFound) {
+	if _, err := r.WardReport(ctx, "nope", 7, now, loc); !errors.Is(err, vward.ErrNotFound) {
 		t.Errorf("unknown ward: %v", err)
 	}
 }
@@ -354,23 +354,23 @@ func TestMosquittoExportSkipsDevicesWithoutHash(t *testing.T) {
 	if out.Devices != 1 || len(out.Skipped) != 1 || out.Skipped[0] != "legacy" {
 		t.Errorf("export = %d devices, skipped %v", out.Devices, out.Skipped)
 	}
-	if _, err := r.ExportMosquittoPasswd(ctx, "new", "pw"); !errors.Is(err, devices.ErrConflict) {
+	if _, err := r.ExportMosquittoPasswd(ctx, "new", "pw"); !errors.Is(err, vward.ErrConflict) {
 		t.Errorf("service account named like a device: %v, want ErrConflict", err)
 	}
-	if _, err := r.ExportMosquittoPasswd(ctx, "vward", ""); !errors.Is(err, devices.ErrInvalid) {
+	if _, err := r.ExportMosquittoPasswd(ctx, "vward", ""); !errors.Is(err, vward.ErrInvalid) {
 		t.Errorf("no service password: %v, want ErrInvalid", err)
 	}
 
 	// vward's own client ids begin with "vward"; no device id may, in any
 	// case, and one registered before that rule is not exported.
 	for _, id := range []vward.DeviceID{"vward-ingest", "VWARD-1", "vward"} {
-		if _, err := r.AddDevice(ctx, id, "oximeter"); !errors.Is(err, devices.ErrInvalid) || !strings.Contains(err.Error(), "vward's own MQTT client ids") {
+		if _, err := r.AddDevice(ctx, id, "oximeter"); !errors.Is(err, vward.ErrInvalid) || !strings.Contains(err.Error(), "vward's own MQTT client ids") {
 			t.Errorf("add device %s: %v, want ErrInvalid naming the reserved prefix", id, err)
 		}
 	}
 	_, err = db.Exec(`INSERT INTO devices (id, kind, serial, secret_sha256, secret_mosquitto, added_at) SELECT 'vward-old', kind, serial, secret_sha256, secret_mosquitto, added_at FROM devices WHERE id = 'new'`)
 	must(t, err)
-	if _, err := r.ExportMosquittoPasswd(ctx, "vward", "svc-pw"); !errors.Is(err, devices.ErrConflict) || !strings.Contains(err.Error(), "vward-old") {
+	if _, err := r.ExportMosquittoPasswd(ctx, "vward", "svc-pw"); !errors.Is(err, vward.ErrConflict) || !strings.Contains(err.Error(), "vward-old") {
 		t.Errorf("export with device vward-old: %v, want ErrConflict naming it", err)
 	}
 }

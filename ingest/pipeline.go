@@ -23,7 +23,6 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/vward/vward"
-	"github.com/vward/vward/devices"
 )
 
 // Store keeps readings durably; WriteReadings returns nil only when they
@@ -468,7 +467,7 @@ func (p *Pipeline) decode(d Delivery) pending {
 			askedAt, asked = r.At, true
 		}
 		if err := attributeErr; err != nil {
-			if errors.Is(err, devices.ErrNotFound) {
+			if errors.Is(err, vward.ErrNotFound) {
 				item.rejection = rej(RejectDevice, fmt.Sprintf("device %s is not registered", device))
 				return item
 			}

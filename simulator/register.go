@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vward/vward"
 	"github.com/vward/vward/devices"
 )
 
@@ -25,7 +26,7 @@ func Register(ctx context.Context, reg *devices.Registry, plan *Plan, now time.T
 	for _, w := range plan.Wards() {
 		if _, err := reg.Ward(ctx, w); err == nil {
 			continue
-		} else if !errors.Is(err, devices.ErrNotFound) {
+		} else if !errors.Is(err, vward.ErrNotFound) {
 			return nil, err
 		}
 		if err := reg.AddWard(ctx, devices.Ward{ID: w, Name: string(w)}); err != nil {
@@ -36,7 +37,7 @@ func Register(ctx context.Context, reg *devices.Registry, plan *Plan, now time.T
 	for _, p := range plan.Patients {
 		cur, err := reg.Patient(ctx, p.ID)
 		switch {
-		case errors.Is(err, devices.ErrNotFound):
+		case errors.Is(err, vward.ErrNotFound):
 			if err := reg.Admit(ctx, devices.Patient{ID: p.ID, Ward: p.Ward, Name: p.Name, SpO2Scale: p.SpO2Scale, Admitted: from}); err != nil {
 				return nil, err
 			}
@@ -53,7 +54,7 @@ func Register(ctx context.Context, reg *devices.Registry, plan *Plan, now time.T
 			var secret string
 			dev, err := reg.Device(ctx, d.ID)
 			switch {
-			case errors.Is(err, devices.ErrNotFound):
+			case errors.Is(err, vward.ErrNotFound):
 				if secret, err = reg.AddDevice(ctx, d.ID, string(d.Kind)); err != nil {
 					return nil, err
 				}

@@ -67,11 +67,11 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 // registryError answers with the status a registry error means.
 func (s *Server) registryError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
-	case errors.Is(err, devices.ErrNotFound):
+	case errors.Is(err, vward.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, devices.ErrInvalid):
+	case errors.Is(err, vward.ErrInvalid):
 		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, devices.ErrConflict):
+	case errors.Is(err, vward.ErrConflict):
 		writeError(w, http.StatusConflict, err.Error())
 	default:
 		s.log.Error("registry", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -88,7 +88,7 @@ func acting(r *http.Request, u User) *http.Request {
 func (s *Server) visibleStay(w http.ResponseWriter, r *http.Request) (devices.Patient, bool) {
 	u, _ := CurrentUser(r)
 	p, err := s.Registry.Patient(r.Context(), vward.PatientID(r.PathValue("id")))
-	if errors.Is(err, devices.ErrNotFound) || (err == nil && !u.Sees(p.Ward)) {
+	if errors.Is(err, vward.ErrNotFound) || (err == nil && !u.Sees(p.Ward)) {
 		writeError(w, http.StatusNotFound, "no such patient")
 		return devices.Patient{}, false
 	}

@@ -87,7 +87,7 @@ func newUsersAddCmd() *cobra.Command {
 				username := args[0]
 				if _, err := reg.Clinician(ctx, username); err == nil {
 					return fmt.Errorf("user %s exists; use vward users passwd to change the password", username)
-				} else if !errors.Is(err, devices.ErrNotFound) {
+				} else if !errors.Is(err, vward.ErrNotFound) {
 					return err
 				}
 				c := devices.Clinician{Username: username, Role: role}
