@@ -2,7 +2,6 @@ package alerting
 
 import (
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/vward/vward"
@@ -174,9 +173,16 @@ type AuditEntry struct {
 	Observations json.RawMessage `json:"observations,omitempty"`
 }
 
-// Errors of clinician actions; the web layer maps them to statuses.
-var (
-	ErrNotFound = errors.New("no such alert")
-	ErrConflict = errors.New("not allowed in the alert's state")
-	ErrInvalid  = errors.New("invalid request")
-)
+// conflictf and invalidf refuse a clinician's action with one of vward's
+// error kinds, which the web layer answers with a status; each message
+// begins with the words the alert API answers that kind with.
+func conflictf(format string, args ...any) error {
+	return vward.Errorf(vward.ErrConflict, "not allowed in the alert's state: "+format, args...)
+}
+
+func invalidf(format string, args ...any) error {
+	return vward.Errorf(vward.ErrInvalid, "invalid request: "+format, args...)
+}
+
+// errNoSuchAlert is the answer for an alert id the store does not hold.
+var errNoSuchAlert = vward.Errorf(vward.ErrNotFound, "no such alert")

@@ -742,7 +742,7 @@ func (e *Engine) act(ctx context.Context, id int64, f func(Alert, Policy, time.T
 		if err != nil {
 			return Alert{}, err
 		}
-		return got, fmt.Errorf("%w: the alert is %s", ErrConflict, got.State)
+		return got, conflictf("the alert is %s", got.State)
 	}
 	now := e.now()
 	na, eff, err := f(*a, e.cfg.PolicyFor(a.Ward), now)

@@ -278,12 +278,12 @@ func (a Alert) Acknowledge(actor, note string, now time.Time) (Alert, Effect, er
 	switch from {
 	case Raised, Shelved, Cleared:
 	case Acknowledged:
-		return a, Effect{}, fmt.Errorf("%w: already acknowledged by %s", ErrConflict, a.AcknowledgedBy)
+		return a, Effect{}, conflictf("already acknowledged by %s", a.AcknowledgedBy)
 	default:
-		return a, Effect{}, fmt.Errorf("%w: the alert is %s", ErrConflict, from)
+		return a, Effect{}, conflictf("the alert is %s", from)
 	}
 	if from == Shelved && a.ShelvedFrom == Acknowledged {
-		return a, Effect{}, fmt.Errorf("%w: already acknowledged by %s (and shelved)", ErrConflict, a.AcknowledgedBy)
+		return a, Effect{}, conflictf("already acknowledged by %s (and shelved)", a.AcknowledgedBy)
 	}
 	entry := func(action string, reason string) AuditEntry {
 		e := a.entry(now, actor, action, from, reason)
@@ -322,7 +322,7 @@ func (a Alert) Acknowledge(actor, note string, now time.Time) (Alert, Effect, er
 func (a Alert) Resolve(actor, note string, now time.Time) (Alert, Effect, error) {
 	from := a.State
 	if !from.Open() {
-		return a, Effect{}, fmt.Errorf("%w: the alert is already resolved", ErrConflict)
+		return a, Effect{}, conflictf("the alert is already resolved")
 	}
 	reason := "resolved by " + actor
 	if a.Active {
@@ -344,13 +344,13 @@ func (a Alert) Shelve(actor string, d time.Duration, reason string, p Policy, no
 	reason = strings.TrimSpace(reason)
 	switch {
 	case reason == "":
-		return a, Effect{}, fmt.Errorf("%w: shelving needs a reason", ErrInvalid)
+		return a, Effect{}, invalidf("shelving needs a reason")
 	case d < time.Minute || d > p.MaxShelve:
-		return a, Effect{}, fmt.Errorf("%w: an alert may be shelved for 1 to %d minutes", ErrInvalid, int(p.MaxShelve/time.Minute))
+		return a, Effect{}, invalidf("an alert may be shelved for 1 to %d minutes", int(p.MaxShelve/time.Minute))
 	}
 	from := a.State
 	if from != Raised && from != Acknowledged {
-		return a, Effect{}, fmt.Errorf("%w: only a raised or acknowledged alert can be shelved; this one is %s", ErrConflict, from)
+		return a, Effect{}, conflictf("only a raised or acknowledged alert can be shelved; this one is %s", from)
 	}
 	a.State, a.ShelvedFrom = Shelved, from
 	a.ShelvedUntil, a.ShelvedBy, a.ShelveReason = now.Add(d), actor, reason

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vward/vward"
 	"github.com/vward/vward/news2"
 )
 
@@ -243,10 +244,10 @@ func TestAlertEscalationAndReminders(t *testing.T) {
 func TestAlertShelve(t *testing.T) {
 	p := testPolicy()
 	a := raise(t, news2.Medium)
-	if _, _, err := a.Shelve("alice", 30*time.Minute, "  ", p, t0); !errors.Is(err, ErrInvalid) {
+	if _, _, err := a.Shelve("alice", 30*time.Minute, "  ", p, t0); !errors.Is(err, vward.ErrInvalid) {
 		t.Errorf("shelve without a reason: %v", err)
 	}
-	if _, _, err := a.Shelve("alice", 5*time.Hour, "visit", p, t0); !errors.Is(err, ErrInvalid) {
+	if _, _, err := a.Shelve("alice", 5*time.Hour, "visit", p, t0); !errors.Is(err, vward.ErrInvalid) {
 		t.Errorf("shelve beyond the maximum: %v", err)
 	}
 	a, eff, err := a.Shelve("alice", 30*time.Minute, "district nurse visiting", p, t0.Add(time.Minute))
@@ -294,7 +295,7 @@ func TestAlertClinicianActions(t *testing.T) {
 		e.ResponseSeconds == nil || *e.ResponseSeconds != 90 || !b.EscalateAt.IsZero() {
 		t.Fatalf("acknowledge = %+v, %+v", b, e)
 	}
-	if _, _, err := b.Acknowledge("bob", "", t0.Add(2*time.Minute)); !errors.Is(err, ErrConflict) {
+	if _, _, err := b.Acknowledge("bob", "", t0.Add(2*time.Minute)); !errors.Is(err, vward.ErrConflict) {
 		t.Errorf("second acknowledgement: %v", err)
 	}
 	c, eff, err := b.Resolve("alice", "admitted to hospital", t0.Add(time.Hour))
@@ -306,7 +307,7 @@ func TestAlertClinicianActions(t *testing.T) {
 		"resolve":     func() error { _, _, err := c.Resolve("x", "", t0); return err },
 		"shelve":      func() error { _, _, err := c.Shelve("x", time.Hour, "r", p, t0); return err },
 	} {
-		if err := f(); !errors.Is(err, ErrConflict) {
+		if err := f(); !errors.Is(err, vward.ErrConflict) {
 			t.Errorf("%s a resolved alert: %v, want a conflict", name, err)
 		}
 	}

@@ -248,7 +248,7 @@ func (s *Store) Get(ctx context.Context, id int64) (Alert, []AuditEntry, error) 
 		return Alert{}, nil, err
 	}
 	if len(as) == 0 {
-		return Alert{}, nil, ErrNotFound
+		return Alert{}, nil, errNoSuchAlert
 	}
 	rows, err := s.db.QueryContext(ctx, "SELECT body FROM alert_audit WHERE alert_id = ? ORDER BY id", id)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -163,7 +162,7 @@ func (s *Server) visibleAlert(w http.ResponseWriter, r *http.Request, u User) (a
 	}
 	a, audit, err := s.Alerts.Alert(r.Context(), id)
 	switch {
-	case errors.Is(err, alerting.ErrNotFound) || err == nil && !u.Sees(a.Ward):
+	case errors.Is(err, vward.ErrNotFound) || err == nil && !u.Sees(a.Ward):
 		writeError(w, http.StatusNotFound, "no such alert")
 		return alerting.Alert{}, nil, false
 	case err != nil:
@@ -218,11 +217,11 @@ func (s *Server) alertAction(w http.ResponseWriter, r *http.Request, body any, a
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, got)
-	case errors.Is(err, alerting.ErrInvalid):
+	case errors.Is(err, vward.ErrInvalid):
 		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, alerting.ErrConflict):
+	case errors.Is(err, vward.ErrConflict):
 		writeError(w, http.StatusConflict, err.Error())
-	case errors.Is(err, alerting.ErrNotFound):
+	case errors.Is(err, vward.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such alert")
 	default:
 		s.log.Error("alert action", "alert", a.ID, "user", u.Username, "err", err)
@@ -245,6 +244,12 @@ func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
+// invalidRequest refuses an alert action's body in the words alerting
+// refuses an action with.
+func invalidRequest(why string) error {
+	return vward.Errorf(vward.ErrInvalid, "invalid request: %s", why)
+}
+
 type noteBody struct {
 	Note string `json:"note"`
 }
@@ -261,7 +266,7 @@ func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request) {
 	var b noteBody
 	s.alertAction(w, r, &b, func(ctx context.Context, id int64, actor string) (alerting.Alert, error) {
 		if err := b.check(); err != nil {
-			return alerting.Alert{}, fmt.Errorf("%w: %w", alerting.ErrInvalid, err)
+			return alerting.Alert{}, invalidRequest(err.Error())
 		}
 		return s.Alerts.Acknowledge(ctx, id, actor, strings.TrimSpace(b.Note))
 	})
@@ -272,7 +277,7 @@ func (s *Server) resolveAlert(w http.ResponseWriter, r *http.Request) {
 	var b noteBody
 	s.alertAction(w, r, &b, func(ctx context.Context, id int64, actor string) (alerting.Alert, error) {
 		if err := b.check(); err != nil {
-			return alerting.Alert{}, fmt.Errorf("%w: %w", alerting.ErrInvalid, err)
+			return alerting.Alert{}, invalidRequest(err.Error())
 		}
 		return s.Alerts.Resolve(ctx, id, actor, strings.TrimSpace(b.Note))
 	})
@@ -287,11 +292,11 @@ func (s *Server) shelveAlert(w http.ResponseWriter, r *http.Request) {
 	s.alertAction(w, r, &b, func(ctx context.Context, id int64, actor string) (alerting.Alert, error) {
 		switch {
 		case b.Minutes <= 0:
-			return alerting.Alert{}, fmt.Errorf("%w: %s", alerting.ErrInvalid, `send {"minutes": N, "reason": "..."} with N at least 1`)
+			return alerting.Alert{}, invalidRequest(`send {"minutes": N, "reason": "..."} with N at least 1`)
 		case strings.TrimSpace(b.Reason) == "":
-			return alerting.Alert{}, fmt.Errorf("%w: %s", alerting.ErrInvalid, "shelving needs a reason")
+			return alerting.Alert{}, invalidRequest("shelving needs a reason")
 		case utf8.RuneCountInString(b.Reason) > maxNote:
-			return alerting.Alert{}, fmt.Errorf("%w: %s", alerting.ErrInvalid, "a reason may be at most 2000 characters")
+			return alerting.Alert{}, invalidRequest("a reason may be at most 2000 characters")
 		}
 		return s.Alerts.Shelve(ctx, id, actor, time.Duration(b.Minutes)*time.Minute, b.Reason)
 	})
