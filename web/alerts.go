@@ -214,15 +214,13 @@ func (s *Server) alertAction(w http.ResponseWriter, r *http.Request, body any, a
 		return
 	}
 	got, err := act(r.Context(), a.ID, u.Username)
-	switch {
+	switch status, refused := kindStatus(err); {
 	case err == nil:
 		writeJSON(w, http.StatusOK, got)
-	case errors.Is(err, vward.ErrInvalid):
-		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, vward.ErrConflict):
-		writeError(w, http.StatusConflict, err.Error())
-	case errors.Is(err, vward.ErrNotFound):
-		writeError(w, http.StatusNotFound, "no such alert")
+	case status == http.StatusNotFound:
+		writeError(w, status, "no such alert")
+	case refused:
+		writeError(w, status, err.Error())
 	default:
 		s.log.Error("alert action", "alert", a.ID, "user", u.Username, "err", err)
 		writeError(w, http.StatusInternalServerError, "the alert could not be changed")

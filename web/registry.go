@@ -66,17 +66,12 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 
 // registryError answers with the status a registry error means.
 func (s *Server) registryError(w http.ResponseWriter, r *http.Request, err error) {
-	switch {
-	case errors.Is(err, vward.ErrNotFound):
-		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, vward.ErrInvalid):
-		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, vward.ErrConflict):
-		writeError(w, http.StatusConflict, err.Error())
-	default:
-		s.log.Error("registry", "method", r.Method, "path", r.URL.Path, "err", err)
-		writeError(w, http.StatusInternalServerError, "the registry is unavailable")
+	if status, refused := kindStatus(err); refused {
+		writeError(w, status, err.Error())
+		return
 	}
+	s.log.Error("registry", "method", r.Method, "path", r.URL.Path, "err", err)
+	writeError(w, http.StatusInternalServerError, "the registry is unavailable")
 }
 
 // acting returns the request's context naming the user for the audit.

@@ -285,6 +285,21 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
 }
 
+// kindStatus is the status that answers a refusal of one of vward's error
+// kinds, whichever package refused; refused is false for any other error
+// (nil included), which is the server's own failure.
+func kindStatus(err error) (status int, refused bool) {
+	switch {
+	case errors.Is(err, vward.ErrNotFound):
+		return http.StatusNotFound, true
+	case errors.Is(err, vward.ErrInvalid):
+		return http.StatusBadRequest, true
+	case errors.Is(err, vward.ErrConflict):
+		return http.StatusConflict, true
+	}
+	return http.StatusInternalServerError, false
+}
+
 // Serve serves h on ln until ctx ends, then shuts down gracefully.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: RequestReadTimeout,
