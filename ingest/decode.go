@@ -11,8 +11,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/go-playground/validator/v10"
-
 	"github.com/vward/vward"
 )
 
@@ -93,12 +91,13 @@ func reject(code, format string, args ...any) *RejectError {
 // wireMessage is device protocol v1 as it arrives. Unknown top-level fields
 // are ignored so that a later minor version can add some without breaking
 // devices in the field; unknown reading types are refused, since a reading
-// vward cannot interpret must not pass silently.
+// vward cannot interpret must not pass silently. checkEnvelope says what
+// its fields must hold.
 type wireMessage struct {
-	MsgID    string        `json:"msg_id" validate:"required,max=128,printascii"`
-	TS       string        `json:"ts" validate:"required"`
-	Readings []wireReading `json:"readings" validate:"required,min=1"`
-	Battery  *float64      `json:"battery" validate:"omitempty,gte=0,lte=1"`
+	MsgID    string        `json:"msg_id"`
+	TS       string        `json:"ts"`
+	Readings []wireReading `json:"readings"`
+	Battery  *float64      `json:"battery"`
 }
 
 type wireReading struct {
@@ -106,10 +105,6 @@ type wireReading struct {
 	Value json.RawMessage `json:"value"`
 	TS    string          `json:"ts"`
 }
-
-// validate is safe for concurrent use and caches struct metadata, so one
-// instance serves every decoder.
-var validate = validator.New(validator.WithRequiredStructEnabled())
 
 // Decode parses and validates one device protocol v1 payload from device,
 // received at now. It returns a *RejectError when the message as a whole is
@@ -173,10 +168,60 @@ func decodeGeneral(payload []byte, lim Limits) (wireMessage, error) {
 	if len(w.Readings) > lim.MaxReadings {
 		return w, reject(RejectEnvelope, "readings has %d entries; the limit is %d", len(w.Readings), lim.MaxReadings)
 	}
-	if err := validate.Struct(&w); err != nil {
-		return w, reject(RejectEnvelope, "%s", describeValidation(err))
+	if err := checkEnvelope(&w); err != nil {
+		return w, reject(RejectEnvelope, "%v", err)
 	}
 	return w, nil
+}
+
+// checkEnvelope refuses a message whose msg_id is missing or not 1–128
+// printable ASCII characters, whose ts or readings are missing, or whose
+// battery is outside 0–1, naming every such field. parseFast holds to the
+// same rules without wording them.
+func checkEnvelope(w *wireMessage) error {
+	var parts []string
+	switch {
+	case w.MsgID == "":
+		parts = append(parts, "msg_id is required")
+	case utf8.RuneCountInString(w.MsgID) > maxMsgID:
+		parts = append(parts, fmt.Sprintf("msg_id is longer than %d characters", maxMsgID))
+	case !printableASCII(w.MsgID):
+		parts = append(parts, "msg_id must be printable ASCII")
+	}
+	if w.TS == "" {
+		parts = append(parts, "ts is required")
+	}
+	switch {
+	case w.Readings == nil:
+		parts = append(parts, "readings is required")
+	case len(w.Readings) == 0:
+		parts = append(parts, "readings must not be empty")
+	}
+	if b := w.Battery; b != nil && !(*b >= 0 && *b <= 1) {
+		parts = append(parts, fmt.Sprintf("battery %v is outside 0–1", *b))
+	}
+	if len(parts) > 0 {
+		return errors.New(strings.Join(parts, "; "))
+	}
+	return nil
+}
+
+// maxMsgID bounds a msg_id, the dedup key, in characters.
+const maxMsgID = 128
+
+// validMsgID reports whether id may be a msg_id: 1–128 printable ASCII
+// characters.
+func validMsgID(id string) bool {
+	return id != "" && len(id) <= maxMsgID && printableASCII(id)
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // duplicateKey finds a key that appears twice in one object of a JSON
@@ -434,46 +479,6 @@ func describeJSONError(err error) string {
 		return "JSON is truncated"
 	}
 	return err.Error()
-}
-
-func describeValidation(err error) string {
-	var ves validator.ValidationErrors
-	if !errors.As(err, &ves) {
-		return err.Error()
-	}
-	parts := make([]string, 0, len(ves))
-	for _, fe := range ves {
-		name := jsonName(fe.StructField())
-		switch fe.Tag() {
-		case "required":
-			parts = append(parts, name+" is required")
-		case "min":
-			parts = append(parts, name+" must not be empty")
-		case "max":
-			parts = append(parts, fmt.Sprintf("%s is longer than %s characters", name, fe.Param()))
-		case "printascii":
-			parts = append(parts, name+" must be printable ASCII")
-		case "gte", "lte":
-			parts = append(parts, fmt.Sprintf("%s %v is outside 0–1", name, fe.Value()))
-		default:
-			parts = append(parts, fmt.Sprintf("%s fails %s", name, fe.Tag()))
-		}
-	}
-	return strings.Join(parts, "; ")
-}
-
-func jsonName(field string) string {
-	switch field {
-	case "MsgID":
-		return "msg_id"
-	case "TS":
-		return "ts"
-	case "Readings":
-		return "readings"
-	case "Battery":
-		return "battery"
-	}
-	return field
 }
 
 func clip(raw json.RawMessage) string { return clipString(string(raw)) }

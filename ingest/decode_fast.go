@@ -7,14 +7,14 @@ import (
 )
 
 // parseFast decodes the common shape of a device protocol v1 message into w
-// without encoding/json's reflection or the validator's: an object with
-// exactly the known keys (msg_id, ts, readings, battery; each reading type,
-// value and ts), strings without escapes, and values that already pass the
-// envelope's validation. It reports false for anything else — an unknown or
-// differently cased key, an escape, null, a duplicate key, trailing data, a
-// value the validator would refuse — and Decode then takes the general path,
-// which decides and words every rejection. So the fast path never accepts
-// what the general path would refuse, and never words an error.
+// without encoding/json's reflection: an object with exactly the known
+// keys (msg_id, ts, readings, battery; each reading type, value and ts),
+// strings without escapes, and values that already pass checkEnvelope. It
+// reports false for anything else — an unknown or differently cased key,
+// an escape, null, a duplicate key, trailing data, a value checkEnvelope
+// would refuse — and Decode then takes the general path, which decides and
+// words every rejection. So the fast path never accepts what the general
+// path would refuse, and never words an error.
 //
 // Values are left raw (aliases of payload, not retained past Decode), as
 // json.RawMessage would hold them.
@@ -99,15 +99,10 @@ func parseFast(payload []byte, w *wireMessage, room []wireReading, lim Limits) (
 	if p.i != len(p.b) {
 		return nil, false
 	}
-	// The envelope's validation (wireMessage's tags): anything it would
-	// refuse goes to the general path for its wording.
-	if !seen[0] || !seen[1] || !seen[2] || w.MsgID == "" || len(w.MsgID) > 128 || w.TS == "" || len(readings) == 0 {
+	// The envelope's rules (checkEnvelope; battery is checked above):
+	// anything they refuse goes to the general path for its wording.
+	if !seen[0] || !seen[1] || !seen[2] || !validMsgID(w.MsgID) || w.TS == "" || len(readings) == 0 {
 		return nil, false
-	}
-	for i := 0; i < len(w.MsgID); i++ {
-		if c := w.MsgID[i]; c < 0x20 || c > 0x7e {
-			return nil, false
-		}
 	}
 	return readings, true
 }

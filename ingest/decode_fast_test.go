@@ -12,7 +12,7 @@ import (
 func slowParse(payload []byte, lim Limits) (wireMessage, bool) {
 	var w wireMessage
 	dec := json.NewDecoder(bytes.NewReader(payload))
-	if dec.Decode(&w) != nil || dec.More() || len(w.Readings) > lim.MaxReadings || validate.Struct(&w) != nil {
+	if dec.Decode(&w) != nil || dec.More() || len(w.Readings) > lim.MaxReadings || checkEnvelope(&w) != nil {
 		return w, false
 	}
 	return w, true

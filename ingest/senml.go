@@ -307,8 +307,8 @@ func senmlMsgIDValue(r senmlRecord) (string, error) {
 		return "", errors.New("msg_id must be a string value (vs)")
 	}
 	id := *r.StringValue
-	if err := validate.Var(id, "required,max=128,printascii"); err != nil {
-		return "", fmt.Errorf("msg_id must be 1–128 printable ASCII characters")
+	if !validMsgID(id) {
+		return "", errors.New("msg_id must be 1–128 printable ASCII characters")
 	}
 	return id, nil
 }
