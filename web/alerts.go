@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/vward/vward"
 	"github.com/vward/vward/alerting"
@@ -191,12 +190,9 @@ func (s *Server) getAlert(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, AlertWithAudit{Alert: a, Audit: audit})
 }
 
-// maxNote bounds free text in an audit record.
-const maxNote = 2000
-
 // alertAction runs a clinician's action on the request's alert: 401 without
 // a user, 403 for a viewer, 404 for an alert the user may not see.
-func (s *Server) alertAction(w http.ResponseWriter, r *http.Request, body any, act func(ctx context.Context, id int64, actor string) (alerting.Alert, error)) {
+func (s *Server) alertAction(w http.ResponseWriter, r *http.Request, b body, act func(ctx context.Context, id int64, actor string) (alerting.Alert, error)) {
 	u, ok := s.alertsUser(w, r)
 	if !ok {
 		return
@@ -209,8 +205,13 @@ func (s *Server) alertAction(w http.ResponseWriter, r *http.Request, body any, a
 	if !ok {
 		return
 	}
-	if err := decodeOptional(w, r, body); err != nil {
+	if err := decodeOptional(w, r, b); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if why := checkBody(b); why != "" {
+		// In the words alerting refuses an action with.
+		writeError(w, http.StatusBadRequest, "invalid request: "+why)
 		return
 	}
 	got, err := act(r.Context(), a.ID, u.Username)
@@ -242,30 +243,20 @@ func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-// invalidRequest refuses an alert action's body in the words alerting
-// refuses an action with.
-func invalidRequest(why string) error {
-	return vward.Errorf(vward.ErrInvalid, "invalid request: %s", why)
-}
-
+// noteBody is the body of an acknowledgement or a resolution. Free text in
+// an audit record is at most 2000 characters.
 type noteBody struct {
-	Note string `json:"note"`
+	Note string `json:"note" validate:"max=2000"`
 }
 
-func (b *noteBody) check() error {
-	if utf8.RuneCountInString(b.Note) > maxNote {
-		return errors.New("a note may be at most 2000 characters")
-	}
-	return nil
+func (*noteBody) refusals() map[string]string {
+	return map[string]string{"Note max": "a note may be at most 2000 characters"}
 }
 
 // ackAlert handles POST /api/v1/alerts/{id}/ack {"note": "..."} (optional).
 func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request) {
 	var b noteBody
 	s.alertAction(w, r, &b, func(ctx context.Context, id int64, actor string) (alerting.Alert, error) {
-		if err := b.check(); err != nil {
-			return alerting.Alert{}, invalidRequest(err.Error())
-		}
 		return s.Alerts.Acknowledge(ctx, id, actor, strings.TrimSpace(b.Note))
 	})
 }
@@ -274,28 +265,29 @@ func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request) {
 func (s *Server) resolveAlert(w http.ResponseWriter, r *http.Request) {
 	var b noteBody
 	s.alertAction(w, r, &b, func(ctx context.Context, id int64, actor string) (alerting.Alert, error) {
-		if err := b.check(); err != nil {
-			return alerting.Alert{}, invalidRequest(err.Error())
-		}
 		return s.Alerts.Resolve(ctx, id, actor, strings.TrimSpace(b.Note))
 	})
 }
 
+// shelveBody is the body of a shelve. Alerting bounds the minutes by the
+// ward's policy.
+type shelveBody struct {
+	Minutes int    `json:"minutes" validate:"min=1"`
+	Reason  string `json:"reason" validate:"notblank,max=2000"`
+}
+
+func (*shelveBody) refusals() map[string]string {
+	return map[string]string{
+		"Minutes min":     `send {"minutes": N, "reason": "..."} with N at least 1`,
+		"Reason notblank": "shelving needs a reason",
+		"Reason max":      "a reason may be at most 2000 characters",
+	}
+}
+
 // shelveAlert handles POST /api/v1/alerts/{id}/shelve {"minutes": N, "reason": "..."}.
 func (s *Server) shelveAlert(w http.ResponseWriter, r *http.Request) {
-	var b struct {
-		Minutes int    `json:"minutes"`
-		Reason  string `json:"reason"`
-	}
+	var b shelveBody
 	s.alertAction(w, r, &b, func(ctx context.Context, id int64, actor string) (alerting.Alert, error) {
-		switch {
-		case b.Minutes <= 0:
-			return alerting.Alert{}, invalidRequest(`send {"minutes": N, "reason": "..."} with N at least 1`)
-		case strings.TrimSpace(b.Reason) == "":
-			return alerting.Alert{}, invalidRequest("shelving needs a reason")
-		case utf8.RuneCountInString(b.Reason) > maxNote:
-			return alerting.Alert{}, invalidRequest("a reason may be at most 2000 characters")
-		}
 		return s.Alerts.Shelve(ctx, id, actor, time.Duration(b.Minutes)*time.Minute, b.Reason)
 	})
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/vward/vward"
@@ -175,18 +174,29 @@ func (s *Server) wardPatients(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"ward": id, "patients": ps})
 }
 
-// admission is the body of POST /api/v1/patients.
+// admission is the body of POST /api/v1/patients. Its tags are checked
+// before anything is registered: an admission on scale 2 is two changes of
+// the registry, and the first must not be made if the second would be
+// refused. The registry checks the rest.
 type admission struct {
 	ID          vward.PatientID   `json:"id"` // optional: one is made up
 	Ward        vward.WardID      `json:"ward"`
-	NHSNumber   string            `json:"nhs_number"`
+	NHSNumber   string            `json:"nhs_number" validate:"notblank"`
 	Name        string            `json:"name"`
 	Born        string            `json:"born"`
 	ExpectedEnd string            `json:"expected_end"`
 	Contacts    []devices.Contact `json:"escalation_contacts"`
 	// SpO2Scale 2 at admission needs SpO2ScaleReason, as a later change does.
-	SpO2Scale       int    `json:"spo2_scale"`
-	SpO2ScaleReason string `json:"spo2_scale_reason"`
+	SpO2Scale       int    `json:"spo2_scale" validate:"oneof=0 1 2"`
+	SpO2ScaleReason string `json:"spo2_scale_reason" validate:"notblank_if=SpO2Scale 2"`
+}
+
+func (*admission) refusals() map[string]string {
+	return map[string]string{
+		"NHSNumber notblank":          "nhs_number is required",
+		"SpO2Scale oneof":             "spo2_scale must be 1 or 2",
+		"SpO2ScaleReason notblank_if": "spo2_scale 2 needs spo2_scale_reason; it is kept in the audit",
+	}
 }
 
 func (s *Server) admitPatient(w http.ResponseWriter, r *http.Request) {
@@ -198,16 +208,8 @@ func (s *Server) admitPatient(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &in) {
 		return
 	}
-	if strings.TrimSpace(in.NHSNumber) == "" {
-		writeError(w, http.StatusBadRequest, "nhs_number is required")
-		return
-	}
-	if in.SpO2Scale == 2 && strings.TrimSpace(in.SpO2ScaleReason) == "" {
-		writeError(w, http.StatusBadRequest, "spo2_scale 2 needs spo2_scale_reason; it is kept in the audit")
-		return
-	}
-	if in.SpO2Scale != 0 && in.SpO2Scale != 1 && in.SpO2Scale != 2 {
-		writeError(w, http.StatusBadRequest, "spo2_scale must be 1 or 2")
+	if why := checkBody(&in); why != "" {
+		writeError(w, http.StatusBadRequest, why)
 		return
 	}
 	if in.ID == "" {
