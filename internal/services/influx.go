@@ -12,6 +12,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+	"github.com/influxdata/influxdb-client-go/v2/api"
 )
 
 const (
@@ -253,49 +256,42 @@ func (i *Influx) Kill() error {
 // Log returns everything influxd has logged so far, across restarts.
 func (i *Influx) Log() string { return i.Proc.Log() }
 
-// Query runs a Flux query and returns one map per result row, keyed by
-// column name, typed as ParseFluxCSV says.
+// Query runs a Flux query and returns one map per result row, as
+// QueryFlux does.
 func (i *Influx) Query(ctx context.Context, flux string) ([]map[string]any, error) {
 	return QueryFlux(ctx, i.URL, flux)
 }
 
 // QueryFlux runs a Flux query against the InfluxDB at baseURL (1.8 with
-// flux-enabled, or 2.x without auth).
+// flux-enabled, or 2.x without auth) through influxdb-client-go's query
+// API, as history does, and returns its rows as FluxRows does.
 func QueryFlux(ctx context.Context, baseURL, flux string) ([]map[string]any, error) {
-	body, err := QueryFluxCSV(ctx, baseURL, flux)
+	// http.DefaultClient, so that connections are reused from one query to
+	// the next and ctx alone bounds a query (the client library's own
+	// HTTP client would time out after 20 s).
+	c := influxdb2.NewClientWithOptions(baseURL, "", influxdb2.DefaultOptions().SetHTTPClient(http.DefaultClient))
+	defer c.Close()
+	res, err := c.QueryAPI("").Query(ctx, flux)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("flux query at %s: %w", baseURL, err)
 	}
-	rows, err := ParseFluxCSV(body)
-	if err != nil {
-		return nil, fmt.Errorf("parse query response: %w", err)
-	}
-	return rows, nil
+	return FluxRows(res)
 }
 
-// QueryFluxCSV runs a Flux query and returns the annotated CSV as it came.
-func QueryFluxCSV(ctx context.Context, baseURL, flux string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(baseURL, "/")+"/api/v2/query", strings.NewReader(flux))
-	if err != nil {
-		return "", fmt.Errorf("build query request: %w", err)
+// FluxRows reads a query's result into one map per row, every table's
+// rows in order, keyed by column name, with values typed by the column's
+// #datatype annotation (float64, int64, uint64, bool, time.Time, string;
+// nil for an empty cell). It closes res.
+func FluxRows(res *api.QueryTableResult) ([]map[string]any, error) {
+	defer res.Close()
+	rows := []map[string]any{}
+	for res.Next() {
+		rows = append(rows, res.Record().Values())
 	}
-	// A raw Flux body gets 1.8's default dialect: header plus the datatype,
-	// group and default annotations, which is what lets us type the values.
-	req.Header.Set("Content-Type", "application/vnd.flux")
-	req.Header.Set("Accept", "application/csv")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("POST /api/v2/query: %w", err)
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("read the flux query's result: %w", err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", fmt.Errorf("read query response: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("POST /api/v2/query: %s: %s", resp.Status, strings.TrimSpace(string(body)))
-	}
-	return string(body), nil
+	return rows, nil
 }
 
 // InfluxVersion is the version of the InfluxDB at baseURL, from its /ping

@@ -2,9 +2,13 @@ package testenv
 
 import (
 	"context"
+	"io"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/influxdata/influxdb-client-go/v2/api"
 
 	"github.com/vward/vward/internal/services"
 )
@@ -99,5 +103,8 @@ func (i *Influx) QueryContext(ctx context.Context, flux string) ([]map[string]an
 	return services.QueryFlux(ctx, i.URL, flux)
 }
 
-// parseFluxCSV is services.ParseFluxCSV, kept for this package's tests.
-var parseFluxCSV = services.ParseFluxCSV
+// parseFluxCSV reads a query's annotated CSV as Query does, for this
+// package's tests of how rows are typed.
+func parseFluxCSV(body string) ([]map[string]any, error) {
+	return services.FluxRows(api.NewQueryTableResult(io.NopCloser(strings.NewReader(body))))
+}
