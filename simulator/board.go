@@ -4,45 +4,34 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/vward/vward"
+	"github.com/vward/vward/boardclient"
 	"github.com/vward/vward/news2"
 )
-
-// BoardLogin is a clinician's sign-in to a running vward's board.
-type BoardLogin struct {
-	URL      string // http://host:8080
-	Username string
-	Password string
-}
 
 // BoardWatch follows a board's live stream (docs/websocket.md) as a signed-in
 // clinician and keeps what it showed about patients' risk: every change of a
 // patient's NEWS2 band or score, and every alert event. It reconnects, as
 // the board page does, if the stream drops.
 type BoardWatch struct {
-	login  BoardLogin
-	client *http.Client
+	stream *boardclient.Stream
 	log    *slog.Logger
 	cancel context.CancelFunc
 	done   chan struct{}
+	// started is set once the first snapshot has been passed over; only
+	// the stream's Run goroutine reads it.
+	started bool
 
-	mu      sync.Mutex
-	seen    []boardSeen
-	last    map[lastKey]boardSeen
-	reconns int
-	rows    int // patient rows received
-	alerts  int // alert events received
+	mu     sync.Mutex
+	seen   []boardSeen
+	last   map[lastKey]boardSeen
+	rows   int // patient rows received
+	alerts int // alert events received
 }
 
 type lastKey struct {
@@ -97,153 +86,56 @@ type boardMessage struct {
 // WatchBoard signs in and opens the stream. It returns once the first
 // snapshot has arrived, so that nothing published afterwards is missed.
 // State in that first snapshot predates the run and is not kept.
-func WatchBoard(ctx context.Context, login BoardLogin, log *slog.Logger) (*BoardWatch, error) {
+func WatchBoard(ctx context.Context, login boardclient.Login, log *slog.Logger) (*BoardWatch, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	jar, _ := cookiejar.New(nil)
-	w := &BoardWatch{
-		login: login, client: &http.Client{Jar: jar, Timeout: 30 * time.Second},
-		log: log.With("component", "simulator", "board", login.URL), done: make(chan struct{}),
-		last: map[lastKey]boardSeen{},
-	}
-	if err := w.signIn(ctx); err != nil {
-		return nil, err
-	}
-	ws, _, err := w.dial(ctx)
+	w := &BoardWatch{log: log.With("component", "simulator", "board", login.URL), done: make(chan struct{}),
+		last: map[lastKey]boardSeen{}}
+	// A stream that carries no message for a minute is taken for dead and
+	// reopened.
+	s, err := boardclient.Open(ctx, login, w.handle, boardclient.Options{Reconnect: true, IdleTimeout: time.Minute, Log: w.log})
 	if err != nil {
 		return nil, err
 	}
+	w.stream = s
 	rctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
-	go w.run(rctx, ws)
+	go func() {
+		defer close(w.done)
+		if err := s.Run(rctx); err != nil {
+			w.log.Warn("board stream ended", "err", err)
+		}
+	}()
 	return w, nil
 }
 
-func (w *BoardWatch) signIn(ctx context.Context) error {
-	body, _ := json.Marshal(map[string]string{"username": w.login.Username, "password": w.login.Password})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(w.login.URL, "/")+"/api/v1/login", strings.NewReader(string(body)))
-	if err != nil {
-		return fmt.Errorf("sign in to the board: %w", err)
+// handle keeps what one message of the stream shows. A snapshot after the
+// first (after a reconnect) is what the board shows now.
+func (w *BoardWatch) handle(now time.Time, data []byte) {
+	if !w.started {
+		w.started = true
+		return
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := w.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("sign in to the board at %s: %w", w.login.URL, err)
+	var m boardMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		w.log.Warn("unreadable board message", "err", err)
+		return
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("sign in to the board as %q: status %d: %s", w.login.Username, resp.StatusCode, strings.TrimSpace(string(msg)))
-	}
-	return nil
-}
-
-// dial opens the stream and reads its first snapshot.
-func (w *BoardWatch) dial(ctx context.Context) (*websocket.Conn, boardMessage, error) {
-	var first boardMessage
-	base, err := url.Parse(strings.TrimRight(w.login.URL, "/"))
-	if err != nil {
-		return nil, first, fmt.Errorf("board url: %w", err)
-	}
-	hdr := http.Header{}
-	for _, c := range w.client.Jar.Cookies(base) {
-		hdr.Add("Cookie", c.String())
-	}
-	wsURL := *base
-	wsURL.Scheme = map[string]string{"https": "wss"}[base.Scheme]
-	if wsURL.Scheme == "" {
-		wsURL.Scheme = "ws"
-	}
-	wsURL.Path += "/api/v1/stream"
-	ws, resp, err := websocket.DefaultDialer.DialContext(ctx, wsURL.String(), hdr)
-	if err != nil {
-		if resp != nil {
-			return nil, first, fmt.Errorf("open the board stream: %w (status %d)", err, resp.StatusCode)
+	switch m.Type {
+	case "snapshot":
+		for _, r := range m.Patients {
+			w.row(now, r)
 		}
-		return nil, first, fmt.Errorf("open the board stream: %w", err)
-	}
-	_ = ws.SetReadDeadline(time.Now().Add(15 * time.Second))
-	if err := ws.ReadJSON(&first); err != nil || first.Type != "snapshot" {
-		ws.Close()
-		return nil, first, fmt.Errorf("the board stream did not start with a snapshot (type %q): %v", first.Type, err)
-	}
-	return ws, first, nil
-}
-
-func (w *BoardWatch) run(ctx context.Context, ws *websocket.Conn) {
-	defer close(w.done)
-	go func() {
-		<-ctx.Done()
-		ws.Close()
-	}()
-	for {
-		err := w.read(ws)
-		if ctx.Err() != nil {
-			return
+	case "patient":
+		var r boardRow
+		if json.Unmarshal(m.Patient, &r) == nil {
+			w.count(&w.rows)
+			w.row(now, r)
 		}
-		w.log.Warn("board stream dropped; reconnecting", "err", err)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(500 * time.Millisecond):
-			}
-			nws, snap, err := w.dial(ctx)
-			if err != nil && strings.Contains(err.Error(), "status 401") {
-				if err = w.signIn(ctx); err == nil {
-					nws, snap, err = w.dial(ctx)
-				}
-			}
-			if err == nil {
-				w.mu.Lock()
-				w.reconns++
-				w.mu.Unlock()
-				ws = nws
-				go func() {
-					<-ctx.Done()
-					nws.Close()
-				}()
-				// The fresh snapshot is what the board shows now.
-				now := time.Now()
-				for _, r := range snap.Patients {
-					w.row(now, r)
-				}
-				break
-			}
-			w.log.Warn("board stream: reconnect failed", "err", err)
-		}
-	}
-}
-
-func (w *BoardWatch) read(ws *websocket.Conn) error {
-	for {
-		_ = ws.SetReadDeadline(time.Now().Add(time.Minute)) // the server pings every 20 s
-		_, data, err := ws.ReadMessage()
-		if err != nil {
-			return err
-		}
-		now := time.Now()
-		var m boardMessage
-		if err := json.Unmarshal(data, &m); err != nil {
-			w.log.Warn("unreadable board message", "err", err)
-			continue
-		}
-		switch m.Type {
-		case "snapshot":
-			for _, r := range m.Patients {
-				w.row(now, r)
-			}
-		case "patient":
-			var r boardRow
-			if json.Unmarshal(m.Patient, &r) == nil {
-				w.count(&w.rows)
-				w.row(now, r)
-			}
-		case "alert":
-			w.count(&w.alerts)
-			w.alert(now, m)
-		}
+	case "alert":
+		w.count(&w.alerts)
+		w.alert(now, m)
 	}
 }
 
@@ -334,11 +226,7 @@ func (w *BoardWatch) Counts() (rows, alerts int) {
 }
 
 // Reconnects is how often the stream dropped and was reopened.
-func (w *BoardWatch) Reconnects() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.reconns
-}
+func (w *BoardWatch) Reconnects() int { return w.stream.Reconnects() }
 
 // Close stops watching.
 func (w *BoardWatch) Close() {

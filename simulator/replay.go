@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vward/vward"
+	"github.com/vward/vward/boardclient"
 )
 
 // RunOptions say where and how to run a scenario.
@@ -20,7 +21,7 @@ type RunOptions struct {
 	// Speed overrides the scenario's speed when above 0.
 	Speed float64
 	// Board, when set, is watched and the scenario's expectations checked.
-	Board *BoardLogin
+	Board *boardclient.Login
 	// Ramp, Rate: see FleetConfig.
 	Ramp time.Duration
 	Rate float64

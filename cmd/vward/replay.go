@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vward/vward"
+	"github.com/vward/vward/boardclient"
 	"github.com/vward/vward/news2"
 	"github.com/vward/vward/simulator"
 )
@@ -193,7 +194,7 @@ func runReplay(cmd *cobra.Command, f replayFlags, file string) error {
 		if f.username == "" || f.password == "" {
 			return errors.New("--expect watches the board as a clinician: give --username and --password (or VWARD_BOARD_USERNAME and VWARD_BOARD_PASSWORD)")
 		}
-		opts.Board = &simulator.BoardLogin{URL: f.boardURL, Username: f.username, Password: f.password}
+		opts.Board = &boardclient.Login{URL: f.boardURL, Username: f.username, Password: f.password}
 	}
 	rep, err := simulator.RunScenario(ctx, sc, opts)
 	if err != nil {

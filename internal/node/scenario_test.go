@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vward/vward"
+	"github.com/vward/vward/boardclient"
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
 	"github.com/vward/vward/ingest"
@@ -32,7 +33,7 @@ type scenarioNode struct {
 	node        *node.Node
 	brokerURL   string
 	credentials map[vward.DeviceID]string
-	clinician   simulator.BoardLogin
+	clinician   boardclient.Login
 }
 
 const scenarioClinician = "scenario-nurse"
@@ -80,7 +81,7 @@ func startScenarioNode(t *testing.T, plan *simulator.Plan) *scenarioNode {
 	serveNode(t, n, ctx, cancel)
 	return &scenarioNode{
 		node: n, brokerURL: broker.URL, credentials: creds,
-		clinician: simulator.BoardLogin{URL: n.URL(), Username: scenarioClinician, Password: clinicianPassword},
+		clinician: boardclient.Login{URL: n.URL(), Username: scenarioClinician, Password: clinicianPassword},
 	}
 }
 
