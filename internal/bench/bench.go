@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/vward/vward"
+	"github.com/vward/vward/boardclient"
 	"github.com/vward/vward/history"
 	"github.com/vward/vward/ingest"
 	"github.com/vward/vward/internal/node"
@@ -546,11 +547,13 @@ func drive(ctx context.Context, cfg Config, e *env, devs []device, res *Result, 
 		return err
 	}
 
-	start := time.Now().Add(500 * time.Millisecond)
-	b, err := watchBoard(ctx, e.board, cfg.Username, cfg.Password, start)
+	b, err := openBoard(ctx, boardclient.Login{URL: e.board, Username: cfg.Username, Password: cfg.Password})
 	if err != nil {
 		return err
 	}
+	// The run starts once the board client has its snapshot.
+	start := time.Now().Add(500 * time.Millisecond)
+	b.watch(start)
 	defer b.close()
 
 	every := time.Duration(float64(time.Second) * float64(len(devs)) / cfg.Rate)

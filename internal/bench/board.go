@@ -4,16 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"net/http"
-	"net/http/cookiejar"
-	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
+	"github.com/vward/vward/boardclient"
 )
 
 // board watches the board's stream as a signed-in clinician and measures,
@@ -23,7 +18,7 @@ import (
 // for a slow client, so a reading superseded before it was written is
 // never seen; each patient's newest measurement time is counted once.
 type board struct {
-	ws     *websocket.Conn
+	stream *boardclient.Stream
 	since  time.Time // ignore readings measured before the run
 	events atomic.Int64
 	seen   atomic.Int64
@@ -33,49 +28,35 @@ type board struct {
 	lat    latencies
 	window latencies // since the progress display last asked
 	last   map[string]time.Time
-	err    error
-	done   chan struct{}
+
+	stop context.CancelFunc
+	done chan struct{}
 }
 
-// signIn signs a clinician in and returns a client holding the session.
-func signIn(ctx context.Context, base, user, password string) (*http.Client, error) {
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	body, _ := json.Marshal(map[string]string{"username": user, "password": password})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/login", strings.NewReader(string(body)))
+// openBoard signs the clinician in and opens the board's stream, which
+// watch then reads.
+func openBoard(ctx context.Context, login boardclient.Login) (*board, error) {
+	b := &board{last: map[string]time.Time{}, done: make(chan struct{})}
+	// No reconnecting: a dropped stream ends the measuring, and the
+	// figures say how many events it saw.
+	s, err := boardclient.Open(ctx, login, b.handle, boardclient.Options{})
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("sign in as %s: %w", user, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("sign in as %s: %s", user, resp.Status)
-	}
-	return c, nil
-}
-
-func watchBoard(ctx context.Context, base, user, password string, since time.Time) (*board, error) {
-	c, err := signIn(ctx, base, user, password)
-	if err != nil {
-		return nil, err
-	}
-	u, _ := url.Parse(base)
-	hdr := http.Header{}
-	for _, ck := range c.Jar.Cookies(u) {
-		hdr.Add("Cookie", ck.String())
-	}
-	d := websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 64 << 10}
-	ws, _, err := d.DialContext(ctx, "ws"+strings.TrimPrefix(base, "http")+"/api/v1/stream", hdr)
-	if err != nil {
-		return nil, fmt.Errorf("dial board stream: %w", err)
-	}
-	b := &board{ws: ws, since: since, last: map[string]time.Time{}, done: make(chan struct{})}
-	go b.read()
+	b.stream = s
 	return b, nil
+}
+
+// watch reads the stream until close, measuring readings measured from
+// since on.
+func (b *board) watch(since time.Time) {
+	b.since = since
+	ctx, stop := context.WithCancel(context.Background())
+	b.stop = stop
+	go func() {
+		defer close(b.done)
+		_ = b.stream.Run(ctx)
+	}()
 }
 
 type boardEvent struct {
@@ -88,62 +69,43 @@ type boardEvent struct {
 	} `json:"patient"`
 }
 
-func (b *board) read() {
-	defer close(b.done)
-	// One buffer for every message: the board client shares the machine
-	// with what it measures, and ReadMessage allocates each message anew.
-	var buf bytes.Buffer
-	for {
-		_, r, err := b.ws.NextReader()
-		if err == nil {
-			buf.Reset()
-			_, err = buf.ReadFrom(r)
-		}
-		now := time.Now()
-		if err != nil {
-			b.mu.Lock()
-			b.err = err
-			b.mu.Unlock()
+func (b *board) handle(now time.Time, msg []byte) {
+	b.events.Add(1)
+	patient, newest, ok := scanPatientEvent(msg)
+	if !ok {
+		var e boardEvent
+		if json.Unmarshal(msg, &e) != nil {
 			return
 		}
-		msg := buf.Bytes()
-		b.events.Add(1)
-		patient, newest, ok := scanPatientEvent(msg)
-		if !ok {
-			var e boardEvent
-			if json.Unmarshal(msg, &e) != nil {
-				continue
-			}
-			switch e.Type {
-			case "alert":
-				b.alerts.Add(1)
-				continue
-			case "patient":
-			default:
-				continue
-			}
-			if e.Patient == nil {
-				continue
-			}
-			patient = e.Patient.Patient
-			for _, v := range e.Patient.Vitals {
-				if v.At.After(newest) {
-					newest = v.At
-				}
+		switch e.Type {
+		case "alert":
+			b.alerts.Add(1)
+			return
+		case "patient":
+		default:
+			return
+		}
+		if e.Patient == nil {
+			return
+		}
+		patient = e.Patient.Patient
+		for _, v := range e.Patient.Vitals {
+			if v.At.After(newest) {
+				newest = v.At
 			}
 		}
-		if newest.Before(b.since) {
-			continue
-		}
-		b.mu.Lock()
-		if newest.After(b.last[patient]) {
-			b.last[patient] = newest
-			b.lat.add(now.Sub(newest))
-			b.window.add(now.Sub(newest))
-			b.seen.Add(1)
-		}
-		b.mu.Unlock()
 	}
+	if newest.Before(b.since) {
+		return
+	}
+	b.mu.Lock()
+	if newest.After(b.last[patient]) {
+		b.last[patient] = newest
+		b.lat.add(now.Sub(newest))
+		b.window.add(now.Sub(newest))
+		b.seen.Add(1)
+	}
+	b.mu.Unlock()
 }
 
 func (b *board) latencies() latencies {
@@ -162,10 +124,9 @@ func (b *board) recent() Percentiles {
 	return w.percentiles()
 }
 
-func (b *board) close() error {
-	b.ws.Close()
+func (b *board) close() {
+	b.stop()
 	<-b.done
-	return nil
 }
 
 // vitalsEnd are what may follow a patient row's vitals, in the row's order.
