@@ -26,9 +26,9 @@ import (
 	"github.com/vward/vward"
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
-	"github.com/vward/vward/ingest"
 	"github.com/vward/vward/internal/node"
 	"github.com/vward/vward/internal/testenv"
+	"github.com/vward/vward/mqttsource"
 )
 
 // runPromtool runs promtool in dir and returns its output, failing the test
@@ -714,7 +714,7 @@ func usedNodeMetrics(t *testing.T) string {
 	n, err := node.Open(ctx, node.Config{
 		DataDir:  t.TempDir(),
 		HTTPAddr: "127.0.0.1:0",
-		MQTT:     ingest.MQTTConfig{URL: broker.URL, ClientID: "vward-metrics-test"},
+		MQTT:     mqttsource.Config{URL: broker.URL, ClientID: "vward-metrics-test"},
 		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

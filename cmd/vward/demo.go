@@ -11,9 +11,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vward/vward/broker"
-	"github.com/vward/vward/ingest"
 	"github.com/vward/vward/internal/demo"
 	"github.com/vward/vward/internal/node"
+	"github.com/vward/vward/mqttsource"
 )
 
 func newDemoCmd() *cobra.Command {
@@ -54,7 +54,7 @@ the board says so.`,
 				return err
 			}
 			cfg.Log = log
-			cfg.MQTT = ingest.MQTTConfig{Username: "vward", Password: servicePassword, ClientID: "vward-ingest"}
+			cfg.MQTT = mqttsource.Config{Username: "vward", Password: servicePassword, ClientID: "vward-ingest"}
 			n, err := node.Open(ctx, cfg)
 			if err != nil {
 				return err

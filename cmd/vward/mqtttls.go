@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/vward/vward/ingest"
+	"github.com/vward/vward/mqttsource"
 )
 
 // mqttTLSFlags say how a TLS broker URL (mqtts://) is spoken to: the CAs
@@ -57,7 +57,7 @@ func (f *mqttTLSFlags) config(brokerURL string) (*tls.Config, error) {
 	if len(given) == 0 {
 		return nil, nil
 	}
-	if !ingest.IsTLSURL(brokerURL) {
+	if !mqttsource.IsTLSURL(brokerURL) {
 		return nil, usageError{fmt.Errorf("%s given, but --mqtt-url %s is not TLS: use mqtts://host:8883, or drop %s", strings.Join(given, ", "), brokerURL, strings.Join(given, ", "))}
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.serverName}

@@ -27,9 +27,9 @@ import (
 	"github.com/vward/vward"
 	"github.com/vward/vward/boardclient"
 	"github.com/vward/vward/history"
-	"github.com/vward/vward/ingest"
 	"github.com/vward/vward/internal/node"
 	"github.com/vward/vward/internal/services"
+	"github.com/vward/vward/mqttsource"
 	"github.com/vward/vward/simulator"
 )
 
@@ -457,7 +457,7 @@ func selfStart(ctx context.Context, cfg Config, progress func(string, ...any)) (
 	} else {
 		n, err := node.Open(ctx, node.Config{
 			DataDir: dataDir, HTTPAddr: addr,
-			MQTT:   ingest.MQTTConfig{URL: m.URL, ClientID: "vward-bench"},
+			MQTT:   mqttsource.Config{URL: m.URL, ClientID: "vward-bench"},
 			Influx: &history.InfluxConfig{URL: in.URL, Bucket: in.Bucket},
 			Log:    cfg.Log,
 		})

@@ -41,6 +41,7 @@ import (
 	"github.com/vward/vward/internal/node"
 	"github.com/vward/vward/internal/sqlitedb"
 	"github.com/vward/vward/internal/testenv"
+	"github.com/vward/vward/mqttsource"
 )
 
 // The node's observer is the alert monitor: it must hear of devices
@@ -297,7 +298,7 @@ func clipList(s []string) string {
 
 // runNode opens and runs a node in this process against the given broker
 // and InfluxDB, after seeding the fleet; it stops when the test ends.
-func runNode(t *testing.T, f fleet, broker *testenv.Mosquitto, influx *testenv.Influx, mqttCfg ingest.MQTTConfig, ingestCfg ingest.Config) *node.Node {
+func runNode(t *testing.T, f fleet, broker *testenv.Mosquitto, influx *testenv.Influx, mqttCfg mqttsource.Config, ingestCfg ingest.Config) *node.Node {
 	t.Helper()
 	n, stop := startNode(t, f, t.TempDir(), true, broker, influx, mqttCfg, ingestCfg)
 	t.Cleanup(stop)
@@ -307,7 +308,7 @@ func runNode(t *testing.T, f fleet, broker *testenv.Mosquitto, influx *testenv.I
 // startNode opens a node on dataDir (seeding the fleet if seed), runs it
 // and waits until it is ready. stop cancels it, waits for a clean exit and
 // closes it.
-func startNode(t *testing.T, f fleet, dataDir string, seed bool, broker *testenv.Mosquitto, influx *testenv.Influx, mqttCfg ingest.MQTTConfig, ingestCfg ingest.Config) (*node.Node, func()) {
+func startNode(t *testing.T, f fleet, dataDir string, seed bool, broker *testenv.Mosquitto, influx *testenv.Influx, mqttCfg mqttsource.Config, ingestCfg ingest.Config) (*node.Node, func()) {
 	t.Helper()
 	mqttCfg.URL = broker.URL
 	ctx, cancel := context.WithCancel(context.Background())
@@ -395,7 +396,7 @@ func TestFaultInfluxDown30s(t *testing.T) {
 	broker, influx := testenv.StartMosquitto(t), testenv.StartInflux(t)
 	f := newFleet(faultMessages)
 	const maxInFlight = 200
-	n := runNode(t, f, broker, influx, ingest.MQTTConfig{ClientID: "vward-fault-influx"},
+	n := runNode(t, f, broker, influx, mqttsource.Config{ClientID: "vward-fault-influx"},
 		ingest.Config{MaxInFlight: maxInFlight, RetryMax: 2 * time.Second})
 
 	var peak atomic.Int64
@@ -449,7 +450,7 @@ func TestFaultBrokerRestart(t *testing.T) {
 	broker, influx := testenv.StartMosquitto(t), testenv.StartInflux(t)
 	f := newFleet(faultMessages)
 	const maxInFlight = 100
-	n := runNode(t, f, broker, influx, ingest.MQTTConfig{ClientID: "vward-fault-broker"},
+	n := runNode(t, f, broker, influx, mqttsource.Config{ClientID: "vward-fault-broker"},
 		ingest.Config{MaxInFlight: maxInFlight, RetryMax: time.Second})
 
 	pub := f.publish(t, broker.URL, 200)
@@ -483,7 +484,7 @@ func TestSharedSubscriptionDeliversOnce(t *testing.T) {
 	t.Parallel()
 	broker, influx := testenv.StartMosquitto(t), testenv.StartInflux(t)
 	f := newFleet(2000)
-	n := runNode(t, f, broker, influx, ingest.MQTTConfig{ClientID: "vward-shared", Connections: 2}, ingest.Config{})
+	n := runNode(t, f, broker, influx, mqttsource.Config{ClientID: "vward-shared", Connections: 2}, ingest.Config{})
 	pub := f.publish(t, broker.URL, 400)
 	pub.wait(t)
 	f.requireEveryMessageOnce(t, influx)
@@ -517,7 +518,7 @@ func TestRestartDrainsSessionBacklog(t *testing.T) {
 	broker, influx := testenv.StartMosquitto(t), testenv.StartInflux(t)
 	f := newFleet(1500)
 	dataDir := t.TempDir()
-	cfg := ingest.MQTTConfig{ClientID: "vward-restart"}
+	cfg := mqttsource.Config{ClientID: "vward-restart"}
 	tune := ingest.Config{FlushTimeout: time.Second, RetryMax: time.Second}
 
 	first, stopFirst := startNode(t, f, dataDir, true, broker, influx, cfg, tune)
@@ -569,12 +570,12 @@ func TestRetireSessionAfterChangingConnections(t *testing.T) {
 	broker, influx := testenv.StartMosquitto(t), testenv.StartInflux(t)
 	f := newFleet(1000)
 	dataDir := t.TempDir()
-	_, stopFirst := startNode(t, f, dataDir, true, broker, influx, ingest.MQTTConfig{ClientID: "vward-mig"}, ingest.Config{})
+	_, stopFirst := startNode(t, f, dataDir, true, broker, influx, mqttsource.Config{ClientID: "vward-mig"}, ingest.Config{})
 	stopFirst()
 	f.publishRange(t, broker.URL, 500, 0, 500).wait(t) // queued in session vward-mig
 
 	n, stop := startNode(t, f, dataDir, false, broker, influx,
-		ingest.MQTTConfig{ClientID: "vward-mig", Connections: 2, Retire: []string{"vward-mig"}}, ingest.Config{})
+		mqttsource.Config{ClientID: "vward-mig", Connections: 2, Retire: []string{"vward-mig"}}, ingest.Config{})
 	defer stop()
 	for deadline := time.Now().Add(60 * time.Second); !slices.Contains(n.Source.RetiredSessions(), "vward-mig"); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {

@@ -26,6 +26,7 @@ import (
 	"github.com/vward/vward/internal/buildinfo"
 	"github.com/vward/vward/internal/registrysync"
 	"github.com/vward/vward/internal/sqlitedb"
+	"github.com/vward/vward/mqttsource"
 	"github.com/vward/vward/news2"
 	"github.com/vward/vward/web"
 )
@@ -34,7 +35,7 @@ import (
 type Config struct {
 	DataDir  string // SQLite file and demo credentials live here
 	HTTPAddr string // host:port; port 0 picks a free one
-	MQTT     ingest.MQTTConfig
+	MQTT     mqttsource.Config
 	Influx   *history.InfluxConfig // nil: bounded in-memory history
 	// MemoryReadings bounds the in-memory history per patient.
 	MemoryReadings int
@@ -61,7 +62,7 @@ type Node struct {
 	Hub      *web.Hub
 	Auth     *web.Auth
 	Pipeline *ingest.Pipeline
-	Source   *ingest.Source
+	Source   *mqttsource.Source
 	// Metrics is this node's Prometheus registry, served on /metrics. It
 	// is not the global one, so a test may run several nodes.
 	Metrics  *prometheus.Registry
@@ -122,7 +123,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n.Metrics.MustRegister(n.Alerts.Collector(), n.Hub.Collector(), n.Registry.Collector())
 	n.Sync = registrysync.New(n.Registry, n.Monitor, cfg.Log)
 	n.Pipeline = ingest.NewPipeline(cfg.Ingest, n.History, n.Registry, n.Monitor, n.Dead, nil, ingest.NewMetrics(n.Metrics), cfg.Log)
-	n.Source = ingest.NewSource(cfg.MQTT, n.Pipeline, cfg.Log)
+	n.Source = mqttsource.NewSource(cfg.MQTT, n.Pipeline, cfg.Log)
 	if n.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return fail(fmt.Errorf("listen for http on %s: %w", cfg.HTTPAddr, err))
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/vward/vward/ingest"
 	"github.com/vward/vward/internal/node"
 	"github.com/vward/vward/internal/testenv"
+	"github.com/vward/vward/mqttsource"
 )
 
 // started is a node running against real Mosquitto and InfluxDB.
@@ -58,7 +59,7 @@ func start(t *testing.T, configure ...func(*node.Config)) *started {
 	cfg := node.Config{
 		DataDir:  t.TempDir(),
 		HTTPAddr: "127.0.0.1:0",
-		MQTT:     ingest.MQTTConfig{URL: broker.URL, ClientID: "vward-test"},
+		MQTT:     mqttsource.Config{URL: broker.URL, ClientID: "vward-test"},
 		Influx:   &history.InfluxConfig{URL: influx.URL, Bucket: influx.Bucket},
 		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}

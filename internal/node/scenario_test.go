@@ -19,9 +19,9 @@ import (
 	"github.com/vward/vward/boardclient"
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
-	"github.com/vward/vward/ingest"
 	"github.com/vward/vward/internal/node"
 	"github.com/vward/vward/internal/testenv"
+	"github.com/vward/vward/mqttsource"
 	"github.com/vward/vward/simulator"
 )
 
@@ -48,7 +48,7 @@ func startScenarioNode(t *testing.T, plan *simulator.Plan) *scenarioNode {
 		HTTPAddr: "127.0.0.1:0",
 		// The broker's URL is known only once its password file, which
 		// needs the devices' secrets, is written: SetURL below.
-		MQTT:   ingest.MQTTConfig{Username: "vward", Password: servicePassword, ClientID: "vward-scenario"},
+		MQTT:   mqttsource.Config{Username: "vward", Password: servicePassword, ClientID: "vward-scenario"},
 		Influx: &history.InfluxConfig{URL: influx.URL, Bucket: influx.Bucket},
 		Log:    scenarioLog(t),
 	})

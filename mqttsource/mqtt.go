@@ -1,4 +1,7 @@
-package ingest
+// Package mqttsource is vward's connection to the MQTT broker: it reads the
+// devices' messages off its own connections and hands them to the ingest
+// pipeline, which acknowledges each once it is stored.
+package mqttsource
 
 import (
 	"context"
@@ -20,10 +23,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vward/vward"
+	"github.com/vward/vward/ingest"
 )
 
-// MQTTConfig says how ingest reaches the broker.
-type MQTTConfig struct {
+// Config says how vward reaches the broker.
+type Config struct {
 	URL      string // tcp://host:1883
 	Username string
 	Password string
@@ -61,7 +65,7 @@ var testHookBeforeSubscribe func()
 const DefaultShareGroup = "vward"
 
 // Validate says what is wrong with the configuration, if anything.
-func (c MQTTConfig) Validate() error {
+func (c Config) Validate() error {
 	u, err := url.Parse(c.URL)
 	if err != nil {
 		return fmt.Errorf("MQTT broker URL %q: %w", c.URL, err)
@@ -82,7 +86,7 @@ func (c MQTTConfig) Validate() error {
 }
 
 // ClientIDs returns the client id of each subscriber connection.
-func (c MQTTConfig) ClientIDs() []string {
+func (c Config) ClientIDs() []string {
 	if c.Connections <= 1 {
 		return []string{c.ClientID}
 	}
@@ -95,16 +99,16 @@ func (c MQTTConfig) ClientIDs() []string {
 
 // SubscriptionFilters returns the topic filters each connection subscribes
 // to: the plain ones for one connection, shared ones for several.
-func (c MQTTConfig) SubscriptionFilters() []string {
+func (c Config) SubscriptionFilters() []string {
 	if c.Connections <= 1 {
-		return append([]string(nil), Filters...)
+		return append([]string(nil), ingest.Filters...)
 	}
 	group := c.ShareGroup
 	if group == "" {
 		group = DefaultShareGroup
 	}
-	out := make([]string, len(Filters))
-	for i, f := range Filters {
+	out := make([]string, len(ingest.Filters))
+	for i, f := range ingest.Filters {
 		out[i] = "$share/" + group + "/" + f
 	}
 	return out
@@ -113,9 +117,9 @@ func (c MQTTConfig) SubscriptionFilters() []string {
 // Source subscribes to device readings and feeds the pipeline. It never
 // acknowledges by itself: the pipeline acks once a message is stored.
 type Source struct {
-	cfg      MQTTConfig
-	pipeline *Pipeline
-	metrics  *Metrics
+	cfg      Config
+	pipeline *ingest.Pipeline
+	metrics  *ingest.Metrics
 	log      *slog.Logger
 	ctx      atomic.Pointer[context.Context]
 	conns    []*subscriber
@@ -150,7 +154,7 @@ type subscriber struct {
 
 // NewSource builds a source for the pipeline and plugs itself in as the
 // pipeline's rejection notifier. It shares the pipeline's metrics.
-func NewSource(cfg MQTTConfig, p *Pipeline, log *slog.Logger) *Source {
+func NewSource(cfg Config, p *ingest.Pipeline, log *slog.Logger) *Source {
 	s := &Source{cfg: cfg, pipeline: p, metrics: p.Metrics(), log: log.With("component", "mqtt"), refused: make(chan error, 1), tls: minTLS12(cfg.TLS)}
 	for _, id := range cfg.ClientIDs() {
 		s.conns = append(s.conns, &subscriber{src: s, clientID: id, log: s.log.With("client_id", id),
@@ -399,7 +403,7 @@ type keepaliveClock interface {
 // ping every keepalive period, and a PINGRESP queued behind messages vward
 // cannot yet take (its window full while InfluxDB is slow) would come too
 // late and drop the connection.
-func readOwnPublishes(conn *bufferedConn, client mqtt.Client, log *slog.Logger, handle func(Delivery)) {
+func readOwnPublishes(conn *bufferedConn, client mqtt.Client, log *slog.Logger, handle func(ingest.Delivery)) {
 	if k, ok := client.(keepaliveClock); ok {
 		conn.sent, conn.received = k.UpdateLastSent, k.UpdateLastReceived
 	} else {
@@ -407,7 +411,7 @@ func readOwnPublishes(conn *bufferedConn, client mqtt.Client, log *slog.Logger, 
 		log.Warn("the MQTT client cannot be told of packets vward reads and writes itself; it will ping every keepalive period")
 	}
 	conn.onPublish = func(p inboundPublish) {
-		d := Delivery{Topic: p.Topic, Payload: p.Payload, Redelivered: p.Dup, Retained: p.Retained}
+		d := ingest.Delivery{Topic: p.Topic, Payload: p.Payload, Redelivered: p.Dup, Retained: p.Retained}
 		if p.QoS == 1 {
 			id := p.ID
 			d.Ack = func() { conn.ack(id) }
@@ -418,8 +422,8 @@ func readOwnPublishes(conn *bufferedConn, client mqtt.Client, log *slog.Logger, 
 
 // delivery is a message paho delivered: only a QoS 2 one comes this way,
 // and vward subscribes at QoS 1, so none should (readOwnPublishes).
-func delivery(m mqtt.Message) Delivery {
-	return Delivery{Topic: m.Topic(), Payload: m.Payload(), Ack: m.Ack, Redelivered: m.Duplicate(), Retained: m.Retained()}
+func delivery(m mqtt.Message) ingest.Delivery {
+	return ingest.Delivery{Topic: m.Topic(), Payload: m.Payload(), Ack: m.Ack, Redelivered: m.Duplicate(), Retained: m.Retained()}
 }
 
 // runContext is Run's context, or the background before Run: a message
@@ -473,7 +477,7 @@ func (c *subscriber) onMessage(_ mqtt.Client, m mqtt.Message) { c.submit(deliver
 // submit hands a message to the pipeline. It blocks while too many
 // messages await storage. That stalls this connection, and so the broker,
 // which keeps the backlog: what we want.
-func (c *subscriber) submit(d Delivery) {
+func (c *subscriber) submit(d ingest.Delivery) {
 	c.delivered.Inc()
 	if err := c.src.pipeline.Submit(c.src.runContext(), d); err != nil {
 		c.log.Debug("message left unacknowledged for redelivery", "err", err)
@@ -488,9 +492,9 @@ type rejectionNotice struct {
 	At     string `json:"at"`
 }
 
-// NotifyRejected implements RejectionNotifier. It does not wait for the
+// NotifyRejected implements ingest.RejectionNotifier. It does not wait for the
 // broker's PUBACK: waiting here could stall the delivery path.
-func (s *Source) NotifyRejected(r Rejection) {
+func (s *Source) NotifyRejected(r ingest.Rejection) {
 	if r.Device == "" {
 		return
 	}

@@ -1,4 +1,4 @@
-package ingest
+package mqttsource
 
 import (
 	"context"
@@ -13,12 +13,13 @@ import (
 	"github.com/vward/vward"
 	"github.com/vward/vward/broker"
 	"github.com/vward/vward/devices"
+	"github.com/vward/vward/ingest"
 	"github.com/vward/vward/internal/testenv"
 )
 
 // runSource runs a pipeline and its MQTT source until the returned stop is
 // called, or the test ends; stop waits for both to return, once.
-func runSource(t *testing.T, r *rig, cfg MQTTConfig) (*Source, func()) {
+func runSource(t *testing.T, r *rig, cfg Config) (*Source, func()) {
 	t.Helper()
 	src := NewSource(cfg, r.p, quietLog)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -65,7 +66,7 @@ func TestSourceTakesResentMessagesBeforeSubscribing(t *testing.T) {
 		mosquitto := testenv.StartMosquitto(t)
 		reg := registry(t, now.Add(-time.Hour), now.Add(time.Hour))
 		device := mqtt.NewClientOptions().AddBroker(mosquitto.URL).SetClientID("ingest-resume-device")
-		testResentBeforeSubscribing(t, reg, MQTTConfig{URL: mosquitto.URL, ClientID: "vward-ingest-resume"}, device)
+		testResentBeforeSubscribing(t, reg, Config{URL: mosquitto.URL, ClientID: "vward-ingest-resume"}, device)
 	})
 	t.Run("embedded", func(t *testing.T) {
 		reg := registry(t, now.Add(-time.Hour), now.Add(time.Hour))
@@ -80,16 +81,16 @@ func TestSourceTakesResentMessagesBeforeSubscribing(t *testing.T) {
 		}
 		t.Cleanup(func() { b.Close() })
 		device := mqtt.NewClientOptions().AddBroker(b.URL()).SetClientID("ox-1").SetUsername("ox-1").SetPassword(secret)
-		testResentBeforeSubscribing(t, reg, MQTTConfig{URL: b.URL(), Username: user, Password: password, ClientID: "vward-ingest-resume"}, device)
+		testResentBeforeSubscribing(t, reg, Config{URL: b.URL(), Username: user, Password: password, ClientID: "vward-ingest-resume"}, device)
 	})
 }
 
-func testResentBeforeSubscribing(t *testing.T, reg *devices.Registry, cfg MQTTConfig, device *mqtt.ClientOptions) {
+func testResentBeforeSubscribing(t *testing.T, reg *devices.Registry, cfg Config, device *mqtt.ClientOptions) {
 	const n = 50
 
 	// First run: receives n messages, cannot store them, stops without
 	// acknowledging.
-	first := newRig(t, Config{FlushTimeout: 100 * time.Millisecond}, reg)
+	first := newRig(t, ingest.Config{FlushTimeout: 100 * time.Millisecond}, reg)
 	first.store.gate = make(chan struct{}) // never opens
 	_, stopFirst := runSource(t, first, cfg)
 	pub := mqtt.NewClient(device)
@@ -113,7 +114,7 @@ func testResentBeforeSubscribing(t *testing.T, reg *devices.Registry, cfg MQTTCo
 	// Second run, a new client as after a restart, slow to subscribe.
 	testHookBeforeSubscribe = func() { time.Sleep(500 * time.Millisecond) }
 	defer func() { testHookBeforeSubscribe = nil }()
-	second := newRig(t, Config{}, reg)
+	second := newRig(t, ingest.Config{}, reg)
 	_, stopSecond := runSource(t, second, cfg)
 	waitFor(t, fmt.Sprintf("the second run to store all %d resent messages", n), func() bool {
 		return value(second.m.Acked) == n
@@ -128,7 +129,7 @@ func testResentBeforeSubscribing(t *testing.T, reg *devices.Registry, cfg MQTTCo
 
 	// Third run: the second's acknowledgements reached the broker, which
 	// has nothing left to resend.
-	third := newRig(t, Config{}, reg)
+	third := newRig(t, ingest.Config{}, reg)
 	runSource(t, third, cfg)
 	time.Sleep(time.Second)
 	if got := value(third.m.Delivered.WithLabelValues(cfg.ClientIDs()[0])); got != 0 {
@@ -141,7 +142,7 @@ func testResentBeforeSubscribing(t *testing.T, reg *devices.Registry, cfg MQTTCo
 // old news to alerting (at zero), the second is the device heard from now.
 func TestSourceTellsReplayedStatusFromLive(t *testing.T) {
 	broker := testenv.StartMosquitto(t)
-	r := newRig(t, Config{}, registry(t, now.Add(-time.Hour), now.Add(time.Hour)))
+	r := newRig(t, ingest.Config{}, registry(t, now.Add(-time.Hour), now.Add(time.Hour)))
 	dev := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL).SetClientID("ingest-status-device"))
 	if tok := dev.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("device connect: %v", tok.Error())
@@ -154,7 +155,7 @@ func TestSourceTellsReplayedStatusFromLive(t *testing.T) {
 		}
 	}
 	publish("offline") // retained before vward subscribes
-	_, stop := runSource(t, r, MQTTConfig{URL: broker.URL, ClientID: "vward-ingest-status"})
+	_, stop := runSource(t, r, Config{URL: broker.URL, ClientID: "vward-ingest-status"})
 	defer stop()
 	waitFor(t, "the replayed status", func() bool { _, st := r.obs.calls(); return len(st) == 1 })
 	publish("online")
@@ -185,8 +186,8 @@ func TestPahoClientHasAKeepaliveClock(t *testing.T) {
 func TestSourceSaysWhyItCannotConnect(t *testing.T) {
 	passwd := testenv.PasswordFile(t, map[string]string{"vward": "right"})
 	broker := testenv.StartMosquitto(t, testenv.MosquittoOptions{PasswordFile: passwd})
-	r := newRig(t, Config{}, registry(t, now.Add(-time.Hour), now.Add(time.Hour)))
-	src := NewSource(MQTTConfig{URL: broker.URL, Username: "vward", Password: "wrong", ClientID: "vward-refused"}, r.p, quietLog)
+	r := newRig(t, ingest.Config{}, registry(t, now.Add(-time.Hour), now.Add(time.Hour)))
+	src := NewSource(Config{URL: broker.URL, Username: "vward", Password: "wrong", ClientID: "vward-refused"}, r.p, quietLog)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := src.Run(ctx)
@@ -195,7 +196,7 @@ func TestSourceSaysWhyItCannotConnect(t *testing.T) {
 	}
 
 	closed := fmt.Sprintf("tcp://127.0.0.1:%d", testenv.FreePort(t))
-	src = NewSource(MQTTConfig{URL: closed, Username: "vward", Password: "right", ClientID: "vward-unreachable"}, r.p, quietLog)
+	src = NewSource(Config{URL: closed, Username: "vward", Password: "right", ClientID: "vward-unreachable"}, r.p, quietLog)
 	ctx, cancel = context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { _ = r.p.Run(ctx) }() // the source waits for it to drain
@@ -226,7 +227,7 @@ func TestMQTTConfigValidate(t *testing.T) {
 		{"tcp://broker", "vward-ingest", "give the host and port"},
 		{"tcp://broker:1883", "ingest", `must begin with "vward"`},
 	} {
-		err := MQTTConfig{URL: tc.url, ClientID: tc.id}.Validate()
+		err := Config{URL: tc.url, ClientID: tc.id}.Validate()
 		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Validate(%s, %s) = %v, want %q", tc.url, tc.id, err, tc.want)
 		}

@@ -1,4 +1,4 @@
-package ingest
+package mqttsource
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vward/vward/ingest"
 )
 
 // retireIdle is how long a retiring session must stay quiet, with all it
@@ -29,8 +31,8 @@ type retiree struct {
 // allFilters are every filter a vward session may hold, plain and shared,
 // so that a retiring session is unsubscribed whatever it was.
 func (s *Source) allFilters() []string {
-	plain := MQTTConfig{}.SubscriptionFilters()
-	shared := MQTTConfig{Connections: 2, ShareGroup: s.cfg.ShareGroup}.SubscriptionFilters()
+	plain := Config{}.SubscriptionFilters()
+	shared := Config{Connections: 2, ShareGroup: s.cfg.ShareGroup}.SubscriptionFilters()
 	return append(plain, shared...)
 }
 
@@ -92,7 +94,7 @@ func (r *retiree) onMessage(_ mqtt.Client, m mqtt.Message) { r.submit(delivery(m
 
 // submit hands a message to the pipeline, counted as pending until it is
 // acknowledged.
-func (r *retiree) submit(d Delivery) {
+func (r *retiree) submit(d ingest.Delivery) {
 	r.delivered.Inc()
 	r.pending.Add(1)
 	r.lastDelivery.Store(time.Now().UnixNano())

@@ -1,4 +1,4 @@
-package ingest
+package mqttsource
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/vward/vward"
+	"github.com/vward/vward/ingest"
 	"github.com/vward/vward/internal/testenv"
 )
 
@@ -33,8 +34,8 @@ func tlsBroker(t *testing.T) (*testenv.Mosquitto, *testenv.CA) {
 // verified against the CA, vward's own presented to the broker.
 func TestSourceOverMutualTLS(t *testing.T) {
 	broker, ca := tlsBroker(t)
-	r := newRig(t, Config{}, registry(t, now.Add(-time.Hour), now.Add(time.Hour)))
-	cfg := MQTTConfig{URL: broker.TLSURL, ClientID: "vward-ingest-tls", TLS: &tls.Config{
+	r := newRig(t, ingest.Config{}, registry(t, now.Add(-time.Hour), now.Add(time.Hour)))
+	cfg := Config{URL: broker.TLSURL, ClientID: "vward-ingest-tls", TLS: &tls.Config{
 		RootCAs: ca.Pool, Certificates: []tls.Certificate{ca.Client(t, "vward").KeyPair(t)},
 	}}
 	if err := cfg.Validate(); err != nil {
@@ -80,9 +81,9 @@ func (l *logBuffer) String() string {
 // failsToConnect runs a source with cfg, which must not connect, until
 // /readyz's check says every one of want, and returns what the source
 // logged by then; the log must say it too.
-func failsToConnect(t *testing.T, cfg MQTTConfig, want ...string) string {
+func failsToConnect(t *testing.T, cfg Config, want ...string) string {
 	t.Helper()
-	r := newRig(t, Config{}, registry(t, now.Add(-time.Hour), now.Add(time.Hour)))
+	r := newRig(t, ingest.Config{}, registry(t, now.Add(-time.Hour), now.Add(time.Hour)))
 	var logged logBuffer
 	src := NewSource(cfg, r.p, slog.New(slog.NewTextHandler(&logged, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -130,12 +131,12 @@ func TestSourceSaysTheBrokersCertificateDidNotVerify(t *testing.T) {
 	client := ca.Client(t, "vward").KeyPair(t)
 	t.Run("another CA", func(t *testing.T) {
 		other := testenv.NewCA(t, "another CA")
-		failsToConnect(t, MQTTConfig{URL: broker.TLSURL, ClientID: "vward-wrong-ca", TLS: &tls.Config{
+		failsToConnect(t, Config{URL: broker.TLSURL, ClientID: "vward-wrong-ca", TLS: &tls.Config{
 			RootCAs: other.Pool, Certificates: []tls.Certificate{client},
 		}}, "the broker's TLS certificate did not verify", "--mqtt-ca-file", "certificate signed by unknown authority")
 	})
 	t.Run("another host", func(t *testing.T) {
-		failsToConnect(t, MQTTConfig{URL: broker.TLSURL, ClientID: "vward-wrong-host", TLS: &tls.Config{
+		failsToConnect(t, Config{URL: broker.TLSURL, ClientID: "vward-wrong-host", TLS: &tls.Config{
 			RootCAs: ca.Pool, Certificates: []tls.Certificate{client}, ServerName: "broker.example.org",
 		}}, "the broker's TLS certificate did not verify", "--mqtt-tls-server-name", "not broker.example.org")
 	})
@@ -145,14 +146,14 @@ func TestSourceSaysTheBrokersCertificateDidNotVerify(t *testing.T) {
 // handshake, and the source says so.
 func TestSourceSaysTheBrokerWantsAClientCertificate(t *testing.T) {
 	broker, ca := tlsBroker(t)
-	failsToConnect(t, MQTTConfig{URL: broker.TLSURL, ClientID: "vward-no-cert", TLS: &tls.Config{RootCAs: ca.Pool}},
+	failsToConnect(t, Config{URL: broker.TLSURL, ClientID: "vward-no-cert", TLS: &tls.Config{RootCAs: ca.Pool}},
 		"the broker refused the TLS handshake", "--mqtt-cert-file", "certificate required")
 }
 
 // A TLS URL pointed at a plain listener is named as that.
 func TestSourceSaysTheBrokerDoesNotSpeakTLS(t *testing.T) {
 	broker, ca := tlsBroker(t)
-	failsToConnect(t, MQTTConfig{URL: strings.Replace(broker.URL, "tcp://", "mqtts://", 1), ClientID: "vward-plain-port", TLS: &tls.Config{RootCAs: ca.Pool}},
+	failsToConnect(t, Config{URL: strings.Replace(broker.URL, "tcp://", "mqtts://", 1), ClientID: "vward-plain-port", TLS: &tls.Config{RootCAs: ca.Pool}},
 		"the TLS handshake with the broker failed", "a TLS listener?")
 }
 
@@ -164,7 +165,7 @@ func TestMQTTConfigValidateTLS(t *testing.T) {
 		{"tcp://broker:1883", `"tcp://broker:1883" is not TLS, but TLS settings were given`},
 		{"mqtt://broker:1883", "is not TLS"},
 	} {
-		err := MQTTConfig{URL: tc.url, ClientID: "vward-ingest", TLS: cfg}.Validate()
+		err := Config{URL: tc.url, ClientID: "vward-ingest", TLS: cfg}.Validate()
 		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Validate(%s with TLS) = %v, want %q", tc.url, err, tc.want)
 		}
