@@ -5,27 +5,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// Metrics are the ingest pipeline's and the MQTT source's Prometheus
-// metrics. Build one per node with NewMetrics on the node's registry, never
-// the global one, so that tests can run several nodes in one process.
+// Metrics are the ingest pipeline's Prometheus metrics; the broker
+// connection's are mqttsource's. Build one per node with NewMetrics on the
+// node's registry, never the global one, so that tests can run several
+// nodes in one process.
 type Metrics struct {
-	Received        *prometheus.CounterVec // by format
-	Redelivered     prometheus.Counter
-	Duplicates      prometheus.Counter
-	Rejected        *prometheus.CounterVec // by code
-	MessagesStored  prometheus.Counter
-	ReadingsStored  prometheus.Counter
-	Acked           prometheus.Counter
-	InFlight        prometheus.Gauge
-	InFlightBytes   prometheus.Gauge
-	WriteDuration   prometheus.Histogram
-	WriteFailures   *prometheus.CounterVec // by store
-	StoreUp         prometheus.Gauge
-	ConnectionsUp   prometheus.Gauge
-	Delivered       *prometheus.CounterVec // by client_id
-	Connects        prometheus.Counter
-	ConnectionsLost prometheus.Counter
-	SessionsRetired prometheus.Counter
+	Received       *prometheus.CounterVec // by format
+	Redelivered    prometheus.Counter
+	Duplicates     prometheus.Counter
+	Rejected       *prometheus.CounterVec // by code
+	MessagesStored prometheus.Counter
+	ReadingsStored prometheus.Counter
+	Acked          prometheus.Counter
+	InFlight       prometheus.Gauge
+	InFlightBytes  prometheus.Gauge
+	WriteDuration  prometheus.Histogram
+	WriteFailures  *prometheus.CounterVec // by store
+	StoreUp        prometheus.Gauge
 }
 
 // NewMetrics builds the ingest metrics and registers them on reg; a nil
@@ -81,26 +77,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		StoreUp: f.NewGauge(prometheus.GaugeOpts{
 			Name: "vward_ingest_store_up",
 			Help: "1 when the last write to the history and dead-letter store succeeded, 0 while writes fail.",
-		}),
-		ConnectionsUp: f.NewGauge(prometheus.GaugeOpts{
-			Name: "vward_ingest_broker_connections_up",
-			Help: "Subscriber connections to the MQTT broker that are up.",
-		}),
-		Delivered: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "vward_ingest_broker_deliveries_total",
-			Help: "Messages delivered by the broker, by subscriber connection (client_id): with shared subscriptions, how the load is spread.",
-		}, []string{"client_id"}),
-		Connects: f.NewCounter(prometheus.CounterOpts{
-			Name: "vward_ingest_broker_connects_total",
-			Help: "Successful connections and reconnections to the MQTT broker.",
-		}),
-		ConnectionsLost: f.NewCounter(prometheus.CounterOpts{
-			Name: "vward_ingest_broker_connections_lost_total",
-			Help: "Broker connections lost; what they had delivered and not acknowledged is redelivered.",
-		}),
-		SessionsRetired: f.NewCounter(prometheus.CounterOpts{
-			Name: "vward_ingest_broker_sessions_retired_total",
-			Help: "Unused broker sessions (--mqtt-retire-client-ids) drained and deleted.",
 		}),
 	}
 	m.StoreUp.Set(1)

@@ -285,7 +285,7 @@ func NewPipeline(cfg Config, store Store, reg Registry, observer Observer, dead 
 // after the pipeline, so it plugs itself in here before Run.
 func (p *Pipeline) SetNotifier(n RejectionNotifier) { p.notifier = n }
 
-// Metrics returns the pipeline's metrics, which the MQTT source shares.
+// Metrics returns the pipeline's metrics.
 func (p *Pipeline) Metrics() *Metrics { return p.metrics }
 
 // StoreHealthy reports whether the last write to the store succeeded.

@@ -119,7 +119,7 @@ func (c Config) SubscriptionFilters() []string {
 type Source struct {
 	cfg      Config
 	pipeline *ingest.Pipeline
-	metrics  *ingest.Metrics
+	metrics  *Metrics
 	log      *slog.Logger
 	ctx      atomic.Pointer[context.Context]
 	conns    []*subscriber
@@ -153,9 +153,13 @@ type subscriber struct {
 }
 
 // NewSource builds a source for the pipeline and plugs itself in as the
-// pipeline's rejection notifier. It shares the pipeline's metrics.
-func NewSource(cfg Config, p *ingest.Pipeline, log *slog.Logger) *Source {
-	s := &Source{cfg: cfg, pipeline: p, metrics: p.Metrics(), log: log.With("component", "mqtt"), refused: make(chan error, 1), tls: minTLS12(cfg.TLS)}
+// pipeline's rejection notifier. metrics may be nil, for tests that do not
+// look at them.
+func NewSource(cfg Config, p *ingest.Pipeline, metrics *Metrics, log *slog.Logger) *Source {
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	s := &Source{cfg: cfg, pipeline: p, metrics: metrics, log: log.With("component", "mqtt"), refused: make(chan error, 1), tls: minTLS12(cfg.TLS)}
 	for _, id := range cfg.ClientIDs() {
 		s.conns = append(s.conns, &subscriber{src: s, clientID: id, log: s.log.With("client_id", id),
 			delivered: s.metrics.Delivered.WithLabelValues(id)})
@@ -167,6 +171,9 @@ func NewSource(cfg Config, p *ingest.Pipeline, log *slog.Logger) *Source {
 // SetURL points the source at a broker known only after it was built (the
 // demo's embedded broker). Call it before Run.
 func (s *Source) SetURL(url string) { s.cfg.URL = url }
+
+// Metrics returns the broker connection's metrics.
+func (s *Source) Metrics() *Metrics { return s.metrics }
 
 // Connected reports whether every subscriber connection is up.
 func (s *Source) Connected() bool { return s.Check() == nil }

@@ -21,7 +21,7 @@ import (
 // called, or the test ends; stop waits for both to return, once.
 func runSource(t *testing.T, r *rig, cfg Config) (*Source, func()) {
 	t.Helper()
-	src := NewSource(cfg, r.p, quietLog)
+	src := NewSource(cfg, r.p, r.broker, quietLog)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
 	go func() { _ = r.p.Run(ctx); done <- struct{}{} }()
@@ -132,7 +132,7 @@ func testResentBeforeSubscribing(t *testing.T, reg *devices.Registry, cfg Config
 	third := newRig(t, ingest.Config{}, reg)
 	runSource(t, third, cfg)
 	time.Sleep(time.Second)
-	if got := value(third.m.Delivered.WithLabelValues(cfg.ClientIDs()[0])); got != 0 {
+	if got := value(third.broker.Delivered.WithLabelValues(cfg.ClientIDs()[0])); got != 0 {
 		t.Errorf("third run was delivered %v messages; the second run's acknowledgements did not reach the broker", got)
 	}
 }
@@ -187,7 +187,7 @@ func TestSourceSaysWhyItCannotConnect(t *testing.T) {
 	passwd := testenv.PasswordFile(t, map[string]string{"vward": "right"})
 	broker := testenv.StartMosquitto(t, testenv.MosquittoOptions{PasswordFile: passwd})
 	r := newRig(t, ingest.Config{}, registry(t, now.Add(-time.Hour), now.Add(time.Hour)))
-	src := NewSource(Config{URL: broker.URL, Username: "vward", Password: "wrong", ClientID: "vward-refused"}, r.p, quietLog)
+	src := NewSource(Config{URL: broker.URL, Username: "vward", Password: "wrong", ClientID: "vward-refused"}, r.p, r.broker, quietLog)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := src.Run(ctx)
@@ -196,7 +196,7 @@ func TestSourceSaysWhyItCannotConnect(t *testing.T) {
 	}
 
 	closed := fmt.Sprintf("tcp://127.0.0.1:%d", testenv.FreePort(t))
-	src = NewSource(Config{URL: closed, Username: "vward", Password: "right", ClientID: "vward-unreachable"}, r.p, quietLog)
+	src = NewSource(Config{URL: closed, Username: "vward", Password: "right", ClientID: "vward-unreachable"}, r.p, r.broker, quietLog)
 	ctx, cancel = context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { _ = r.p.Run(ctx) }() // the source waits for it to drain

@@ -143,11 +143,13 @@ type rig struct {
 	store *gatedStore
 	obs   *observed
 	m     *ingest.Metrics
+	// broker is the metrics of the source that feeds the pipeline.
+	broker *Metrics
 }
 
 func newRig(t *testing.T, cfg ingest.Config, reg ingest.Registry) *rig {
 	t.Helper()
-	r := &rig{store: &gatedStore{mem: history.NewMemory(100000)}, obs: &observed{}, m: ingest.NewMetrics(nil)}
+	r := &rig{store: &gatedStore{mem: history.NewMemory(100000)}, obs: &observed{}, m: ingest.NewMetrics(nil), broker: NewMetrics(nil)}
 	if cfg.BatchWait == 0 {
 		cfg.BatchWait = time.Millisecond
 	}

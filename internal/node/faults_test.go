@@ -489,7 +489,7 @@ func TestSharedSubscriptionDeliversOnce(t *testing.T) {
 	pub.wait(t)
 	f.requireEveryMessageOnce(t, influx)
 
-	m := n.Pipeline.Metrics()
+	m := n.Source.Metrics()
 	var total float64
 	for _, id := range []string{"vward-shared-1", "vward-shared-2"} {
 		got := counterValue(t, m.Delivered.WithLabelValues(id))
@@ -582,7 +582,7 @@ func TestRetireSessionAfterChangingConnections(t *testing.T) {
 			t.Fatal("session vward-mig not retired within 60s")
 		}
 	}
-	m := n.Pipeline.Metrics()
+	m := n.Source.Metrics()
 	drained := counterValue(t, m.Delivered.WithLabelValues("vward-mig"))
 	f.publishRange(t, broker.URL, 500, 500, 1000).wait(t)
 	f.requireEveryMessageOnce(t, influx)

@@ -123,7 +123,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n.Metrics.MustRegister(n.Alerts.Collector(), n.Hub.Collector(), n.Registry.Collector())
 	n.Sync = registrysync.New(n.Registry, n.Monitor, cfg.Log)
 	n.Pipeline = ingest.NewPipeline(cfg.Ingest, n.History, n.Registry, n.Monitor, n.Dead, nil, ingest.NewMetrics(n.Metrics), cfg.Log)
-	n.Source = mqttsource.NewSource(cfg.MQTT, n.Pipeline, cfg.Log)
+	n.Source = mqttsource.NewSource(cfg.MQTT, n.Pipeline, mqttsource.NewMetrics(n.Metrics), cfg.Log)
 	if n.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return fail(fmt.Errorf("listen for http on %s: %w", cfg.HTTPAddr, err))
 	}
