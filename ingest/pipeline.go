@@ -64,12 +64,6 @@ type DeadLetters interface {
 	Keep(ctx context.Context, rs []Rejection) error
 }
 
-// RejectionNotifier tells a device why its message was refused. Delivery of
-// the notice is best effort; the dead letter is the record.
-type RejectionNotifier interface {
-	NotifyRejected(r Rejection)
-}
-
 // Rejection is a refused message, or the refused part of a message.
 type Rejection struct {
 	ID       int64
@@ -233,7 +227,7 @@ type Pipeline struct {
 	observer Observer
 	devices  DeviceObserver // the observer, if it hears of devices too
 	dead     DeadLetters
-	notifier RejectionNotifier
+	notices  chan<- Rejection
 	metrics  *Metrics
 	log      *slog.Logger
 	now      func() time.Time
@@ -256,15 +250,18 @@ type Pipeline struct {
 	inFlightBytes atomic.Int64
 }
 
-// NewPipeline wires a pipeline. observer and notifier may be nil; so may
-// metrics, for tests that do not look at them.
-func NewPipeline(cfg Config, store Store, reg Registry, observer Observer, dead DeadLetters, notifier RejectionNotifier, metrics *Metrics, log *slog.Logger) *Pipeline {
+// NewPipeline wires a pipeline. notices, if not nil, is sent each
+// rejection once its dead letter is stored, for the broker connection to
+// tell the device (mqttsource); it is the send side of a channel the
+// wiring makes, so that neither needs the other to be built. observer and
+// notices may be nil; so may metrics, for tests that do not look at them.
+func NewPipeline(cfg Config, store Store, reg Registry, observer Observer, dead DeadLetters, notices chan<- Rejection, metrics *Metrics, log *slog.Logger) *Pipeline {
 	cfg = cfg.withDefaults()
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
 	p := &Pipeline{
-		cfg: cfg, store: store, registry: reg, observer: observer, dead: dead, notifier: notifier,
+		cfg: cfg, store: store, registry: reg, observer: observer, dead: dead, notices: notices,
 		metrics: metrics,
 		log:     log.With("component", "ingest"),
 		now:     time.Now,
@@ -280,10 +277,6 @@ func NewPipeline(cfg Config, store Store, reg Registry, observer Observer, dead 
 	p.storeOK.Store(true)
 	return p
 }
-
-// SetNotifier sets who tells devices of rejections; the MQTT source is built
-// after the pipeline, so it plugs itself in here before Run.
-func (p *Pipeline) SetNotifier(n RejectionNotifier) { p.notifier = n }
 
 // Metrics returns the pipeline's metrics.
 func (p *Pipeline) Metrics() *Metrics { return p.metrics }
@@ -728,6 +721,20 @@ func (p *Pipeline) write(ctx context.Context, batch []pending) error {
 	return nil
 }
 
+// notify queues r for its device to be told, unless the queue is full:
+// telling the device is best effort (the dead letter is the record), and
+// acknowledging must not wait on the broker.
+func (p *Pipeline) notify(r Rejection) {
+	if p.notices == nil {
+		return
+	}
+	select {
+	case p.notices <- r:
+	default:
+		p.log.Debug("rejection notice dropped: the queue to the broker is full", "device", r.Device, "msg_id", r.MsgID)
+	}
+}
+
 // acknowledge counts a stored batch, tells devices of its rejections,
 // acknowledges its messages in arrival order and frees their room.
 func (p *Pipeline) acknowledge(batch []pending) {
@@ -749,9 +756,7 @@ func (p *Pipeline) acknowledge(batch []pending) {
 		// The reason and payload stay in the dead-letter store:
 		// a payload is untrusted text and has no place in logs.
 		p.log.Info("message rejected", "device", r.Device, "msg_id", r.MsgID, "code", r.Code)
-		if p.notifier != nil {
-			p.notifier.NotifyRejected(*r)
-		}
+		p.notify(*r)
 	}
 	for _, item := range batch {
 		if item.ack != nil {

@@ -129,6 +129,8 @@ type Source struct {
 	// any connection was ever accepted: a configuration error, which Run
 	// returns rather than retrying for ever in silence.
 	refused chan error
+	// notices are the pipeline's rejections, each told to its device.
+	notices <-chan ingest.Rejection
 }
 
 // connectLogEvery is how often a connection that keeps failing for the
@@ -152,19 +154,19 @@ type subscriber struct {
 	accepted  bool      // the broker has accepted this connection at least once
 }
 
-// NewSource builds a source for the pipeline and plugs itself in as the
-// pipeline's rejection notifier. metrics may be nil, for tests that do not
-// look at them.
-func NewSource(cfg Config, p *ingest.Pipeline, metrics *Metrics, log *slog.Logger) *Source {
+// NewSource builds a source for the pipeline. notices is the receive side
+// of the channel the pipeline was built with (ingest.NewPipeline): the
+// source publishes each rejection on the device's rejected topic. notices
+// and metrics may be nil, for tests that do not look at them.
+func NewSource(cfg Config, p *ingest.Pipeline, notices <-chan ingest.Rejection, metrics *Metrics, log *slog.Logger) *Source {
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
-	s := &Source{cfg: cfg, pipeline: p, metrics: metrics, log: log.With("component", "mqtt"), refused: make(chan error, 1), tls: minTLS12(cfg.TLS)}
+	s := &Source{cfg: cfg, pipeline: p, notices: notices, metrics: metrics, log: log.With("component", "mqtt"), refused: make(chan error, 1), tls: minTLS12(cfg.TLS)}
 	for _, id := range cfg.ClientIDs() {
 		s.conns = append(s.conns, &subscriber{src: s, clientID: id, log: s.log.With("client_id", id),
 			delivered: s.metrics.Delivered.WithLabelValues(id)})
 	}
-	p.SetNotifier(s)
 	return s
 }
 
@@ -228,6 +230,13 @@ func (s *Source) Run(ctx context.Context) error {
 		}
 		retiring.Go(func() { s.retire(ctx, id) })
 	}
+	// Notices are told until the pipeline has drained, since it still
+	// rejects what it stores while it drains.
+	stopNotices, notifying := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(notifying)
+		s.tellDevices(stopNotices)
+	}()
 	var refused error
 	select {
 	case <-ctx.Done():
@@ -236,6 +245,8 @@ func (s *Source) Run(ctx context.Context) error {
 			"url", s.cfg.URL, "err", refused)
 	}
 	if refused != nil {
+		close(stopNotices)
+		<-notifying
 		for _, c := range s.conns {
 			c.client.Disconnect(0)
 		}
@@ -244,6 +255,8 @@ func (s *Source) Run(ctx context.Context) error {
 	}
 	<-s.pipeline.Drained()
 	retiring.Wait()
+	close(stopNotices)
+	<-notifying
 	for _, c := range s.conns {
 		// Disconnect's quiesce lets the acknowledgements the pipeline
 		// just issued reach the broker before DISCONNECT.
@@ -499,9 +512,33 @@ type rejectionNotice struct {
 	At     string `json:"at"`
 }
 
-// NotifyRejected implements ingest.RejectionNotifier. It does not wait for the
-// broker's PUBACK: waiting here could stall the delivery path.
-func (s *Source) NotifyRejected(r ingest.Rejection) {
+// tellDevices publishes the pipeline's notices until stop is closed, then
+// those already queued.
+func (s *Source) tellDevices(stop <-chan struct{}) {
+	if s.notices == nil {
+		return
+	}
+	for {
+		select {
+		case r := <-s.notices:
+			s.notify(r)
+		case <-stop:
+			for {
+				select {
+				case r := <-s.notices:
+					s.notify(r)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// notify publishes r on its device's rejected topic. It does not wait for
+// the broker's PUBACK: telling devices is best effort, and a wait here
+// would hold up the notices behind it.
+func (s *Source) notify(r ingest.Rejection) {
 	if r.Device == "" {
 		return
 	}

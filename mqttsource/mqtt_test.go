@@ -2,6 +2,7 @@ package mqttsource
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -21,7 +22,7 @@ import (
 // called, or the test ends; stop waits for both to return, once.
 func runSource(t *testing.T, r *rig, cfg Config) (*Source, func()) {
 	t.Helper()
-	src := NewSource(cfg, r.p, r.broker, quietLog)
+	src := NewSource(cfg, r.p, r.notices, r.broker, quietLog)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
 	go func() { _ = r.p.Run(ctx); done <- struct{}{} }()
@@ -169,6 +170,40 @@ func TestSourceTellsReplayedStatusFromLive(t *testing.T) {
 	}
 }
 
+// The pipeline's rejections reach the device on its rejected topic,
+// through the source's connection.
+func TestSourceTellsDevicesWhyTheirMessagesWereRefused(t *testing.T) {
+	broker := testenv.StartMosquitto(t)
+	r := newRig(t, ingest.Config{}, registry(t, now.Add(-time.Hour), now.Add(time.Hour)))
+	_, stop := runSource(t, r, Config{URL: broker.URL, ClientID: "vward-ingest-notices"})
+	defer stop()
+	dev := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL).SetClientID("ingest-notices-device"))
+	if tok := dev.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("device connect: %v", tok.Error())
+	}
+	defer dev.Disconnect(100)
+	notices := make(chan []byte, 4)
+	if tok := dev.Subscribe(vward.RejectedTopic("ox-1"), 1, func(_ mqtt.Client, m mqtt.Message) { notices <- m.Payload() }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe to the rejected topic: %v", tok.Error())
+	}
+	payload := `{"msg_id":"bad-1","ts":"` + now.Format(time.RFC3339) + `","readings":[{"type":"spo2","value":"ninety"}]}`
+	if tok := dev.Publish(vward.ReadingsTopic("ox-1"), 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	select {
+	case b := <-notices:
+		var n struct {
+			MsgID        string `json:"msg_id"`
+			Code, Reason string
+		}
+		if err := json.Unmarshal(b, &n); err != nil || n.MsgID != "bad-1" || n.Code != ingest.RejectReadings || n.Reason == "" {
+			t.Errorf("notice %s (%v), want bad-1's bad_readings and why", b, err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no rejection notice within 15s")
+	}
+}
+
 // paho's client can be told that a packet was sent and received
 // (keepaliveClock): the subscriber reads its messages and writes their
 // acknowledgements without paho, and without it paho would ping every
@@ -187,7 +222,7 @@ func TestSourceSaysWhyItCannotConnect(t *testing.T) {
 	passwd := testenv.PasswordFile(t, map[string]string{"vward": "right"})
 	broker := testenv.StartMosquitto(t, testenv.MosquittoOptions{PasswordFile: passwd})
 	r := newRig(t, ingest.Config{}, registry(t, now.Add(-time.Hour), now.Add(time.Hour)))
-	src := NewSource(Config{URL: broker.URL, Username: "vward", Password: "wrong", ClientID: "vward-refused"}, r.p, r.broker, quietLog)
+	src := NewSource(Config{URL: broker.URL, Username: "vward", Password: "wrong", ClientID: "vward-refused"}, r.p, nil, r.broker, quietLog)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := src.Run(ctx)
@@ -196,7 +231,7 @@ func TestSourceSaysWhyItCannotConnect(t *testing.T) {
 	}
 
 	closed := fmt.Sprintf("tcp://127.0.0.1:%d", testenv.FreePort(t))
-	src = NewSource(Config{URL: closed, Username: "vward", Password: "right", ClientID: "vward-unreachable"}, r.p, r.broker, quietLog)
+	src = NewSource(Config{URL: closed, Username: "vward", Password: "right", ClientID: "vward-unreachable"}, r.p, nil, r.broker, quietLog)
 	ctx, cancel = context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { _ = r.p.Run(ctx) }() // the source waits for it to drain

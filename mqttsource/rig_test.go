@@ -145,18 +145,21 @@ type rig struct {
 	m     *ingest.Metrics
 	// broker is the metrics of the source that feeds the pipeline.
 	broker *Metrics
+	// notices carries the pipeline's rejections to the source.
+	notices chan ingest.Rejection
 }
 
 func newRig(t *testing.T, cfg ingest.Config, reg ingest.Registry) *rig {
 	t.Helper()
-	r := &rig{store: &gatedStore{mem: history.NewMemory(100000)}, obs: &observed{}, m: ingest.NewMetrics(nil), broker: NewMetrics(nil)}
+	r := &rig{store: &gatedStore{mem: history.NewMemory(100000)}, obs: &observed{}, m: ingest.NewMetrics(nil), broker: NewMetrics(nil),
+		notices: make(chan ingest.Rejection, 16)}
 	if cfg.BatchWait == 0 {
 		cfg.BatchWait = time.Millisecond
 	}
 	if cfg.RetryMin == 0 {
 		cfg.RetryMin, cfg.RetryMax = time.Millisecond, 10*time.Millisecond
 	}
-	r.p = ingest.NewPipeline(cfg, r.store, reg, r.obs, &deadList{}, nil, r.m, quietLog)
+	r.p = ingest.NewPipeline(cfg, r.store, reg, r.obs, &deadList{}, r.notices, r.m, quietLog)
 	return r
 }
 

@@ -85,7 +85,7 @@ func failsToConnect(t *testing.T, cfg Config, want ...string) string {
 	t.Helper()
 	r := newRig(t, ingest.Config{}, registry(t, now.Add(-time.Hour), now.Add(time.Hour)))
 	var logged logBuffer
-	src := NewSource(cfg, r.p, r.broker, slog.New(slog.NewTextHandler(&logged, nil)))
+	src := NewSource(cfg, r.p, nil, r.broker, slog.New(slog.NewTextHandler(&logged, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { _ = r.p.Run(ctx) }() // the source waits for it to drain

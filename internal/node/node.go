@@ -122,8 +122,12 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n.Monitor.SetEngine(n.Alerts)
 	n.Metrics.MustRegister(n.Alerts.Collector(), n.Hub.Collector(), n.Registry.Collector())
 	n.Sync = registrysync.New(n.Registry, n.Monitor, cfg.Log)
-	n.Pipeline = ingest.NewPipeline(cfg.Ingest, n.History, n.Registry, n.Monitor, n.Dead, nil, ingest.NewMetrics(n.Metrics), cfg.Log)
-	n.Source = mqttsource.NewSource(cfg.MQTT, n.Pipeline, mqttsource.NewMetrics(n.Metrics), cfg.Log)
+	// The pipeline tells devices why it refused their messages through the
+	// broker connection, which feeds the pipeline: a channel between them
+	// lets each be built without the other.
+	notices := make(chan ingest.Rejection, rejectionNotices)
+	n.Pipeline = ingest.NewPipeline(cfg.Ingest, n.History, n.Registry, n.Monitor, n.Dead, notices, ingest.NewMetrics(n.Metrics), cfg.Log)
+	n.Source = mqttsource.NewSource(cfg.MQTT, n.Pipeline, notices, mqttsource.NewMetrics(n.Metrics), cfg.Log)
 	if n.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return fail(fmt.Errorf("listen for http on %s: %w", cfg.HTTPAddr, err))
 	}
@@ -141,6 +145,11 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 // it last did (registrysync). Run does it again whenever another process
 // changes the registry.
 func (n *Node) LoadPatients(ctx context.Context) error { return n.Sync.All(ctx) }
+
+// rejectionNotices is how many rejection notices may wait for the broker
+// connection: room for a burst of refused messages. Beyond it notices are
+// dropped, never waited for; the dead letters keep every rejection.
+const rejectionNotices = 1024
 
 // RestoreLookback is how far back a starting node reads each admitted
 // patient's latest readings from the history: a day, so that a patient on
