@@ -50,6 +50,11 @@ const ConnectTimeout = 5 * time.Second
 // Config says who may connect.
 type Config struct {
 	Addr string // host:port to listen on
+	// Listener, if not nil, is served instead of listening on Addr, and
+	// is the broker's to close from then on: for a caller that must know
+	// the broker's address before the broker can be started (the demo
+	// builds vward's connection to it first).
+	Listener net.Listener
 	// ServiceUser and ServicePassword are vward's own account: it reads
 	// every device's readings and writes their rejected topics.
 	ServiceUser, ServicePassword string
@@ -62,11 +67,14 @@ type Broker struct {
 	addr   string
 }
 
-// Start listens on cfg.Addr and serves until Close.
+// Start listens on cfg.Addr, or takes cfg.Listener, and serves until Close.
 func Start(cfg Config, log *slog.Logger) (*Broker, error) {
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("embedded broker listen on %s: %w", cfg.Addr, err)
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return nil, fmt.Errorf("embedded broker listen on %s: %w", cfg.Addr, err)
+		}
 	}
 	opts := &mqtt.Options{
 		Logger: log.With("component", "broker"),

@@ -170,10 +170,6 @@ func NewSource(cfg Config, p *ingest.Pipeline, notices <-chan ingest.Rejection, 
 	return s
 }
 
-// SetURL points the source at a broker known only after it was built (the
-// demo's embedded broker). Call it before Run.
-func (s *Source) SetURL(url string) { s.cfg.URL = url }
-
 // Metrics returns the broker connection's metrics.
 func (s *Source) Metrics() *Metrics { return s.metrics }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -54,7 +55,16 @@ the board says so.`,
 				return err
 			}
 			cfg.Log = log
-			cfg.MQTT = mqttsource.Config{Username: "vward", Password: servicePassword, ClientID: "vward-ingest"}
+			// The broker authenticates the demo devices against the
+			// node's registry, so it starts after the node, but vward's
+			// connection to it is built with the node: its address is
+			// taken first.
+			ln, err := net.Listen("tcp", mqttAddr)
+			if err != nil {
+				return fmt.Errorf("embedded broker: listen on %s: %w", mqttAddr, err)
+			}
+			defer ln.Close() // until the broker has it (it closes it too)
+			cfg.MQTT = mqttsource.Config{URL: "tcp://" + ln.Addr().String(), Username: "vward", Password: servicePassword, ClientID: "vward-ingest"}
 			n, err := node.Open(ctx, cfg)
 			if err != nil {
 				return err
@@ -72,12 +82,11 @@ the board says so.`,
 				return err
 			}
 			b, err := broker.Start(broker.Config{
-				Addr: mqttAddr, ServiceUser: "vward", ServicePassword: servicePassword, Devices: n.Registry,
+				Listener: ln, ServiceUser: "vward", ServicePassword: servicePassword, Devices: n.Registry,
 			}, quiet())
 			if err != nil {
 				return err
 			}
-			n.Source.SetURL(b.URL())
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "vward demo\n  board:       %s (sign in as %s / %s)\n  MQTT broker: %s (device credentials in %s)\n  readings:    %s\n",
 				n.URL(), seeded.Clinician.Username, seeded.Clinician.Password, b.URL(), credFile, n.History.Describe())

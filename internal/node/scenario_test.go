@@ -20,6 +20,7 @@ import (
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
 	"github.com/vward/vward/internal/node"
+	"github.com/vward/vward/internal/sqlitedb"
 	"github.com/vward/vward/internal/testenv"
 	"github.com/vward/vward/mqttsource"
 	"github.com/vward/vward/simulator"
@@ -43,20 +44,20 @@ func startScenarioNode(t *testing.T, plan *simulator.Plan) *scenarioNode {
 	influx := testenv.StartInflux(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	servicePassword := randomSecret(t)
-	n, err := node.Open(ctx, node.Config{
-		DataDir:  t.TempDir(),
-		HTTPAddr: "127.0.0.1:0",
-		// The broker's URL is known only once its password file, which
-		// needs the devices' secrets, is written: SetURL below.
-		MQTT:   mqttsource.Config{Username: "vward", Password: servicePassword, ClientID: "vward-scenario"},
-		Influx: &history.InfluxConfig{URL: influx.URL, Bucket: influx.Bucket},
-		Log:    scenarioLog(t),
-	})
+	// The broker's password file needs the devices' secrets, so the
+	// scenario is registered in vward's own SQLite file before the broker
+	// starts, and the node, which needs the broker's URL, opens it after:
+	// the same registration a test engineer runs with vward replay
+	// --register before vward serve.
+	dataDir := t.TempDir()
+	db, err := sqlitedb.Open(filepath.Join(dataDir, "vward.db"))
 	if err != nil {
-		t.Fatalf("open node: %v", err)
+		t.Fatal(err)
 	}
-	reg := n.Registry
-	// The same registration a test engineer runs with vward replay --register.
+	reg, err := devices.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
 	registered, err := simulator.Register(ctx, reg, plan, time.Now())
 	if err != nil {
 		t.Fatalf("register the scenario: %v", err)
@@ -70,14 +71,23 @@ func startScenarioNode(t *testing.T, plan *simulator.Plan) *scenarioNode {
 	if err := reg.AddClinician(ctx, devices.Clinician{Username: scenarioClinician, Role: "clinician", Wards: plan.Wards()}, clinicianPassword); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.LoadPatients(ctx); err != nil {
+	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
 	broker := testenv.StartMosquitto(t, testenv.MosquittoOptions{
 		PasswordFile: passwordFile(t, users),
 		ACLFile:      filepath.Join("..", "..", "deploy", "mosquitto", "acl"),
 	})
-	n.Source.SetURL(broker.URL)
+	n, err := node.Open(ctx, node.Config{
+		DataDir:  dataDir,
+		HTTPAddr: "127.0.0.1:0",
+		MQTT:     mqttsource.Config{URL: broker.URL, Username: "vward", Password: servicePassword, ClientID: "vward-scenario"},
+		Influx:   &history.InfluxConfig{URL: influx.URL, Bucket: influx.Bucket},
+		Log:      scenarioLog(t),
+	})
+	if err != nil {
+		t.Fatalf("open node: %v", err)
+	}
 	serveNode(t, n, ctx, cancel)
 	return &scenarioNode{
 		node: n, brokerURL: broker.URL, credentials: creds,
