@@ -56,11 +56,6 @@ type Config struct {
 	TLS *tls.Config
 }
 
-// testHookBeforeSubscribe, when set by a test, runs in onConnect before the
-// subscription: it widens the window in which a resumed session's messages
-// arrive before SUBSCRIBE, which must not lose them.
-var testHookBeforeSubscribe func()
-
 // DefaultShareGroup is the shared-subscription group of vward's connections.
 const DefaultShareGroup = "vward"
 
@@ -463,9 +458,6 @@ func (c *subscriber) onConnect(cl mqtt.Client) {
 	c.log.Info("connected to broker", "url", s.cfg.URL)
 	// Subscribing on every connect, not once, because a broker that lost
 	// its state (or a clean restart) would otherwise leave us deaf.
-	if testHookBeforeSubscribe != nil {
-		testHookBeforeSubscribe()
-	}
 	filters := make(map[string]byte)
 	for _, f := range s.cfg.SubscriptionFilters() {
 		filters[f] = 1

@@ -1,15 +1,20 @@
 package mqttsource
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/vward/vward"
 	"github.com/vward/vward/broker"
@@ -113,10 +118,10 @@ func testResentBeforeSubscribing(t *testing.T, reg *devices.Registry, cfg Config
 	}
 
 	// Second run, a new client as after a restart, slow to subscribe.
-	testHookBeforeSubscribe = func() { time.Sleep(500 * time.Millisecond) }
-	defer func() { testHookBeforeSubscribe = nil }()
+	slow := cfg
+	slow.URL = slowSubscribe(t, cfg.URL, 500*time.Millisecond)
 	second := newRig(t, ingest.Config{}, reg)
-	_, stopSecond := runSource(t, second, cfg)
+	_, stopSecond := runSource(t, second, slow)
 	waitFor(t, fmt.Sprintf("the second run to store all %d resent messages", n), func() bool {
 		return value(second.m.Acked) == n
 	})
@@ -136,6 +141,116 @@ func testResentBeforeSubscribing(t *testing.T, reg *devices.Registry, cfg Config
 	if got := value(third.broker.Delivered.WithLabelValues(cfg.ClientIDs()[0])); got != 0 {
 		t.Errorf("third run was delivered %v messages; the second run's acknowledgements did not reach the broker", got)
 	}
+}
+
+// slowSubscribe is a proxy to the broker at brokerURL that passes each
+// SUBSCRIBE its client sends on only after delay, as if the client had
+// sent it then: what the client sends meanwhile (its acknowledgements)
+// goes first. It widens the window in which a resumed session's messages
+// arrive before the subscription. It returns the proxy's URL.
+func slowSubscribe(t *testing.T, brokerURL string, delay time.Duration) string {
+	t.Helper()
+	u, err := url.Parse(brokerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			upstream, err := net.Dial("tcp", u.Host)
+			if err != nil {
+				client.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, client, upstream)
+			mu.Unlock()
+			wg.Go(func() {
+				_, _ = io.Copy(client, upstream)
+				client.Close()
+			})
+			wg.Go(func() {
+				defer upstream.Close()
+				var wmu sync.Mutex // one packet at a time
+				send := func(p []byte) error {
+					wmu.Lock()
+					defer wmu.Unlock()
+					_, err := upstream.Write(p)
+					return err
+				}
+				r := bufio.NewReader(client)
+				for {
+					p, err := readPacket(r)
+					if err != nil {
+						return
+					}
+					if p[0]>>4 == packets.Subscribe {
+						wg.Go(func() {
+							time.Sleep(delay)
+							_ = send(p)
+						})
+						continue
+					}
+					if err := send(p); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	return "tcp://" + ln.Addr().String()
+}
+
+// readPacket reads one MQTT packet, as sent.
+func readPacket(r *bufio.Reader) ([]byte, error) {
+	first, err := r.ReadByte()
+	if err != nil {
+		return nil, err
+	}
+	p := []byte{first}
+	n, _, err := packets.DecodeLength(byteRecorder{r, &p})
+	if err != nil {
+		return nil, err
+	}
+	head := len(p)
+	p = append(p, make([]byte, n)...)
+	_, err = io.ReadFull(r, p[head:])
+	return p, err
+}
+
+// byteRecorder is a byte reader that keeps what it read.
+type byteRecorder struct {
+	r    io.ByteReader
+	read *[]byte
+}
+
+func (b byteRecorder) ReadByte() (byte, error) {
+	c, err := b.r.ReadByte()
+	if err == nil {
+		*b.read = append(*b.read, c)
+	}
+	return c, err
 }
 
 // The broker marks a status it replays on subscribing as retained, and a
