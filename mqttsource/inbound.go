@@ -13,7 +13,7 @@ type inboundPublish struct {
 	Topic    string
 	Payload  []byte
 	ID       uint16 // the packet id; 0 at QoS 0
-	QoS      byte   // 0 or 1: a QoS 2 PUBLISH is left to paho
+	QoS      byte   // 0 or 1: the connection leaves a QoS 2 PUBLISH to paho (fromPaho)
 	Dup      bool   // the broker sent it before
 	Retained bool
 }

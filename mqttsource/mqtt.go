@@ -1,6 +1,3 @@
-// Package mqttsource is vward's connection to the MQTT broker: it reads the
-// devices' messages off its own connections and hands them to the ingest
-// pipeline, which acknowledges each once it is stored.
 package mqttsource
 
 import (
@@ -20,7 +17,6 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vward/vward"
 	"github.com/vward/vward/ingest"
@@ -134,11 +130,10 @@ const connectLogEvery = time.Minute
 
 // subscriber is one broker connection with its own persistent session.
 type subscriber struct {
+	inbox
 	src        *Source
 	clientID   string
-	delivered  prometheus.Counter
 	client     mqtt.Client
-	log        *slog.Logger
 	connected  atomic.Bool
 	subscribed atomic.Bool
 
@@ -159,8 +154,8 @@ func NewSource(cfg Config, p *ingest.Pipeline, notices <-chan ingest.Rejection, 
 	}
 	s := &Source{cfg: cfg, pipeline: p, notices: notices, metrics: metrics, log: log.With("component", "mqtt"), refused: make(chan error, 1), tls: minTLS12(cfg.TLS)}
 	for _, id := range cfg.ClientIDs() {
-		s.conns = append(s.conns, &subscriber{src: s, clientID: id, log: s.log.With("client_id", id),
-			delivered: s.metrics.Delivered.WithLabelValues(id)})
+		s.conns = append(s.conns, &subscriber{src: s, clientID: id,
+			inbox: inbox{log: s.log.With("client_id", id), delivered: s.metrics.Delivered.WithLabelValues(id)}})
 	}
 	return s
 }
@@ -281,7 +276,7 @@ func (s *Source) clientOptions(clientID string, onConnect mqtt.OnConnectHandler,
 		SetConnectTimeout(10 * time.Second).
 		SetTLSConfig(s.tls).
 		// The connection reads QoS 0 and 1 messages itself
-		// (readOwnPublishes), from the first packet after CONNACK. Any
+		// (readOwnPublishes, deliver), from the first packet after CONNACK. Any
 		// other (QoS 2, which vward does not subscribe at) goes to the
 		// default handler; vward adds no routes. Anything the session
 		// delivers is ours: a topic vward cannot read is dead-lettered
@@ -309,8 +304,8 @@ func (s *Source) clientOptions(clientID string, onConnect mqtt.OnConnectHandler,
 
 func (c *subscriber) start() {
 	s := c.src
-	opened := func(conn *bufferedConn) { readOwnPublishes(conn, c.client, c.log, c.submit) }
-	opts := s.clientOptions(c.clientID, c.onConnect, c.onMessage, opened).
+	opened := func(conn *bufferedConn) { s.readOwnPublishes(conn, c.client, &c.inbox) }
+	opts := s.clientOptions(c.clientID, c.onConnect, s.fromPaho(&c.inbox), opened).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			c.subscribed.Store(false)
 			if c.connected.Swap(false) {
@@ -395,57 +390,6 @@ func explainTLS(err error) error {
 	return err
 }
 
-// keepaliveClock is the part of paho's client that its keepalive reads:
-// when a packet was last sent and last received.
-type keepaliveClock interface {
-	UpdateLastSent()
-	UpdateLastReceived()
-}
-
-// readOwnPublishes has conn read the QoS 0 and 1 PUBLISH packets itself
-// and hand each to handle, on paho's reading goroutine and in the
-// broker's order, a QoS 1 one with an Ack that writes its PUBACK on conn
-// (bufferedConn.ack, readInbound). The ack needs no more thought about
-// which connection it belongs to: it is the one the message came in on.
-// An ack after that connection closed is dropped, as paho drops one, and
-// the broker resends the message on the next (ack-after-store makes that
-// safe). paho's keepalive is told of every send and of what is heard,
-// since it sees neither those packets nor the PUBACKs: otherwise it would
-// ping every keepalive period, and a PINGRESP queued behind messages vward
-// cannot yet take (its window full while InfluxDB is slow) would come too
-// late and drop the connection.
-func readOwnPublishes(conn *bufferedConn, client mqtt.Client, log *slog.Logger, handle func(ingest.Delivery)) {
-	if k, ok := client.(keepaliveClock); ok {
-		conn.sent, conn.received = k.UpdateLastSent, k.UpdateLastReceived
-	} else {
-		// TestPahoClientHasAKeepaliveClock fails first on a paho that drops it.
-		log.Warn("the MQTT client cannot be told of packets vward reads and writes itself; it will ping every keepalive period")
-	}
-	conn.onPublish = func(p inboundPublish) {
-		d := ingest.Delivery{Topic: p.Topic, Payload: p.Payload, Redelivered: p.Dup, Retained: p.Retained}
-		if p.QoS == 1 {
-			id := p.ID
-			d.Ack = func() { conn.ack(id) }
-		}
-		handle(d)
-	}
-}
-
-// delivery is a message paho delivered: only a QoS 2 one comes this way,
-// and vward subscribes at QoS 1, so none should (readOwnPublishes).
-func delivery(m mqtt.Message) ingest.Delivery {
-	return ingest.Delivery{Topic: m.Topic(), Payload: m.Payload(), Ack: m.Ack, Redelivered: m.Duplicate(), Retained: m.Retained()}
-}
-
-// runContext is Run's context, or the background before Run: a message
-// can arrive while Run is starting its connections.
-func (s *Source) runContext() context.Context {
-	if p := s.ctx.Load(); p != nil {
-		return *p
-	}
-	return context.Background()
-}
-
 func (c *subscriber) onConnect(cl mqtt.Client) {
 	s := c.src
 	if !c.connected.Swap(true) {
@@ -478,18 +422,6 @@ func (c *subscriber) onConnect(cl mqtt.Client) {
 		}
 	}
 	c.subscribed.Store(true)
-}
-
-func (c *subscriber) onMessage(_ mqtt.Client, m mqtt.Message) { c.submit(delivery(m)) }
-
-// submit hands a message to the pipeline. It blocks while too many
-// messages await storage. That stalls this connection, and so the broker,
-// which keeps the backlog: what we want.
-func (c *subscriber) submit(d ingest.Delivery) {
-	c.delivered.Inc()
-	if err := c.src.pipeline.Submit(c.src.runContext(), d); err != nil {
-		c.log.Debug("message left unacknowledged for redelivery", "err", err)
-	}
 }
 
 // rejectionNotice is what a device reads on its rejected topic.

@@ -2,14 +2,10 @@ package mqttsource
 
 import (
 	"context"
-	"log/slog"
 	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/vward/vward/ingest"
 )
 
 // retireIdle is how long a retiring session must stay quiet, with all it
@@ -19,12 +15,9 @@ var retireIdle = 3 * time.Second
 
 // retiree drains one session vward no longer uses.
 type retiree struct {
+	inbox        // draining: deliver counts what it holds
 	src          *Source
 	clientID     string
-	log          *slog.Logger
-	delivered    prometheus.Counter
-	pending      atomic.Int64 // delivered, not yet acknowledged
-	lastDelivery atomic.Int64 // unix nanoseconds
 	unsubscribed atomic.Bool
 }
 
@@ -42,12 +35,12 @@ func (s *Source) allFilters() []string {
 // for retireIdle, deletes it with a clean connect. It gives up, leaving the
 // session for the next start, when ctx ends first.
 func (s *Source) retire(ctx context.Context, clientID string) {
-	r := &retiree{src: s, clientID: clientID, log: s.log.With("client_id", clientID, "retiring", true),
-		delivered: s.metrics.Delivered.WithLabelValues(clientID)}
+	r := &retiree{src: s, clientID: clientID, inbox: inbox{log: s.log.With("client_id", clientID, "retiring", true),
+		delivered: s.metrics.Delivered.WithLabelValues(clientID), draining: true}}
 	r.lastDelivery.Store(time.Now().UnixNano())
 	var client mqtt.Client
-	opened := func(conn *bufferedConn) { readOwnPublishes(conn, client, r.log, r.submit) }
-	client = mqtt.NewClient(s.clientOptions(clientID, r.onConnect, r.onMessage, opened))
+	opened := func(conn *bufferedConn) { s.readOwnPublishes(conn, client, &r.inbox) }
+	client = mqtt.NewClient(s.clientOptions(clientID, r.onConnect, s.fromPaho(&r.inbox), opened))
 	client.Connect()
 	r.log.Info("retiring an unused session: draining it")
 
@@ -63,7 +56,7 @@ func (s *Source) retire(ctx context.Context, clientID string) {
 		case <-tick.C:
 		}
 		quiet := time.Since(time.Unix(0, r.lastDelivery.Load()))
-		if r.unsubscribed.Load() && r.pending.Load() == 0 && quiet >= retireIdle {
+		if r.unsubscribed.Load() && r.unacked.Load() == 0 && quiet >= retireIdle {
 			break
 		}
 	}
@@ -88,26 +81,6 @@ func (r *retiree) onConnect(cl mqtt.Client) {
 		return
 	}
 	r.unsubscribed.Store(true)
-}
-
-func (r *retiree) onMessage(_ mqtt.Client, m mqtt.Message) { r.submit(delivery(m)) }
-
-// submit hands a message to the pipeline, counted as pending until it is
-// acknowledged.
-func (r *retiree) submit(d ingest.Delivery) {
-	r.delivered.Inc()
-	r.pending.Add(1)
-	r.lastDelivery.Store(time.Now().UnixNano())
-	ack := d.Ack
-	d.Ack = func() {
-		if ack != nil {
-			ack()
-		}
-		r.pending.Add(-1)
-	}
-	if err := r.src.pipeline.Submit(r.src.runContext(), d); err != nil {
-		r.log.Debug("message left unacknowledged for redelivery", "err", err)
-	}
 }
 
 // RetiredSessions reports the client ids whose sessions this run deleted.
