@@ -2,7 +2,9 @@ package mqttsource
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // brokerSchemes are the broker URL schemes vward dials, each saying
@@ -116,9 +119,11 @@ type bufferedConn struct {
 	onPublish func(inboundPublish)
 	received  func()
 	lastHeard time.Time
-	headBuf   [5]byte // a fixed header: type and flags, remaining length
-	passHead  []byte  // of a packet for paho: header bytes not yet read
-	passBody  int     // and how many bytes of its body are left
+	headBuf   [5]byte        // a fixed header: type and flags, remaining length
+	headLen   int            // bytes of it read (lengthReader), up to one too many
+	pk        packets.Packet // the PUBLISH being read (nextPacket)
+	passHead  []byte         // of a packet for paho: header bytes not yet read
+	passBody  int            // and how many bytes of its body are left
 }
 
 func newBufferedConn(conn net.Conn, delay time.Duration) *bufferedConn {
@@ -135,19 +140,33 @@ func (c *bufferedConn) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// ack queues the PUBACK of a QoS 1 PUBLISH that came in on c: 0x40, a
-// remaining length of 2, the packet id. vward writes it here rather than
-// through paho's Message.Ack, which passes each acknowledgement through
-// three goroutines (and formats a store key with fmt) before it reaches
-// this same Write: about a tenth of vward's CPU at 12,700 msgs/s
-// (docs/design/mqtt-ack-on-the-arrival-connection.md). Every packet paho writes is a single
-// Write, so the two never interleave within a packet. An ack that fails
-// (the connection is gone) is dropped, as paho drops one: the broker
-// resends the message, which is safe (ack-after-store, and duplicates
-// are harmless).
+// ack queues the PUBACK of a QoS 1 PUBLISH that came in on c. vward
+// writes it here rather than through paho's Message.Ack, which passes each
+// acknowledgement through three goroutines (and formats a store key with
+// fmt) before it reaches this same Write: about a tenth of vward's CPU at
+// 12,700 msgs/s (docs/design/mqtt-ack-on-the-arrival-connection.md). Every
+// packet paho writes is a single Write, so the two never interleave within
+// a packet. An ack that fails (the connection is gone) is dropped, as paho
+// drops one: the broker resends the message, which is safe
+// (ack-after-store, and duplicates are harmless).
 func (c *bufferedConn) ack(id uint16) {
-	_, _ = c.Write([]byte{0x40, 2, byte(id >> 8), byte(id)})
+	p := puback
+	binary.BigEndian.PutUint16(p[len(p)-2:], id)
+	_, _ = c.Write(p[:])
 }
+
+// puback is an MQTT 3.1.1 PUBACK of packet id 0 as mochi's packets encode
+// it; ack puts each message's id in its last two bytes. Encoding each one
+// afresh (Packet.PubackEncode) would cost three times what ack does.
+var puback = func() (p [4]byte) {
+	var buf bytes.Buffer
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}}
+	if err := pk.PubackEncode(&buf); err != nil || buf.Len() != len(p) {
+		panic(fmt.Sprintf("mochi's PUBACK is % x (%v), not %d bytes", buf.Bytes(), err, len(p)))
+	}
+	copy(p[:], buf.Bytes())
+	return p
+}()
 
 // Write queues p to be sent within the delay.
 func (c *bufferedConn) Write(p []byte) (int, error) {

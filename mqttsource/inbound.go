@@ -2,10 +2,14 @@ package mqttsource
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // inboundPublish is a PUBLISH the broker sent, as the connection read it.
@@ -17,9 +21,6 @@ type inboundPublish struct {
 	Dup      bool   // the broker sent it before
 	Retained bool
 }
-
-// mqttPublish is the MQTT control packet type of PUBLISH.
-const mqttPublish = 3
 
 // errMalformed is wrapped by every error for a packet the connection
 // could not read: the connection is then dropped, as paho drops one on a
@@ -61,44 +62,90 @@ func (c *bufferedConn) readInbound(p []byte) (int, error) {
 
 // nextPacket reads one packet's fixed header. A PUBLISH of QoS 0 or 1 is
 // read whole and delivered; any other packet is left for paho: its header
-// in passHead, its remaining length in passBody.
+// in passHead, its remaining length in passBody. mochi's packets decode
+// the header and the PUBLISH.
 func (c *bufferedConn) nextPacket() error {
 	first, err := c.r.ReadByte()
 	if err != nil {
 		return err // unwrapped: paho recognises a closed connection by its text
 	}
-	head := append(c.headBuf[:0], first)
-	length := 0
-	for i := 0; ; i++ {
-		b, err := c.r.ReadByte()
-		if err != nil {
-			return err
-		}
-		head = append(head, b)
-		length |= int(b&0x7f) << (7 * i)
-		if b&0x80 == 0 {
-			break
-		}
-		if i == 3 {
-			return fmt.Errorf("%w: packet type %d: remaining length longer than 4 bytes (% x)", errMalformed, first>>4, head)
-		}
+	c.headBuf[0], c.headLen = first, 1
+	length, n, err := packets.DecodeLength((*lengthReader)(c))
+	if err != nil && !errors.Is(err, packets.ErrMalformedVariableByteInteger) {
+		return err
 	}
-	qos := (first >> 1) & 3
-	if first>>4 != mqttPublish || qos > 1 {
-		c.passHead, c.passBody = head, length
+	if err != nil || n > 4 {
+		return fmt.Errorf("%w: packet type %d: remaining length longer than 4 bytes (% x)", errMalformed, first>>4, c.headBuf[:min(c.headLen, len(c.headBuf))])
+	}
+	var fh packets.FixedHeader
+	fhErr := fh.Decode(first)
+	if fh.Type != packets.Publish || fhErr == nil && fh.Qos > 1 {
+		c.passHead, c.passBody = c.headBuf[:c.headLen], length
 		return nil
 	}
+	if fhErr != nil {
+		return fmt.Errorf("%w: PUBLISH %#02x: %w", errMalformed, first, fhErr)
+	}
+	fh.Remaining = length
 	body, err := readBody(c.r, length)
 	if err != nil {
 		return err
 	}
-	pub, err := parsePublish(first, body)
-	if err != nil {
-		return err
+	// One Packet per connection, reused: mochi's Packet is 800 bytes,
+	// and clearing a new one costs about a tenth of reading a message.
+	pk := &c.pk
+	pk.FixedHeader, pk.PacketID = fh, 0
+	if err := pk.PublishDecode(body); err != nil {
+		return malformedPublish(fh.Qos, body, err)
 	}
 	c.heard()
-	c.onPublish(pub)
+	c.onPublish(inboundPublish{
+		// A copy of its own: the device id read from the topic outlives
+		// the packet (alerting keeps readings), and must not keep the
+		// whole packet's bytes alive.
+		Topic:    strings.Clone(pk.TopicName),
+		Payload:  pk.Payload,
+		ID:       pk.PacketID,
+		QoS:      fh.Qos,
+		Dup:      fh.Dup,
+		Retained: fh.Retain,
+	})
 	return nil
+}
+
+// lengthReader is the connection as the byte reader packets.DecodeLength
+// reads a remaining length from: it keeps the bytes it read in headBuf,
+// after the first, so that a packet left to paho is passed on as the
+// broker sent it. (A conversion of c, so that reading a header neither
+// allocates nor stores a pointer.)
+type lengthReader bufferedConn
+
+func (l *lengthReader) ReadByte() (byte, error) {
+	b, err := l.r.ReadByte()
+	if err == nil {
+		if l.headLen < len(l.headBuf) {
+			l.headBuf[l.headLen] = b
+		}
+		l.headLen++
+	}
+	return b, err
+}
+
+// malformedPublish says, in terms of its lengths, what mochi's decoder
+// (err) found wrong with a QoS 0 or 1 PUBLISH whose body is body.
+func malformedPublish(qos byte, body []byte, err error) error {
+	if len(body) < 2 {
+		return fmt.Errorf("%w: PUBLISH of %d bytes has no room for its topic length", errMalformed, len(body))
+	}
+	topicLen := int(binary.BigEndian.Uint16(body))
+	what, need := "topic", 2+topicLen
+	if qos > 0 {
+		what, need = "topic and packet id", need+2
+	}
+	if need > len(body) {
+		return fmt.Errorf("%w: PUBLISH of %d bytes cannot hold its %d-byte %s", errMalformed, len(body), topicLen, what)
+	}
+	return fmt.Errorf("%w: PUBLISH: %w", errMalformed, err)
 }
 
 // readBody reads the n bytes after a fixed header into a slice of their
@@ -119,35 +166,6 @@ func readBody(r io.Reader, n int) ([]byte, error) {
 		err = io.ErrUnexpectedEOF
 	}
 	return buf.Bytes(), err
-}
-
-// parsePublish reads a QoS 0 or 1 PUBLISH's variable header and payload
-// from body, the packet after its fixed header.
-func parsePublish(first byte, body []byte) (inboundPublish, error) {
-	p := inboundPublish{QoS: (first >> 1) & 3, Dup: first&0x08 != 0, Retained: first&0x01 != 0}
-	if len(body) < 2 {
-		return p, fmt.Errorf("%w: PUBLISH of %d bytes has no room for its topic length", errMalformed, len(body))
-	}
-	topicLen := int(body[0])<<8 | int(body[1])
-	end := 2 + topicLen
-	if p.QoS > 0 {
-		end += 2
-	}
-	if end > len(body) {
-		what := "topic"
-		if p.QoS > 0 {
-			what = "topic and packet id"
-		}
-		return p, fmt.Errorf("%w: PUBLISH of %d bytes cannot hold its %d-byte %s", errMalformed, len(body), topicLen, what)
-	}
-	if p.QoS > 0 {
-		p.Topic = string(body[2 : end-2])
-		p.ID = uint16(body[end-2])<<8 | uint16(body[end-1])
-	} else {
-		p.Topic = string(body[2:end])
-	}
-	p.Payload = body[end:]
-	return p, nil
 }
 
 // heardEvery is how often a read tells paho's keepalive that the broker
