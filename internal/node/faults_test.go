@@ -2,7 +2,7 @@
 
 package node_test
 
-// Fault tests for zero-loss ingest (DESIGN.md "Zero-loss ingest"): real
+// Fault tests for zero-loss ingest (docs/operator.md, "Ingest"): real
 // Mosquitto, real InfluxDB, thousands of numbered messages from a small
 // fleet, and a fault in the middle of the stream. Each test then proves that
 // every msg_id is in InfluxDB exactly once. They assert outcomes, never

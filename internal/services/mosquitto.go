@@ -18,7 +18,8 @@ const (
 )
 
 // Mosquitto is a real Mosquitto 2 broker on a loopback port, configured with
-// the zero-loss settings from DESIGN.md.
+// the zero-loss settings of deploy/mosquitto/mosquitto.conf
+// (docs/operator.md, "Zero-loss broker settings").
 type Mosquitto struct {
 	Addr string // 127.0.0.1:port
 	URL  string // tcp://127.0.0.1:port, for paho's AddBroker

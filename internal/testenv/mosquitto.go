@@ -13,7 +13,7 @@ import (
 )
 
 // Mosquitto is a real Mosquitto 2 broker on a loopback port, configured with
-// the zero-loss settings from DESIGN.md (services.Mosquitto).
+// the zero-loss settings of production (services.Mosquitto).
 type Mosquitto struct {
 	Addr string // 127.0.0.1:port
 	URL  string // tcp://127.0.0.1:port, for paho's AddBroker

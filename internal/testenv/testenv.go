@@ -1,7 +1,7 @@
 // Package testenv starts real services for tests: Mosquitto (Debian's
 // package) and InfluxDB 1.8.10 (built with go install), each on free loopback
-// ports in a t.TempDir, torn down by t.Cleanup. DESIGN.md ("Testing against
-// real things") explains why we do not fake them: zero-loss ingest depends on
+// ports in a t.TempDir, torn down by t.Cleanup. They are not faked
+// (docs/architecture.md, "Tests against real things"): zero-loss ingest depends on
 // the broker's queueing and the store's acceptance, which fakes get wrong.
 //
 // A missing binary skips the test locally and fails it when
