@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vward/vward"
+	"github.com/vward/vward/news2"
 )
 
 // BenchmarkAlertObserve measures the delivery path: one SpO2 reading folded
@@ -25,7 +26,8 @@ func BenchmarkAlertObserve(b *testing.B) {
 			clk := &clock{t: t0}
 			r := newRig(b, dbPath(b), clk, Config{})
 			if !tc.engine {
-				r.monitor.SetEngine(nil)
+				r.monitor = NewMonitor(news2.DefaultFreshness(), nil, nil, quiet)
+				r.monitor.now = clk.Now
 			}
 			const patients = 100
 			for i := range patients {

@@ -86,9 +86,8 @@ func newRig(t testing.TB, path string, clk *clock, cfg Config) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := NewMonitor(news2.DefaultFreshness(), nil, quiet)
+	m := NewMonitor(news2.DefaultFreshness(), nil, e, quiet)
 	m.now = clk.Now
-	m.SetEngine(e)
 	m.Admit(PatientInfo{ID: "p1", Ward: "w1", Name: "One"})
 	return &rig{path: path, clock: clk, pub: pub, engine: e, monitor: m}
 }

@@ -188,14 +188,12 @@ type Monitor struct {
 	patients map[vward.PatientID]*patient
 }
 
-// SetEngine hands every rescored set to e, outside the monitor's lock. Call
-// it before the first reading.
-func (m *Monitor) SetEngine(e *Engine) { m.engine = e }
-
-// NewMonitor builds a monitor; publish may be nil.
-func NewMonitor(freshness news2.Freshness, publish RowPublisher, log *slog.Logger) *Monitor {
+// NewMonitor builds a monitor. publish may be nil; so may engine, and the
+// monitor then only scores. Every rescored set goes to engine, outside the
+// monitor's lock.
+func NewMonitor(freshness news2.Freshness, publish RowPublisher, engine *Engine, log *slog.Logger) *Monitor {
 	return &Monitor{
-		freshness: freshness, publish: publish, now: time.Now,
+		freshness: freshness, publish: publish, engine: engine, now: time.Now,
 		log:      log.With("component", "alerting"),
 		patients: make(map[vward.PatientID]*patient),
 	}

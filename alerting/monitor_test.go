@@ -66,7 +66,7 @@ func (b *boardRecorder) last() (PatientView, int) {
 // changed since the previous event; the snapshot always carries it whole.
 func TestPatientEventCarriesTrendOnlyWhenChanged(t *testing.T) {
 	board := &boardRecorder{t: t, listening: true}
-	m := NewMonitor(news2.DefaultFreshness(), board, quiet)
+	m := NewMonitor(news2.DefaultFreshness(), board, nil, quiet)
 	now := t0
 	m.now = func() time.Time { return now }
 	m.Admit(PatientInfo{ID: "p1", Ward: "w1", Name: "One"})
@@ -113,7 +113,7 @@ func TestRowNews2FollowsResult(t *testing.T) {
 	board := &boardRecorder{t: t, listening: true}
 	fresh := news2.DefaultFreshness()
 	fresh[news2.Temperature] = time.Minute
-	m := NewMonitor(fresh, board, quiet)
+	m := NewMonitor(fresh, board, nil, quiet)
 	now := t0
 	m.now = func() time.Time { return now }
 	m.Admit(PatientInfo{ID: "p1", Ward: "w1", Name: "One"})
@@ -159,7 +159,7 @@ func TestRowChangesSayWhoseRowChanged(t *testing.T) {
 	fresh := news2.DefaultFreshness()
 	fresh[news2.Temperature] = time.Minute
 	now := t0
-	m := NewMonitor(fresh, board, quiet)
+	m := NewMonitor(fresh, board, nil, quiet)
 	m.now = func() time.Time { return now }
 	m.Admit(PatientInfo{ID: "p1", Ward: "w1", Name: "Zoë One", SpO2Scale: 2})
 	if len(board.changes) != 1 || board.changes[0].Patient != "p1" {

@@ -41,7 +41,7 @@ func TestAppendJSONValuesMatchEncodingJSON(t *testing.T) {
 // board's snapshot and the REST API carry it.
 func BenchmarkPatientEventJSON(b *testing.B) {
 	at := time.Date(2026, 11, 23, 10, 15, 0, 0, time.UTC)
-	m := NewMonitor(news2.DefaultFreshness(), nil, quiet)
+	m := NewMonitor(news2.DefaultFreshness(), nil, nil, quiet)
 	m.now = func() time.Time { return at }
 	m.Admit(PatientInfo{ID: "p1", Ward: "w1", Name: "Test Patient"})
 	m.Observe([]vward.Reading{
@@ -110,7 +110,7 @@ func TestPatientAppendEventMatchesRow(t *testing.T) {
 		vward.SupplementalOxygen: {0, 1}, vward.SystolicBP: {60, 90, 111, 220}, vward.DiastolicBP: {40, 80.25},
 		vward.HeartRate: {30, 72, 131, 1e-7}, vward.Consciousness: {0, 1, 2, 3, 4}, vward.Temperature: {34.9, 36.6, 39.15},
 	}
-	m := NewMonitor(news2.DefaultFreshness(), nil, quiet)
+	m := NewMonitor(news2.DefaultFreshness(), nil, nil, quiet)
 	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
 	m.now = func() time.Time { return now }
 	for i := range 3000 {

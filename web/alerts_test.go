@@ -40,8 +40,7 @@ func newAlertAPI(t *testing.T) *alertAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := alerting.NewMonitor(news2.DefaultFreshness(), nil, log)
-	m.SetEngine(e)
+	m := alerting.NewMonitor(news2.DefaultFreshness(), nil, e, log)
 	s := NewServer(context.Background(), Deps{Alerts: e, Log: log})
 	mux := http.NewServeMux()
 	s.alertRoutes(mux)

@@ -115,11 +115,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(err)
 	}
 	n.Hub = web.NewHub(cfg.Log)
-	n.Monitor = alerting.NewMonitor(news2.DefaultFreshness(), n.Hub, cfg.Log)
 	if n.Alerts, err = alerting.OpenEngine(ctx, db, cfg.Alerting, n.Hub, cfg.Log); err != nil {
 		return fail(err)
 	}
-	n.Monitor.SetEngine(n.Alerts)
+	n.Monitor = alerting.NewMonitor(news2.DefaultFreshness(), n.Hub, n.Alerts, cfg.Log)
 	n.Metrics.MustRegister(n.Alerts.Collector(), n.Hub.Collector(), n.Registry.Collector())
 	n.Sync = registrysync.New(n.Registry, n.Monitor, cfg.Log)
 	// The pipeline tells devices why it refused their messages through the

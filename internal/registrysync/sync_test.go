@@ -62,8 +62,7 @@ func open(t *testing.T, path string, clk *clock) *node {
 	done := make(chan error)
 	go func() { done <- e.Run(ectx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	mon := alerting.NewMonitor(news2.DefaultFreshness(), nil, quiet)
-	mon.SetEngine(e)
+	mon := alerting.NewMonitor(news2.DefaultFreshness(), nil, e, quiet)
 	n := &node{reg: reg, engine: e, mon: mon, sync: registrysync.New(reg, mon, quiet)}
 	if err := n.sync.All(ctx); err != nil {
 		t.Fatal(err)
