@@ -143,6 +143,28 @@ type PatientInfo struct {
 	Paused bool
 }
 
+// Row is a patient's board row as it was at one moment: a copy of what the
+// monitor keeps of the patient, taken under its lock, for the board to
+// show however it shows it.
+type Row struct {
+	Patient   vward.PatientID
+	Ward      vward.WardID
+	Name      string
+	SpO2Scale int  // the prescribed SpO2 scale; 1 where none is
+	Paused    bool // in hospital for now: no alert is raised for them
+	// Vitals holds the latest reading of each kind, by ReadingKind.Index;
+	// Kind is "" where there is none yet.
+	Vitals [vward.NumReadingKinds]vward.Reading
+	// Scored: some parameter was fresh enough to score, and Result is the
+	// patient's NEWS2 now, partial unless Result.Complete.
+	Scored bool
+	Result news2.Result
+	// Trend is the patient's NEWS2 over the last day, oldest first, when it
+	// was asked for.
+	Trend    []TrendPoint
+	LastSeen time.Time // the newest reading's time; zero before any
+}
+
 type patient struct {
 	info     PatientInfo
 	set      news2.Set
@@ -459,11 +481,12 @@ func (m *Monitor) AppendRowEvent(b []byte, id vward.PatientID, trend bool) ([]by
 	if !ok {
 		return b, "", false
 	}
-	var points []TrendPoint
+	var r Row
+	p.copyRow(&r)
 	if trend {
-		points = p.trend.points
+		r.Trend = p.trend.points // encoded under the lock: no copy needed
 	}
-	return p.appendEvent(b, points), p.info.Ward, true
+	return appendRowEvent(b, &r), r.Ward, true
 }
 
 // listeningTo reports whether a patient event of the ward would reach
@@ -488,30 +511,41 @@ func (m *Monitor) rescoreLocked(p *patient, now time.Time) {
 	}
 }
 
-// view is the patient's whole row, as the board's snapshot and the REST
-// API give it.
-func (p *patient) view() PatientView {
-	v := p.row()
-	v.Trend = p.trend.snapshot()
-	return v
+// copyRow copies the patient's row but its trend into r, leaving r.Trend
+// as it was. The caller holds m.mu.
+func (p *patient) copyRow(r *Row) {
+	r.Patient, r.Ward, r.Name, r.Paused = p.info.ID, p.info.Ward, p.info.Name, p.info.Paused
+	r.SpO2Scale = int(p.set.Scale)
+	if r.SpO2Scale == 0 {
+		r.SpO2Scale = int(news2.Scale1) // the zero scale scores as Scale1
+	}
+	r.Vitals = p.vitals
+	r.Scored, r.Result = p.scored, p.score
+	r.LastSeen = p.lastSeen
 }
 
-// row is the patient's row without the trend.
-func (p *patient) row() PatientView {
+// view is the patient's whole row, as the board's snapshot and the REST
+// API give it. The caller holds m.mu.
+func (p *patient) view() PatientView {
+	var r Row
+	p.copyRow(&r)
+	r.Trend = p.trend.snapshot()
+	return viewOf(&r)
+}
+
+// viewOf is the board's view of a row.
+func viewOf(r *Row) PatientView {
 	v := PatientView{
-		Patient: p.info.ID, Ward: p.info.Ward, Name: p.info.Name, SpO2Scale: int(p.set.Scale), Paused: p.info.Paused,
-		Vitals: make(map[string]Vital, len(p.vitals)), LastSeen: p.lastSeen,
+		Patient: r.Patient, Ward: r.Ward, Name: r.Name, SpO2Scale: r.SpO2Scale, Paused: r.Paused,
+		Vitals: make(map[string]Vital, len(r.Vitals)), Trend: r.Trend, LastSeen: r.LastSeen,
 	}
-	if v.SpO2Scale == 0 {
-		v.SpO2Scale = 1
-	}
-	for _, r := range p.vitals {
-		if r.Kind != "" {
-			v.Vitals[string(r.Kind)] = Vital{Value: r.Value, Display: r.Display(), Unit: r.Kind.Unit(), At: r.At}
+	for _, rd := range r.Vitals {
+		if rd.Kind != "" {
+			v.Vitals[string(rd.Kind)] = Vital{Value: rd.Value, Display: rd.Display(), Unit: rd.Kind.Unit(), At: rd.At}
 		}
 	}
-	if p.scored {
-		s := NewScore(p.score)
+	if r.Scored {
+		s := NewScore(r.Result)
 		v.News2 = &s
 	}
 	return v

@@ -122,64 +122,59 @@ var paramsByName = func() [news2.NumParameters]news2.Parameter {
 	return ps
 }()
 
-// appendEvent appends the patient's board event straight from its state,
-// with trend as the row's trend (none if empty): byte for byte what
-// encoding/json writes for Event{Type: "patient", Patient: &row}, row being
-// p.row() with that trend (TestPatientAppendEventMatchesRow), without the
-// PatientView, its maps and its strings, which cost more than the encoding
-// itself, and without encoding/json's reflection. A field added to
-// PatientView must be added here too.
-func (p *patient) appendEvent(b []byte, trend []TrendPoint) []byte {
+// appendRowEvent appends a row's board event: byte for byte what
+// encoding/json writes for Event{Type: "patient", Patient: &v}, v being
+// viewOf(r) (TestPatientAppendEventMatchesRow), without the PatientView,
+// its maps and its strings, which cost more than the encoding itself, and
+// without encoding/json's reflection. A field added to PatientView must be
+// added here too.
+func appendRowEvent(b []byte, r *Row) []byte {
 	b = append(b, `{"type":"patient","patient":{"patient":`...)
-	b = appendJSONString(b, string(p.info.ID))
+	b = appendJSONString(b, string(r.Patient))
 	b = append(b, `,"ward":`...)
-	b = appendJSONString(b, string(p.info.Ward))
+	b = appendJSONString(b, string(r.Ward))
 	b = append(b, `,"name":`...)
-	b = appendJSONString(b, p.info.Name)
+	b = appendJSONString(b, r.Name)
 	b = append(b, `,"spo2_scale":`...)
-	scale := int(p.set.Scale)
-	if scale == 0 {
-		scale = 1
-	}
-	b = strconv.AppendInt(b, int64(scale), 10)
-	if p.info.Paused {
+	b = strconv.AppendInt(b, int64(r.SpO2Scale), 10)
+	if r.Paused {
 		b = append(b, `,"paused":true`...)
 	}
 	b = append(b, `,"vitals":{`...)
 	first := true
 	for _, i := range kindsByName {
-		r := &p.vitals[i]
-		if r.Kind == "" {
+		v := &r.Vitals[i]
+		if v.Kind == "" {
 			continue
 		}
 		if !first {
 			b = append(b, ',')
 		}
 		first = false
-		b = appendJSONString(b, string(r.Kind))
+		b = appendJSONString(b, string(v.Kind))
 		b = append(b, `:{"value":`...)
-		b = appendJSONFloat(b, r.Value)
+		b = appendJSONFloat(b, v.Value)
 		b = append(b, `,"display":`...)
-		b = appendDisplay(b, r)
-		if u := r.Kind.Unit(); u != "" {
+		b = appendDisplay(b, v)
+		if u := v.Kind.Unit(); u != "" {
 			b = append(b, `,"unit":`...)
 			b = appendJSONString(b, u)
 		}
 		b = append(b, `,"at":`...)
-		b = appendJSONTime(b, r.At)
+		b = appendJSONTime(b, v.At)
 		b = append(b, '}')
 	}
 	b = append(b, '}')
-	if p.scored {
+	if r.Scored {
 		b = append(b, `,"news2":`...)
-		b = appendResultJSON(b, p.score)
+		b = appendResultJSON(b, r.Result)
 	}
-	if len(trend) > 0 {
-		b = appendTrend(b, trend)
+	if len(r.Trend) > 0 {
+		b = appendTrend(b, r.Trend)
 	}
-	if !p.lastSeen.IsZero() {
+	if !r.LastSeen.IsZero() {
 		b = append(b, `,"last_seen":`...)
-		b = appendJSONTime(b, p.lastSeen)
+		b = appendJSONTime(b, r.LastSeen)
 	}
 	return append(b, "}}"...)
 }

@@ -48,13 +48,13 @@ func BenchmarkPatientEventJSON(b *testing.B) {
 		{Patient: "p1", Kind: vward.SpO2, Value: 96, At: at}, {Patient: "p1", Kind: vward.HeartRate, Value: 72, At: at},
 		{Patient: "p1", Kind: vward.RespiratoryRate, Value: 16, At: at}, {Patient: "p1", Kind: vward.Temperature, Value: 36.8, At: at},
 	})
-	p := m.patients["p1"]
-	trend := p.trend.snapshot()
+	var r Row
+	m.patients["p1"].copyRow(&r)
+	r.Trend = m.patients["p1"].trend.snapshot()
 	b.Run("encoding-json", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			v := p.row()
-			v.Trend = trend
+			v := viewOf(&r)
 			if _, err := json.Marshal(Event{Type: "patient", Patient: &v}); err != nil {
 				b.Fatal(err)
 			}
@@ -64,7 +64,7 @@ func BenchmarkPatientEventJSON(b *testing.B) {
 		b.ReportAllocs()
 		var buf []byte
 		for b.Loop() {
-			buf = p.appendEvent(buf[:0], trend)
+			buf = appendRowEvent(buf[:0], &r)
 		}
 	})
 	// A patient streaming for a day has a point every trendStep.
@@ -74,9 +74,10 @@ func BenchmarkPatientEventJSON(b *testing.B) {
 	}
 	b.Run("append-day-trend", func(b *testing.B) {
 		b.ReportAllocs()
+		r.Trend = day
 		var buf []byte
 		for b.Loop() {
-			buf = p.appendEvent(buf[:0], day)
+			buf = appendRowEvent(buf[:0], &r)
 		}
 		b.ReportMetric(float64(len(buf)), "bytes/event")
 	})
@@ -125,17 +126,17 @@ func TestPatientAppendEventMatchesRow(t *testing.T) {
 		}
 		m.Observe(rs)
 		p := m.patients[id]
-		var trend []TrendPoint
+		var r Row
+		p.copyRow(&r)
 		if rng.IntN(2) == 0 {
-			trend = p.trend.snapshot()
+			r.Trend = p.trend.snapshot()
 		}
-		v := p.row()
-		v.Trend = trend
+		v := viewOf(&r)
 		want, err := json.Marshal(Event{Type: "patient", Patient: &v})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := p.appendEvent([]byte("x"), trend); string(got[1:]) != string(want) {
+		if got := appendRowEvent([]byte("x"), &r); string(got[1:]) != string(want) {
 			t.Fatalf("patient %s:\ngot  %s\nwant %s", id, got[1:], want)
 		}
 		now = now.Add(time.Duration(rng.IntN(600)) * time.Second)
