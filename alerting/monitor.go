@@ -16,14 +16,6 @@ import (
 	"github.com/vward/vward/news2"
 )
 
-// Vital is the latest value of one kind of reading, as the board shows it.
-type Vital struct {
-	Value   float64   `json:"value"`
-	Display string    `json:"display"`
-	Unit    string    `json:"unit,omitempty"`
-	At      time.Time `json:"at"`
-}
-
 // Score is a NEWS2 result as the board and the REST API show it. A partial
 // score names what is missing and must never be shown as a full NEWS2.
 type Score struct {
@@ -54,35 +46,20 @@ func NewScore(r news2.Result) Score {
 	return s
 }
 
-// PatientView is one row of the board.
-type PatientView struct {
-	Patient   vward.PatientID `json:"patient"`
-	Ward      vward.WardID    `json:"ward"`
-	Name      string          `json:"name"`
-	SpO2Scale int             `json:"spo2_scale"`
-	// Paused: in hospital for now; no alert is raised for them.
-	Paused bool             `json:"paused,omitempty"`
-	Vitals map[string]Vital `json:"vitals"`
-	News2  *Score           `json:"news2,omitempty"`
-	// Trend is omitted when empty, and from a stream event when it has not
-	// changed since the patient's previous event (docs/websocket.md): a
-	// day's trend is most of a row's bytes and changes at most every few
-	// minutes for a stable patient, whose row is sent every second.
-	Trend    []TrendPoint `json:"trend,omitempty"`
-	LastSeen time.Time    `json:"last_seen,omitzero"`
-}
-
-// Event is what the board's stream carries: a patient's row changed
-// ("patient"), or an alert did ("alert", docs/alerts.md).
+// Event is what the monitor and the engine tell the board besides row
+// changes (RowChange): an alert changed ("alert", docs/alerts.md), or a
+// patient was discharged ("discharged").
 type Event struct {
-	Type    string       `json:"type"` // "patient", "alert" or "discharged"
-	Patient *PatientView `json:"patient,omitempty"`
-	Alert   *Alert       `json:"alert,omitempty"`
-	// Change is the audit action of an alert event: raised, upgraded, …
-	Change string `json:"change,omitempty"`
-	// Page reports that the alert event needs a clinician now. Technical
-	// alerts never page.
-	Page bool `json:"page,omitempty"`
+	Type string // "alert" or "discharged"
+	// Alert is the alert as stored, Change the audit action that made it
+	// so (raised, upgraded, …), and Page whether it needs a clinician now
+	// (technical alerts never page).
+	Alert  *Alert
+	Change string
+	Page   bool
+	// Patient and Ward are who was discharged, and from which ward.
+	Patient vward.PatientID
+	Ward    vward.WardID
 }
 
 // Publisher receives events. Publish must not block: it is called on the
@@ -103,7 +80,7 @@ type Listener interface {
 // RowPublisher is what the monitor tells of the board (the board hub):
 // events through Publish (a patient discharged), and, when a patient's row
 // changes, only whose row changed. The publisher fetches the row from the
-// change's RowSource when it sends it, encoded from the patient's state as
+// change's RowSource when it sends it, copied from the patient's state as
 // it is then, so a row that a newer change replaces before it is sent is
 // never built at all: that is how a lagging board client sheds load
 // (docs/design/board-rows-fetched-when-sent.md). RowChanged must not block.
@@ -123,13 +100,13 @@ type RowChange struct {
 	Rows  RowSource
 }
 
-// RowSource gives a patient's board event as it is now (the monitor).
+// RowSource gives a patient's board row as it is now (the monitor).
 type RowSource interface {
-	// AppendRowEvent appends the patient's board event, byte for byte
-	// what encoding/json writes for Event{Type: "patient", Patient: &row},
-	// with the trend only if trend, and returns the patient's ward; ok is
-	// false, and b returned as it was, for a patient it does not have.
-	AppendRowEvent(b []byte, id vward.PatientID, trend bool) (out []byte, ward vward.WardID, ok bool)
+	// CopyRow copies the patient's row into into, with the trend only if
+	// trend, appended to into.Trend[:0] so that a caller who reuses into
+	// reuses its room; it reports false, into left as it was, for a
+	// patient it does not have.
+	CopyRow(id vward.PatientID, trend bool, into *Row) bool
 }
 
 // PatientInfo is what the monitor needs to know of an admitted patient.
@@ -145,7 +122,7 @@ type PatientInfo struct {
 
 // Row is a patient's board row as it was at one moment: a copy of what the
 // monitor keeps of the patient, taken under its lock, for the board to
-// show however it shows it.
+// show (web encodes it).
 type Row struct {
 	Patient   vward.PatientID
 	Ward      vward.WardID
@@ -318,7 +295,7 @@ func (m *Monitor) Discharge(id vward.PatientID, cause string) {
 		m.engine.Unwatch(id, cause)
 	}
 	if ok && m.publish != nil {
-		m.publish.Publish(Event{Type: "discharged", Patient: &PatientView{Patient: id, Ward: p.info.Ward}})
+		m.publish.Publish(Event{Type: "discharged", Patient: id, Ward: p.info.Ward})
 	}
 }
 
@@ -473,20 +450,22 @@ func (m *Monitor) rowChangeLocked(p *patient) RowChange {
 	return RowChange{Patient: p.info.ID, Ward: p.info.Ward, Trend: trend, Rows: m}
 }
 
-// AppendRowEvent implements RowSource.
-func (m *Monitor) AppendRowEvent(b []byte, id vward.PatientID, trend bool) ([]byte, vward.WardID, bool) {
+// CopyRow implements RowSource. It is the board's hot path, thousands of
+// rows a second: a copy, without allocating once into has room for the
+// trend, and the row is encoded after the lock is let go.
+func (m *Monitor) CopyRow(id vward.PatientID, trend bool, into *Row) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p, ok := m.patients[id]
 	if !ok {
-		return b, "", false
+		return false
 	}
-	var r Row
-	p.copyRow(&r)
+	p.copyRow(into)
+	into.Trend = into.Trend[:0]
 	if trend {
-		r.Trend = p.trend.points // encoded under the lock: no copy needed
+		into.Trend = append(into.Trend, p.trend.points...)
 	}
-	return appendRowEvent(b, &r), r.Ward, true
+	return true
 }
 
 // listeningTo reports whether a patient event of the ward would reach
@@ -512,7 +491,7 @@ func (m *Monitor) rescoreLocked(p *patient, now time.Time) {
 }
 
 // copyRow copies the patient's row but its trend into r, leaving r.Trend
-// as it was. The caller holds m.mu.
+// as it is. The caller holds m.mu.
 func (p *patient) copyRow(r *Row) {
 	r.Patient, r.Ward, r.Name, r.Paused = p.info.ID, p.info.Ward, p.info.Name, p.info.Paused
 	r.SpO2Scale = int(p.set.Scale)
@@ -524,81 +503,38 @@ func (p *patient) copyRow(r *Row) {
 	r.LastSeen = p.lastSeen
 }
 
-// view is the patient's whole row, as the board's snapshot and the REST
-// API give it. The caller holds m.mu.
-func (p *patient) view() PatientView {
+// wholeRow is the patient's row with the whole trend, as the board's
+// snapshot and the REST API give it. The caller holds m.mu.
+func (p *patient) wholeRow() Row {
 	var r Row
 	p.copyRow(&r)
 	r.Trend = p.trend.snapshot()
-	return viewOf(&r)
-}
-
-// viewOf is the board's view of a row.
-func viewOf(r *Row) PatientView {
-	v := PatientView{
-		Patient: r.Patient, Ward: r.Ward, Name: r.Name, SpO2Scale: r.SpO2Scale, Paused: r.Paused,
-		Vitals: make(map[string]Vital, len(r.Vitals)), Trend: r.Trend, LastSeen: r.LastSeen,
-	}
-	for _, rd := range r.Vitals {
-		if rd.Kind != "" {
-			v.Vitals[string(rd.Kind)] = Vital{Value: rd.Value, Display: rd.Display(), Unit: rd.Kind.Unit(), At: rd.At}
-		}
-	}
-	if r.Scored {
-		s := NewScore(r.Result)
-		v.News2 = &s
-	}
-	return v
+	return r
 }
 
 // Snapshot returns the board rows of the wards sees accepts (every ward
-// when sees is nil), most acute first.
-func (m *Monitor) Snapshot(sees func(vward.WardID) bool) []PatientView {
+// when sees is nil), each with its whole trend, in no particular order.
+func (m *Monitor) Snapshot(sees func(vward.WardID) bool) []Row {
 	m.mu.Lock()
-	out := make([]PatientView, 0, len(m.patients))
+	defer m.mu.Unlock()
+	out := make([]Row, 0, len(m.patients))
 	for _, p := range m.patients {
 		if sees == nil || sees(p.info.Ward) {
-			out = append(out, p.view())
+			out = append(out, p.wholeRow())
 		}
 	}
-	m.mu.Unlock()
-	SortByAcuity(out)
 	return out
 }
 
-// Patient returns one patient's board row.
-func (m *Monitor) Patient(id vward.PatientID) (PatientView, bool) {
+// Patient returns one patient's board row, with its whole trend.
+func (m *Monitor) Patient(id vward.PatientID) (Row, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p, ok := m.patients[id]
 	if !ok {
-		return PatientView{}, false
+		return Row{}, false
 	}
-	return p.view(), true
-}
-
-// SortByAcuity orders rows by risk, then score, then name: whoever is
-// deteriorating comes first.
-func SortByAcuity(rows []PatientView) {
-	rank := func(v PatientView) (int, int) {
-		if v.News2 == nil {
-			return -1, -1
-		}
-		var r news2.Risk
-		_ = r.UnmarshalText([]byte(v.News2.Risk))
-		return int(r), v.News2.Score
-	}
-	sort.SliceStable(rows, func(i, j int) bool {
-		ri, si := rank(rows[i])
-		rj, sj := rank(rows[j])
-		if ri != rj {
-			return ri > rj
-		}
-		if si != sj {
-			return si > sj
-		}
-		return rows[i].Name < rows[j].Name
-	})
+	return p.wholeRow(), true
 }
 
 // Run rescores every patient periodically so that values ageing out of

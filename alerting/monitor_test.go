@@ -1,7 +1,7 @@
 package alerting
 
 import (
-	"encoding/json"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -10,34 +10,59 @@ import (
 	"github.com/vward/vward/news2"
 )
 
+// boardRow is a Row as the tests read it, the way the board shows it
+// (web.PatientView): its vitals by kind, and its NEWS2 rendered, nil when
+// the patient is not scored.
+type boardRow struct {
+	Row
+	Vitals map[string]vward.Reading
+	News2  *Score
+}
+
+// view reads a row the board's way, as in view(m.Patient(id)).
+func view(r Row, ok bool) (boardRow, bool) {
+	v := boardRow{Row: r, Vitals: map[string]vward.Reading{}}
+	for _, rd := range r.Vitals {
+		if rd.Kind != "" {
+			v.Vitals[string(rd.Kind)] = rd
+		}
+	}
+	if r.Scored {
+		s := NewScore(r.Result)
+		v.News2 = &s
+	}
+	return v, ok
+}
+
 // boardRecorder is a RowPublisher that fetches each changed row at once,
-// as a board client that keeps up does, and keeps it decoded, listening
-// while listening is true.
+// as a board client that keeps up does, listening while listening is
+// true.
 type boardRecorder struct {
 	t         testing.TB
 	mu        sync.Mutex
 	listening bool
 	changes   []RowChange
-	rows      []PatientView
-	events    [][]byte // the rows as fetched
+	rows      []boardRow
+	fetched   []Row // the rows as fetched
 }
 
 func (b *boardRecorder) Publish(Event) {}
 
 func (b *boardRecorder) RowChanged(c RowChange) {
-	ev, ward, ok := c.Rows.AppendRowEvent(nil, c.Patient, c.Trend)
-	if !ok || ward != c.Ward {
-		b.t.Errorf("change of %s in %s: fetched the row of ward %q, ok %v", c.Patient, c.Ward, ward, ok)
+	var row Row
+	ok := c.Rows.CopyRow(c.Patient, c.Trend, &row)
+	if !ok || row.Ward != c.Ward {
+		b.t.Errorf("change of %s in %s: fetched the row of ward %q, ok %v", c.Patient, c.Ward, row.Ward, ok)
 	}
-	var e Event
-	if err := json.Unmarshal(ev, &e); err != nil || e.Type != "patient" || e.Patient == nil {
-		b.t.Fatalf("change of %s: fetched %s (%v), want a patient event", c.Patient, ev, err)
+	if row.Patient != c.Patient {
+		b.t.Fatalf("change of %s: fetched %+v, want the patient's row", c.Patient, row)
 	}
+	v, _ := view(row, ok)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.changes = append(b.changes, c)
-	b.rows = append(b.rows, *e.Patient)
-	b.events = append(b.events, ev)
+	b.rows = append(b.rows, v)
+	b.fetched = append(b.fetched, row)
 }
 
 func (b *boardRecorder) ListeningTo(vward.WardID) bool {
@@ -53,11 +78,11 @@ func (b *boardRecorder) listen(on bool) {
 }
 
 // last returns the newest event's row and how many there were.
-func (b *boardRecorder) last() (PatientView, int) {
+func (b *boardRecorder) last() (boardRow, int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.rows) == 0 {
-		return PatientView{}, 0
+		return boardRow{}, 0
 	}
 	return b.rows[len(b.rows)-1], len(b.rows)
 }
@@ -121,14 +146,14 @@ func TestRowNews2FollowsResult(t *testing.T) {
 		now = now.Add(time.Second)
 		m.Observe([]vward.Reading{{Device: "d1", Patient: "p1", Ward: "w1", Kind: kind, Value: v, At: now}})
 	}
-	check := func(what string, row PatientView, score, missing int) {
+	check := func(what string, row boardRow, score, missing int) {
 		t.Helper()
 		if row.News2 == nil || row.News2.Score != score || len(row.News2.Missing) != missing {
 			t.Fatalf("%s: row NEWS2 %+v, want score %d with %d missing", what, row.News2, score, missing)
 		}
 	}
-	event := func() PatientView { row, _ := board.last(); return row }
-	snapshot := func() PatientView { row, _ := m.Patient("p1"); return row }
+	event := func() boardRow { row, _ := board.last(); return row }
+	snapshot := func() boardRow { row, _ := view(m.Patient("p1")); return row }
 
 	observe(vward.HeartRate, 70)
 	check("heart rate 70", event(), 0, 6)
@@ -152,8 +177,9 @@ func TestRowNews2FollowsResult(t *testing.T) {
 
 // The monitor builds no rows: it says whose row changed, in which ward,
 // and whether the trend changed, through readings and the periodic
-// rescore; the row it then gives is byte for byte what encoding/json
-// writes for the patient's row, with the trend when it changed.
+// rescore; the row it then gives is the patient's row, with the trend when
+// it changed. (That its event is encoding/json's, byte for byte, web's
+// TestPatientAppendEventMatchesRow checks.)
 func TestRowChangesSayWhoseRowChanged(t *testing.T) {
 	board := &boardRecorder{t: t, listening: true}
 	fresh := news2.DefaultFreshness()
@@ -165,10 +191,10 @@ func TestRowChangesSayWhoseRowChanged(t *testing.T) {
 	if len(board.changes) != 1 || board.changes[0].Patient != "p1" {
 		t.Fatalf("row changes after the admission = %+v, want p1's: a new patient is listed at once", board.changes)
 	}
-	board.changes, board.rows, board.events = nil, nil, nil
+	board.changes, board.rows, board.fetched = nil, nil, nil
 	// want is, for each change, the patient's row as the monitor gives
 	// it (Patient) just after, with the trend if the change says so.
-	var want [][]byte
+	var want []Row
 	step := func(f func()) {
 		t.Helper()
 		before := len(board.changes)
@@ -180,11 +206,7 @@ func TestRowChangesSayWhoseRowChanged(t *testing.T) {
 		if !board.changes[before].Trend {
 			row.Trend = nil
 		}
-		b, err := json.Marshal(Event{Type: "patient", Patient: &row})
-		if err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, b)
+		want = append(want, row)
 	}
 	observe := func(kind vward.ReadingKind, v float64) {
 		step(func() {
@@ -204,8 +226,8 @@ func TestRowChangesSayWhoseRowChanged(t *testing.T) {
 	})
 	trends := 0
 	for i, c := range board.changes {
-		if got := board.events[i]; string(got) != string(want[i]) {
-			t.Errorf("change %d:\nfetched %s\nwant    %s", i, got, want[i])
+		if got := board.fetched[i]; !reflect.DeepEqual(got, want[i]) {
+			t.Errorf("change %d:\nfetched %+v\nwant    %+v", i, got, want[i])
 		}
 		if c.Patient != "p1" || c.Ward != "w1" {
 			t.Errorf("change %d: %s in %s; want p1 in w1", i, c.Patient, c.Ward)
@@ -217,7 +239,9 @@ func TestRowChangesSayWhoseRowChanged(t *testing.T) {
 	if trends == 0 || trends == len(board.changes) {
 		t.Errorf("%d of %d changes carried the trend; want some, not all", trends, len(board.changes))
 	}
-	if b, ward, ok := m.AppendRowEvent([]byte("x"), "p2", true); ok || ward != "" || string(b) != "x" {
-		t.Errorf("AppendRowEvent of a patient not admitted: %q, %q, %v; want b unchanged, not ok", b, ward, ok)
+	untouched := Row{Name: "x", Trend: []TrendPoint{{Score: 1}}}
+	row := untouched
+	if ok := m.CopyRow("p2", true, &row); ok || !reflect.DeepEqual(row, untouched) {
+		t.Errorf("CopyRow of a patient not admitted: %+v, %v; want into unchanged, not ok", row, ok)
 	}
 }

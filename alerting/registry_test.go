@@ -69,7 +69,7 @@ func TestAlertPauseAndResume(t *testing.T) {
 	if open := r.open(t); len(open) != 0 {
 		t.Fatalf("open while paused = %+v, want none", open)
 	}
-	if row, _ := r.monitor.Patient("p1"); row.News2 == nil || row.News2.Score != 8 {
+	if row, _ := view(r.monitor.Patient("p1")); row.News2 == nil || row.News2.Score != 8 {
 		t.Errorf("paused patient's row = %+v, want their NEWS2 8 still shown", row.News2)
 	}
 	r.monitor.Update(paused, "again") // the registry read again: no change

@@ -41,7 +41,7 @@ func (r *rig) waitOpen(t *testing.T, what string, ok func([]Alert) bool) []Alert
 
 func rowScore(t *testing.T, m *Monitor) int {
 	t.Helper()
-	v, ok := m.Patient("p1")
+	v, ok := view(m.Patient("p1"))
 	if !ok || v.News2 == nil {
 		t.Fatalf("p1's row has no score: %+v", v)
 	}
@@ -110,11 +110,11 @@ func TestRestoreRebuildsRowsAndRaisesFromHistory(t *testing.T) {
 	if got := rowScore(t, r.monitor); got != 8 {
 		t.Errorf("p1's restored row scores %d, want 8", got)
 	}
-	v, _ := r.monitor.Patient("p1")
+	v, _ := view(r.monitor.Patient("p1"))
 	if v.Ward != "w1" || len(v.Vitals) != 7 || !v.Vitals["spo2"].At.Equal(t0.Add(5*time.Minute)) {
 		t.Errorf("p1's restored row = %+v, want ward w1 and seven vitals measured at +5m", v)
 	}
-	if v, _ := r.monitor.Patient("p2"); v.News2 == nil || v.News2.Score != 0 {
+	if v, _ := view(r.monitor.Patient("p2")); v.News2 == nil || v.News2.Score != 0 {
 		t.Errorf("p2's restored row = %+v, want NEWS2 0", v)
 	}
 	if _, ok := r.monitor.Patient("p3"); ok {

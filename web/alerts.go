@@ -39,7 +39,7 @@ func (s *Server) alertRoutes(mux *http.ServeMux) {
 // whose queue is full is dropped rather than slowing the publisher or losing
 // an alert quietly; it reconnects and reads the open alerts afresh.
 func (h *Hub) publishAlert(e alerting.Event) {
-	b, err := json.Marshal(e)
+	b, err := json.Marshal(eventOf(e))
 	if err != nil {
 		h.log.Error("encode alert event", "err", err)
 		return

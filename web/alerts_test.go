@@ -234,7 +234,7 @@ func TestHubSendsEveryAlertEvent(t *testing.T) {
 		h.Publish(alerting.Event{Type: "alert", Change: "reminded", Alert: &alerting.Alert{ID: 7, Version: v, Patient: "p1", Ward: "w1"}})
 	}
 	for v := 1; v <= 50; v++ {
-		var e alerting.Event
+		var e Event
 		if err := ws.ReadJSON(&e); err != nil {
 			t.Fatal(err)
 		}

@@ -63,7 +63,11 @@ type client struct {
 	alerts        [][]byte // alert events in order, never coalesced (alerts.go)
 	alertOverflow bool     // more than maxQueuedAlerts waited: drop the client
 
-	row []byte // the writer's room for rows fetched from a RowSource
+	// fetched and row are the writer's room for the rows it fetches from a
+	// RowSource and for their events, reused so that a row costs no
+	// allocation.
+	fetched alerting.Row
+	row     []byte
 
 	// since is when the oldest update waiting was queued (under mu), for
 	// the board's update delay.
@@ -96,7 +100,7 @@ func (q queued) over(old queued, was bool) queued {
 // needs it, for every client that is sent it.
 type encoded struct {
 	once  sync.Once
-	event alerting.Event
+	event Event
 	b     []byte
 	err   error
 }
@@ -158,19 +162,18 @@ func (h *Hub) Publish(e alerting.Event) {
 		h.publishAlert(e)
 		return
 	}
-	if e.Patient == nil {
+	if e.Patient == "" {
 		return
 	}
-	id, ward := e.Patient.Patient, e.Patient.Ward
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if len(h.clients) == 0 {
 		return
 	}
-	q := queued{event: &encoded{event: e}}
+	q := queued{event: &encoded{event: eventOf(e)}}
 	for c := range h.clients {
-		if c.sees(ward) {
-			c.queue(id, q)
+		if c.sees(e.Ward) {
+			c.queue(e.Patient, q)
 		}
 	}
 }
@@ -346,7 +349,8 @@ func (h *Hub) writeWake(c *client, batch *batchConn, alerts [][]byte, order []vw
 // A row is fetched as it is now, and the patient may have moved ward or
 // left since the change: a row of a ward the client does not see is not
 // sent, nor one of a patient discharged since (whose "discharged" event
-// has replaced the change, or follows it).
+// has replaced the change, or follows it). The row is copied under the
+// monitor's lock and encoded after, into the client's room.
 func (h *Hub) rowBytes(c *client, id vward.PatientID, q queued) ([]byte, bool) {
 	if q.event != nil {
 		b, err := q.event.bytes()
@@ -356,9 +360,11 @@ func (h *Hub) rowBytes(c *client, id vward.PatientID, q queued) ([]byte, bool) {
 		}
 		return b, true
 	}
-	b, ward, ok := q.row.Rows.AppendRowEvent(c.row[:0], id, q.row.Trend)
-	c.row = b
-	return b, ok && c.sees(ward)
+	if !q.row.Rows.CopyRow(id, q.row.Trend, &c.fetched) || !c.sees(c.fetched.Ward) {
+		return nil, false
+	}
+	c.row = appendRowEvent(c.row[:0], &c.fetched)
+	return c.row, true
 }
 
 func (h *Hub) write(c *client, kind int, b []byte) bool {

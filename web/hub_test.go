@@ -106,7 +106,7 @@ func TestStalledClientDoesNotDelayOthers(t *testing.T) {
 		if err != nil {
 			t.Fatalf("healthy client: %v after %d patients", err, len(latest))
 		}
-		var e alerting.Event
+		var e Event
 		if err := json.Unmarshal(b, &e); err != nil {
 			t.Fatal(err)
 		}
@@ -243,8 +243,8 @@ func TestChangeDuringSnapshotFollowsIt(t *testing.T) {
 		t.Fatalf("no event after the snapshot: %v", err)
 	}
 	var e struct {
-		Type    string                `json:"type"`
-		Patient *alerting.PatientView `json:"patient"`
+		Type    string       `json:"type"`
+		Patient *PatientView `json:"patient"`
 	}
 	if err := json.Unmarshal(next, &e); err != nil || e.Patient == nil || e.Patient.Patient != "p0007" {
 		t.Fatalf("after the snapshot: %s (%v); want p0007's update", next, err)
@@ -265,7 +265,7 @@ func newRowSource() *rowSource {
 	return &rowSource{wards: map[vward.PatientID]vward.WardID{}, names: map[vward.PatientID]string{}}
 }
 
-func (s *rowSource) AppendRowEvent(b []byte, id vward.PatientID, trend bool) ([]byte, vward.WardID, bool) {
+func (s *rowSource) CopyRow(id vward.PatientID, trend bool, into *alerting.Row) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.record {
@@ -273,9 +273,14 @@ func (s *rowSource) AppendRowEvent(b []byte, id vward.PatientID, trend bool) ([]
 	}
 	ward, ok := s.wards[id]
 	if !ok {
-		return b, "", false
+		return false
 	}
-	return fmt.Appendf(b, `{"type":"patient","patient":{"patient":%q,"ward":%q,"name":%q,"trend_sent":%v}}`, id, ward, s.names[id], trend), ward, true
+	*into = alerting.Row{Patient: id, Ward: ward, Name: s.names[id], Trend: into.Trend[:0]}
+	if trend {
+		// A point shows that the row carried the trend (nextPatient).
+		into.Trend = append(into.Trend, alerting.TrendPoint{Score: 1})
+	}
+	return true
 }
 
 // change sets patient p<id>'s row, in w1, to "round <round> <pad>", as a
@@ -290,7 +295,7 @@ func (s *rowSource) change(h *Hub, id, round int, pad string) {
 }
 
 // nextPatient reads the client's next message, which must be a patient
-// event, and returns its patient and trend_sent.
+// event, and returns its patient and whether it carried the trend.
 func nextPatient(t *testing.T, c *websocket.Conn) (string, bool) {
 	t.Helper()
 	_, b, err := c.ReadMessage()
@@ -299,14 +304,14 @@ func nextPatient(t *testing.T, c *websocket.Conn) (string, bool) {
 	}
 	var e struct {
 		Patient struct {
-			Patient   string `json:"patient"`
-			TrendSent bool   `json:"trend_sent"`
+			Patient string            `json:"patient"`
+			Trend   []json.RawMessage `json:"trend"`
 		} `json:"patient"`
 	}
 	if err := json.Unmarshal(b, &e); err != nil {
 		t.Fatalf("event %s: %v", b, err)
 	}
-	return e.Patient.Patient, e.Patient.TrendSent
+	return e.Patient.Patient, len(e.Patient.Trend) > 0
 }
 
 // A row change queues only whose row changed, and the writer fetches the
@@ -374,7 +379,7 @@ func TestDischargeReplacesAQueuedRow(t *testing.T) {
 	url := hubServerWith(t, h, func() ([]byte, error) {
 		// All land before the client's first write, so they coalesce.
 		rows.change(h, 7, 1, "before the discharge")
-		h.Publish(alerting.Event{Type: "discharged", Patient: &alerting.PatientView{Patient: "p0007", Ward: "w1"}})
+		h.Publish(alerting.Event{Type: "discharged", Patient: "p0007", Ward: "w1"})
 		rows.change(h, 8, 1, "another patient")
 		return []byte(`{"type":"snapshot","patients":[]}`), nil
 	})

@@ -154,29 +154,29 @@ func wardsOf(u User) map[vward.WardID]bool {
 // visiblePatient returns a patient's row if the request's user may see it.
 // A patient of another ward is answered as not found, not forbidden, so
 // that a clinician cannot learn who is on wards they do not work on.
-func (s *Server) visiblePatient(r *http.Request, id vward.PatientID) (alerting.PatientView, bool) {
+func (s *Server) visiblePatient(r *http.Request, id vward.PatientID) (PatientView, bool) {
 	u, _ := CurrentUser(r)
-	v, ok := s.monitor.Patient(id)
-	if !ok || !u.Sees(v.Ward) {
-		return alerting.PatientView{}, false
+	row, ok := s.monitor.Patient(id)
+	if !ok || !u.Sees(row.Ward) {
+		return PatientView{}, false
 	}
-	return v, true
+	return newPatientView(&row), true
 }
 
 // Snapshot is the first message on the stream and the body of
 // GET /api/v1/patients: every row the client may see, most acute first,
 // and the wards they are on.
 type Snapshot struct {
-	Type       string                 `json:"type"` // "snapshot"
-	ServerTime time.Time              `json:"server_time"`
-	Storage    string                 `json:"storage"`
-	Wards      []devices.Ward         `json:"wards"`
-	Patients   []alerting.PatientView `json:"patients"`
+	Type       string         `json:"type"` // "snapshot"
+	ServerTime time.Time      `json:"server_time"`
+	Storage    string         `json:"storage"`
+	Wards      []devices.Ward `json:"wards"`
+	Patients   []PatientView  `json:"patients"`
 }
 
 func (s *Server) snapshot(ctx context.Context, u User) Snapshot {
 	snap := Snapshot{Type: "snapshot", ServerTime: time.Now().UTC(), Storage: s.history.Describe(),
-		Wards: []devices.Ward{}, Patients: s.monitor.Snapshot(u.Sees)}
+		Wards: []devices.Ward{}, Patients: patientViews(s.monitor.Snapshot(u.Sees))}
 	if s.Wards != nil {
 		ws, err := s.Wards.Wards(ctx)
 		if err != nil {

@@ -6,13 +6,14 @@ import (
 	"time"
 
 	"github.com/vward/vward/alerting"
+	"github.com/vward/vward/web"
 )
 
 // patientEvent is v's board event, as the board sends it (encoding/json's
-// bytes, alerting's TestPatientAppendEventMatchesRow).
-func patientEvent(t testing.TB, v alerting.PatientView) []byte {
+// bytes, web's TestPatientAppendEventMatchesRow).
+func patientEvent(t testing.TB, v web.PatientView) []byte {
 	t.Helper()
-	b, err := json.Marshal(alerting.Event{Type: "patient", Patient: &v})
+	b, err := json.Marshal(web.Event{Type: "patient", Patient: &v})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,8 +27,8 @@ func TestScanPatientEvent(t *testing.T) {
 	// neither a score nor a trend after its vitals.
 	for _, tc := range []struct{ withScore, withTrend bool }{{false, true}, {true, true}, {true, false}, {false, false}} {
 		withScore := tc.withScore
-		v := alerting.PatientView{Patient: "bench-p00001", Ward: "bench", Name: "Bench Patient", SpO2Scale: 1, LastSeen: at,
-			Vitals: map[string]alerting.Vital{
+		v := web.PatientView{Patient: "bench-p00001", Ward: "bench", Name: "Bench Patient", SpO2Scale: 1, LastSeen: at,
+			Vitals: map[string]web.Vital{
 				"spo2":       {Value: 96, Display: "96", Unit: "%", At: at.Add(-time.Second)},
 				"heart_rate": {Value: 72, Display: "72", Unit: "/min", At: at},
 			},
@@ -57,8 +58,8 @@ func TestScanPatientEvent(t *testing.T) {
 // patient's event: four readings of one message, a partial score.
 func BenchmarkScanPatientEvent(b *testing.B) {
 	at := time.Date(2026, 11, 24, 1, 2, 3, 456789000, time.UTC)
-	v := alerting.PatientView{Patient: "bench-p00001", Ward: "bench", Name: "Bench Patient", SpO2Scale: 1, LastSeen: at,
-		Vitals: map[string]alerting.Vital{
+	v := web.PatientView{Patient: "bench-p00001", Ward: "bench", Name: "Bench Patient", SpO2Scale: 1, LastSeen: at,
+		Vitals: map[string]web.Vital{
 			"heart_rate":       {Value: 72, Display: "72", Unit: "/min", At: at},
 			"spo2":             {Value: 96, Display: "96", Unit: "%", At: at},
 			"respiratory_rate": {Value: 14, Display: "14", Unit: "/min", At: at},

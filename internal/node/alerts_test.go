@@ -19,11 +19,11 @@ import (
 
 // boardEvent is any message of the board's stream.
 type boardEvent struct {
-	Type    string                `json:"type"`
-	Patient *alerting.PatientView `json:"patient"`
-	Alert   *alerting.Alert       `json:"alert"`
-	Change  string                `json:"change"`
-	Page    bool                  `json:"page"`
+	Type    string           `json:"type"`
+	Patient *web.PatientView `json:"patient"`
+	Alert   *alerting.Alert  `json:"alert"`
+	Change  string           `json:"change"`
+	Page    bool             `json:"page"`
 }
 
 // boardFeed reads a board stream in the background.

@@ -18,13 +18,13 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/vward/vward"
-	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
 	"github.com/vward/vward/ingest"
 	"github.com/vward/vward/internal/node"
 	"github.com/vward/vward/internal/testenv"
 	"github.com/vward/vward/mqttsource"
+	"github.com/vward/vward/web"
 )
 
 // started is a node running against real Mosquitto and InfluxDB.
@@ -230,10 +230,10 @@ func (s *session) dialBoard() *websocket.Conn {
 }
 
 type boardMessage struct {
-	Type     string                 `json:"type"`
-	Storage  string                 `json:"storage"`
-	Patients []alerting.PatientView `json:"patients"`
-	Patient  *alerting.PatientView  `json:"patient"`
+	Type     string            `json:"type"`
+	Storage  string            `json:"storage"`
+	Patients []web.PatientView `json:"patients"`
+	Patient  *web.PatientView  `json:"patient"`
 }
 
 func readBoard(t *testing.T, ws *websocket.Conn) boardMessage {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/vward/vward"
-	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/ingest"
 	"github.com/vward/vward/internal/sqlitedb"
@@ -94,7 +93,7 @@ func TestRegistryCLIChangesReachRunningNode(t *testing.T) {
 	}
 	nurseSession := signIn(t, s.node.URL(), nurse)
 	eventually(t, "the board showing SpO2 scale 2", func() bool {
-		var v alerting.PatientView
+		var v web.PatientView
 		return nurseSession.do("GET", "/api/v1/patients/"+string(patient), nil, &v) == http.StatusOK && v.SpO2Scale == 2
 	})
 	eventually(t, "the board listing the CLI's admission", func() bool {
@@ -222,7 +221,7 @@ func TestRegistryAPIAccess(t *testing.T) {
 		t.Fatalf("nurse setting the scale: %d %+v", code, stay)
 	}
 	// The monitor scores with it at once: no waiting for the registry watch.
-	var view alerting.PatientView
+	var view web.PatientView
 	if nurseSession.do("GET", "/api/v1/patients/p1", nil, &view); view.SpO2Scale != 2 {
 		t.Errorf("board's p1 scale = %d right after the change, want 2", view.SpO2Scale)
 	}

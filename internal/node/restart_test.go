@@ -16,6 +16,7 @@ import (
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/internal/sqlitedb"
 	"github.com/vward/vward/internal/testenv"
+	"github.com/vward/vward/web"
 )
 
 // boardState is what a clinician sees after a restart must equal what
@@ -28,7 +29,7 @@ type boardState struct {
 func readBoardState(t *testing.T, s *session) boardState {
 	t.Helper()
 	var snap struct {
-		Patients []alerting.PatientView `json:"patients"`
+		Patients []web.PatientView `json:"patients"`
 	}
 	if code := s.do("GET", "/api/v1/patients", nil, &snap); code != 200 {
 		t.Fatalf("GET /api/v1/patients: %d", code)
@@ -95,7 +96,7 @@ func TestRestartKeepsBoardAndAlerts(t *testing.T) {
 
 	trendOf := func(s *session, p vward.PatientID) []alerting.TrendPoint {
 		t.Helper()
-		var row alerting.PatientView
+		var row web.PatientView
 		if code := s.do("GET", "/api/v1/patients/"+string(p), nil, &row); code != 200 {
 			t.Fatalf("GET patient %s: %d", p, code)
 		}

@@ -1,20 +1,130 @@
-package alerting
+package web
 
 import (
 	"encoding/json"
 	"math"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/vward/vward"
+	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/news2"
 )
 
+// The board's JSON (docs/websocket.md): the rows of the snapshot and of
+// GET /api/v1/patients, and the events of the stream. A patient's row
+// changes thousands of times a second, so its event is written by hand
+// from the monitor's alerting.Row (appendRowEvent); everything else is
+// encoding/json's of the types below.
+
+// Vital is the latest value of one kind of reading, as the board shows it.
+type Vital struct {
+	Value   float64   `json:"value"`
+	Display string    `json:"display"`
+	Unit    string    `json:"unit,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+// PatientView is one row of the board.
+type PatientView struct {
+	Patient   vward.PatientID `json:"patient"`
+	Ward      vward.WardID    `json:"ward"`
+	Name      string          `json:"name"`
+	SpO2Scale int             `json:"spo2_scale"`
+	// Paused: in hospital for now; no alert is raised for them.
+	Paused bool             `json:"paused,omitempty"`
+	Vitals map[string]Vital `json:"vitals"`
+	News2  *alerting.Score  `json:"news2,omitempty"`
+	// Trend is omitted when empty, and from a stream event when it has not
+	// changed since the patient's previous event (docs/websocket.md): a
+	// day's trend is most of a row's bytes and changes at most every few
+	// minutes for a stable patient, whose row is sent every second.
+	Trend    []alerting.TrendPoint `json:"trend,omitempty"`
+	LastSeen time.Time             `json:"last_seen,omitzero"`
+}
+
+// Event is what the board's stream carries: a patient's row changed
+// ("patient"), an alert did ("alert", docs/alerts.md), or a patient was
+// discharged ("discharged").
+type Event struct {
+	Type    string          `json:"type"` // "patient", "alert" or "discharged"
+	Patient *PatientView    `json:"patient,omitempty"`
+	Alert   *alerting.Alert `json:"alert,omitempty"`
+	// Change is the audit action of an alert event: raised, upgraded, …
+	Change string `json:"change,omitempty"`
+	// Page reports that the alert event needs a clinician now. Technical
+	// alerts never page.
+	Page bool `json:"page,omitempty"`
+}
+
+// eventOf is the board's event of what the monitor or the alert engine
+// published. A discharge names only the patient and their ward.
+func eventOf(e alerting.Event) Event {
+	out := Event{Type: e.Type, Alert: e.Alert, Change: e.Change, Page: e.Page}
+	if e.Patient != "" {
+		out.Patient = &PatientView{Patient: e.Patient, Ward: e.Ward}
+	}
+	return out
+}
+
+// newPatientView is the board's row of a patient.
+func newPatientView(r *alerting.Row) PatientView {
+	v := PatientView{
+		Patient: r.Patient, Ward: r.Ward, Name: r.Name, SpO2Scale: r.SpO2Scale, Paused: r.Paused,
+		Vitals: make(map[string]Vital, len(r.Vitals)), Trend: r.Trend, LastSeen: r.LastSeen,
+	}
+	for _, rd := range r.Vitals {
+		if rd.Kind != "" {
+			v.Vitals[string(rd.Kind)] = Vital{Value: rd.Value, Display: rd.Display(), Unit: rd.Kind.Unit(), At: rd.At}
+		}
+	}
+	if r.Scored {
+		s := alerting.NewScore(r.Result)
+		v.News2 = &s
+	}
+	return v
+}
+
+// patientViews is the board's rows of a snapshot, most acute first.
+func patientViews(rows []alerting.Row) []PatientView {
+	out := make([]PatientView, len(rows))
+	for i := range rows {
+		out[i] = newPatientView(&rows[i])
+	}
+	sortByAcuity(out)
+	return out
+}
+
+// sortByAcuity orders rows by risk, then score, then name: whoever is
+// deteriorating comes first.
+func sortByAcuity(rows []PatientView) {
+	rank := func(v PatientView) (int, int) {
+		if v.News2 == nil {
+			return -1, -1
+		}
+		var r news2.Risk
+		_ = r.UnmarshalText([]byte(v.News2.Risk))
+		return int(r), v.News2.Score
+	}
+	sort.SliceStable(rows, func(i, j int) bool {
+		ri, si := rank(rows[i])
+		rj, sj := rank(rows[j])
+		if ri != rj {
+			return ri > rj
+		}
+		if si != sj {
+			return si > sj
+		}
+		return rows[i].Name < rows[j].Name
+	})
+}
+
 // appendTrend appends `,"trend":[…]`.
-func appendTrend(b []byte, trend []TrendPoint) []byte {
+func appendTrend(b []byte, trend []alerting.TrendPoint) []byte {
 	b = append(b, `,"trend":[`...)
 	for i, p := range trend {
 		if i > 0 {
@@ -124,11 +234,11 @@ var paramsByName = func() [news2.NumParameters]news2.Parameter {
 
 // appendRowEvent appends a row's board event: byte for byte what
 // encoding/json writes for Event{Type: "patient", Patient: &v}, v being
-// viewOf(r) (TestPatientAppendEventMatchesRow), without the PatientView,
-// its maps and its strings, which cost more than the encoding itself, and
-// without encoding/json's reflection. A field added to PatientView must be
-// added here too.
-func appendRowEvent(b []byte, r *Row) []byte {
+// newPatientView(r) (TestPatientAppendEventMatchesRow), without the
+// PatientView, its maps and its strings, which cost more than the encoding
+// itself, and without encoding/json's reflection. A field added to
+// PatientView must be added here too.
+func appendRowEvent(b []byte, r *alerting.Row) []byte {
 	b = append(b, `{"type":"patient","patient":{"patient":`...)
 	b = appendJSONString(b, string(r.Patient))
 	b = append(b, `,"ward":`...)
@@ -191,7 +301,8 @@ func appendDisplay(b []byte, r *vward.Reading) []byte {
 	return append(b, '"')
 }
 
-// appendResultJSON is Score.appendJSON of NewScore(r), without the Score.
+// appendResultJSON is encoding/json's alerting.NewScore(r), without the
+// Score.
 func appendResultJSON(b []byte, r news2.Result) []byte {
 	b = append(b, `{"score":`...)
 	b = strconv.AppendInt(b, int64(r.Score), 10)
