@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/vward/vward"
-	"github.com/vward/vward/internal/sqlitedb"
 	"github.com/vward/vward/news2"
+	"github.com/vward/vward/sqlitedb"
 )
 
 // clock is the injectable clock of these tests.

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/vward/vward"
-	"github.com/vward/vward/internal/sqlitedb"
 	"github.com/vward/vward/news2"
+	"github.com/vward/vward/sqlitedb"
 )
 
 // The alert state and audit trail. Each row keeps the whole record as JSON

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	vward "github.com/vward/vward"
-	"github.com/vward/vward/internal/sqlitedb"
+	"github.com/vward/vward/sqlitedb"
 )
 
 // The trend is written as it grows and read back by a new monitor: a

@@ -18,7 +18,7 @@ import (
 	"github.com/vward/vward"
 	"github.com/vward/vward/broker"
 	"github.com/vward/vward/devices"
-	"github.com/vward/vward/internal/sqlitedb"
+	"github.com/vward/vward/sqlitedb"
 )
 
 const (

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/vward/vward"
-	"github.com/vward/vward/internal/sqlitedb"
+	"github.com/vward/vward/sqlitedb"
 )
 
 var migrations = []string{

@@ -14,8 +14,8 @@ import (
 
 	"github.com/vward/vward"
 	"github.com/vward/vward/devices"
-	"github.com/vward/vward/internal/sqlitedb"
 	"github.com/vward/vward/internal/testenv"
+	"github.com/vward/vward/sqlitedb"
 )
 
 // openAt opens a registry on the SQLite file at path, as a separate process

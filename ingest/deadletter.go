@@ -11,7 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/vward/vward"
-	"github.com/vward/vward/internal/sqlitedb"
+	"github.com/vward/vward/sqlitedb"
 )
 
 var deadLetterMigrations = []string{

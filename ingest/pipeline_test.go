@@ -24,7 +24,7 @@ import (
 	"github.com/vward/vward"
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
-	"github.com/vward/vward/internal/sqlitedb"
+	"github.com/vward/vward/sqlitedb"
 )
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/vward/vward/devices"
-	"github.com/vward/vward/internal/sqlitedb"
+	"github.com/vward/vward/sqlitedb"
 )
 
 // Registering a scenario binds every device to its patient with the

@@ -15,8 +15,8 @@ import (
 
 	"github.com/vward/vward"
 	"github.com/vward/vward/alerting"
-	"github.com/vward/vward/internal/sqlitedb"
 	"github.com/vward/vward/news2"
+	"github.com/vward/vward/sqlitedb"
 )
 
 // alertAPI serves the alert routes on a real engine. The user comes from

@@ -20,7 +20,7 @@ import (
 
 	"github.com/vward/vward"
 	"github.com/vward/vward/devices"
-	"github.com/vward/vward/internal/sqlitedb"
+	"github.com/vward/vward/sqlitedb"
 )
 
 // SessionCookie names the session cookie.

@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/vward/vward/devices"
-	"github.com/vward/vward/internal/sqlitedb"
+	"github.com/vward/vward/sqlitedb"
 )
 
 // clinicians is a real registry with one clinician, sam.

@@ -21,7 +21,7 @@ import (
 	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
-	"github.com/vward/vward/internal/registrysync"
+	"github.com/vward/vward/registrysync"
 )
 
 //go:embed static

@@ -23,8 +23,8 @@ import (
 	"github.com/vward/vward"
 	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/devices"
-	"github.com/vward/vward/internal/sqlitedb"
 	"github.com/vward/vward/internal/testenv"
+	"github.com/vward/vward/sqlitedb"
 )
 
 // lockedBuffer collects a command's output from the goroutine it runs in.

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/vward/vward/ingest"
-	"github.com/vward/vward/internal/sqlitedb"
+	"github.com/vward/vward/sqlitedb"
 )
 
 // runCLI runs vward with args and returns its output and error.

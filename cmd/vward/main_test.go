@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/vward/vward/devices"
-	"github.com/vward/vward/internal/sqlitedb"
+	"github.com/vward/vward/sqlitedb"
 )
 
 // Secrets set in the environment never show in --help: flag defaults are

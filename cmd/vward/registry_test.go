@@ -16,8 +16,8 @@ import (
 
 	"github.com/vward/vward"
 	"github.com/vward/vward/devices"
-	"github.com/vward/vward/internal/sqlitedb"
 	"github.com/vward/vward/internal/testenv"
+	"github.com/vward/vward/sqlitedb"
 )
 
 // vwardCLI runs the vward command in-process with args and stdin, and

@@ -39,9 +39,9 @@ import (
 	"github.com/vward/vward/history"
 	"github.com/vward/vward/ingest"
 	"github.com/vward/vward/internal/node"
-	"github.com/vward/vward/internal/sqlitedb"
 	"github.com/vward/vward/internal/testenv"
 	"github.com/vward/vward/mqttsource"
+	"github.com/vward/vward/sqlitedb"
 )
 
 // The node's observer is the alert monitor: it must hear of devices

@@ -24,10 +24,10 @@ import (
 	"github.com/vward/vward/history"
 	"github.com/vward/vward/ingest"
 	"github.com/vward/vward/internal/buildinfo"
-	"github.com/vward/vward/internal/registrysync"
-	"github.com/vward/vward/internal/sqlitedb"
 	"github.com/vward/vward/mqttsource"
 	"github.com/vward/vward/news2"
+	"github.com/vward/vward/registrysync"
+	"github.com/vward/vward/sqlitedb"
 	"github.com/vward/vward/web"
 )
 

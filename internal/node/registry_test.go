@@ -11,7 +11,7 @@ import (
 	"github.com/vward/vward"
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/ingest"
-	"github.com/vward/vward/internal/sqlitedb"
+	"github.com/vward/vward/sqlitedb"
 	"github.com/vward/vward/web"
 )
 

@@ -14,8 +14,8 @@ import (
 	"github.com/vward/vward"
 	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/devices"
-	"github.com/vward/vward/internal/sqlitedb"
 	"github.com/vward/vward/internal/testenv"
+	"github.com/vward/vward/sqlitedb"
 	"github.com/vward/vward/web"
 )
 

@@ -20,10 +20,10 @@ import (
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
 	"github.com/vward/vward/internal/node"
-	"github.com/vward/vward/internal/sqlitedb"
 	"github.com/vward/vward/internal/testenv"
 	"github.com/vward/vward/mqttsource"
 	"github.com/vward/vward/simulator"
+	"github.com/vward/vward/sqlitedb"
 )
 
 // scenarioNode is a node running a scenario's ward: its patients (with

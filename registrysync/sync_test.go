@@ -13,9 +13,9 @@ import (
 	vward "github.com/vward/vward"
 	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/devices"
-	"github.com/vward/vward/internal/registrysync"
-	"github.com/vward/vward/internal/sqlitedb"
 	"github.com/vward/vward/news2"
+	"github.com/vward/vward/registrysync"
+	"github.com/vward/vward/sqlitedb"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
