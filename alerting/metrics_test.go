@@ -4,33 +4,13 @@ import (
 	"context"
 	"maps"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-)
 
-// gather returns every sample of reg as "name{label=value,...}" → value.
-func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			var ls []string
-			for _, l := range m.GetLabel() {
-				ls = append(ls, l.GetName()+"="+l.GetValue())
-			}
-			v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
-			out[mf.GetName()+"{"+strings.Join(ls, ",")+"}"] = v
-		}
-	}
-	return out
-}
+	"github.com/vward/vward/internal/testenv"
+)
 
 // The metrics follow an alert through raise, escalation, acknowledgement
 // and resolution; every condition's series is there from the start.
@@ -43,12 +23,12 @@ func TestEngineMetrics(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(r.engine.Collector())
-	if got := gather(t, reg); len(got) != 4*4+4*5+4 {
+	if got := testenv.Samples(t, reg); len(got) != 4*4+4*5+4 {
 		t.Errorf("series at start: %d, want every condition and state at 0:\n%v", len(got), slices.Sorted(maps.Keys(got)))
 	}
 	check := func(when string, want map[string]float64) {
 		t.Helper()
-		got := gather(t, reg)
+		got := testenv.Samples(t, reg)
 		for k, v := range got {
 			if want[k] != v {
 				t.Errorf("%s: %s = %v, want %v", when, k, v, want[k])

@@ -12,31 +12,11 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vward/vward/internal/testenv"
+
 	"github.com/vward/vward"
 	"github.com/vward/vward/alerting"
 )
-
-// samples gathers reg as "name{label=value,...}" → value (a histogram's
-// count for a histogram).
-func samples(t *testing.T, reg *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			var ls []string
-			for _, l := range m.GetLabel() {
-				ls = append(ls, l.GetName()+"="+l.GetValue())
-			}
-			v := m.GetGauge().GetValue() + m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
-			out[mf.GetName()+"{"+strings.Join(ls, ",")+"}"] = v
-		}
-	}
-	return out
-}
 
 // The board's metrics count clients, coalesced updates, frames, drops and
 // the update delay.
@@ -61,10 +41,10 @@ func TestHubMetrics(t *testing.T) {
 	}
 	// The delay is observed once the batch's write has returned.
 	deadline := time.Now().Add(10 * time.Second)
-	for samples(t, reg)["vward_board_update_delay_seconds{}"] == 0 && time.Now().Before(deadline) {
+	for testenv.Samples(t, reg)["vward_board_update_delay_seconds{}"] == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	s := samples(t, reg)
+	s := testenv.Samples(t, reg)
 	for k, want := range map[string]float64{
 		"vward_board_clients{}":                                  1,
 		"vward_board_updates_coalesced_total{}":                  1,
@@ -80,7 +60,7 @@ func TestHubMetrics(t *testing.T) {
 	c.Close()
 	waitClients(t, h, 0)
 	// A client that left keeps its counts.
-	if s := samples(t, reg); s["vward_board_frames_sent_total{}"] != 2 || s["vward_board_clients{}"] != 0 {
+	if s := testenv.Samples(t, reg); s["vward_board_frames_sent_total{}"] != 2 || s["vward_board_clients{}"] != 0 {
 		t.Errorf("after the client left: %v", s)
 	}
 
@@ -99,7 +79,7 @@ func TestHubMetrics(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	if s := samples(t, reg); s["vward_board_clients_dropped_total{reason=write_failed}"] != 1 {
+	if s := testenv.Samples(t, reg); s["vward_board_clients_dropped_total{reason=write_failed}"] != 1 {
 		t.Errorf("drops: %v", s)
 	}
 }
@@ -138,10 +118,10 @@ func TestHTTPMetrics(t *testing.T) {
 	ws.ReadMessage() // until the server closes it, after it has been counted
 	ws.Close()
 	deadline := time.Now().Add(10 * time.Second)
-	for samples(t, reg)[`vward_http_requests_total{code=101,route=GET /api/v1/stream}`] != 1 && time.Now().Before(deadline) {
+	for testenv.Samples(t, reg)[`vward_http_requests_total{code=101,route=GET /api/v1/stream}`] != 1 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	s := samples(t, reg)
+	s := testenv.Samples(t, reg)
 	for k, want := range map[string]float64{
 		"vward_http_requests_total{code=200,route=GET /healthz}":               2,
 		"vward_http_requests_total{code=403,route=GET /api/v1/patients/{id}}":  2,
