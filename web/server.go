@@ -31,7 +31,31 @@ var static embed.FS
 type Check struct {
 	Name string
 	Run  func(ctx context.Context) error
+	// Degrades says a failure is reported in /readyz's answer but leaves
+	// the node ready: it works on without the dependency for now (the
+	// history behind the journal).
+	Degrades bool
 }
+
+// SystemStatus is what the board tells clinicians of vward itself: whether
+// readings reach the history and whether alerts are live.
+type SystemStatus struct {
+	// History is "ok", "delayed" (the history is behind; alerts are
+	// live) or "stalled" (new readings wait at the broker; alerts can
+	// stall).
+	History string `json:"history"`
+	// BehindSeconds is how far the history is behind, when delayed.
+	BehindSeconds float64 `json:"behind_seconds,omitempty"`
+	// Message is the banner's text; empty when all is well.
+	Message string `json:"message,omitempty"`
+}
+
+// History states of SystemStatus.
+const (
+	HistoryOK      = "ok"
+	HistoryDelayed = "delayed"
+	HistoryStalled = "stalled"
+)
 
 // WardDirectory lists the wards, for the board's header and filters.
 type WardDirectory interface {
@@ -45,9 +69,12 @@ type Deps struct {
 	History history.Store
 	Hub     *Hub
 	Wards   WardDirectory
-	Checks  []Check      // readiness probes, for /readyz
-	Ops     Ops          // dead letters and metrics, for operators (ops.go)
-	Alerts  AlertService // the alert API (alerts.go); nil answers 503
+	Checks  []Check // readiness probes, for /readyz
+	// Status says how vward itself is, for the board's banner; nil
+	// always answers ok.
+	Status func() SystemStatus
+	Ops    Ops          // dead letters and metrics, for operators (ops.go)
+	Alerts AlertService // the alert API (alerts.go); nil answers 503
 	// Registry serves the registry API: wards, patients' stays, devices
 	// (registry.go); nil leaves those routes out.
 	Registry *devices.Registry
@@ -122,6 +149,7 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("GET /api/v1/patients/{id}", s.patient)
 	api.HandleFunc("GET /api/v1/patients/{id}/readings", s.readings)
 	api.HandleFunc("GET /api/v1/stream", s.stream)
+	api.HandleFunc("GET /api/v1/status", s.status)
 	api.HandleFunc("GET /api/v1/rejections", s.rejections)
 	s.alertRoutes(api)    // /api/v1/alerts…, /api/v1/reports/response-times (alerts.go)
 	s.registryRoutes(api) // /api/v1/wards…, patients' stays, /api/v1/devices… (registry.go)
@@ -267,12 +295,23 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	for _, c := range s.checks {
 		if err := c.Run(ctx); err != nil {
 			out[c.Name] = err.Error()
-			status = http.StatusServiceUnavailable
+			if !c.Degrades {
+				status = http.StatusServiceUnavailable
+			}
 		} else {
 			out[c.Name] = "ok"
 		}
 	}
 	writeJSON(w, status, out)
+}
+
+// status answers the board's poll of vward's own state.
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+	st := SystemStatus{History: HistoryOK}
+	if s.Deps.Status != nil {
+		st = s.Deps.Status()
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

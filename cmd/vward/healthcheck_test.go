@@ -21,7 +21,7 @@ func TestHealthcheck(t *testing.T) {
 	readyz := srv.url + "/readyz"
 
 	out, err := runCLI(t, "healthcheck", "--url", readyz)
-	if err != nil || strings.TrimSpace(out) != "ready: broker: ok; history: ok" {
+	if err != nil || strings.TrimSpace(out) != "ready: broker: ok; history: ok; journal: ok" {
 		t.Fatalf("healthcheck of a ready vward = %q, %v", out, err)
 	}
 	// In the image VWARD_HTTP_ADDR=0.0.0.0:8080 tells serve where to

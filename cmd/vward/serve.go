@@ -19,6 +19,7 @@ import (
 	"github.com/vward/vward/history"
 	"github.com/vward/vward/ingest"
 	"github.com/vward/vward/internal/node"
+	"github.com/vward/vward/journal"
 )
 
 // influxFlags are shared by serve and demo.
@@ -59,6 +60,29 @@ func secretFrom(value, file, flag string) (string, error) {
 	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
+// journalFlags place and bound the journal between ingest and InfluxDB.
+type journalFlags struct {
+	cfg journal.Config
+	off bool
+}
+
+func (f *journalFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.cfg.Dir, "journal-dir", "", "directory of the journal that keeps readings between the broker and InfluxDB; empty means <data-dir>/journal (env VWARD_JOURNAL_DIR)")
+	fs.Int64Var(&f.cfg.MaxBytes, "journal-max-bytes", journal.DefaultMaxBytes, "bound of the journal on disk; when full, acknowledgements are held as without a journal (docs/operator.md sizes it) (env VWARD_JOURNAL_MAX_BYTES)")
+	fs.BoolVar(&f.off, "no-journal", false, "acknowledge a reading only once InfluxDB has stored it: an InfluxDB outage then stalls ingest and alerts (env VWARD_NO_JOURNAL)")
+}
+
+func (f *journalFlags) config() (*journal.Config, error) {
+	if f.off {
+		return nil, nil
+	}
+	if f.cfg.MaxBytes < journal.MinMaxBytes {
+		return nil, usageError{fmt.Errorf("--journal-max-bytes %d: want at least %d", f.cfg.MaxBytes, journal.MinMaxBytes)}
+	}
+	c := f.cfg
+	return &c, nil
+}
+
 // ingestFlags tune the pipeline.
 type ingestFlags struct{ cfg ingest.Config }
 
@@ -75,6 +99,7 @@ func newServeCmd() *cobra.Command {
 		cfg       node.Config
 		influx    influxFlags
 		tune      ingestFlags
+		journalF  journalFlags
 		pprofAddr string
 		proxies   []string
 		mqttTLS   mqttTLSFlags
@@ -88,7 +113,8 @@ func newServeCmd() *cobra.Command {
 docs/operator.md says) and InfluxDB. Every flag can also be set with the
 VWARD_* environment variable named in its help; a flag wins.
 
-A reading is acknowledged to the broker only once InfluxDB has stored it.`,
+A reading is acknowledged to the broker once it is in vward's journal on
+local disk (fsync'd) or, with --no-journal, once InfluxDB has stored it.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if influx.url == "" {
 				return errors.New("serve needs --influx-url (or VWARD_INFLUX_URL); for a try-out without InfluxDB, use vward demo")
@@ -111,6 +137,9 @@ A reading is acknowledged to the broker only once InfluxDB has stored it.`,
 				return err
 			}
 			if cfg.MQTT.Password, err = secretFrom(cfg.MQTT.Password, mqttPasswordFile, "--mqtt-password-file"); err != nil {
+				return err
+			}
+			if cfg.Journal, err = journalF.config(); err != nil {
 				return err
 			}
 			cfg.Ingest = tune.cfg
@@ -145,6 +174,7 @@ A reading is acknowledged to the broker only once InfluxDB has stored it.`,
 	fs.StringVar(&pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this address (loopback only, e.g. 127.0.0.1:6060) for profiling; off when empty (env VWARD_PPROF_ADDR)")
 	influx.register(fs)
 	tune.register(fs)
+	journalF.register(fs)
 	return cmd
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/vward/vward/history"
 	"github.com/vward/vward/ingest"
 	"github.com/vward/vward/internal/buildinfo"
+	"github.com/vward/vward/journal"
 	"github.com/vward/vward/mqttsource"
 	"github.com/vward/vward/news2"
 	"github.com/vward/vward/registrysync"
@@ -37,6 +38,11 @@ type Config struct {
 	HTTPAddr string // host:port; port 0 picks a free one
 	MQTT     mqttsource.Config
 	Influx   *history.InfluxConfig // nil: bounded in-memory history
+	// Journal, with InfluxDB, keeps readings on local disk between ingest
+	// and InfluxDB, so that an outage of InfluxDB does not stall alerts;
+	// its Dir defaults to DataDir/journal. nil: no journal, messages are
+	// acknowledged only once InfluxDB has them.
+	Journal *journal.Config
 	// MemoryReadings bounds the in-memory history per patient.
 	MemoryReadings int
 	Ingest         ingest.Config
@@ -55,7 +61,12 @@ type Node struct {
 	DB       *sql.DB
 	Registry *devices.Registry
 	Dead     *ingest.DeadLetterStore
-	History  history.Store
+	// History is where ingest writes and the board reads: the journal
+	// in front of InfluxDB, InfluxDB alone, or the in-memory history.
+	History history.Store
+	// Journal is the journal, when there is one.
+	Journal  *journal.Journal
+	influx   *history.Influx
 	Monitor  *alerting.Monitor
 	Alerts   *alerting.Engine
 	Sync     *registrysync.Sync
@@ -107,7 +118,18 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		if err := cfg.Influx.Validate(); err != nil {
 			return fail(err)
 		}
-		n.History = history.NewInflux(*cfg.Influx)
+		n.influx = history.NewInflux(*cfg.Influx)
+		n.History = n.influx
+		if cfg.Journal != nil {
+			jc := *cfg.Journal
+			if jc.Dir == "" {
+				jc.Dir = filepath.Join(cfg.DataDir, "journal")
+			}
+			if n.Journal, err = journal.Open(ctx, jc, n.influx, journal.NewMetrics(n.Metrics), cfg.Log); err != nil {
+				return fail(err)
+			}
+			n.History = n.Journal
+		}
 	} else {
 		n.History = history.NewMemory(cfg.MemoryReadings)
 	}
@@ -207,20 +229,22 @@ func (n *Node) Run(ctx context.Context) error {
 	defer n.cancel()
 	checks := []web.Check{
 		{Name: "broker", Run: func(context.Context) error { return n.Source.Check() }},
-		{Name: "history", Run: func(ctx context.Context) error {
-			if err := n.History.Ping(ctx); err != nil {
+		n.historyCheck(),
+	}
+	if n.Journal != nil {
+		checks = append(checks, web.Check{Name: "journal", Run: func(ctx context.Context) error {
+			if err := n.Journal.Ping(ctx); err != nil {
 				return err
 			}
-			// Reachable is not enough: say so while writes fail.
 			if err := n.Pipeline.StoreError(); err != nil {
-				return fmt.Errorf("%s: writes failing: %w", n.History.Describe(), err)
+				return fmt.Errorf("writes failing: %w", err)
 			}
 			return nil
-		}},
+		}})
 	}
 	srv := web.NewServer(n.ctx, web.Deps{
 		Auth: n.Auth, Monitor: n.Monitor, History: n.History, Hub: n.Hub,
-		Wards: n.Registry, Registry: n.Registry, Checks: checks, Log: n.log,
+		Wards: n.Registry, Registry: n.Registry, Checks: checks, Status: n.Status, Log: n.log,
 		Ops: web.Ops{Rejections: n.Dead, Metrics: n.Metrics, Registerer: n.Metrics}, Alerts: n.Alerts, Sync: n.Sync,
 	})
 	g, gctx := errgroup.WithContext(ctx)
@@ -231,6 +255,9 @@ func (n *Node) Run(ctx context.Context) error {
 	// writes queue for it.
 	g.Go(func() error { return n.Alerts.Run(gctx) })
 	n.restore(gctx)
+	if n.Journal != nil {
+		g.Go(func() error { return n.Journal.Run(gctx) })
+	}
 	g.Go(func() error { return n.Pipeline.Run(gctx) })
 	g.Go(func() error { return n.Source.Run(gctx) })
 	g.Go(func() error { return n.Monitor.Run(gctx, 30*time.Second) })
@@ -246,13 +273,80 @@ func (n *Node) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
+// historyCheck is /readyz's check of the history. Behind the journal an
+// unreachable InfluxDB degrades the node rather than unreadying it: the
+// journal keeps the readings and alerts stay live.
+func (n *Node) historyCheck() web.Check {
+	if n.Journal == nil {
+		return web.Check{Name: "history", Run: func(ctx context.Context) error {
+			if err := n.History.Ping(ctx); err != nil {
+				return err
+			}
+			// Reachable is not enough: say so while writes fail.
+			if err := n.Pipeline.StoreError(); err != nil {
+				return fmt.Errorf("%s: writes failing: %w", n.History.Describe(), err)
+			}
+			return nil
+		}}
+	}
+	return web.Check{Name: "history", Degrades: true, Run: func(ctx context.Context) error {
+		st := n.Journal.State()
+		err := st.HistoryErr
+		if err == nil {
+			err = n.influx.Ping(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("%s behind (%d messages in the journal); alerts are live: %w", st.Behind(time.Now()).Round(time.Second), st.Messages, err)
+		}
+		return nil
+	}}
+}
+
+// HistoryDelayedAfter is how far behind the history may fall before the
+// board says it is delayed; forwarding normally keeps within a second.
+const HistoryDelayedAfter = 30 * time.Second
+
+// Status is what the board tells clinicians of vward itself.
+func (n *Node) Status() web.SystemStatus {
+	if n.Journal == nil {
+		if n.Pipeline.StoreError() != nil {
+			return web.SystemStatus{History: web.HistoryStalled,
+				Message: "History unavailable: new readings are waiting at the broker and alerts may be delayed until it is back."}
+		}
+		return web.SystemStatus{History: web.HistoryOK}
+	}
+	st := n.Journal.State()
+	behind := st.Behind(time.Now())
+	switch {
+	case st.Full:
+		return web.SystemStatus{History: web.HistoryStalled, BehindSeconds: behind.Seconds(),
+			Message: fmt.Sprintf("History %s behind and vward's journal is full: new readings are waiting at the broker and alerts can stall until the history catches up.", minutes(behind))}
+	case st.HistoryErr != nil || behind >= HistoryDelayedAfter:
+		return web.SystemStatus{History: web.HistoryDelayed, BehindSeconds: behind.Seconds(),
+			Message: fmt.Sprintf("History delayed (%s behind); alerts are live.", minutes(behind))}
+	}
+	return web.SystemStatus{History: web.HistoryOK}
+}
+
+// minutes says a lag as a person reads it at a glance.
+func minutes(d time.Duration) string {
+	switch m := int(d.Round(time.Minute) / time.Minute); {
+	case d < time.Minute:
+		return "under a minute"
+	case m == 1:
+		return "1 min"
+	default:
+		return fmt.Sprintf("%d min", m)
+	}
+}
+
 // verifyHistory checks InfluxDB before anything starts: a configuration
 // error (token refused, bucket missing) stops the node with what to fix; a
 // transient failure is returned for Run's awaitHistory to keep checking
 // while the node runs, holding acknowledgements as for any outage.
 func (n *Node) verifyHistory(ctx context.Context) (transient error, err error) {
-	in, ok := n.History.(*history.Influx)
-	if !ok {
+	in := n.influx
+	if in == nil {
 		return nil, nil
 	}
 	switch err := in.Verify(ctx); {
@@ -270,7 +364,7 @@ func (n *Node) verifyHistory(ctx context.Context) (transient error, err error) {
 // each new cause and the same one at most once a minute, and stops the node
 // if InfluxDB, once it answers, says it is misconfigured.
 func (n *Node) awaitHistory(ctx context.Context, last error) error {
-	in := n.History.(*history.Influx)
+	in := n.influx
 	said := time.Now()
 	for wait := time.Second; ; wait = min(2*wait, 15*time.Second) {
 		select {
@@ -300,8 +394,11 @@ func (n *Node) Close() {
 	if n.listener != nil {
 		n.listener.Close()
 	}
-	if c, ok := n.History.(interface{ Close() }); ok {
-		c.Close()
+	if n.Journal != nil {
+		n.Journal.Close()
+	}
+	if n.influx != nil {
+		n.influx.Close()
 	}
 	if n.DB != nil {
 		n.DB.Close()

@@ -548,6 +548,27 @@ function setConn(up, text) {
   c.textContent = text;
 }
 
+// pollStatus shows what vward says of itself (GET /api/v1/status): a
+// banner while the history is delayed or readings wait at the broker.
+const statusEvery = 10000;
+let statusTimer = null;
+async function pollStatus() {
+  clearTimeout(statusTimer);
+  if (!csrfToken) return;
+  try {
+    const res = await api("GET", "/api/v1/status");
+    if (res.ok) showStatus(await res.json());
+  } catch (e) { /* signed out, or vward unreachable: the conn badge says so */ }
+  statusTimer = setTimeout(pollStatus, statusEvery);
+}
+
+function showStatus(st) {
+  const b = $("system-banner");
+  b.hidden = !st.message;
+  b.textContent = st.message || "";
+  b.className = "system-banner " + (st.history || "ok");
+}
+
 function showLogin() {
   if (socket) { socket.onclose = null; socket.close(); socket = null; }
   csrfToken = "";
@@ -567,6 +588,7 @@ function signedIn(s) {
   $("login").hidden = true;
   route();
   connect();
+  pollStatus();
 }
 
 function connect() {
@@ -586,6 +608,7 @@ function connect() {
       $("storage").textContent = "Readings: " + m.storage;
       $("storage").className = "storage" + (m.storage.startsWith("in memory") ? " warn" : "");
       setConn(true, "live");
+      pollStatus();
       scheduleRender();
       loadAlerts();
     } else if (m.type === "patient") {
