@@ -71,7 +71,9 @@ var errCorrupt = errors.New("corrupt journal entry")
 // decodeEntry appends an entry's readings to rs and returns them with the
 // entry's number of device messages.
 func decodeEntry(rs []vward.Reading, b []byte) ([]vward.Reading, int, error) {
-	d := decoder{b: b}
+	// The readings' strings are cut from one copy of the entry: one
+	// allocation an entry rather than five a message.
+	d := decoder{b: b, text: string(b), size: len(b)}
 	if v := d.byte(); v != entryVersion {
 		if d.err != nil {
 			return rs, 0, d.err
@@ -114,8 +116,10 @@ func decodeEntry(rs []vward.Reading, b []byte) ([]vward.Reading, int, error) {
 
 // decoder reads an entry, remembering the first error.
 type decoder struct {
-	b   []byte
-	err error
+	b    []byte // what is left to read
+	text string // the whole entry, to cut strings from
+	size int    // its length
+	err  error
 }
 
 func (d *decoder) fail(what string) {
@@ -174,7 +178,8 @@ func (d *decoder) string() string {
 		d.fail("string")
 		return ""
 	}
-	s := string(d.b[:n])
+	off := d.size - len(d.b)
+	s := d.text[off : off+int(n)]
 	d.b = d.b[n:]
 	return s
 }

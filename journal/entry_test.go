@@ -2,6 +2,7 @@ package journal
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func TestEntryRoundTrip(t *testing.T) {
 		}, 2},
 		{"empty strings and odd values", []vward.Reading{
 			{Device: "d", Kind: vward.Consciousness, Value: float64(vward.Level(2)), At: time.Unix(0, 0).UTC()},
-			{Device: "d", Patient: "p", MsgID: "ü\x00\"", Kind: vward.SupplementalOxygen, Value: -0.0, At: at},
+			{Device: "d", Patient: "p", MsgID: "ü\x00\"", Kind: vward.SupplementalOxygen, Value: math.Copysign(0, -1), At: at},
 		}, 2},
 	}
 	for _, c := range cases {

@@ -280,15 +280,40 @@ func isFull(err error) bool {
 	return errors.As(err, &api) && api.Description == server.ErrMaxBytes.Error()
 }
 
+// forgetEvery is how often forwarded entries are dropped from the
+// engine: each drop rewrites part of a block, and dropping after every
+// forward cost more CPU than the forward. What a crash leaves forwarded but
+// not yet dropped is forwarded again, and overwrites itself.
+const forgetEvery = time.Second
+
 // Run forwards the journal to the history until ctx ends: in order, in
 // writes of up to ForwardReadings readings, each retried until the
 // history confirms it; only then are its entries forgotten.
 func (j *Journal) Run(ctx context.Context) error {
 	next := j.first
 	var readings []vward.Reading
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(forgetEvery)
 	defer tick.Stop()
+	forgotten := next - 1 // entries up to here are dropped
+	lastForget := time.Now()
+	forgetDue := func() bool {
+		return next-1 > forgotten && (j.full.Load() || time.Since(lastForget) >= forgetEvery)
+	}
+	defer func() {
+		// What was forwarded need not be forwarded again after a restart.
+		if next-1 > forgotten {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = j.forget(ctx, next-1)
+		}
+	}()
 	for {
+		if forgetDue() {
+			if err := j.forget(ctx, next-1); err != nil {
+				return nil
+			}
+			forgotten, lastForget = next-1, time.Now()
+		}
 		if next > j.last.Load() {
 			j.oldest.Store(0)
 			j.updateGauges()
@@ -336,9 +361,6 @@ func (j *Journal) Run(ctx context.Context) error {
 		j.updateGauges()
 		if err := j.forward(ctx, readings); err != nil {
 			return nil // only cancellation stops a forward
-		}
-		if err := j.forget(ctx, end); err != nil {
-			return nil
 		}
 		next = end + 1
 		j.messages.Add(-int64(messages))
