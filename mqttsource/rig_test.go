@@ -2,11 +2,9 @@ package mqttsource
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -17,9 +15,9 @@ import (
 
 	"github.com/vward/vward"
 	"github.com/vward/vward/devices"
+	"github.com/vward/vward/devices/devicestest"
 	"github.com/vward/vward/history"
 	"github.com/vward/vward/ingest"
-	"github.com/vward/vward/sqlitedb"
 )
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -105,36 +103,10 @@ func (o *observed) calls() ([]string, []string) {
 	return nil, slices.Clone(o.statuses)
 }
 
-// registry opens a real registry in a temp SQLite file with device ox-1
-// bound to p1 from bound1 and to p2 from bound2, and ox-idle registered but
-// never bound.
+// registry is devicestest.TwoStays: ox-1 bound to p1 from bound1 and to
+// p2 from bound2, ox-idle never bound.
 func registry(t *testing.T, bound1, bound2 time.Time) *devices.Registry {
-	t.Helper()
-	ctx := context.Background()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "vward.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	reg, err := devices.Open(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admitted := bound1.Add(-24 * time.Hour)
-	steps := []error{
-		reg.AddWard(ctx, devices.Ward{ID: "w1", Name: "Respiratory"}),
-		reg.Admit(ctx, devices.Patient{ID: "p1", Ward: "w1", Name: "First Patient", Admitted: admitted}),
-		reg.Admit(ctx, devices.Patient{ID: "p2", Ward: "w1", Name: "Second Patient", Admitted: admitted}),
-	}
-	for _, id := range []vward.DeviceID{"ox-1", "ox-idle"} {
-		_, err := reg.AddDevice(ctx, id, "pulse oximeter")
-		steps = append(steps, err)
-	}
-	steps = append(steps, reg.Assign(ctx, "ox-1", "p1", bound1), reg.Assign(ctx, "ox-1", "p2", bound2))
-	if err := errors.Join(steps...); err != nil {
-		t.Fatal(err)
-	}
-	return reg
+	return devicestest.TwoStays(t, bound1, bound2)
 }
 
 // rig is a pipeline over an in-memory store, for a source to feed.

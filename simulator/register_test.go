@@ -6,8 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vward/vward/devices"
-	"github.com/vward/vward/sqlitedb"
+	"github.com/vward/vward/devices/devicestest"
 )
 
 // Registering a scenario binds every device to its patient with the
@@ -15,15 +14,7 @@ import (
 // the devices new secrets, the old ones no longer working.
 func TestRegisterScenarioTwice(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "vward.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	reg, err := devices.Open(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, reg := devicestest.Open(t)
 	sc, err := Load(filepath.Join("scenarios", "copd-scale2.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -9,28 +9,18 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/vward/vward/devices"
-	"github.com/vward/vward/sqlitedb"
+	"github.com/vward/vward/devices/devicestest"
 )
 
 // clinicians is a real registry with one clinician, sam.
 func clinicians(t *testing.T) (*sql.DB, *devices.Registry) {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "vward.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	reg, err := devices.Open(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := reg.AddClinician(ctx, devices.Clinician{Username: "sam", Role: "clinician"}, "correct horse"); err != nil {
+	db, reg := devicestest.Open(t)
+	if err := reg.AddClinician(context.Background(), devices.Clinician{Username: "sam", Role: "clinician"}, "correct horse"); err != nil {
 		t.Fatal(err)
 	}
 	return db, reg
