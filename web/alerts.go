@@ -51,19 +51,14 @@ func (h *Hub) publishAlert(e alerting.Event) {
 			continue
 		}
 		c.mu.Lock()
-		if len(c.order) == 0 && len(c.alerts) == 0 {
-			c.since = time.Now()
-		}
+		c.stampLocked()
 		if len(c.alerts) >= maxQueuedAlerts {
 			c.alertOverflow = true
 		} else {
 			c.alerts = append(c.alerts, b)
 		}
 		c.mu.Unlock()
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+		c.wakeWriter()
 	}
 }
 

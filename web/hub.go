@@ -196,15 +196,26 @@ func (c *client) queue(id vward.PatientID, q queued) {
 	c.mu.Lock()
 	old, was := c.rows[id]
 	if !was {
-		if len(c.order) == 0 && len(c.alerts) == 0 {
-			c.since = time.Now()
-		}
+		c.stampLocked()
 		c.order = append(c.order, id)
 	} else {
 		c.coalesced++
 	}
 	c.rows[id] = q.over(old, was)
 	c.mu.Unlock()
+	c.wakeWriter()
+}
+
+// stampLocked notes when the oldest update waiting was queued, if nothing
+// waited before this one. c.mu is held.
+func (c *client) stampLocked() {
+	if len(c.order) == 0 && len(c.alerts) == 0 {
+		c.since = time.Now()
+	}
+}
+
+// wakeWriter tells the client's writer there is something to send.
+func (c *client) wakeWriter() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
