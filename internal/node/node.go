@@ -355,7 +355,11 @@ func (n *Node) verifyHistory(ctx context.Context) (transient error, err error) {
 	case errors.Is(err, history.ErrMisconfigured):
 		return nil, err
 	default:
-		n.log.Warn("history unreachable at start; running, holding acknowledgements until it answers", "err", err)
+		if n.Journal != nil {
+			n.log.Warn("history unreachable at start; running, the journal keeps readings until it answers", "err", err)
+		} else {
+			n.log.Warn("history unreachable at start; running, holding acknowledgements until it answers", "err", err)
+		}
 		return err, nil
 	}
 }
@@ -382,7 +386,7 @@ func (n *Node) awaitHistory(ctx context.Context, last error) error {
 		case ctx.Err() != nil:
 			return nil
 		case err.Error() != last.Error() || time.Since(said) >= time.Minute:
-			n.log.Warn("history still unreachable; holding acknowledgements", "err", err)
+			n.log.Warn("history still unreachable", "err", err, "journal", n.Journal != nil)
 			last, said = err, time.Now()
 		}
 	}
