@@ -20,7 +20,8 @@ type Store interface {
 	Readings(ctx context.Context, p vward.PatientID, from, to time.Time) ([]vward.Reading, error)
 	// Latest returns every patient's newest reading of each kind measured
 	// in [from, to), in one query however many patients there are: what a
-	// restarted vward rebuilds the board and the scores from.
+	// restarted vward rebuilds the board and the scores from. With an
+	// error it may still return the readings it could read.
 	Latest(ctx context.Context, from, to time.Time) ([]vward.Reading, error)
 	// Ping reports whether the store can take writes now.
 	Ping(ctx context.Context) error

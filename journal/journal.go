@@ -480,11 +480,10 @@ func (j *Journal) Readings(ctx context.Context, p vward.PatientID, from, to time
 // Latest implements history.Store: the history's answer, with the first
 // call adding the newest readings the journal held at Open and had not yet
 // forwarded, so that a restart after an outage restores the board whole.
+// While the history fails, it returns those readings with the error: the
+// newest are better than an empty board.
 func (j *Journal) Latest(ctx context.Context, from, to time.Time) ([]vward.Reading, error) {
 	rs, err := j.next.Latest(ctx, from, to)
-	if err != nil {
-		return nil, err
-	}
 	j.recoveredMu.Lock()
 	recovered := j.recovered
 	j.recovered = nil
@@ -494,7 +493,7 @@ func (j *Journal) Latest(ctx context.Context, from, to time.Time) ([]vward.Readi
 			rs = append(rs, r)
 		}
 	}
-	return rs, nil
+	return rs, err
 }
 
 // Ping implements history.Store: the journal takes writes unless it is full.

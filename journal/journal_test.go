@@ -170,6 +170,30 @@ func TestReopenForwardsWhatWasNotConfirmed(t *testing.T) {
 	eventually(t, "the journal emptied", func() bool { return j.State().Messages == 0 })
 }
 
+// Restarted while InfluxDB is down, the journal still gives the board's
+// restore the newest readings it holds, with InfluxDB's error.
+func TestLatestWhileTheHistoryIsDown(t *testing.T) {
+	dir := t.TempDir()
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+	j := open(t, Config{Dir: dir}, history.NewMemory(1000))
+	write(t, j, batch(0, 5, at))
+	j.Close()
+
+	down := history.NewInflux(history.InfluxConfig{URL: "http://127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)), Bucket: "vward/autogen"})
+	defer down.Close()
+	j = open(t, Config{Dir: dir}, down)
+	defer j.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	latest, err := j.Latest(ctx, at.Add(-time.Hour), time.Now())
+	if err == nil {
+		t.Error("Latest with InfluxDB down returned no error")
+	}
+	if len(latest) != 2 || !latest[0].At.Equal(at.Add(4*time.Second)) {
+		t.Errorf("Latest with InfluxDB down = %v, want p1's two newest readings from the journal", latest)
+	}
+}
+
 // A tiny journal fills: writes are refused with ErrFull (the pipeline then
 // holds acknowledgements), and taken again once forwarding makes room.
 func TestFullRefusesUntilThereIsRoom(t *testing.T) {

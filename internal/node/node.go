@@ -207,8 +207,11 @@ func (n *Node) restore(ctx context.Context) {
 		n.Monitor.RestoreTrends(t.ts)
 	}
 	if err != nil {
-		n.log.Error("restore the board from the history: rows stay empty until each patient's next reading", "err", err)
-		return
+		if len(rs) == 0 {
+			n.log.Error("restore the board from the history: rows stay empty until each patient's next reading", "err", err)
+			return
+		}
+		n.log.Error("restore the board from the history: rows show only what the journal held", "readings", len(rs), "err", err)
 	}
 	n.Monitor.Restore(rs)
 	n.log.Info("board restored from the history", "readings", len(rs), "took", time.Since(began).Round(time.Millisecond))
