@@ -28,6 +28,7 @@ import (
 	"github.com/vward/vward/history"
 	"github.com/vward/vward/internal/node"
 	"github.com/vward/vward/internal/testenv"
+	"github.com/vward/vward/journal"
 	"github.com/vward/vward/mqttsource"
 )
 
@@ -698,8 +699,9 @@ func TestExportedMetrics(t *testing.T) {
 	})
 }
 
-// usedNodeMetrics starts a node against real Mosquitto with in-memory
-// history, uses it, and returns its /metrics.
+// usedNodeMetrics starts a node as `vward serve` runs one, against real
+// Mosquitto and InfluxDB with the journal between them, uses it, and
+// returns its /metrics.
 func usedNodeMetrics(t *testing.T) string {
 	t.Helper()
 	const (
@@ -710,11 +712,14 @@ func usedNodeMetrics(t *testing.T) string {
 		pass                    = "correct horse battery"
 	)
 	broker := testenv.StartMosquitto(t)
+	influx := testenv.StartInflux(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	n, err := node.Open(ctx, node.Config{
 		DataDir:  t.TempDir(),
 		HTTPAddr: "127.0.0.1:0",
 		MQTT:     mqttsource.Config{URL: broker.URL, ClientID: "vward-metrics-test"},
+		Influx:   &history.InfluxConfig{URL: influx.URL, Token: influx.Token, Org: influx.Org, Bucket: influx.Bucket},
+		Journal:  &journal.Config{},
 		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
