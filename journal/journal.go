@@ -196,13 +196,14 @@ func (j *Journal) recover(ctx context.Context) error {
 		if j.oldest.Load() == 0 {
 			j.oldest.Store(m.Time.UnixNano())
 		}
+		// Its bytes count even if it is unreadable: Run drops it with the rest.
+		j.bytes.Add(int64(len(m.Data)))
 		var n int
 		if rs, n, err = decodeEntry(rs[:0], m.Data); err != nil {
 			j.log.Error("journal entry unreadable; it cannot be forwarded", "seq", seq, "err", err)
 			continue
 		}
 		j.messages.Add(int64(n))
-		j.bytes.Add(int64(len(m.Data)))
 		for _, r := range rs {
 			k := latestKey{r.Patient, r.Device, r.Kind}
 			if old, ok := newest[k]; !ok || r.At.After(old.At) {

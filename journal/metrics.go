@@ -77,7 +77,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		AppendDuration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "vward_journal_append_duration_seconds",
 			Help:    "Time to write and fsync one batch to the journal.",
-			Buckets: prometheus.ExponentialBuckets(0.0002, 2.5, 12), // 0.2 ms … ~12 s
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2.5, 12), // 0.2 ms … ~5 s
 		}),
 		ForwardDuration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "vward_journal_forward_duration_seconds",
