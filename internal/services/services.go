@@ -209,6 +209,20 @@ func (p *Process) Pid() int {
 	return p.cur.Cmd.Process.Pid
 }
 
+// Signal sends sig to the running process, e.g. SIGSTOP and SIGCONT to
+// freeze and thaw it; a process not running is an error.
+func (p *Process) Signal(sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == nil {
+		return fmt.Errorf("signal %s with %v: not running", p.Name, sig)
+	}
+	if err := p.cur.Cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("signal %s (pid %d) with %v: %w", p.Name, p.cur.Cmd.Process.Pid, sig, err)
+	}
+	return nil
+}
+
 // Stop sends sig, waits up to grace for the process to exit, then kills it.
 // Stopping a stopped process is a no-op, so cleanup may always call it.
 func (p *Process) Stop(sig syscall.Signal, grace time.Duration) error {
