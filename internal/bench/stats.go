@@ -2,10 +2,7 @@ package bench
 
 import (
 	"bufio"
-	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -134,36 +131,4 @@ func readProc(pid int) (procStat, error) {
 		}
 	}
 	return ps, nil
-}
-
-// metric reads one unlabelled sample from vward's /metrics.
-func metric(ctx context.Context, base string, names ...string) (map[string]float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		for _, n := range names {
-			if strings.HasPrefix(line, n+" ") {
-				v, _ := strconv.ParseFloat(strings.TrimSpace(line[len(n)+1:]), 64)
-				out[n] = v
-			}
-		}
-	}
-	return out, sc.Err()
 }
