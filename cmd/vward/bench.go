@@ -43,6 +43,13 @@ memory are measured alone. Give --mqtt-url, --influx-url and --board-url to
 drive a running vward instead (with --data-dir, the bench registers its
 devices and clinician in that vward's registry).
 
+With --history-outage D it freezes its self-started influxd (SIGSTOP: its
+connections hang, as in a real outage) for D, --history-outage-after into
+publishing, and reports the board's latency during the outage, the
+journal's backlog and how long it took to drain after the thaw. vward's
+journal figures (backlog, oldest entry, forward rate, fsync time) are
+reported whenever it has a journal.
+
 docs/performance.md has the figures and how to reproduce them.
 
 Examples:
@@ -50,6 +57,7 @@ Examples:
   vward bench --rate 2000 --devices 2000 --duration 5m
   vward bench --rate 12700 --devices 12700 --duration 5m --broker-nice -5 --broker-max-inflight 625 \
     --vward-arg=--mqtt-connections=32 --vward-env GOMAXPROCS=1 --wards 318 --board-wards 32
+  vward bench --rate 2000 --devices 2000 --duration 2m --history-outage 60s
   vward bench --rate 200 --devices 100 --duration 5s --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -66,6 +74,9 @@ Examples:
 					return err
 				}
 				cfg.VwardCommand = []string{exe, "serve"}
+			}
+			if err := cfg.Validate(); err != nil {
+				return usageError{err}
 			}
 			if benchProcs > 0 && !inProcess {
 				// One P: no scheduler threads woken to spin for the fleet's
@@ -115,6 +126,8 @@ Examples:
 	fs.BoolVar(&noCeilings, "no-ceilings", false, "skip measuring the broker's and InfluxDB's raw rates")
 	fs.DurationVar(&cfg.CeilingDuration, "ceiling-duration", 10e9, "how long each ceiling is measured")
 	fs.IntVar(&cfg.CeilingDevices, "ceiling-devices", 0, "device connections publishing in the broker's ceiling; 0 is --devices: the run's own fleet, whose connections are much of the broker's and the machine's work (docs/performance.md)")
+	fs.DurationVar(&cfg.HistoryOutage, "history-outage", 0, "freeze the self-started influxd (SIGSTOP) for this long during publishing, then thaw it, and report the board's latency meanwhile and the drain after; 0 is no outage")
+	fs.DurationVar(&cfg.HistoryOutageAfter, "history-outage-after", 0, "publishing before the outage starts; 0 is 30s or a fifth of --duration, whichever is less")
 	fs.StringVar(&cfg.Verify, "verify", "auto", "loss check: full (every msg_id fetched), counts (per-device distinct counts in InfluxDB, then id by id where they differ) or auto")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write CPU profiles over the publishing window: the self-started vward's to FILE and the bench's own (fleet, board client) to FILE.bench")
 	fs.StringVar(&cfg.HeapProfile, "heapprofile", "", "save the self-started vward's heap profile a minute into publishing (FILE.early) and at its end (FILE)")
@@ -140,6 +153,31 @@ func printBench(w io.Writer, r bench.Result) {
 	fmt.Fprintf(w, "vward       cpu %.1f%% of a core (%.1fs), rss %.1f → %.1f MB, peak %.1f MB — %s\n", r.Vward.CPUPercent, r.Vward.CPUSeconds, r.Vward.RSSStartMB, r.Vward.RSSEndMB, r.Vward.PeakRSSMB, r.Vward.Measured)
 	if len(r.Services) > 0 {
 		fmt.Fprintf(w, "services    cpu %% of a core: %v; the bench itself %.1f%%\n", r.Services, r.BenchCPUPercent)
+	}
+	if o := r.Outage; o != nil {
+		fmt.Fprintf(w, "outage      influxd frozen %.1fs → %.1fs: %d messages due, %d of them stored in the end; vward acknowledged %d meanwhile\n",
+			o.StartS, o.EndS, o.Published, o.Stored, o.Acknowledged)
+		fmt.Fprintf(w, "  board     p50 %.1f  p95 %.1f  p99 %.1f  max %.1f ms  (%d updates due during the outage)\n", o.LatencyMS.P50, o.LatencyMS.P95, o.LatencyMS.P99, o.LatencyMS.Max, o.LatencyMS.Count)
+		fmt.Fprintf(w, "  backlog   %s: %.0f before, peak %.0f", o.Backlog, o.BacklogBeforeMsgs, o.PeakBacklogMsgs)
+		if o.PeakBacklogBytes > 0 {
+			fmt.Fprintf(w, " (%.1f MB)", o.PeakBacklogBytes/(1<<20))
+		}
+		if o.Drained {
+			fmt.Fprintf(w, "; drained %.1fs after the thaw at %.0f msgs/s, %.2f× the publish rate of %.0f/s\n", o.DrainS, o.DrainMsgsPerS, o.DrainVsPublish, o.PublishMsgsPerS)
+		} else {
+			fmt.Fprintf(w, "; not drained within the run\n")
+		}
+	}
+	if j := r.Journal; j != nil {
+		full := ""
+		if j.Full {
+			full = "; it was full, and acknowledgements were held"
+		}
+		fmt.Fprintf(w, "journal     backlog peak %.0f msgs (%.1f MB of %.0f MB), oldest %.1fs, end %.0f; forwarded %.0f (%.1f msgs/s)%s\n",
+			j.BacklogPeakMsgs, j.BacklogPeakBytes/(1<<20), j.MaxBytes/(1<<20), j.OldestAgePeakS, j.BacklogEndMsgs, j.ForwardedMsgs, j.ForwardedMsgsPerS, full)
+		fmt.Fprintf(w, "  append    write+fsync p50 %.2f  p99 %.2f ms (%d batches); forward to InfluxDB p50 %.1f  p99 %.1f ms (%d writes)\n",
+			j.AppendMS.P50, j.AppendMS.P99, j.AppendMS.Count, j.ForwardMS.P50, j.ForwardMS.P99, j.ForwardMS.Count)
+		fmt.Fprintf(w, "  refused   %.0f writes (full); %.0f failed forwards; %.0f unreadable entries\n", j.RefusedWrites, j.ForwardFailures, j.UnreadableEntries)
 	}
 	if r.Ceiling.BrokerMsgsPerS > 0 {
 		fmt.Fprintf(w, "ceilings    broker %.0f msgs/s from %d devices (vward %.1f%%), InfluxDB %.0f points/s (vward %.1f%%); of the lower: %.1f%%\n",

@@ -21,6 +21,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/vward/vward/history"
 	"github.com/vward/vward/internal/node"
 	"github.com/vward/vward/internal/services"
+	"github.com/vward/vward/journal"
 	"github.com/vward/vward/mqttsource"
 	"github.com/vward/vward/simulator"
 )
@@ -108,6 +110,14 @@ type Config struct {
 	// DrainTimeout bounds the wait, after publishing, for vward to store
 	// everything.
 	DrainTimeout time.Duration
+
+	// HistoryOutage freezes the self-started influxd (SIGSTOP, so that
+	// connections hang as in a real outage rather than being refused) for
+	// this long, HistoryOutageAfter into publishing; 0 is no outage.
+	HistoryOutage time.Duration
+	// HistoryOutageAfter is the warm-up before the outage; 0 is 30s or a
+	// fifth of Duration, whichever is less.
+	HistoryOutageAfter time.Duration
 
 	// CPUProfile, when set, writes a CPU profile of vward over the
 	// publishing window: of the child `vward serve` to CPUProfile and of
@@ -213,11 +223,21 @@ type Result struct {
 		Store  string `json:"store,omitempty"`  // "InfluxDB 1.8.10"
 	} `json:"versions"`
 	Machine Machine `json:"machine"`
+
+	// Outage is what a run with a history outage saw during and after it.
+	Outage *Outage `json:"outage,omitempty"`
+	// Journal is vward's journal over the run, from its /metrics; absent
+	// when vward runs without one.
+	Journal *JournalStats `json:"journal,omitempty"`
 }
 
 // SelfStartedInfluxdEnv is the self-started influxd's environment beyond
 // ours: docs/operator.md's GOGC for an influxd sharing a small node.
 var SelfStartedInfluxdEnv = []string{"GOGC=200"}
+
+// Validate reports a configuration that cannot be run as given, before
+// anything is started: an error of kind vward.ErrInvalid.
+func (c Config) Validate() error { return c.defaults() }
 
 func (c *Config) defaults() error {
 	if c.Readings <= 0 {
@@ -227,7 +247,7 @@ func (c *Config) defaults() error {
 		c.Devices = 1000
 	}
 	if c.Rate <= 0 {
-		return errors.New("rate must be above 0")
+		return vward.Errorf(vward.ErrInvalid, "--rate %g: want above 0", c.Rate)
 	}
 	if c.Duration <= 0 {
 		c.Duration = 30 * time.Second
@@ -260,6 +280,9 @@ func (c *Config) defaults() error {
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 2 * time.Minute
 	}
+	if err := c.outageDefaults(); err != nil {
+		return err
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -288,8 +311,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.Wards, res.BoardWards, res.BoardPatients = cfg.Wards, cfg.BoardWards, cfg.boardPatients()
 	res.Machine = describeMachine()
 	res.Settings.BenchGOMAXPROCS = runtime.GOMAXPROCS(0)
+	// Progress comes from the run's loop and from the monitor's goroutine.
+	var progressMu sync.Mutex
 	progress := func(format string, a ...any) {
 		if cfg.Progress != nil {
+			progressMu.Lock()
+			defer progressMu.Unlock()
 			fmt.Fprintf(cfg.Progress, format+"\n", a...)
 		}
 	}
@@ -408,7 +435,10 @@ func selfStart(ctx context.Context, cfg Config, progress func(string, ...any)) (
 	if err != nil {
 		return fail(err)
 	}
-	cleanups = append(cleanups, func() { _ = in.Kill() })
+	cleanups = append(cleanups, func() {
+		_ = in.Proc.Signal(syscall.SIGCONT) // in case a history outage left it frozen
+		_ = in.Kill()
+	})
 	if cfg.InfluxdNice != 0 {
 		if e.influxdNice, err = renice(in.Proc.Pid(), cfg.InfluxdNice); err != nil {
 			return fail(fmt.Errorf("influxd's niceness: %w", err))
@@ -457,9 +487,10 @@ func selfStart(ctx context.Context, cfg Config, progress func(string, ...any)) (
 	} else {
 		n, err := node.Open(ctx, node.Config{
 			DataDir: dataDir, HTTPAddr: addr,
-			MQTT:   mqttsource.Config{URL: m.URL, ClientID: "vward-bench"},
-			Influx: &history.InfluxConfig{URL: in.URL, Bucket: in.Bucket},
-			Log:    cfg.Log,
+			MQTT:    mqttsource.Config{URL: m.URL, ClientID: "vward-bench"},
+			Influx:  &history.InfluxConfig{URL: in.URL, Bucket: in.Bucket},
+			Journal: &journal.Config{}, // as `vward serve` runs by default
+			Log:     cfg.Log,
 		})
 		if err != nil {
 			return fail(err)
@@ -638,6 +669,28 @@ func drive(ctx context.Context, cfg Config, e *env, devs []device, res *Result, 
 			f.Close()
 		}()
 	}
+	// The monitor follows the journal and runs the outage; stopping it
+	// thaws influxd, so a frozen one never outlives the run.
+	mon, err := newMonitor(ctx, e.board, start, cfg.Log, progress)
+	if err != nil {
+		return fmt.Errorf("vward's metrics: %w", err)
+	}
+	if cfg.HistoryOutage > 0 {
+		influxd := e.services["influxd"]
+		if influxd == nil {
+			return errors.New("a history outage needs the self-started influxd")
+		}
+		mon.planOutage(influxd, b, cfg.HistoryOutageAfter, cfg.HistoryOutage)
+	}
+	stopMon, monDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(monDone); mon.run(ctx, stopMon) }()
+	var stopMonOnce sync.Once
+	stopMonitor := func() {
+		stopMonOnce.Do(func() { close(stopMon) })
+		<-monDone
+	}
+	defer stopMonitor()
+
 	playCtx, stopPlay := context.WithCancel(ctx)
 	defer stopPlay()
 	played := make(chan error, 1)
@@ -655,11 +708,15 @@ func drive(ctx context.Context, cfg Config, e *env, devs []device, res *Result, 
 		now := time.Now()
 		cpu := 100 * (ps.cpu - lastCPU).Seconds() / now.Sub(lastAt).Seconds()
 		lastCPU, lastAt = ps.cpu, now
-		m, _ := metric(ctx, e.board, "vward_ingest_messages_stored_total", "vward_ingest_messages_in_flight")
+		m, _ := metric(ctx, e.board, mStored, mInFlight, mJournalMessages)
 		lat := b.recent()
-		progress("%s %5.0fs published %9d (%6.0f/s) stored %9.0f in-flight %6.0f board %8d p99 %6.1fms vward cpu %5.1f%% rss %6.1fMB lag %s",
+		journal := ""
+		if mon.journal {
+			journal = fmt.Sprintf(" journal %8.0f", m[mJournalMessages])
+		}
+		progress("%s %5.0fs published %9d (%6.0f/s) stored %9.0f in-flight %6.0f%s board %8d p99 %6.1fms vward cpu %5.1f%% rss %6.1fMB lag %s",
 			phase, time.Since(start).Seconds(), fleet.Stats.Published.Load(), float64(fleet.Stats.Published.Load())/max(time.Since(start).Seconds(), 0.001),
-			m["vward_ingest_messages_stored_total"], m["vward_ingest_messages_in_flight"], b.seen.Load(), lat.P99, cpu, mb(ps.rss),
+			m[mStored], m[mInFlight], journal, b.seen.Load(), lat.P99, cpu, mb(ps.rss),
 			time.Duration(fleet.Stats.LagNanos.Load()).Round(time.Millisecond))
 	}
 loop:
@@ -702,23 +759,26 @@ loop:
 	if unacked, _ := fleet.Drain(ctx, cfg.DrainTimeout); unacked > 0 {
 		progress("warning: %d messages not acknowledged by the broker", unacked)
 	}
+	// Stored is in InfluxDB: with a journal, vward has stored a message
+	// once it is journaled, and InfluxDB has it once the journal is empty.
 	drainStart := time.Now()
 	storedAt := drainStart
 	var stall time.Time
-	lastStored := -1.0
+	lastDone := -1.0
 	for {
-		m, err := metric(ctx, e.board, "vward_ingest_messages_stored_total")
-		stored := m["vward_ingest_messages_stored_total"]
-		if err == nil && stored >= float64(published) {
+		m, err := metric(ctx, e.board, mStored, mJournalMessages)
+		stored, journaled := m[mStored], m[mJournalMessages]
+		if err == nil && stored >= float64(published) && journaled == 0 {
 			storedAt = time.Now()
 			break
 		}
-		if stored != lastStored {
-			lastStored, stall = stored, time.Now()
+		if done := stored - journaled; done != lastDone {
+			lastDone, stall = done, time.Now()
 		}
 		if time.Since(drainStart) > cfg.DrainTimeout || time.Since(stall) > 30*time.Second || ctx.Err() != nil {
 			storedAt = time.Now()
-			progress("warning: vward reports %.0f of %d messages stored after %s", stored, published, time.Since(drainStart).Round(time.Second))
+			progress("warning: vward reports %.0f of %d messages stored, %.0f of them still in its journal, after %s",
+				stored, published, journaled, time.Since(drainStart).Round(time.Second))
 			break
 		}
 		select {
@@ -728,6 +788,12 @@ loop:
 		}
 	}
 	res.DrainS = round(storedAt.Sub(publishEnd).Seconds(), 2)
+	stopMonitor()
+	if mon.err != nil {
+		return fmt.Errorf("history outage: %w", mon.err)
+	}
+	res.Outage = mon.outage(res.PublishedPerS)
+	res.Journal = mon.journalStats(storedAt.Sub(start))
 	stopSampling()
 	<-sampled
 	// Give the board a moment for the last updates.
@@ -740,7 +806,7 @@ loop:
 	res.BoardEvents, res.BoardAlerts = b.events.Load(), b.alerts.Load()
 
 	progress("checking every msg_id in InfluxDB…")
-	if err := verify(ctx, cfg, e, streams, start, res); err != nil {
+	if err := verify(ctx, cfg, e, streams, start, mon.inOutage, res); err != nil {
 		return err
 	}
 	span := storedAt.Sub(start).Seconds()

@@ -24,9 +24,15 @@ type board struct {
 	seen   atomic.Int64
 	alerts atomic.Int64
 
+	// outageFrom and outageTo (unix nanos; 0 is unset, and an unset end
+	// is open) bound the measurement times whose latencies are also kept
+	// apart, in during: those of messages due while the history was out.
+	outageFrom, outageTo atomic.Int64
+
 	mu     sync.Mutex
 	lat    latencies
 	window latencies // since the progress display last asked
+	during latencies
 	last   map[string]time.Time
 
 	stop context.CancelFunc
@@ -103,6 +109,9 @@ func (b *board) handle(now time.Time, msg []byte) {
 		b.last[patient] = newest
 		b.lat.add(now.Sub(newest))
 		b.window.add(now.Sub(newest))
+		if b.inOutage(newest) {
+			b.during.add(now.Sub(newest))
+		}
 		b.seen.Add(1)
 	}
 	b.mu.Unlock()
@@ -112,6 +121,32 @@ func (b *board) latencies() latencies {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.lat.clone()
+}
+
+// outage sets the window of measurement times counted apart; a zero to
+// leaves it open.
+func (b *board) outage(from, to time.Time) {
+	var end int64
+	if !to.IsZero() {
+		end = to.UnixNano()
+	}
+	b.outageTo.Store(end)
+	b.outageFrom.Store(from.UnixNano())
+}
+
+func (b *board) inOutage(at time.Time) bool {
+	from := b.outageFrom.Load()
+	if from == 0 || at.UnixNano() < from {
+		return false
+	}
+	to := b.outageTo.Load()
+	return to == 0 || at.UnixNano() < to
+}
+
+func (b *board) outageLatencies() latencies {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.during.clone()
 }
 
 // recent summarises the latencies since it was last called, for the

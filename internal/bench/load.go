@@ -65,6 +65,12 @@ func (s *stream) Next() (simulator.Step, bool) {
 	}, true
 }
 
+// due is when message seq (from 1) of the stream is due, its readings'
+// measurement time.
+func (s *stream) due(seq int64) time.Time {
+	return s.clock.Stamp(s.offset + time.Duration(seq-1)*s.every)
+}
+
 // msgID is fmt.Sprintf("%s-%07d", dev, seq), byte for byte, without fmt:
 // it is called for every message the bench publishes, on the machine it
 // measures.

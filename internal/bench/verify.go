@@ -24,8 +24,9 @@ import (
 // verify checks the fleet's msg_ids against InfluxDB. A bench message's
 // readings share one time, so it is one point with one msg_id field: stored
 // counts distinct msg_ids, duplicates the rows beyond one per msg_id, lost
-// the published ones not found.
-func verify(ctx context.Context, cfg Config, e *env, streams []*stream, start time.Time, res *Result) error {
+// the published ones not found. With an outage (res.Outage set), the
+// messages due during it, as inOutage says, are also counted apart.
+func verify(ctx context.Context, cfg Config, e *env, streams []*stream, start time.Time, inOutage func(time.Time) bool, res *Result) error {
 	var published int64
 	for _, s := range streams {
 		published += s.published.Load()
@@ -73,11 +74,20 @@ func verify(ctx context.Context, cfg Config, e *env, streams []*stream, start ti
 		}
 		return out, nil
 	}
+	during := func(s *stream, seq int64) bool {
+		return res.Outage != nil && inOutage(s.due(seq))
+	}
 	check := func(s *stream, got map[string]int) {
 		n := s.published.Load()
 		for seq := int64(1); seq <= n; seq++ {
 			id := msgID(s.dev.id, seq)
 			c := got[id]
+			if during(s, seq) {
+				res.Outage.Published++
+				if c > 0 {
+					res.Outage.Stored++
+				}
+			}
 			if c == 0 {
 				res.Lost++
 				if len(res.LostIDs) < 20 {
@@ -141,6 +151,12 @@ func verify(ctx context.Context, cfg Config, e *env, streams []*stream, start ti
 		n := s.published.Load()
 		if distinct[d] == n && rows[d] == n {
 			res.Stored += n
+			for seq := int64(1); seq <= n; seq++ {
+				if during(s, seq) {
+					res.Outage.Published++
+					res.Outage.Stored++
+				}
+			}
 			continue
 		}
 		got, err := ids(d)
