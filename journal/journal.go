@@ -36,7 +36,7 @@ import (
 const DefaultMaxBytes = 2 << 30
 
 // MinMaxBytes is the smallest bound the journal takes: room for a few
-// batches.
+// batches, each written in entries of at most an eighth of the bound.
 const MinMaxBytes = 64 << 10
 
 // stream and subject of the journal in its embedded server.
@@ -89,6 +89,9 @@ type Journal struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 
+	// maxEntry bounds one entry's bytes: an eighth of the journal, and
+	// within the engine's largest message.
+	maxEntry int
 	first    uint64        // the first sequence not yet forwarded, at Open
 	last     atomic.Uint64 // the highest sequence written
 	appended chan struct{} // wakes the forwarder
@@ -144,6 +147,7 @@ func Open(ctx context.Context, cfg Config, next history.Store, metrics *Metrics,
 	if j.conn, err = nats.Connect("", nats.InProcessServer(srv), nats.Name("vward"), nats.MaxReconnects(-1)); err != nil {
 		return fail(fmt.Errorf("journal: connect to the engine: %w", err))
 	}
+	j.maxEntry = int(min(cfg.MaxBytes/8, j.conn.MaxPayload()/2))
 	if j.js, err = jetstream.New(j.conn); err != nil {
 		return fail(fmt.Errorf("journal: %w", err))
 	}
@@ -239,6 +243,79 @@ func (j *Journal) WriteReadings(ctx context.Context, rs []vward.Reading) error {
 	defer entryBuffers.Put(buf)
 	data, messages := appendEntry((*buf)[:0], rs)
 	*buf = data
+	if len(data) > j.maxEntry && len(rs) > 1 {
+		// An entry larger than the journal could hold would be
+		// refused for ever.
+		return j.writeParts(ctx, j.split(nil, rs, buf))
+	}
+	return j.append(ctx, data, messages, len(rs))
+}
+
+// writeParts writes a batch in parts, in order. The batch is refused
+// whole (ErrFull) only while none of it is written; after its first part,
+// each waits for the forwarder to make room, so that a retry does not
+// write the first parts again and crowd out the rest.
+func (j *Journal) writeParts(ctx context.Context, parts [][]vward.Reading) error {
+	buf := entryBuffers.Get().(*[]byte)
+	defer entryBuffers.Put(buf)
+	written, total := 0, 0
+	for _, part := range parts {
+		total += len(part)
+	}
+	for i, part := range parts {
+		data, messages := appendEntry((*buf)[:0], part)
+		*buf = data
+		for wait := j.cfg.RetryMin; ; wait = min(2*wait, j.cfg.RetryMax) {
+			err := j.append(ctx, data, messages, len(part))
+			if err == nil {
+				break
+			}
+			// What is written is forwarded again after a retry of the
+			// whole batch, and overwrites its own points.
+			if i == 0 || !errors.Is(err, ErrFull) {
+				return err
+			}
+			if !sleep(ctx, wait) {
+				return fmt.Errorf("journal: %d readings of a batch written, %d waiting for room: %w", written, total-written, ctx.Err())
+			}
+		}
+		written += len(part)
+	}
+	return nil
+}
+
+// split cuts rs into parts whose entries are at most maxEntry bytes,
+// at message boundaries where it can; buf is scratch.
+func (j *Journal) split(parts [][]vward.Reading, rs []vward.Reading, buf *[]byte) [][]vward.Reading {
+	data, _ := appendEntry((*buf)[:0], rs)
+	*buf = data
+	if len(data) <= j.maxEntry || len(rs) == 1 {
+		return append(parts, rs)
+	}
+	half := splitAt(rs)
+	return j.split(j.split(parts, rs[:half], buf), rs[half:], buf)
+}
+
+// splitAt is where to cut rs in two: the message boundary nearest below
+// its middle, or above it, or the middle itself when rs is one message.
+func splitAt(rs []vward.Reading) int {
+	half := len(rs) / 2
+	for i := half; i > 0; i-- {
+		if !samePoint(rs[i-1], rs[i]) {
+			return i
+		}
+	}
+	for i := half + 1; i < len(rs); i++ {
+		if !samePoint(rs[i-1], rs[i]) {
+			return i
+		}
+	}
+	return half
+}
+
+// append writes one entry of messages device messages and readings
+// readings, and waits for its fsync.
+func (j *Journal) append(ctx context.Context, data []byte, messages, readings int) error {
 	began := time.Now()
 	ack, err := j.js.Publish(ctx, subject, data)
 	if err != nil {
@@ -249,9 +326,9 @@ func (j *Journal) WriteReadings(ctx context.Context, rs []vward.Reading) error {
 			}
 			j.metrics.Full.Set(1)
 			j.metrics.Refused.Inc()
-			return fmt.Errorf("%w (%d bytes, --journal-max-bytes): %d readings wait at the broker until the history catches up", ErrFull, j.cfg.MaxBytes, len(rs))
+			return fmt.Errorf("%w (%d bytes, --journal-max-bytes): %d readings wait at the broker until the history catches up", ErrFull, j.cfg.MaxBytes, readings)
 		}
-		return fmt.Errorf("append %d readings to the journal: %w", len(rs), err)
+		return fmt.Errorf("append %d readings to the journal: %w", readings, err)
 	}
 	j.metrics.AppendDuration.Observe(time.Since(began).Seconds())
 	if j.full.Swap(false) {

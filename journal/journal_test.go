@@ -232,6 +232,27 @@ func TestFullRefusesUntilThereIsRoom(t *testing.T) {
 	}
 }
 
+// A batch larger than the whole of a small journal is written in parts,
+// each waiting for the forwarder to make room, rather than refused for
+// ever: the pipeline retries a refused batch as it was, and would never get
+// past it.
+func TestBatchLargerThanTheJournal(t *testing.T) {
+	mem := history.NewMemory(100000)
+	j := open(t, Config{Dir: t.TempDir(), MaxBytes: MinMaxBytes}, mem)
+	run(t, j)
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+	rs := batch(0, 3000, at)
+	if data, _ := appendEntry(nil, rs); len(data) <= 2*MinMaxBytes {
+		t.Fatalf("the batch is %d bytes as one entry, want more than twice the journal's %d", len(data), MinMaxBytes)
+	}
+	write(t, j, rs)
+	eventually(t, "6000 readings in the history", memoryHas(mem, 6000, at))
+	eventually(t, "the journal emptied", func() bool { return j.State().Messages == 0 })
+	if s := j.State(); s.Full {
+		t.Errorf("State after the batch = %+v, want room", s)
+	}
+}
+
 // A torn tail (the newest block cut short or garbled, as a crash mid-write
 // leaves it) does not stop the journal from opening: the entries before it
 // are kept and forwarded, and writing goes on.
