@@ -64,7 +64,7 @@ func TestEntryRoundTrip(t *testing.T) {
 
 func sameReading(a, b vward.Reading) bool {
 	return a.Device == b.Device && a.Patient == b.Patient && a.Ward == b.Ward && a.MsgID == b.MsgID &&
-		a.Kind == b.Kind && a.Value == b.Value && a.At.Equal(b.At)
+		a.Kind == b.Kind && math.Float64bits(a.Value) == math.Float64bits(b.Value) && a.At.Equal(b.At)
 }
 
 func TestDecodeEntryRefusesWhatIsCut(t *testing.T) {
