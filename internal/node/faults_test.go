@@ -41,7 +41,6 @@ import (
 	"github.com/vward/vward/internal/node"
 	"github.com/vward/vward/internal/testenv"
 	"github.com/vward/vward/mqttsource"
-	"github.com/vward/vward/sqlitedb"
 )
 
 // The node's observer is the alert monitor: it must hear of devices
@@ -298,28 +297,33 @@ func clipList(s []string) string {
 
 // runNode opens and runs a node in this process against the given broker
 // and InfluxDB, after seeding the fleet; it stops when the test ends.
-func runNode(t *testing.T, f fleet, broker *testenv.Mosquitto, influx *testenv.Influx, mqttCfg mqttsource.Config, ingestCfg ingest.Config) *node.Node {
+// configure, if given, adjusts the node's configuration first.
+func runNode(t *testing.T, f fleet, broker *testenv.Mosquitto, influx *testenv.Influx, mqttCfg mqttsource.Config, ingestCfg ingest.Config, configure ...func(*node.Config)) *node.Node {
 	t.Helper()
-	n, stop := startNode(t, f, t.TempDir(), true, broker, influx, mqttCfg, ingestCfg)
+	n, stop := startNode(t, f, t.TempDir(), true, broker, influx, mqttCfg, ingestCfg, configure...)
 	t.Cleanup(stop)
 	return n
 }
 
 // startNode opens a node on dataDir (seeding the fleet if seed), runs it
 // and waits until it is ready. stop cancels it, waits for a clean exit and
-// closes it.
-func startNode(t *testing.T, f fleet, dataDir string, seed bool, broker *testenv.Mosquitto, influx *testenv.Influx, mqttCfg mqttsource.Config, ingestCfg ingest.Config) (*node.Node, func()) {
+// closes it. configure, if given, adjusts the node's configuration first.
+func startNode(t *testing.T, f fleet, dataDir string, seed bool, broker *testenv.Mosquitto, influx *testenv.Influx, mqttCfg mqttsource.Config, ingestCfg ingest.Config, configure ...func(*node.Config)) (*node.Node, func()) {
 	t.Helper()
 	mqttCfg.URL = broker.URL
 	ctx, cancel := context.WithCancel(context.Background())
-	n, err := node.Open(ctx, node.Config{
+	cfg := node.Config{
 		DataDir:  dataDir,
 		HTTPAddr: "127.0.0.1:0",
 		MQTT:     mqttCfg,
 		Influx:   &history.InfluxConfig{URL: influx.URL, Bucket: influx.Bucket},
 		Ingest:   ingestCfg,
 		Log:      testLog(t),
-	})
+	}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	n, err := node.Open(ctx, cfg)
 	if err != nil {
 		cancel()
 		t.Fatalf("open node: %v", err)
@@ -613,21 +617,7 @@ func TestFaultVwardKilled(t *testing.T) {
 	broker, influx := testenv.StartMosquitto(t), testenv.StartInflux(t)
 	f := newFleet(faultMessages)
 
-	// Seed the registry in vward's own SQLite file before vward opens it.
-	dataDir := t.TempDir()
-	db, err := sqlitedb.Open(filepath.Join(dataDir, "vward.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := devices.Open(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.seed(t, reg)
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-
+	dataDir := seededDataDir(t, f)
 	v := newVwardProcess(t, bin, dataDir, broker, influx, "vward-fault-kill")
 	// What the broker redelivers is what vward holds unacknowledged, which
 	// takes acknowledging only once InfluxDB has it (TestJournalVwardKilled
