@@ -153,9 +153,10 @@ func TestRestartKeepsBoardAndAlerts(t *testing.T) {
 	}
 }
 
-// seededVward starts `vward serve` on a registry of ward w1 with patients
-// p0… wearing devices d0…, and the nurse; it is killed at the test's end.
-func seededVward(t *testing.T, broker *testenv.Mosquitto, influx *testenv.Influx, n int) *vwardProcess {
+// seededVward starts `vward serve`, with args beyond the usual, on a
+// registry of ward w1 with patients p0… wearing devices d0…, and the nurse;
+// it is killed at the test's end.
+func seededVward(t *testing.T, broker *testenv.Mosquitto, influx *testenv.Influx, n int, args ...string) *vwardProcess {
 	t.Helper()
 	bin := buildVward(t)
 	dataDir := t.TempDir()
@@ -191,32 +192,43 @@ func seededVward(t *testing.T, broker *testenv.Mosquitto, influx *testenv.Influx
 	}
 
 	v := newVwardProcess(t, bin, dataDir, broker, influx, "vward-restart")
+	v.args = append(v.args, args...)
 	t.Cleanup(func() { v.stop(t, syscall.SIGKILL) })
 	v.start(t)
 	return v
 }
 
-// SIGTERM while InfluxDB is down and messages are held exits within the
-// flush timeout (10 s) and leaves them to the broker to redeliver.
+// SIGTERM while InfluxDB is down exits within the flush timeout (10 s):
+// with the journal, which holds the message and forwards it after the next
+// start, and without it, when the message is held unacknowledged and left
+// to the broker to redeliver.
 func TestStopWithInfluxDownIsBounded(t *testing.T) {
 	t.Parallel()
-	broker, influx := testenv.StartMosquitto(t), testenv.StartInflux(t)
-	v := seededVward(t, broker, influx, 1)
-	influx.Stop(t)
-	if err := publishOnce(broker.URL, vward.ReadingsTopic("d0"), vitalsMessage("held", time.Now(), 16, 97, 120, 70, "A", 37.0)); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Second) // vward has it and cannot store it
-	began := time.Now()
-	cmd, done := v.cmd, v.done
-	v.cmd = nil
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-		t.Logf("vward exited %v after SIGTERM with InfluxDB down", time.Since(began).Round(time.Millisecond))
-	case <-time.After(20 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("vward still running 20 s after SIGTERM with InfluxDB down")
+	for _, c := range []struct {
+		name string
+		args []string
+	}{{"journal", nil}, {"no journal", []string{"--no-journal"}}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			broker, influx := testenv.StartMosquitto(t), testenv.StartInflux(t)
+			v := seededVward(t, broker, influx, 1, c.args...)
+			influx.Stop(t)
+			if err := publishOnce(broker.URL, vward.ReadingsTopic("d0"), vitalsMessage("held", time.Now(), 16, 97, 120, 70, "A", 37.0)); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Second) // vward has it and cannot store it in InfluxDB
+			began := time.Now()
+			cmd, done := v.cmd, v.done
+			v.cmd = nil
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+				t.Logf("vward exited %v after SIGTERM with InfluxDB down", time.Since(began).Round(time.Millisecond))
+			case <-time.After(20 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Fatal("vward still running 20 s after SIGTERM with InfluxDB down")
+			}
+		})
 	}
 }
 
