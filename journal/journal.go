@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,6 +93,7 @@ type Journal struct {
 	// maxEntry bounds one entry's bytes: an eighth of the journal, and
 	// within the engine's largest message.
 	maxEntry int
+	handoff  handoff       // what was just written, for the forwarder
 	first    uint64        // the first sequence not yet forwarded, at Open
 	last     atomic.Uint64 // the highest sequence written
 	appended chan struct{} // wakes the forwarder
@@ -248,7 +250,7 @@ func (j *Journal) WriteReadings(ctx context.Context, rs []vward.Reading) error {
 		// refused for ever.
 		return j.writeParts(ctx, j.split(nil, rs, buf))
 	}
-	return j.append(ctx, data, messages, len(rs))
+	return j.append(ctx, data, rs, messages)
 }
 
 // writeParts writes a batch in parts, in order. The batch is refused
@@ -266,7 +268,7 @@ func (j *Journal) writeParts(ctx context.Context, parts [][]vward.Reading) error
 		data, messages := appendEntry((*buf)[:0], part)
 		*buf = data
 		for wait := j.cfg.RetryMin; ; wait = min(2*wait, j.cfg.RetryMax) {
-			err := j.append(ctx, data, messages, len(part))
+			err := j.append(ctx, data, part, messages)
 			if err == nil {
 				break
 			}
@@ -313,9 +315,10 @@ func splitAt(rs []vward.Reading) int {
 	return half
 }
 
-// append writes one entry of messages device messages and readings
-// readings, and waits for its fsync.
-func (j *Journal) append(ctx context.Context, data []byte, messages, readings int) error {
+// append writes one entry, data, of rs (messages device messages), and
+// waits for its fsync.
+func (j *Journal) append(ctx context.Context, data []byte, rs []vward.Reading, messages int) error {
+	readings := len(rs)
 	began := time.Now()
 	ack, err := j.js.Publish(ctx, subject, data)
 	if err != nil {
@@ -331,6 +334,8 @@ func (j *Journal) append(ctx context.Context, data []byte, messages, readings in
 		return fmt.Errorf("append %d readings to the journal: %w", readings, err)
 	}
 	j.metrics.AppendDuration.Observe(time.Since(began).Seconds())
+	// Handed over before the forwarder can see the sequence (j.last).
+	j.handoff.put(ack.Sequence, handed{readings: rs, messages: messages, bytes: len(data), at: began})
 	if j.full.Swap(false) {
 		j.log.Info("journal has room again; acknowledging on receipt")
 		j.metrics.Full.Set(0)
@@ -351,6 +356,69 @@ func (j *Journal) append(ctx context.Context, data []byte, messages, readings in
 	default:
 	}
 	return nil
+}
+
+// handoff keeps copies of the readings of entries just written, by
+// sequence, so that the forwarder need not read back and decode what it
+// was handed a moment before: reading an entry back from the engine cost
+// as much CPU as writing it. It is bounded; beyond the bound (a long
+// outage) the forwarder reads from the engine.
+type handoff struct {
+	mu       sync.Mutex
+	entries  map[uint64]handed
+	readings int
+}
+
+// handed is one entry's readings, as written.
+type handed struct {
+	readings        []vward.Reading
+	messages, bytes int
+	at              time.Time // when it was written
+}
+
+// maxHandoffReadings bounds the handoff: about 30 MB of readings, some
+// seconds at full rate.
+const maxHandoffReadings = 1 << 18
+
+// put keeps a copy of h's readings (the caller reuses its slice), if
+// there is room.
+func (h *handoff) put(seq uint64, e handed) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.readings+len(e.readings) > maxHandoffReadings {
+		return
+	}
+	if h.entries == nil {
+		h.entries = map[uint64]handed{}
+	}
+	e.readings = slices.Clone(e.readings)
+	h.entries[seq] = e
+	h.readings += len(e.readings)
+}
+
+// take removes and returns the entry of seq, if it is held.
+func (h *handoff) take(seq uint64) (handed, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e, ok := h.entries[seq]
+	if ok {
+		delete(h.entries, seq)
+		h.readings -= len(e.readings)
+	}
+	return e, ok
+}
+
+// dropBelow forgets entries the forwarder has passed: one written while
+// the forwarder read it from the engine.
+func (h *handoff) dropBelow(seq uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s, e := range h.entries {
+		if s < seq {
+			delete(h.entries, s)
+			h.readings -= len(e.readings)
+		}
+	}
 }
 
 // isFull says whether the engine refused a write for want of room.
@@ -407,6 +475,14 @@ func (j *Journal) Run(ctx context.Context) error {
 		readings = readings[:0]
 		end, messages, bytes := next-1, 0, 0
 		for seq := next; seq <= j.last.Load() && len(readings) < j.cfg.ForwardReadings; seq++ {
+			if h, ok := j.handoff.take(seq); ok {
+				if seq == next {
+					j.oldest.Store(h.at.UnixNano())
+				}
+				readings = append(readings, h.readings...)
+				end, messages, bytes = seq, messages+h.messages, bytes+h.bytes
+				continue
+			}
 			m, err := j.stream.GetMsg(ctx, seq)
 			if errors.Is(err, jetstream.ErrMsgNotFound) {
 				end = seq
@@ -442,6 +518,7 @@ func (j *Journal) Run(ctx context.Context) error {
 			return nil // only cancellation stops a forward
 		}
 		next = end + 1
+		j.handoff.dropBelow(next)
 		j.messages.Add(-int64(messages))
 		j.bytes.Add(-int64(bytes))
 		j.metrics.Forwarded.Add(float64(messages))

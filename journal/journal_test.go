@@ -112,6 +112,30 @@ func TestForwardsInOrderAndForgets(t *testing.T) {
 	}
 }
 
+// More than the handoff holds (a long outage): what it does not hold is
+// read back from the engine, in order, and nothing is forwarded twice.
+func TestForwardsBeyondTheHandoff(t *testing.T) {
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+	mem := history.NewMemory(1 << 20)
+	j := open(t, Config{Dir: t.TempDir()}, mem)
+	const perBatch = 1000 // messages of two readings
+	batches := maxHandoffReadings/(2*perBatch) + 20
+	for b := range batches {
+		write(t, j, batch(b*perBatch, perBatch, at))
+	}
+	if held := j.handoff.readings; held > maxHandoffReadings || held == 0 {
+		t.Fatalf("the handoff holds %d readings, want some and at most %d", held, maxHandoffReadings)
+	}
+	run(t, j)
+	want := 2 * perBatch * batches
+	eventually(t, fmt.Sprintf("%d readings in the history", want), memoryHas(mem, want, at))
+	eventually(t, "the journal emptied", func() bool { return j.State().Messages == 0 })
+	rs, _ := mem.Readings(context.Background(), "p1", at.Add(-time.Hour), at.Add(1000*time.Hour))
+	if len(rs) != want {
+		t.Fatalf("history has %d readings, want %d", len(rs), want)
+	}
+}
+
 // An outage of InfluxDB: the journal takes every write, keeps it, says the
 // history is behind, and forwards everything once InfluxDB is back; each
 // reading is stored once.
