@@ -679,10 +679,13 @@ func (j *Journal) Close() {
 	}
 }
 
-// engineLog passes the engine's warnings and errors to vward's log.
+// engineLog passes the engine's warnings and errors to vward's log, and
+// its notices at debug level (what it restored from disk at start).
 type engineLog struct{ log *slog.Logger }
 
-func (l engineLog) Noticef(string, ...any) {}
+func (l engineLog) Noticef(format string, v ...any) {
+	l.log.Debug("journal engine: " + fmt.Sprintf(format, v...))
+}
 func (l engineLog) Debugf(string, ...any)  {}
 func (l engineLog) Tracef(string, ...any)  {}
 func (l engineLog) Warnf(format string, v ...any) {
