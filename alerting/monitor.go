@@ -566,3 +566,80 @@ func (m *Monitor) rescoreAll() {
 	m.mu.Unlock()
 	m.publishRows(rowChanges)
 }
+
+// Freshness is how long each parameter's latest value stays current here:
+// what decides whether a reading measured some time ago still scores.
+func (m *Monitor) Freshness() news2.Freshness { return m.freshness }
+
+// Retract takes readings entered in error out of a patient's current set
+// and rescores them. The monitor holds only the newest value of each kind,
+// so each kind whose held value is one of wrong (same device, time and
+// value) is forgotten and the newest of earlier, the patient's other
+// readings, takes its place; a kind with none shows as missing. A wrong
+// reading already superseded changes nothing. The patient is assessed
+// through the alert lifecycle with cause, as for a new reading, and
+// Retract reports whether the set changed.
+func (m *Monitor) Retract(id vward.PatientID, wrong, earlier []vward.Reading, cause string) bool {
+	now := m.now()
+	m.mu.Lock()
+	p, ok := m.patients[id]
+	if !ok {
+		m.mu.Unlock()
+		return false
+	}
+	var forgot [vward.NumReadingKinds]bool
+	changed := false
+	for _, r := range wrong {
+		i := r.Kind.Index()
+		if i < 0 {
+			continue
+		}
+		cur := p.vitals[i]
+		if cur.Kind == "" || cur.Device != r.Device || !cur.At.Equal(r.At) || cur.Value != r.Value {
+			continue
+		}
+		p.vitals[i] = vward.Reading{}
+		if param, ok := news2.ParameterOf(r.Kind); ok {
+			p.set.Forget(param)
+		}
+		forgot[i], changed = true, true
+	}
+	if !changed {
+		m.mu.Unlock()
+		return false
+	}
+	for _, r := range earlier {
+		i := r.Kind.Index()
+		if i < 0 || !forgot[i] || r.Patient != id {
+			continue
+		}
+		if cur := &p.vitals[i]; cur.Kind == "" || !r.At.Before(cur.At) {
+			*cur = r
+		}
+		if param, ok := news2.ParameterOf(r.Kind); ok {
+			p.set.Update(param, r.Value, r.At)
+		}
+	}
+	p.lastSeen = time.Time{}
+	for _, v := range p.vitals {
+		if v.Kind != "" && v.At.After(p.lastSeen) {
+			p.lastSeen = v.At
+		}
+	}
+	m.rescoreLocked(p, now)
+	var rowChanges []RowChange
+	if m.listeningTo(p.info.Ward) {
+		rowChanges = append(rowChanges, m.rowChangeLocked(p))
+	}
+	var assess *assessment
+	if m.engine != nil {
+		p.seq++
+		assess = &assessment{watch: p.watch, info: p.info, seq: p.seq, set: p.set, res: p.score}
+	}
+	m.mu.Unlock()
+	m.publishRows(rowChanges)
+	if assess != nil {
+		m.engine.assess(assess.watch, assess.info, assess.seq, assess.set, assess.res, cause)
+	}
+	return true
+}

@@ -105,3 +105,5 @@ func (s ParamSet) Has(p Parameter) bool {
 }
 
 func (s ParamSet) with(p Parameter) ParamSet { return s | 1<<p }
+
+func (s ParamSet) without(p Parameter) ParamSet { return s &^ (1 << p) }

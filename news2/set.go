@@ -64,6 +64,16 @@ func (s *Set) Update(p Parameter, v float64, at time.Time) bool {
 // no-op like any other redelivery.
 func sameValue(a, b float64) bool { return a == b || a != a && b != b }
 
+// Forget drops the held value of p, so that a value entered in error stops
+// counting; the caller offers the patient's earlier values again with Update.
+func (s *Set) Forget(p Parameter) {
+	if !p.valid() {
+		return
+	}
+	s.values[p], s.at[p] = 0, time.Time{}
+	s.present = s.present.without(p)
+}
+
 // Latest returns the held value of p and its measurement time.
 func (s *Set) Latest(p Parameter) (v float64, at time.Time, ok bool) {
 	if !s.present.Has(p) {
