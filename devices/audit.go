@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/vward/vward"
 )
 
 // The audit trail records every change to the registry: who, when, what and
@@ -58,6 +60,17 @@ func audit(ctx context.Context, tx execer, action, subject, detail, reason strin
 		return fmt.Errorf("record %s of %s: %w", action, subject, err)
 	}
 	return nil
+}
+
+// Execer is a transaction or a database, for RecordPatientAudit.
+type Execer = execer
+
+// RecordPatientAudit records a change to a patient's record made by another
+// package in tx, the change's own transaction in the same SQL store (an
+// observation entered by a clinician), in the registry's audit, so that the
+// patient's audit trail (PatientAudit) holds every change made to them.
+func RecordPatientAudit(ctx context.Context, tx Execer, action string, patient vward.PatientID, detail, reason string) error {
+	return audit(ctx, tx, action, patientSubject(string(patient)), detail, reason)
 }
 
 // AuditQuery selects audit entries.

@@ -489,3 +489,30 @@ func clipString(s string) string {
 	}
 	return s
 }
+
+// ReadingValue decodes and checks one value of kind as device protocol v1
+// carries it (a number, true/false for supplemental_oxygen, an ACVPU letter
+// for consciousness), against the same kinds and ranges as a device
+// message's readings: what a person enters is refused exactly where a
+// device's reading would be.
+func ReadingValue(kind string, raw json.RawMessage) (vward.ReadingKind, float64, error) {
+	k := vward.ReadingKind(kind)
+	if kind == "" {
+		return k, 0, errors.New("type is missing")
+	}
+	if !k.Known() {
+		return k, 0, fmt.Errorf("unknown reading type %q", kind)
+	}
+	if len(raw) == 0 || string(raw) == "null" {
+		return k, 0, errors.New("value is missing")
+	}
+	v, err := decodeValue(k, raw)
+	return k, v, err
+}
+
+// CheckMeasuredAt applies a device message's clock-skew and maximum-age
+// limits to a measurement time given otherwise (by a person), naming it
+// as shown in the reason.
+func CheckMeasuredAt(t time.Time, shown string, now time.Time, lim Limits) (time.Time, error) {
+	return checkInstant(t, shown, now, lim)
+}

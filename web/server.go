@@ -21,6 +21,7 @@ import (
 	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
+	"github.com/vward/vward/observations"
 	"github.com/vward/vward/registrysync"
 )
 
@@ -81,7 +82,10 @@ type Deps struct {
 	// Sync tells the monitor of each registry change made here at once
 	// (registrysync); nil builds one of Registry into Monitor.
 	Sync RegistrySync
-	Log  *slog.Logger
+	// Observations serves the observations people enter
+	// (observations.go); nil leaves those routes out.
+	Observations *observations.Service
+	Log          *slog.Logger
 }
 
 // RegistrySync brings the monitor up to date with the registry after a
@@ -151,8 +155,9 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("GET /api/v1/stream", s.stream)
 	api.HandleFunc("GET /api/v1/status", s.status)
 	api.HandleFunc("GET /api/v1/rejections", s.rejections)
-	s.alertRoutes(api)    // /api/v1/alerts…, /api/v1/reports/response-times (alerts.go)
-	s.registryRoutes(api) // /api/v1/wards…, patients' stays, /api/v1/devices… (registry.go)
+	s.alertRoutes(api)       // /api/v1/alerts…, /api/v1/reports/response-times (alerts.go)
+	s.registryRoutes(api)    // /api/v1/wards…, patients' stays, /api/v1/devices… (registry.go)
+	s.observationRoutes(api) // /api/v1/patients/{id}/observations, /api/v1/observations… (observations.go)
 	mux.Handle("/api/", s.auth.Require(api))
 	h := secure(mux)
 	if s.httpm != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/vward/vward/journal"
 	"github.com/vward/vward/mqttsource"
 	"github.com/vward/vward/news2"
+	"github.com/vward/vward/observations"
 	"github.com/vward/vward/registrysync"
 	"github.com/vward/vward/sqlitedb"
 	"github.com/vward/vward/web"
@@ -65,15 +66,18 @@ type Node struct {
 	// in front of InfluxDB, InfluxDB alone, or the in-memory history.
 	History history.Store
 	// Journal is the journal, when there is one.
-	Journal  *journal.Journal
-	influx   *history.Influx
-	Monitor  *alerting.Monitor
-	Alerts   *alerting.Engine
-	Sync     *registrysync.Sync
-	Hub      *web.Hub
-	Auth     *web.Auth
-	Pipeline *ingest.Pipeline
-	Source   *mqttsource.Source
+	Journal *journal.Journal
+	influx  *history.Influx
+	Monitor *alerting.Monitor
+	Alerts  *alerting.Engine
+	// Observations are the observations people enter, and how they reach
+	// the monitor and the history.
+	Observations *observations.Service
+	Sync         *registrysync.Sync
+	Hub          *web.Hub
+	Auth         *web.Auth
+	Pipeline     *ingest.Pipeline
+	Source       *mqttsource.Source
 	// Metrics is this node's Prometheus registry, served on /metrics. It
 	// is not the global one, so a test may run several nodes.
 	Metrics  *prometheus.Registry
@@ -141,6 +145,11 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(err)
 	}
 	n.Monitor = alerting.NewMonitor(news2.DefaultFreshness(), n.Hub, n.Alerts, cfg.Log)
+	entries, err := observations.Open(ctx, db, n.Registry)
+	if err != nil {
+		return fail(err)
+	}
+	n.Observations = observations.NewService(entries, n.History, n.Monitor, cfg.Log)
 	n.Metrics.MustRegister(n.Alerts.Collector(), n.Hub.Collector(), n.Registry.Collector())
 	n.Sync = registrysync.New(n.Registry, n.Monitor, cfg.Log)
 	// The pipeline tells devices why it refused their messages through the
@@ -201,6 +210,8 @@ func (n *Node) restore(ctx context.Context) {
 		trends <- loaded{ts, err}
 	}()
 	rs, err := n.History.Latest(ctx, began.Add(-RestoreLookback), began.Add(time.Minute))
+	// The entries' store, not the history, says which entered readings count.
+	rs = n.Observations.Restore(ctx, rs, began.Add(-RestoreLookback))
 	if t := <-trends; t.err != nil {
 		n.log.Error("restore the board's trends: they start again from now", "err", t.err)
 	} else {
@@ -249,6 +260,7 @@ func (n *Node) Run(ctx context.Context) error {
 		Auth: n.Auth, Monitor: n.Monitor, History: n.History, Hub: n.Hub,
 		Wards: n.Registry, Registry: n.Registry, Checks: checks, Status: n.Status, Log: n.log,
 		Ops: web.Ops{Rejections: n.Dead, Metrics: n.Metrics, Registerer: n.Metrics}, Alerts: n.Alerts, Sync: n.Sync,
+		Observations: n.Observations,
 	})
 	g, gctx := errgroup.WithContext(ctx)
 	if n.historyDown != nil {
@@ -267,6 +279,9 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { return n.Monitor.KeepTrends(gctx, n.Alerts.Store()) })
 	// The CLI writes the registry from other processes; see docs/registry.md.
 	g.Go(func() error { return n.Sync.Run(gctx, RegistryWatchInterval) })
+	// Observations entered with the CLI reach the monitor and the history
+	// here: only this process writes the history (docs/observations.md).
+	g.Go(func() error { return n.Observations.Run(gctx, RegistryWatchInterval) })
 	g.Go(func() error {
 		err := web.Serve(gctx, n.listener, srv.Handler())
 		n.cancel() // end the board streams
