@@ -1,7 +1,8 @@
 package main
 
 // `vward patients …`: admit, pause, resume and discharge patients, prescribe
-// their SpO2 scale, and show their audit trail.
+// their SpO2 scale, show their audit trail, and enter observations people
+// took (observe.go).
 
 import (
 	"context"
@@ -22,7 +23,8 @@ func newPatientsCmd() *cobra.Command {
 		Short: "Admit, pause, resume and discharge patients; prescribe their SpO2 scale",
 	}
 	cmd.AddCommand(newPatientsAdmitCmd(), newPatientsStatusCmd("pause"), newPatientsStatusCmd("resume"),
-		newPatientsDischargeCmd(), newPatientsListCmd(), newPatientsSetScaleCmd(), newPatientsAuditCmd())
+		newPatientsDischargeCmd(), newPatientsListCmd(), newPatientsSetScaleCmd(), newPatientsAuditCmd(),
+		newPatientsObserveCmd(), newPatientsEnteredInErrorCmd())
 	return cmd
 }
 
