@@ -460,17 +460,12 @@ async function showPatient(id) {
   $("pv-name").textContent = p ? (p.name || p.patient) : id;
   $("pv-meta").textContent = p ? (wardOf(p.ward) || { name: p.ward }).name + " · SpO₂ scale " + p.spo2_scale +
     (p.paused ? " · monitoring paused (in hospital): no alerts are raised" : "") : "";
-  const score = $("pv-score");
-  score.replaceChildren();
-  if (p && p.news2) {
-    const s = scoreCell(p);
-    s.firstChild.appendChild(el("span", "", " · monitoring " + p.news2.monitoring));
-    score.appendChild(s.firstChild);
-    score.appendChild(el("p", "", p.news2.response));
-    const nc = chart("NEWS2", (p.trend || []).map(t => ({ at: t.at, value: t.score })));
-    nc.querySelector("h3").textContent = "NEWS2 (24 hours)";
-    score.appendChild(nc);
-  }
+  showScore(p);
+  const mayEnter = me && me.role !== "viewer";
+  $("obs-form").hidden = !mayEnter;
+  // At 3 a.m. the first thing a clinician does here is enter a round.
+  if (mayEnter) { resetObsForm(); $("obs-respiratory_rate").focus(); } else $("pv-back").focus();
+  showEntries(id);
   showTimeline(id);
   const charts = $("pv-charts");
   charts.replaceChildren(el("p", "none", "loading…"));
@@ -481,7 +476,125 @@ async function showPatient(id) {
   for (const kind of ["respiratory_rate", "spo2", "systolic_bp", "diastolic_bp", "heart_rate", "temperature"]) {
     charts.appendChild(chart(kind, body.readings.filter(r => r.kind === kind)));
   }
-  $("pv-back").focus();
+}
+
+// showScore shows the patient's NEWS2 now, and again whenever their row
+// changes while the view is open.
+function showScore(p) {
+  const score = $("pv-score");
+  score.replaceChildren();
+  if (p && p.news2) {
+    const s = scoreCell(p);
+    s.firstChild.appendChild(el("span", "", " · monitoring " + p.news2.monitoring));
+    score.appendChild(s.firstChild);
+    if (!p.news2.complete) score.appendChild(s.lastChild);
+    score.appendChild(el("p", "", p.news2.response));
+    const nc = chart("NEWS2", (p.trend || []).map(t => ({ at: t.at, value: t.score })));
+    nc.querySelector("h3").textContent = "NEWS2 (24 hours)";
+    score.appendChild(nc);
+  } else {
+    score.appendChild(el("p", "none", "no score yet"));
+  }
+}
+
+function viewing(id) { return location.hash === "#patient/" + encodeURIComponent(id); }
+function viewedPatient() {
+  const m = location.hash.match(/^#patient\/(.+)$/);
+  return m ? decodeURIComponent(m[1]) : "";
+}
+
+// --- Observations entered by people (docs/observations.md) ---------------------------
+
+const OBS_FIELDS = ["respiratory_rate", "spo2", "systolic_bp", "heart_rate", "temperature"];
+const SOURCE_WORD = { telephone: "telephone", home_visit: "home visit", carer: "carer", care_home_staff: "care-home staff", patient_self_report: "patient's own report" };
+
+// localInput writes a time as a datetime-local input's value.
+function localInput(d) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + "T" + pad(d.getHours()) + ":" + pad(d.getMinutes());
+}
+
+// resetObsForm empties the form; the time shows now and, left alone, is
+// sent as "now" when the form is submitted.
+function resetObsForm() {
+  for (const k of OBS_FIELDS) $("obs-" + k).value = "";
+  $("obs-consciousness").value = "";
+  $("obs-supplemental_oxygen").checked = false;
+  $("obs-at").value = localInput(new Date(Date.now() + serverOffset));
+  $("obs-at").dataset.auto = "1";
+  $("obs-source").value = localStorage.getItem("vward-obs-source") || "telephone";
+  $("obs-error").textContent = "";
+}
+
+async function submitObs(ev) {
+  ev.preventDefault();
+  const id = viewedPatient();
+  if (!id) return;
+  const readings = {};
+  for (const k of OBS_FIELDS) {
+    const v = $("obs-" + k).value.trim();
+    if (v !== "") readings[k] = Number(v);
+  }
+  const acvpu = $("obs-consciousness").value;
+  if (acvpu) readings.consciousness = acvpu;
+  // A round records oxygen or air with the other six; a lone value does not.
+  if (Object.keys(readings).length > 0) readings.supplemental_oxygen = $("obs-supplemental_oxygen").checked;
+  if (Object.keys(readings).length === 0) { $("obs-error").textContent = "Enter at least one observation."; return; }
+  const body = { source: $("obs-source").value, readings };
+  if ($("obs-at").dataset.auto !== "1" && $("obs-at").value) body.measured_at = new Date($("obs-at").value).toISOString();
+  localStorage.setItem("vward-obs-source", body.source);
+  const res = await api("POST", "/api/v1/patients/" + encodeURIComponent(id) + "/observations", body);
+  const out = await res.json().catch(() => ({}));
+  if (!res.ok) { $("obs-error").textContent = out.error || ("Not entered (" + res.status + ")"); return; }
+  resetObsForm();
+  if (out.patient) {
+    const had = patients.get(id);
+    if (out.patient.trend === undefined && had) out.patient.trend = had.trend;
+    patients.set(id, out.patient);
+    scheduleRender(id);
+    showScore(out.patient);
+  }
+  const n = out.patient && out.patient.news2;
+  $("obs-result").textContent = out.entry.id + " entered" + (n ? ": NEWS2 " + n.score + (n.complete ? "" : " (partial)") : "") +
+    (out.entry.note ? " — " + out.entry.note : "");
+  showEntries(id);
+  $("obs-respiratory_rate").focus();
+}
+
+// showEntries lists the patient's entered observations, newest first, each
+// with who entered it and, for clinicians, a way to mark it entered in error.
+async function showEntries(id) {
+  const box = $("pv-entries");
+  const res = await api("GET", "/api/v1/patients/" + encodeURIComponent(id) + "/observations").catch(() => null);
+  if (!res || !res.ok) { box.replaceChildren(); return; }
+  const list = (await res.json()).observations || [];
+  box.replaceChildren(el("h3", "", "Entered observations"));
+  if (list.length === 0) { box.appendChild(el("p", "none", "None entered.")); return; }
+  for (const e of list) {
+    const sec = el("section", "entry" + (e.entered_in_error ? " in-error" : ""));
+    sec.dataset.entry = e.id;
+    sec.appendChild(el("span", "meta", new Date(e.measured_at).toLocaleString() + " · " + (SOURCE_WORD[e.source] || e.source) + " · " + e.entered_by));
+    const vals = Object.entries(e.readings).map(([k, v]) => (LABEL[k] || k) + " " + (v === true ? "on" : v === false ? "air" : v));
+    sec.appendChild(el("span", "values", vals.join(", ")));
+    if (e.entered_in_error) {
+      sec.appendChild(el("span", "meta", " — entered in error by " + e.entered_in_error.by + ": " + e.entered_in_error.reason));
+    } else if (me && me.role !== "viewer") {
+      const reason = el("input");
+      reason.placeholder = "why it is wrong";
+      reason.setAttribute("aria-label", "Reason " + e.id + " was entered in error");
+      sec.appendChild(reason);
+      sec.appendChild(actionButton("Entered in error", "error", async () => {
+        if (!reason.value.trim()) { reason.focus(); flash("Say why " + e.id + " was entered in error."); return; }
+        const r = await api("POST", "/api/v1/observations/" + encodeURIComponent(e.id) + "/entered-in-error", { reason: reason.value });
+        const out = await r.json().catch(() => ({}));
+        if (!r.ok) { flash("Could not mark " + e.id + ": " + (out.error || r.status)); return; }
+        if (out.patient) { patients.set(id, Object.assign({ trend: (patients.get(id) || {}).trend }, out.patient)); scheduleRender(id); showScore(patients.get(id)); }
+        showEntries(id);
+      }));
+    }
+    if (!e.current && !e.entered_in_error && e.note) sec.appendChild(el("p", "meta", e.note));
+    box.appendChild(sec);
+  }
 }
 
 // showTimeline lists the patient's alerts, newest first, each with its
@@ -611,12 +724,14 @@ function connect() {
       pollStatus();
       scheduleRender();
       loadAlerts();
+      if (viewedPatient()) showScore(patients.get(viewedPatient()));
     } else if (m.type === "patient") {
       // An update carries the NEWS2 trend only when it changed: keep ours.
       const had = patients.get(m.patient.patient);
       if (m.patient.trend === undefined && had) m.patient.trend = had.trend;
       patients.set(m.patient.patient, m.patient);
       scheduleRender(m.patient.patient);
+      if (viewing(m.patient.patient)) showScore(m.patient);
     } else if (m.type === "discharged") {
       patients.delete(m.patient.patient);
       scheduleRender(m.patient.patient);
@@ -682,6 +797,8 @@ $("rows").addEventListener("keydown", (ev) => {
   else if (ev.key === "ArrowUp" && tr.previousElementSibling) { tr.previousElementSibling.focus(); ev.preventDefault(); }
 });
 $("pv-back").addEventListener("click", () => { location.hash = ""; });
+$("obs-form").addEventListener("submit", submitObs);
+$("obs-at").addEventListener("input", () => { $("obs-at").dataset.auto = ""; });
 document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && location.hash) location.hash = ""; });
 window.addEventListener("hashchange", route);
 
