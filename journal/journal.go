@@ -686,8 +686,8 @@ type engineLog struct{ log *slog.Logger }
 func (l engineLog) Noticef(format string, v ...any) {
 	l.log.Debug("journal engine: " + fmt.Sprintf(format, v...))
 }
-func (l engineLog) Debugf(string, ...any)  {}
-func (l engineLog) Tracef(string, ...any)  {}
+func (l engineLog) Debugf(string, ...any) {}
+func (l engineLog) Tracef(string, ...any) {}
 func (l engineLog) Warnf(format string, v ...any) {
 	l.log.Warn("journal engine: " + fmt.Sprintf(format, v...))
 }
