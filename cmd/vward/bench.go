@@ -19,6 +19,7 @@ func newBenchCmd() *cobra.Command {
 		cfg        bench.Config
 		jsonOut    bool
 		inProcess  bool
+		vwardBin   string
 		benchProcs int
 		noCeilings bool
 		quiet      bool
@@ -73,6 +74,9 @@ Examples:
 				if err != nil {
 					return err
 				}
+				if vwardBin != "" {
+					exe = vwardBin
+				}
 				cfg.VwardCommand = []string{exe, "serve"}
 			}
 			if err := cfg.Validate(); err != nil {
@@ -122,6 +126,7 @@ Examples:
 	fs.StringArrayVar(&cfg.InfluxdEnv, "influxd-env", nil, "extra environment KEY=VALUE for the self-started influxd, after its GOGC=200 (docs/operator.md), repeatable")
 	fs.IntVar(&benchProcs, "bench-procs", 1, "GOMAXPROCS of the bench process (fleet and board client) when vward runs apart from it: the load generator should take as little of the machine it measures as it can; 0 leaves Go's default")
 	fs.StringArrayVar(&cfg.VwardArgs, "vward-arg", nil, "extra flag for the self-started `vward serve`, repeatable (e.g. --vward-arg=--mqtt-connections=2)")
+	fs.StringVar(&vwardBin, "vward-bin", "", "the vward binary the bench runs as its child (default: this one), to compare builds under one bench")
 	fs.BoolVar(&inProcess, "in-process", false, "run the self-started vward inside the bench process (CPU and RSS then include the fleet)")
 	fs.BoolVar(&noCeilings, "no-ceilings", false, "skip measuring the broker's and InfluxDB's raw rates")
 	fs.DurationVar(&cfg.CeilingDuration, "ceiling-duration", 10e9, "how long each ceiling is measured")

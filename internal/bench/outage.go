@@ -46,7 +46,7 @@ type Outage struct {
 }
 
 // JournalStats is vward's journal over a run, scraped from its /metrics
-// every quarter second: peaks are of those scrapes, counts and durations
+// once a second: peaks are of those scrapes, counts and durations
 // from the first publish until the journal was empty.
 type JournalStats struct {
 	BacklogPeakMsgs  float64 `json:"backlog_peak_msgs"`
@@ -161,7 +161,7 @@ func newMonitor(ctx context.Context, base string, start time.Time, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	return &monitor{base: base, every: 250 * time.Millisecond, log: log, progress: progress, start: start,
+	return &monitor{base: base, every: time.Second, log: log, progress: progress, start: start,
 		first: first, last: first, journal: first.has(mJournalMessages)}, nil
 }
 
@@ -282,7 +282,7 @@ func (m *monitor) sample(ctx context.Context) {
 	case m.influxd == nil:
 	case o.frozenAt.IsZero():
 		// The level the drain has to come back to: what the backlog is in
-		// the steady state, over the last second before the freeze.
+		// the steady state, over the last four scrapes before the freeze.
 		if m.recent = append(m.recent, backlog); len(m.recent) > 4 {
 			m.recent = m.recent[1:]
 		}
