@@ -39,12 +39,7 @@ func TestObservationEntryInBrowser(t *testing.T) {
 	})
 
 	b := browser(t)
-	step(t, b, "sign in", chromedp.Navigate(s.node.URL()+"/"), chromedp.WaitVisible("#login-form"),
-		chromedp.SendKeys("#login-username", nurse),
-		chromedp.SendKeys("#login-password", password),
-		chromedp.Click(`#login-form button[type="submit"]`),
-		chromedp.WaitVisible(`tr[data-patient="p1"]`),
-		chromedp.WaitVisible(`#conn.up`))
+	signInBoard(t, b, s.node.URL(), nurse)
 	step(t, b, "open the patient", chromedp.Click(`tr[data-patient="p1"]`), chromedp.WaitVisible("#obs-form"))
 	if got := text(t, b, "#pv-score"); !strings.Contains(got, "partial") || !strings.Contains(got, "respiratory rate") {
 		t.Fatalf("before the call, the score says %q; want partial, missing respiratory rate", got)
@@ -59,6 +54,10 @@ func TestObservationEntryInBrowser(t *testing.T) {
 		chromedp.SendKeys("#obs-temperature", "\r"))
 	read(t, b, "the entry answered", chromedp.Poll[bool](`document.getElementById("obs-result").textContent.includes("obs-1 entered")`,
 		chromedp.WithPollingTimeout(15*time.Second)))
+	// A board update fetched just before the entry may still arrive after
+	// the answer; the next one brings the rescored row.
+	read(t, b, "the rescored set shown", chromedp.Poll[bool](`!document.getElementById("pv-score").textContent.includes("partial")`,
+		chromedp.WithPollingTimeout(15*time.Second)))
 	if score, num := text(t, b, "#pv-score"), text(t, b, "#pv-score .num"); strings.Contains(score, "partial") || num != "3" {
 		t.Errorf("after the call, the score says %q (NEWS2 %s); want a complete NEWS2 3", score, num)
 	}
@@ -69,6 +68,9 @@ func TestObservationEntryInBrowser(t *testing.T) {
 	if !row.Result.Complete || row.Result.Score != 3 {
 		t.Errorf("the monitor scores %+v, want complete 3", row.Result)
 	}
+	// The list is fetched again after the entry: wait for it.
+	read(t, b, "the entry listed", chromedp.Poll[bool](`!!document.querySelector('.entry[data-entry="obs-1"]')`,
+		chromedp.WithPollingTimeout(15*time.Second)))
 	entries := text(t, b, "#pv-entries")
 	for _, want := range []string{"telephone", nurse, "Respiration rate 25", "Oxygen air", "Consciousness (ACVPU) A"} {
 		if !strings.Contains(entries, want) {
@@ -100,11 +102,7 @@ func TestObservationEntryInBrowser(t *testing.T) {
 	}
 
 	v := browser(t)
-	step(t, v, "viewer signs in", chromedp.Navigate(s.node.URL()+"/"), chromedp.WaitVisible("#login-form"),
-		chromedp.SendKeys("#login-username", viewer),
-		chromedp.SendKeys("#login-password", password),
-		chromedp.Click(`#login-form button[type="submit"]`),
-		chromedp.WaitVisible(`tr[data-patient="p1"]`))
+	signInBoard(t, v, s.node.URL(), viewer)
 	step(t, v, "viewer opens the patient", chromedp.Click(`tr[data-patient="p1"]`), chromedp.WaitVisible(`.entry[data-entry="obs-2"]`))
 	if got := read(t, v, "viewer's form", chromedp.Evaluate[bool](`document.getElementById("obs-form").hidden && !document.querySelector(".entry button")`)); !got {
 		t.Error("a viewer sees the observation form or an entered-in-error button")

@@ -563,11 +563,16 @@ async function submitObs(ev) {
 
 // showEntries lists the patient's entered observations, newest first, each
 // with who entered it and, for clinicians, a way to mark it entered in error.
+// Only the newest call draws: an older answer arriving late must not hide
+// an entry just made.
+let entriesCall = 0;
 async function showEntries(id) {
   const box = $("pv-entries");
+  const call = ++entriesCall;
   const res = await api("GET", "/api/v1/patients/" + encodeURIComponent(id) + "/observations").catch(() => null);
-  if (!res || !res.ok) { box.replaceChildren(); return; }
-  const list = (await res.json()).observations || [];
+  const list = res && res.ok ? (await res.json()).observations || [] : null;
+  if (call !== entriesCall) return;
+  if (!list) { box.replaceChildren(); return; }
   box.replaceChildren(el("h3", "", "Entered observations"));
   if (list.length === 0) { box.appendChild(el("p", "none", "None entered.")); return; }
   for (const e of list) {
