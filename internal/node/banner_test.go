@@ -22,12 +22,7 @@ func TestBannerSaysWhatTheAlertSays(t *testing.T) {
 	publish(t, s.broker.URL, "ox-1-c", vward.ReadingsTopic(device),
 		vitalsMessage("ox-1-1", timeNowMinus(3), 16, 97, 124, 72, "A", 36.9)) // NEWS2 0
 	b := browser(t)
-	step(t, b, "sign in", chromedp.Navigate(s.node.URL()+"/"), chromedp.WaitVisible("#login-form"),
-		chromedp.SendKeys("#login-username", nurse),
-		chromedp.SendKeys("#login-password", password),
-		chromedp.Click(`#login-form button[type="submit"]`),
-		chromedp.WaitVisible(`tr[data-patient="p1"]`),
-		chromedp.WaitVisible(`#conn.up`))
+	signInBoard(t, b, s.node.URL(), nurse)
 	if got := read(t, b, "p1's row score", chromedp.Evaluate[string](`String(patients.get("p1").news2.score)`)); got != "0" {
 		t.Fatalf("p1's row scores %s before the alert, want 0", got)
 	}

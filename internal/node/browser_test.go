@@ -56,6 +56,18 @@ func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Ac
 	}
 }
 
+// signInBoard signs username in on the board at url and waits for p1's row and
+// the live stream.
+func signInBoard(t *testing.T, b context.Context, url, username string) {
+	t.Helper()
+	step(t, b, username+" signs in", chromedp.Navigate(url+"/"), chromedp.WaitVisible("#login-form"),
+		chromedp.SendKeys("#login-username", username),
+		chromedp.SendKeys("#login-password", password),
+		chromedp.Click(`#login-form button[type="submit"]`),
+		chromedp.WaitVisible(`tr[data-patient="p1"]`),
+		chromedp.WaitVisible(`#conn.up`))
+}
+
 // read runs one browser action that returns a value, with a deadline.
 func read[T any](t *testing.T, ctx context.Context, what string, action chromedp.Action[T]) T {
 	t.Helper()

@@ -643,13 +643,7 @@ func TestFaultVwardKilled(t *testing.T) {
 	// process connects, before it has subscribed.
 	pub.waitSent(t, 2*faultMessages/3)
 	influx.Stop(t)
-	for deadline := time.Now().Add(30 * time.Second); v.metric(t, "vward_ingest_messages_in_flight") < 200; {
-		if time.Now().After(deadline) {
-			t.Fatalf("vward holds %v messages in flight with InfluxDB down, want 200 or more", v.metric(t, "vward_ingest_messages_in_flight"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	held := v.metric(t, "vward_ingest_messages_in_flight")
+	held := v.waitMetric(t, "vward_ingest_messages_in_flight", 200)
 	v.stop(t, syscall.SIGKILL)
 	t.Logf("vward killed holding %v unacknowledged messages, %d published", held, pub.sent.Load())
 	influx.Start(t)
@@ -808,6 +802,23 @@ func (v *vwardProcess) stop(t *testing.T, sig syscall.Signal) {
 }
 
 // metric sums the samples of one metric on vward's /metrics.
+// waitMetric polls the metric until it is at least want, for up to 30 s,
+// and returns it.
+func (v *vwardProcess) waitMetric(t *testing.T, name string, want float64) float64 {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := v.metric(t, name)
+		if got >= want {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %v after 30 s, want %v or more", name, got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func (v *vwardProcess) metric(t *testing.T, name string) float64 {
 	t.Helper()
 	resp, err := http.Get(v.url + "/metrics")

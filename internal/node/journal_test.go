@@ -199,13 +199,7 @@ func TestJournalVwardKilled(t *testing.T) {
 	// With InfluxDB down the journal keeps what it acknowledges.
 	pub.waitSent(t, faultMessages/2)
 	influx.Stop(t)
-	for deadline := time.Now().Add(30 * time.Second); v.metric(t, "vward_journal_messages") < 300; {
-		if time.Now().After(deadline) {
-			t.Fatalf("vward's journal holds %v messages with InfluxDB down, want 300 or more", v.metric(t, "vward_journal_messages"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	held := v.metric(t, "vward_journal_messages")
+	held := v.waitMetric(t, "vward_journal_messages", 300)
 	v.stop(t, syscall.SIGKILL)
 	t.Logf("vward killed with %v messages in its journal, %d published", held, pub.sent.Load())
 
@@ -300,12 +294,7 @@ func TestJournalBannerInBrowser(t *testing.T) {
 	t.Parallel()
 	s := start(t, withJournal(journal.Config{}))
 	b := browser(t)
-	step(t, b, "sign in", chromedp.Navigate(s.node.URL()+"/"), chromedp.WaitVisible("#login-form"),
-		chromedp.SendKeys("#login-username", nurse),
-		chromedp.SendKeys("#login-password", password),
-		chromedp.Click(`#login-form button[type="submit"]`),
-		chromedp.WaitVisible(`tr[data-patient="p1"]`),
-		chromedp.WaitVisible(`#conn.up`))
+	signInBoard(t, b, s.node.URL(), nurse)
 	if got := systemBanner(t, b); !got.Hidden {
 		t.Fatalf("system banner before any fault: %+v, want hidden", got)
 	}
