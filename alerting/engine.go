@@ -692,11 +692,35 @@ func (e *Engine) DeviceStatus(device vward.DeviceID, patient vward.PatientID, wa
 }
 
 // Alerts lists alerts.
-func (e *Engine) Alerts(ctx context.Context, f Filter) ([]Alert, error) { return e.store.List(ctx, f) }
+func (e *Engine) Alerts(ctx context.Context, f Filter) ([]Alert, error) {
+	if err := e.stored(ctx); err != nil {
+		return nil, err
+	}
+	return e.store.List(ctx, f)
+}
 
 // Alert returns one alert with its audit trail.
 func (e *Engine) Alert(ctx context.Context, id int64) (Alert, []AuditEntry, error) {
+	if err := e.stored(ctx); err != nil {
+		return Alert{}, nil, err
+	}
 	return e.store.Get(ctx, id)
+}
+
+// stored waits until every transition queued so far is stored, so that
+// what is read from the store includes every change made before the read:
+// a pause answered over REST has withdrawn its alerts in the list too.
+func (e *Engine) stored(ctx context.Context) error {
+	done := make(chan error, 1)
+	e.mu.Lock()
+	e.enqueueLocked(write{done: done})
+	e.mu.Unlock()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // ResponseTimes reports time to acknowledge by ward and risk.
