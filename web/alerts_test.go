@@ -28,6 +28,26 @@ type alertAPI struct {
 	monitor *alerting.Monitor
 }
 
+// asTestUser serves mux as the user its X-Test-User header names
+// ("name:role:ward,ward"), closed when the test ends.
+func asTestUser(t *testing.T, mux http.Handler) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := r.Header.Get("X-Test-User"); h != "" {
+			parts := strings.SplitN(h, ":", 3)
+			u := User{Username: parts[0], Role: parts[1], Wards: []vward.WardID{}}
+			for _, w := range strings.Split(parts[2], ",") {
+				if w != "" {
+					u.Wards = append(u.Wards, vward.WardID(w))
+				}
+			}
+			r = r.WithContext(WithUser(r.Context(), u))
+		}
+		mux.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 func newAlertAPI(t *testing.T) *alertAPI {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -44,20 +64,7 @@ func newAlertAPI(t *testing.T) *alertAPI {
 	s := NewServer(context.Background(), Deps{Alerts: e, Log: log})
 	mux := http.NewServeMux()
 	s.alertRoutes(mux)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h := r.Header.Get("X-Test-User"); h != "" {
-			parts := strings.SplitN(h, ":", 3)
-			u := User{Username: parts[0], Role: parts[1], Wards: []vward.WardID{}}
-			for _, w := range strings.Split(parts[2], ",") {
-				if w != "" {
-					u.Wards = append(u.Wards, vward.WardID(w))
-				}
-			}
-			r = r.WithContext(WithUser(r.Context(), u))
-		}
-		mux.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
+	srv := asTestUser(t, mux)
 	return &alertAPI{url: srv.URL, engine: e, monitor: m}
 }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,20 +71,7 @@ func newObsAPI(t *testing.T) *obsAPI {
 		Observations: observations.NewService(store, hist, m, log), Log: log})
 	mux := http.NewServeMux()
 	s.observationRoutes(mux)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h := r.Header.Get("X-Test-User"); h != "" {
-			parts := strings.SplitN(h, ":", 3)
-			u := User{Username: parts[0], Role: parts[1], Wards: []vward.WardID{}}
-			for _, w := range strings.Split(parts[2], ",") {
-				if w != "" {
-					u.Wards = append(u.Wards, vward.WardID(w))
-				}
-			}
-			r = r.WithContext(WithUser(r.Context(), u))
-		}
-		mux.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
+	srv := asTestUser(t, mux)
 	return &obsAPI{alertAPI: &alertAPI{url: srv.URL, engine: e, monitor: m}, reg: reg, history: hist, entries: store}
 }
 
