@@ -28,6 +28,10 @@ const (
 	BatteryLow Condition = "battery_low"
 )
 
+// Conditions lists every condition, for the hazard log's check that each
+// is covered (safety.Required).
+var Conditions = []Condition{News2, Overdue, DeviceOffline, BatteryLow}
+
 // Queue separates clinical alarms from technical ones: a technical alert is
 // never escalated, never reminded and never pages a clinician.
 type Queue string
