@@ -707,6 +707,16 @@ func (e *Engine) Alert(ctx context.Context, id int64) (Alert, []AuditEntry, erro
 	return e.store.Get(ctx, id)
 }
 
+// PatientAudit returns the audit entries of a patient's alerts made at or
+// after since, newest first, at most limit (Store.PatientAudit),
+// including every change made before the call.
+func (e *Engine) PatientAudit(ctx context.Context, patient vward.PatientID, since time.Time, limit int) ([]AuditEntry, error) {
+	if err := e.stored(ctx); err != nil {
+		return nil, err
+	}
+	return e.store.PatientAudit(ctx, patient, since, limit)
+}
+
 // stored waits until every transition queued so far is stored, so that
 // what is read from the store includes every change made before the read:
 // a pause answered over REST has withdrawn its alerts in the list too.

@@ -270,6 +270,34 @@ func (s *Store) Get(ctx context.Context, id int64) (Alert, []AuditEntry, error) 
 	return as[0], audit, rows.Err()
 }
 
+// PatientAudit returns the audit entries of a patient's alerts made at or
+// after since, newest first, at most limit: the alert events of the
+// patient's timeline.
+func (s *Store) PatientAudit(ctx context.Context, patient vward.PatientID, since time.Time, limit int) ([]AuditEntry, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT aa.body FROM alert_audit aa JOIN alerts a ON a.id = aa.alert_id
+		WHERE a.patient = ? AND aa.at >= ? ORDER BY aa.at DESC, aa.id DESC LIMIT ?`, patient, nanos(since), limit)
+	if err != nil {
+		return nil, fmt.Errorf("read the alert audit of %s: %w", patient, err)
+	}
+	defer rows.Close()
+	out := []AuditEntry{}
+	for rows.Next() {
+		var body []byte
+		if err := rows.Scan(&body); err != nil {
+			return nil, fmt.Errorf("read the alert audit of %s: %w", patient, err)
+		}
+		var e AuditEntry
+		if err := json.Unmarshal(body, &e); err != nil {
+			return nil, fmt.Errorf("decode the alert audit of %s: %w", patient, err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the alert audit of %s: %w", patient, err)
+	}
+	return out, nil
+}
+
 // loaded is what a starting engine reads back.
 type loaded struct {
 	open       []Alert
