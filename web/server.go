@@ -21,6 +21,7 @@ import (
 	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
+	"github.com/vward/vward/notes"
 	"github.com/vward/vward/observations"
 	"github.com/vward/vward/registrysync"
 )
@@ -85,7 +86,10 @@ type Deps struct {
 	// Observations serves the observations people enter
 	// (observations.go); nil leaves those routes out.
 	Observations *observations.Service
-	Log          *slog.Logger
+	// Notes serves the patients' notes and contact log (notes.go); nil
+	// leaves those routes out.
+	Notes *notes.Store
+	Log   *slog.Logger
 }
 
 // RegistrySync brings the monitor up to date with the registry after a
@@ -158,6 +162,8 @@ func (s *Server) Handler() http.Handler {
 	s.alertRoutes(api)       // /api/v1/alerts…, /api/v1/reports/response-times (alerts.go)
 	s.registryRoutes(api)    // /api/v1/wards…, patients' stays, /api/v1/devices… (registry.go)
 	s.observationRoutes(api) // /api/v1/patients/{id}/observations, /api/v1/observations… (observations.go)
+	s.noteRoutes(api)        // /api/v1/patients/{id}/notes, /api/v1/notes… (notes.go)
+	s.timelineRoutes(api)    // /api/v1/patients/{id}/timeline (timeline.go)
 	mux.Handle("/api/", s.auth.Require(api))
 	h := secure(mux)
 	if s.httpm != nil {
