@@ -27,6 +27,7 @@ import (
 	"github.com/vward/vward/journal"
 	"github.com/vward/vward/mqttsource"
 	"github.com/vward/vward/news2"
+	"github.com/vward/vward/notes"
 	"github.com/vward/vward/observations"
 	"github.com/vward/vward/registrysync"
 	"github.com/vward/vward/sqlitedb"
@@ -73,6 +74,7 @@ type Node struct {
 	// Observations are the observations people enter, and how they reach
 	// the monitor and the history.
 	Observations *observations.Service
+	Notes        *notes.Store // the patients' notes and contact log
 	Sync         *registrysync.Sync
 	Hub          *web.Hub
 	Auth         *web.Auth
@@ -150,6 +152,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(err)
 	}
 	n.Observations = observations.NewService(entries, n.History, n.Monitor, cfg.Log)
+	if n.Notes, err = notes.Open(ctx, db, n.Registry); err != nil {
+		return fail(err)
+	}
 	n.Metrics.MustRegister(n.Alerts.Collector(), n.Hub.Collector(), n.Registry.Collector())
 	n.Sync = registrysync.New(n.Registry, n.Monitor, cfg.Log)
 	// The pipeline tells devices why it refused their messages through the
@@ -260,7 +265,7 @@ func (n *Node) Run(ctx context.Context) error {
 		Auth: n.Auth, Monitor: n.Monitor, History: n.History, Hub: n.Hub,
 		Wards: n.Registry, Registry: n.Registry, Checks: checks, Status: n.Status, Log: n.log,
 		Ops: web.Ops{Rejections: n.Dead, Metrics: n.Metrics, Registerer: n.Metrics}, Alerts: n.Alerts, Sync: n.Sync,
-		Observations: n.Observations,
+		Observations: n.Observations, Notes: n.Notes,
 	})
 	g, gctx := errgroup.WithContext(ctx)
 	if n.historyDown != nil {
