@@ -25,6 +25,7 @@ func newPatientsCmd() *cobra.Command {
 	cmd.AddCommand(newPatientsAdmitCmd(), newPatientsStatusCmd("pause"), newPatientsStatusCmd("resume"),
 		newPatientsDischargeCmd(), newPatientsListCmd(), newPatientsSetScaleCmd(), newPatientsAuditCmd(),
 		newPatientsObserveCmd(), newPatientsEnteredInErrorCmd())
+	cmd.AddCommand(newPatientsNoteCmd(), newPatientsNotesCmd(), newPatientsAddendumCmd()) // notes.go
 	return cmd
 }
 
