@@ -263,7 +263,7 @@ func TestBoardInBrowser(t *testing.T) {
 		chromedp.WaitVisible(`#patient-view`),
 		chromedp.WaitVisible(`#pv-charts .chart svg`),
 	)
-	step(t, b, "audit trail", chromedp.WaitVisible(`#pv-alerts ol.audit li`))
+	step(t, b, "alert events on the timeline", chromedp.WaitVisible(`#tl-items .tl-alert`))
 	pv := text(t, b, "#patient-view")
 	for _, want := range []string{"Test Patient", "NEWS2", "Respiration rate", "SpO₂", "Temperature", "raised", "nurse", "acknowledged"} {
 		if !strings.Contains(pv, want) {

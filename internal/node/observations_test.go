@@ -71,7 +71,7 @@ func TestObservationEntryInBrowser(t *testing.T) {
 	// The list is fetched again after the entry: wait for it.
 	read(t, b, "the entry listed", chromedp.Poll[bool](`!!document.querySelector('.entry[data-entry="obs-1"]')`,
 		chromedp.WithPollingTimeout(15*time.Second)))
-	entries := text(t, b, "#pv-entries")
+	entries := text(t, b, "#tl-items")
 	for _, want := range []string{"telephone", nurse, "Respiration rate 25", "Oxygen air", "Consciousness (ACVPU) A"} {
 		if !strings.Contains(entries, want) {
 			t.Errorf("the entries say %q, not %q", entries, want)

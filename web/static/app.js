@@ -463,9 +463,11 @@ async function showPatient(id) {
   showScore(p);
   const mayEnter = me && me.role !== "viewer";
   $("obs-form").hidden = !mayEnter;
+  $("note-form").hidden = !mayEnter;
+  $("note-result").textContent = "";
   // At 3 a.m. the first thing a clinician does here is enter a round.
-  if (mayEnter) { resetObsForm(); $("obs-respiratory_rate").focus(); } else $("pv-back").focus();
-  showEntries(id);
+  if (mayEnter) { resetObsForm(); resetNoteForm(); $("obs-respiratory_rate").focus(); } else $("pv-back").focus();
+  $("tl-items").replaceChildren();
   showTimeline(id);
   const charts = $("pv-charts");
   charts.replaceChildren(el("p", "none", "loading…"));
@@ -557,88 +559,215 @@ async function submitObs(ev) {
   const n = out.patient && out.patient.news2;
   $("obs-result").textContent = out.entry.id + " entered" + (n ? ": NEWS2 " + n.score + (n.complete ? "" : " (partial)") : "") +
     (out.entry.note ? " — " + out.entry.note : "");
-  showEntries(id);
+  showTimeline(id);
   $("obs-respiratory_rate").focus();
 }
 
-// showEntries lists the patient's entered observations, newest first, each
-// with who entered it and, for clinicians, a way to mark it entered in error.
-// Only the newest call draws: an older answer arriving late must not hide
-// an entry just made.
-let entriesCall = 0;
-async function showEntries(id) {
-  const box = $("pv-entries");
-  const call = ++entriesCall;
-  const res = await api("GET", "/api/v1/patients/" + encodeURIComponent(id) + "/observations").catch(() => null);
-  const list = res && res.ok ? (await res.json()).observations || [] : null;
-  if (call !== entriesCall) return;
-  if (!list) { box.replaceChildren(); return; }
-  box.replaceChildren(el("h3", "", "Entered observations"));
-  if (list.length === 0) { box.appendChild(el("p", "none", "None entered.")); return; }
-  for (const e of list) {
-    const sec = el("section", "entry" + (e.entered_in_error ? " in-error" : ""));
-    sec.dataset.entry = e.id;
-    sec.appendChild(el("span", "meta", new Date(e.measured_at).toLocaleString() + " · " + (SOURCE_WORD[e.source] || e.source) + " · " + e.entered_by));
-    const vals = Object.entries(e.readings).map(([k, v]) => (LABEL[k] || k) + " " + (v === true ? "on" : v === false ? "air" : v));
-    sec.appendChild(el("span", "values", vals.join(", ")));
-    if (e.entered_in_error) {
-      sec.appendChild(el("span", "meta", " — entered in error by " + e.entered_in_error.by + ": " + e.entered_in_error.reason));
-    } else if (me && me.role !== "viewer") {
-      const reason = el("input");
-      reason.placeholder = "why it is wrong";
-      reason.setAttribute("aria-label", "Reason " + e.id + " was entered in error");
-      sec.appendChild(reason);
-      sec.appendChild(actionButton("Entered in error", "error", async () => {
-        if (!reason.value.trim()) { reason.focus(); flash("Say why " + e.id + " was entered in error."); return; }
-        const r = await api("POST", "/api/v1/observations/" + encodeURIComponent(e.id) + "/entered-in-error", { reason: reason.value });
-        const out = await r.json().catch(() => ({}));
-        if (!r.ok) { flash("Could not mark " + e.id + ": " + (out.error || r.status)); return; }
-        if (out.patient) { patients.set(id, Object.assign({ trend: (patients.get(id) || {}).trend }, out.patient)); scheduleRender(id); showScore(patients.get(id)); }
-        showEntries(id);
-      }));
-    }
-    if (!e.current && !e.entered_in_error && e.note) sec.appendChild(el("p", "meta", e.note));
-    box.appendChild(sec);
-  }
+// --- One timeline: entered observations, notes and contacts, alert events --------------
+
+const NOTE_KIND_WORD = { phone_call: "Phone call", visit: "Visit", mdt_review: "MDT review", message_left: "Message left", no_answer: "No answer", note: "Note", addendum: "Addendum" };
+const ACTION_WORD = {
+  raised: "raised", upgraded: "upgraded", reraised: "raised again", escalated: "ESCALATED", reminded: "reminder sent",
+  acknowledged: "acknowledged", shelved: "shelved", unshelved: "unshelved", cleared: "back to normal", resolved: "resolved",
+};
+const mayWrite = () => me && me.role !== "viewer";
+
+// whenText writes a time for the timeline on the 24-hour clock, as charts
+// are written: the time today, the day and time before.
+function whenText(iso) {
+  const d = new Date(iso), now = new Date(Date.now() + serverOffset);
+  const hm = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  return d.toDateString() === now.toDateString() ? hm : d.toLocaleDateString([], { weekday: "short", day: "numeric", month: "short" }) + " " + hm;
 }
 
-// showTimeline lists the patient's alerts, newest first, each with its
-// audit trail: who or what changed it, when and why.
-async function showTimeline(id) {
-  const box = $("pv-alerts");
-  const res = await api("GET", "/api/v1/alerts?patient=" + encodeURIComponent(id) + "&limit=50").catch(() => null);
-  if (!res || !res.ok) { box.replaceChildren(el("p", "none", "alerts unavailable")); return; }
-  const list = (await res.json()).alerts || [];
-  box.replaceChildren(el("h3", "", "Alerts and audit"));
-  if (list.length === 0) { box.appendChild(el("p", "none", "No alerts.")); return; }
-  for (const a of list) {
-    const r = await api("GET", "/api/v1/alerts/" + a.id).catch(() => null);
-    const full = r && r.ok ? await r.json() : a;
-    const al = full.alert || full;
-    const sec = el("section", "timeline");
-    sec.dataset.alert = al.id;
-    const what = al.condition === "news2" ? "NEWS2 " + (RISK_WORD[al.risk] || al.risk) : CONDITION_WORD[al.condition] || al.condition;
-    sec.appendChild(el("h4", "", what + " — " + stateWord(al)));
-    if (me && me.role !== "viewer" && al.state !== "resolved") {
+function resetNoteForm() {
+  $("note-text").value = "";
+  $("note-at").value = localInput(new Date(Date.now() + serverOffset));
+  $("note-at").dataset.auto = "1";
+  $("note-error").textContent = "";
+}
+
+async function submitNote(ev) {
+  ev.preventDefault();
+  const id = viewedPatient();
+  if (!id) return;
+  const text = $("note-text").value.trim();
+  if (!text) { $("note-error").textContent = "Say what happened."; $("note-text").focus(); return; }
+  const body = { kind: $("note-kind").value, text };
+  if ($("note-at").dataset.auto !== "1" && $("note-at").value) body.occurred_at = new Date($("note-at").value).toISOString();
+  const res = await api("POST", "/api/v1/patients/" + encodeURIComponent(id) + "/notes", body);
+  const out = await res.json().catch(() => ({}));
+  if (!res.ok) { $("note-error").textContent = out.error || ("Not written (" + res.status + ")"); return; }
+  resetNoteForm();
+  $("note-result").textContent = out.note.id + " written: " + (NOTE_KIND_WORD[out.note.kind] || out.note.kind) + " at " + whenText(out.note.occurred_at);
+  showTimeline(id);
+}
+
+function tlItem(cls, at, what, by) {
+  const li = el("li", "tl-item " + cls);
+  const t = el("time", "tl-when", whenText(at));
+  t.dateTime = at;
+  t.title = new Date(at).toLocaleString();
+  li.appendChild(t);
+  const body = el("div", "tl-body");
+  const head = el("div", "tl-head");
+  head.appendChild(el("span", "tl-what", what));
+  head.appendChild(el("span", "tl-by", "by " + by));
+  body.appendChild(head);
+  li.appendChild(body);
+  return [li, body];
+}
+
+function observationItem(id, it) {
+  const e = it.observation;
+  const [li, body] = tlItem("tl-observation entry" + (e.entered_in_error ? " in-error" : ""), e.measured_at,
+    "Observations · " + (SOURCE_WORD[e.source] || e.source), e.entered_by);
+  li.dataset.entry = e.id;
+  const vals = Object.entries(e.readings).map(([k, v]) => (LABEL[k] || k) + " " + (v === true ? "on" : v === false ? "air" : v));
+  body.appendChild(el("span", "values", vals.join(", ")));
+  if (e.entered_in_error) {
+    body.appendChild(el("p", "meta", "Entered in error by " + e.entered_in_error.by + ": " + e.entered_in_error.reason));
+  } else if (mayWrite()) {
+    const row = el("div", "tl-actions");
+    const reason = el("input");
+    reason.placeholder = "why it is wrong";
+    reason.dataset.keep = "error-" + e.id;
+    reason.setAttribute("aria-label", "Reason " + e.id + " was entered in error");
+    row.appendChild(reason);
+    row.appendChild(actionButton("Entered in error", "error", async () => {
+      const why = reason.value;
+      if (!why.trim()) { reason.focus(); flash("Say why " + e.id + " was entered in error."); return; }
+      reason.value = ""; // before the call: a redraw meanwhile must not bring it back
+      const r = await api("POST", "/api/v1/observations/" + encodeURIComponent(e.id) + "/entered-in-error", { reason: why });
+      const out = await r.json().catch(() => ({}));
+      if (!r.ok) { restore(reason, why); flash("Could not mark " + e.id + ": " + (out.error || r.status)); return; }
+      if (out.patient) { patients.set(id, Object.assign({ trend: (patients.get(id) || {}).trend }, out.patient)); scheduleRender(id); showScore(patients.get(id)); }
+      showTimeline(id);
+    }));
+    body.appendChild(row);
+  }
+  if (!e.current && !e.entered_in_error && e.note) body.appendChild(el("p", "meta", e.note));
+  return li;
+}
+
+function noteItem(id, it) {
+  const n = it.note;
+  const [li, body] = tlItem("tl-note kind-" + n.kind, n.occurred_at, NOTE_KIND_WORD[n.kind] || n.kind, n.author);
+  li.dataset.note = n.id;
+  body.appendChild(el("p", "tl-text", n.text));
+  if (n.addenda && n.addenda.length) {
+    const ol = el("ol", "addenda");
+    for (const a of n.addenda) {
+      const ali = el("li", "addendum");
+      ali.dataset.note = a.id;
+      ali.appendChild(el("span", "tl-what", "Addendum " + whenText(a.occurred_at)));
+      ali.appendChild(el("span", "tl-by", "by " + a.author));
+      ali.appendChild(el("p", "tl-text", a.text));
+      ol.appendChild(ali);
+    }
+    body.appendChild(ol);
+  }
+  if (mayWrite()) {
+    const form = el("div", "addendum-form");
+    form.hidden = true;
+    const text = el("textarea");
+    text.rows = 2;
+    text.maxLength = 4000;
+    text.dataset.keep = "addendum-" + n.id;
+    text.placeholder = "the correction or addition; the note itself stays as written";
+    text.setAttribute("aria-label", "Addendum to " + n.id);
+    form.appendChild(text);
+    const save = async () => {
+      const words = text.value;
+      if (!words.trim()) { text.focus(); return; }
+      text.value = "";
+      const r = await api("POST", "/api/v1/notes/" + encodeURIComponent(n.id) + "/addenda", { text: words });
+      const out = await r.json().catch(() => ({}));
+      if (!r.ok) { restore(text, words); flash("Could not add the addendum to " + n.id + ": " + (out.error || r.status)); return; }
+      showTimeline(id);
+    };
+    text.addEventListener("keydown", (ev) => { if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); save(); } });
+    form.appendChild(actionButton("Save addendum", "save-addendum", save));
+    const open = actionButton("Addendum", "addendum", () => { form.hidden = false; open.hidden = true; text.focus(); });
+    body.appendChild(open);
+    body.appendChild(form);
+  }
+  return li;
+}
+
+// alertItem shows one change of an alert. The newest change of an open
+// alert carries its actions, so they stay where the clinician reads.
+function alertItem(it, newest) {
+  const a = it.alert, e = it.event;
+  const what = a.condition === "news2" ? "NEWS2 " + (RISK_WORD[e.risk] || e.risk) : CONDITION_WORD[a.condition] || a.condition;
+  const [li, body] = tlItem("tl-alert " + a.queue + " act-" + e.action, e.at, what + " — " + (ACTION_WORD[e.action] || e.action), e.actor);
+  li.dataset.alert = a.id;
+  const why = e.reason + (e.note ? " — “" + e.note + "”" : "");
+  if (why) body.appendChild(el("p", "reason", why));
+  if (newest && a.state !== "resolved") {
+    if (e.action !== a.state) body.appendChild(el("p", "meta", "Now: " + stateWord(a)));
+    if (mayWrite()) {
+      const row = el("div", "tl-actions");
       const note = el("input");
       note.placeholder = "note (optional)";
+      note.dataset.keep = "alert-" + a.id;
       note.setAttribute("aria-label", "Note for this alert");
-      sec.appendChild(note);
-      if (al.state === "raised" || al.state === "cleared") sec.appendChild(actionButton("Acknowledge with note", "ack", () => act(al, "ack", { note: note.value })));
-      sec.appendChild(actionButton("Resolve", "resolve", () => act(al, "resolve", { note: note.value })));
+      row.appendChild(note);
+      const withNote = (action) => async () => {
+        const words = note.value;
+        note.value = "";
+        if (await act(a, action, { note: words })) showTimeline(a.patient);
+        else restore(note, words);
+      };
+      if (a.state === "raised" || a.state === "cleared") row.appendChild(actionButton("Acknowledge with note", "ack", withNote("ack")));
+      row.appendChild(actionButton("Resolve", "resolve", withNote("resolve")));
+      body.appendChild(row);
     }
-    const ol = el("ol", "audit");
-    for (const e of full.audit || []) {
-      const li = el("li");
-      li.appendChild(el("time", "", new Date(e.at).toLocaleString()));
-      li.appendChild(el("span", "actor", e.actor));
-      li.appendChild(el("span", "action", e.action + (e.from ? " (" + e.from + " → " + e.to + ")" : "")));
-      li.appendChild(el("span", "reason", e.reason + (e.note ? " — “" + e.note + "”" : "")));
-      ol.appendChild(li);
-    }
-    sec.appendChild(ol);
-    box.appendChild(sec);
   }
+  return li;
+}
+
+// restore puts back what was typed in a field after a refused action, in
+// the field now on the page: a redraw may have replaced it meanwhile.
+function restore(field, value) {
+  const now = field.isConnected ? field : $("tl-items").querySelector('[data-keep="' + CSS.escape(field.dataset.keep) + '"]');
+  if (!now) return;
+  now.value = value;
+  const form = now.closest(".addendum-form");
+  if (form) { form.hidden = false; form.parentNode.querySelector("button.addendum").hidden = true; }
+}
+
+// showTimeline draws the patient's one timeline, newest first. What is
+// being typed in it (a reason, an addendum) survives a redraw, which an
+// alert event may cause at any moment. Only the newest call draws.
+let timelineCall = 0;
+async function showTimeline(id) {
+  const call = ++timelineCall;
+  const hours = $("tl-hours").value || "24";
+  const res = await api("GET", "/api/v1/patients/" + encodeURIComponent(id) + "/timeline?hours=" + hours).catch(() => null);
+  const tl = res && res.ok ? await res.json() : null;
+  if (call !== timelineCall || !viewing(id)) return;
+  const list = $("tl-items"), status = $("tl-status");
+  if (!tl) { list.replaceChildren(); status.textContent = "The timeline is unavailable."; status.className = "warn"; return; }
+  const kept = new Map();
+  for (const f of list.querySelectorAll("[data-keep]")) if (f.value) kept.set(f.dataset.keep, f.value);
+  const focused = document.activeElement && list.contains(document.activeElement) ? document.activeElement.dataset.keep : "";
+  const words = [];
+  if (tl.unavailable && tl.unavailable.length) words.push("Not shown, could not be read: " + tl.unavailable.join(", ") + ".");
+  if (tl.truncated) words.push("Shown from " + whenText(tl.from) + ": there is more than the timeline holds.");
+  status.textContent = words.join(" ");
+  status.className = words.length ? "warn" : "";
+  const items = [];
+  const seen = new Set();
+  for (const it of tl.items) {
+    if (it.type === "observation") items.push(observationItem(id, it));
+    else if (it.type === "note") items.push(noteItem(id, it));
+    else if (it.type === "alert") { items.push(alertItem(it, !seen.has(it.alert.id))); seen.add(it.alert.id); }
+  }
+  if (items.length === 0) items.push(el("li", "none", "Nothing in the last " + $("tl-hours").selectedOptions[0].textContent + "."));
+  list.replaceChildren(...items);
+  for (const f of list.querySelectorAll("[data-keep]")) if (kept.has(f.dataset.keep)) restore(f, kept.get(f.dataset.keep));
+  if (focused) { const f = list.querySelector('[data-keep="' + CSS.escape(focused) + '"]'); if (f) f.focus(); }
 }
 
 function route() {
@@ -804,6 +933,11 @@ $("rows").addEventListener("keydown", (ev) => {
 $("pv-back").addEventListener("click", () => { location.hash = ""; });
 $("obs-form").addEventListener("submit", submitObs);
 $("obs-at").addEventListener("input", () => { $("obs-at").dataset.auto = ""; });
+$("note-form").addEventListener("submit", submitNote);
+$("note-at").addEventListener("input", () => { $("note-at").dataset.auto = ""; });
+// Enter writes a new line in a note; Ctrl+Enter adds it to the log.
+$("note-text").addEventListener("keydown", (ev) => { if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) $("note-form").requestSubmit(); });
+$("tl-hours").addEventListener("change", () => { if (viewedPatient()) showTimeline(viewedPatient()); });
 document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && location.hash) location.hash = ""; });
 window.addEventListener("hashchange", route);
 
