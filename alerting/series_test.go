@@ -14,7 +14,9 @@ import (
 var seriesT0 = time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
 
 // at is seriesT0 plus minutes.
-func at(minutes float64) time.Time { return seriesT0.Add(time.Duration(minutes * float64(time.Minute))) }
+func at(minutes float64) time.Time {
+	return seriesT0.Add(time.Duration(minutes * float64(time.Minute)))
+}
 
 func rd(kind vward.ReadingKind, v, minutes float64) vward.Reading {
 	return vward.Reading{Patient: "p1", Device: "d1", Kind: kind, Value: v, At: at(minutes)}

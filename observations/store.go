@@ -171,6 +171,13 @@ func (s *Store) Since(ctx context.Context, patient vward.PatientID, from time.Ti
 		patient, patient, formatTime(from))
 }
 
+// Measured returns a patient's entries measured in [from, to), those
+// marked in error too, oldest first: what the charts draw.
+func (s *Store) Measured(ctx context.Context, patient vward.PatientID, from, to time.Time) ([]Entry, error) {
+	return s.query(ctx, selectEntry+` WHERE patient_id = ? AND measured_at >= ? AND measured_at < ? ORDER BY measured_at, id`,
+		patient, formatTime(from), formatTime(to))
+}
+
 // unstored returns the entries whose readings are not in the history yet.
 func (s *Store) unstored(ctx context.Context) ([]Entry, error) {
 	return s.query(ctx, selectEntry+` WHERE stored_at = '' ORDER BY id`)

@@ -7,12 +7,10 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -155,7 +153,8 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("POST /api/v1/logout", s.auth.logout)
 	api.HandleFunc("GET /api/v1/patients", s.patients)
 	api.HandleFunc("GET /api/v1/patients/{id}", s.patient)
-	api.HandleFunc("GET /api/v1/patients/{id}/readings", s.readings)
+	api.HandleFunc("GET /api/v1/patients/{id}/readings", s.readings) // charts.go
+	api.HandleFunc("GET /api/v1/patients/{id}/scores", s.scores)
 	api.HandleFunc("GET /api/v1/stream", s.stream)
 	api.HandleFunc("GET /api/v1/status", s.status)
 	api.HandleFunc("GET /api/v1/rejections", s.rejections)
@@ -242,43 +241,6 @@ func (s *Server) patient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
-}
-
-// readings returns a patient's stored readings, the last 24 hours unless
-// ?hours= says otherwise.
-func (s *Server) readings(w http.ResponseWriter, r *http.Request) {
-	id := vward.PatientID(r.PathValue("id"))
-	if _, ok := s.visiblePatient(r, id); !ok {
-		writeError(w, http.StatusNotFound, "no such patient")
-		return
-	}
-	span := 24 * time.Hour
-	if h := r.URL.Query().Get("hours"); h != "" {
-		// Whole hours only: "1h2" or "0.0000001" is a typo, not a span.
-		n, err := strconv.Atoi(h)
-		if err != nil || n < 1 || n > 744 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("hours=%q: want a whole number of hours from 1 to 744", h))
-			return
-		}
-		span = time.Duration(n) * time.Hour
-	}
-	now := time.Now()
-	rs, err := s.history.Readings(r.Context(), id, now.Add(-span), now.Add(time.Hour))
-	if err != nil {
-		s.log.Error("read history", "patient", id, "err", err)
-		writeError(w, http.StatusBadGateway, "the reading history is unavailable")
-		return
-	}
-	type point struct {
-		Kind  vward.ReadingKind `json:"kind"`
-		Value float64           `json:"value"`
-		At    time.Time         `json:"at"`
-	}
-	out := make([]point, len(rs))
-	for i, r := range rs {
-		out[i] = point{r.Kind, r.Value, r.At}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"patient": id, "readings": out})
 }
 
 var upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 16 << 10}
