@@ -9,8 +9,6 @@ const LABEL = {
   systolic_bp: "Systolic BP", diastolic_bp: "Diastolic BP", heart_rate: "Pulse",
   consciousness: "Consciousness (ACVPU)", temperature: "Temperature",
 };
-// The NEWS2 "score 0" band of each parameter, shaded on the patient charts.
-const NORMAL = { respiratory_rate: [12, 20], spo2: [96, 100], systolic_bp: [111, 219], heart_rate: [51, 90], temperature: [36.1, 38.0] };
 const RISK_RANK = { high: 3, medium: 2, "low-medium": 1, low: 0 };
 const RISK_WORD = { high: "HIGH", medium: "MEDIUM", "low-medium": "RED SCORE", low: "LOW" };
 
@@ -89,6 +87,10 @@ function sorted() {
 
 // --- Rendering the board -------------------------------------------------------
 
+// sparkline draws the NEWS2 of the last 24 hours. The monitor records a
+// point at least every 5 minutes while the patient is scored, so points
+// further apart than SPARK_GAP are a time without a score: no line there.
+const SPARK_GAP = 15 * 60e3;
 function sparkline(trend) {
   const w = 90, h = 26;
   const ns = "http://www.w3.org/2000/svg";
@@ -98,17 +100,23 @@ function sparkline(trend) {
   svg.setAttribute("height", h);
   if (!trend || trend.length === 0) return svg;
   const end = Date.now() + serverOffset, start = end - 24 * 3600 * 1000;
-  const x = t => Math.max(0, Math.min(w, (Date.parse(t) - start) / (end - start) * w));
+  const x = t => Math.max(0, Math.min(w - 2, (t - start) / (end - start) * (w - 2)));
   // Scores above 8 are all emergencies: give the range 0–8 the height.
   const y = s => h - 2 - Math.min(8, s) / 8 * (h - 4);
-  const pts = trend.map(p => x(p.at).toFixed(1) + "," + y(p.score).toFixed(1));
-  const last = trend[trend.length - 1];
-  pts.push(w + "," + y(last.score).toFixed(1));
-  const line = document.createElementNS(ns, "polyline");
-  line.setAttribute("points", pts.join(" "));
+  let d = "";
+  trend.forEach((p, i) => {
+    const t = Date.parse(p.at);
+    const next = i + 1 < trend.length ? Date.parse(trend[i + 1].at) : end;
+    const joined = next - t <= SPARK_GAP;
+    d += (i === 0 || Date.parse(trend[i - 1].at) < t - SPARK_GAP ? "M" : "L") + x(t).toFixed(1) + " " + y(p.score).toFixed(1);
+    if (joined) d += "H" + x(next).toFixed(1);
+  });
+  const line = document.createElementNS(ns, "path");
+  line.setAttribute("d", d);
   svg.appendChild(line);
+  const last = trend[trend.length - 1];
   const dot = document.createElementNS(ns, "circle");
-  dot.setAttribute("cx", w - 1.5);
+  dot.setAttribute("cx", x(Date.parse(last.at)));
   dot.setAttribute("cy", y(last.score));
   dot.setAttribute("r", 2);
   svg.appendChild(dot);
@@ -417,43 +425,7 @@ function setMuted(m) {
 
 // --- Patient view -----------------------------------------------------------------
 
-function chart(kind, points) {
-  const box = el("div", "chart");
-  box.appendChild(el("h3", "", LABEL[kind] || kind));
-  if (points.length === 0) { box.appendChild(el("div", "none", "no readings in 24 hours")); return box; }
-  const W = 420, H = 140, pad = 28;
-  const end = Date.now() + serverOffset, start = end - 24 * 3600 * 1000;
-  let lo = Math.min(...points.map(p => p.value)), hi = Math.max(...points.map(p => p.value));
-  if (NORMAL[kind]) { lo = Math.min(lo, NORMAL[kind][0]); hi = Math.max(hi, NORMAL[kind][1]); }
-  if (hi === lo) { hi += 1; lo -= 1; }
-  const x = t => pad + (Date.parse(t) - start) / (end - start) * (W - pad - 4);
-  const y = v => H - 16 - (v - lo) / (hi - lo) * (H - 24);
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", (LABEL[kind] || kind) + ", last 24 hours, latest " + points[points.length - 1].value);
-  if (NORMAL[kind]) {
-    const r = document.createElementNS(ns, "rect");
-    r.setAttribute("class", "band");
-    r.setAttribute("x", pad); r.setAttribute("width", W - pad - 4);
-    r.setAttribute("y", y(NORMAL[kind][1])); r.setAttribute("height", Math.max(0, y(NORMAL[kind][0]) - y(NORMAL[kind][1])));
-    svg.appendChild(r);
-  }
-  for (const v of [lo, hi]) {
-    const t = document.createElementNS(ns, "text");
-    t.setAttribute("x", 2); t.setAttribute("y", y(v) + 4);
-    t.textContent = Math.round(v * 10) / 10;
-    svg.appendChild(t);
-  }
-  const line = document.createElementNS(ns, "polyline");
-  line.setAttribute("points", points.map(p => x(p.at).toFixed(1) + "," + y(p.value).toFixed(1)).join(" "));
-  svg.appendChild(line);
-  box.appendChild(svg);
-  return box;
-}
-
-async function showPatient(id) {
+function showPatient(id) {
   const p = patients.get(id);
   $("main").hidden = true;
   $("patient-view").hidden = false;
@@ -469,15 +441,7 @@ async function showPatient(id) {
   if (mayEnter) { resetObsForm(); resetNoteForm(); $("obs-respiratory_rate").focus(); } else $("pv-back").focus();
   $("tl-items").replaceChildren();
   showTimeline(id);
-  const charts = $("pv-charts");
-  charts.replaceChildren(el("p", "none", "loading…"));
-  const res = await api("GET", "/api/v1/patients/" + encodeURIComponent(id) + "/readings?hours=24");
-  if (!res.ok) { charts.replaceChildren(el("p", "none", "history unavailable")); return; }
-  const body = await res.json();
-  charts.replaceChildren();
-  for (const kind of ["respiratory_rate", "spo2", "systolic_bp", "diastolic_bp", "heart_rate", "temperature"]) {
-    charts.appendChild(chart(kind, body.readings.filter(r => r.kind === kind)));
-  }
+  openCharts(id); // charts.js
 }
 
 // showScore shows the patient's NEWS2 now, and again whenever their row
@@ -491,12 +455,10 @@ function showScore(p) {
     score.appendChild(s.firstChild);
     if (!p.news2.complete) score.appendChild(s.lastChild);
     score.appendChild(el("p", "", p.news2.response));
-    const nc = chart("NEWS2", (p.trend || []).map(t => ({ at: t.at, value: t.score })));
-    nc.querySelector("h3").textContent = "NEWS2 (24 hours)";
-    score.appendChild(nc);
   } else {
     score.appendChild(el("p", "none", "no score yet"));
   }
+  if (p) chartsChanged(p.patient); // charts.js: redrawn with the new readings
 }
 
 function viewing(id) { return location.hash === "#patient/" + encodeURIComponent(id); }
