@@ -83,7 +83,10 @@ func (s *Server) chartWindowOf(w http.ResponseWriter, r *http.Request, id vward.
 type chartReading struct {
 	vward.Reading
 	entry *observations.Entry // nil for a device's reading, or where the entries are not known
+	gap   bool                // starts a run of its kind (markRuns)
 }
+
+func (r chartReading) inError() bool { return r.entry != nil && r.entry.Error != nil }
 
 // chartReadings returns a patient's readings measured in [from, to),
 // oldest first: the devices' from the history, and the entries people made
@@ -128,6 +131,9 @@ type chartPoint struct {
 	EnteredBy      string              `json:"entered_by,omitempty"`
 	Entry          string              `json:"entry,omitempty"`
 	EnteredInError bool                `json:"entered_in_error,omitempty"`
+	// Gap: no line to this reading from the kind's one before, which is
+	// not close enough in time to be continuous with it (chartruns.go).
+	Gap bool `json:"gap,omitempty"`
 }
 
 // chartKinds are the kinds with a chart of their own and NEWS2 bands;
@@ -135,8 +141,9 @@ type chartPoint struct {
 var chartKinds = []news2.Parameter{news2.RespiratoryRate, news2.SpO2, news2.SystolicBP, news2.HeartRate, news2.Temperature}
 
 // readings returns a patient's readings over a range (chartWindowOf),
-// with each scored kind's NEWS2 bands on the patient's SpO2 scale and how
-// long a value counts, which the charts use to tell a gap.
+// each marked where a gap comes before it, thinned when there are too many
+// to draw (chartruns.go), with each scored kind's NEWS2 bands on the
+// patient's SpO2 scale and how long a value counts.
 func (s *Server) readings(w http.ResponseWriter, r *http.Request) {
 	id := vward.PatientID(r.PathValue("id"))
 	row, ok := s.visiblePatient(r, id)
@@ -155,9 +162,12 @@ func (s *Server) readings(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadGateway, "the reading history is unavailable")
 		return
 	}
+	f := s.monitor.Freshness()
+	markRuns(rs, f)
+	rs, thinned := thin(rs, win.from, win.to)
 	out := make([]chartPoint, len(rs))
 	for i, r := range rs {
-		p := chartPoint{Kind: r.Kind, Value: r.Value, At: r.At, Device: r.Device}
+		p := chartPoint{Kind: r.Kind, Value: r.Value, At: r.At, Device: r.Device, Gap: r.gap}
 		if e := r.entry; e != nil {
 			p.Source, p.EnteredBy, p.Entry, p.EnteredInError = e.Source, e.Author, e.Name(), e.Error != nil
 		} else if observations.Entered(r.Reading) {
@@ -173,14 +183,13 @@ func (s *Server) readings(w http.ResponseWriter, r *http.Request) {
 	if scale == news2.Scale2 {
 		bands["spo2_on_oxygen"] = news2.Bands(news2.SpO2, scale, true)
 	}
-	f := s.monitor.Freshness()
 	fresh := make(map[string]float64, news2.NumParameters)
 	for p := range news2.NumParameters {
 		fresh[p.String()] = f[p].Seconds()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"patient": id, "from": win.from, "to": win.to, "stay": win.stay, "capped": win.capped,
-		"spo2_scale": row.SpO2Scale, "bands": bands, "freshness_seconds": fresh, "readings": out,
+		"spo2_scale": row.SpO2Scale, "bands": bands, "freshness_seconds": fresh, "thinned": thinned, "readings": out,
 	})
 }
 
@@ -225,7 +234,7 @@ func (s *Server) scores(w http.ResponseWriter, r *http.Request) {
 	}
 	counted := make([]vward.Reading, 0, len(rs))
 	for _, r := range rs {
-		if r.entry == nil || r.entry.Error == nil {
+		if !r.inError() {
 			counted = append(counted, r.Reading)
 		}
 	}

@@ -178,4 +178,25 @@ func TestChartsInBrowser(t *testing.T) {
 		t.Errorf("the whole stay: %d admission marks, %d pulse dots and %d lines, axis labels %q; want the admission and one dot",
 			stay.Admitted, stay.PulseDots, stay.PulseLines, stay.Ticks)
 	}
+
+	// The page's own helpers, on cases the data above does not reach.
+	helpers := read(t, b, "the chart helpers", chromedp.Evaluate[string](`(() => {
+		const H = 3600e3, now = Date.now();
+		const day = timeTicks(now - 24 * H, now, 8), week = timeTicks(now - 168 * H, now, 8), hour = timeTicks(now - 0.5 * H, now, 8);
+		const local = t => new Date(t.at);
+		const pts = [];
+		for (let i = 0; i < 10000; i++) pts.push({ t: now - (10000 - i) * 60e3, v: 70 + (i % 5) });
+		pts[4321].v = 190; pts[1234].v = 20;
+		const x = t => (t - pts[0].t) / (now - pts[0].t) * 418;
+		const kept = thin(pts, x);
+		return JSON.stringify([
+			day.step / H, day.ticks.every(t => local(t).getMinutes() === 0 && local(t).getHours() % 3 === 0),
+			week.step / H, week.ticks.length, week.ticks.every(t => local(t).getHours() === 0),
+			hour.step / 60e3, hour.ticks.length > 0,
+			kept.length < 2000, kept.some(p => p.v === 190), kept.some(p => p.v === 20),
+		]);
+	})()`))
+	if want := `[3,true,24,7,true,15,true,true,true,true]`; helpers != want {
+		t.Errorf("timeTicks and thin: %s, want %s ([day step h, on the hour; week step h, ticks, at midnight; half-hour step min, any; thinned, highest, lowest])", helpers, want)
+	}
 }

@@ -6,12 +6,14 @@
 "use strict";
 
 const SVGNS = "http://www.w3.org/2000/svg";
+// refresh: while new readings arrive, the charts are fetched again at most
+// this often (ms); a long range is a large answer and changes less.
 const CHART_RANGES = [
-  { key: "6h", query: "hours=6", label: "6 h", words: "last 6 hours" },
-  { key: "24h", query: "hours=24", label: "24 h", words: "last 24 hours" },
-  { key: "72h", query: "hours=72", label: "72 h", words: "last 72 hours" },
-  { key: "7d", query: "hours=168", label: "7 days", words: "last 7 days" },
-  { key: "stay", query: "since=stay", label: "Whole stay", words: "whole stay" },
+  { key: "6h", query: "hours=6", label: "6 h", words: "last 6 hours", refresh: 15e3 },
+  { key: "24h", query: "hours=24", label: "24 h", words: "last 24 hours", refresh: 15e3 },
+  { key: "72h", query: "hours=72", label: "72 h", words: "last 72 hours", refresh: 60e3 },
+  { key: "7d", query: "hours=168", label: "7 days", words: "last 7 days", refresh: 300e3 },
+  { key: "stay", query: "since=stay", label: "Whole stay", words: "whole stay", refresh: 300e3 },
 ];
 // The vitals charted, in NEWS2 chart order; blood pressure is one chart.
 const CHART_KINDS = ["respiratory_rate", "spo2", "blood_pressure", "heart_rate", "consciousness", "temperature"];
@@ -19,12 +21,7 @@ const CHART_TITLE = { blood_pressure: "Blood pressure", consciousness: "Consciou
 const CHART_UNIT = { respiratory_rate: "/min", spo2: "%", systolic_bp: "mmHg", diastolic_bp: "mmHg", heart_rate: "bpm", temperature: "°C" };
 const ACVPU = ["A", "C", "V", "P", "U"];
 const SOURCE_NAME = { telephone: "telephone", home_visit: "home visit", carer: "carer", care_home_staff: "care-home staff", patient_self_report: "patient's own report" };
-// A line joins two readings at most this far apart when the patient's
-// usual interval does not say less (3× the median); the server sends the
-// freshness window, an hour by default, which takes its place.
-const GAP_FACTOR = 3;
-const GAP_BOUND = 3600e3;
-const REFRESH_EVERY = 15e3;
+const FRESH_DEFAULT = 3600e3; // the oxygen window when the server does not say
 
 // The range chosen stays while the board is open, for every patient.
 let chartRange = "24h";
@@ -74,22 +71,13 @@ function niceTicks(lo, hi, n) {
   return out;
 }
 
-// gapLimit is the longest interval a line may cross: GAP_FACTOR times the
-// median interval between the kind's readings, at most bound.
-function gapLimit(times, bound) {
-  const gaps = [];
-  for (let i = 1; i < times.length; i++) if (times[i] > times[i - 1]) gaps.push(times[i] - times[i - 1]);
-  if (gaps.length === 0) return bound;
-  gaps.sort((a, b) => a - b);
-  return Math.min(bound, GAP_FACTOR * gaps[Math.floor(gaps.length / 2)]);
-}
-
-// segments splits points (oldest first) where they are further apart than limit.
-function segments(points, limit) {
+// runs splits points (oldest first) where the server marked a gap: no line
+// joins two readings not close enough in time to be continuous.
+function runs(points) {
   const out = [];
   let cur = [];
   for (const p of points) {
-    if (cur.length && p.t - cur[cur.length - 1].t > limit) { out.push(cur); cur = []; }
+    if (cur.length && p.r.gap) { out.push(cur); cur = []; }
     cur.push(p);
   }
   if (cur.length) out.push(cur);
@@ -244,10 +232,10 @@ function marks(svg, pts, x, y, fmt, cls, dense) {
 
 // line draws the series' continuous runs, and returns the points of runs
 // denser than a dot every 4 pixels.
-function line(svg, pts, x, y, limit, cls) {
+function line(svg, pts, x, y, cls) {
   const counted = pts.filter(p => !p.r.entered_in_error);
   const dense = new Set();
-  for (const seg of segments(counted, limit)) {
+  for (const seg of runs(counted)) {
     if (seg.length < 2) continue;
     if ((x(seg[seg.length - 1].t) - x(seg[0].t)) / seg.length < 4) seg.forEach(p => dense.add(p));
     const drawn = thin(seg, x);
@@ -314,13 +302,12 @@ function vitalChart(kind, data) {
   const x = t => g.left + (t - from) / (to - from) * (g.right - g.left);
   const y = v => g.bottom - (v - lo) / (hi - lo) * (g.bottom - g.top);
   const scale2 = kind === "spo2" && data.spo2_scale === 2;
-  const fresh = (data.freshness_seconds || {})[kind === "blood_pressure" ? "systolic_bp" : kind] * 1000 || GAP_BOUND;
   // Diastolic is not scored: the systolic's bands are a ribbon at the
   // left edge, not shading behind both.
   const bp = kind === "blood_pressure";
   shade(svg, g, y, lo, hi, bands, g.left, bp ? g.left + 6 : g.right);
   if (kind === "spo2") {
-    for (const [a, b] of oxygenSpans(data.readings, (data.freshness_seconds || {}).supplemental_oxygen * 1000 || GAP_BOUND, to)) {
+    for (const [a, b] of oxygenSpans(data.readings, (data.freshness_seconds || {}).supplemental_oxygen * 1000 || FRESH_DEFAULT, to)) {
       const x0 = Math.max(g.left, x(a)), x1 = Math.min(g.right, x(b));
       if (scale2) shade(svg, g, y, lo, hi, data.bands.spo2_on_oxygen || [], x0, x1);
       if (x1 > x0) svg.appendChild(titled(svgEl("rect", { x: x0, width: x1 - x0, y: g.top, height: 4 }, "oxygen"), "on oxygen"));
@@ -331,8 +318,7 @@ function vitalChart(kind, data) {
   spanMarks(svg, g, x, sp);
   series.forEach((pts, i) => {
     const cls = kinds[i] === "diastolic_bp" ? "dia" : "";
-    const limit = gapLimit(pts.filter(p => !p.r.entered_in_error).map(p => p.t), fresh);
-    const dense = line(svg, pts, x, y, limit, cls);
+    const dense = line(svg, pts, x, y, cls);
     marks(svg, pts, x, y, p => (LABEL[kinds[i]] || kinds[i]) + " " + fmtValue(kinds[i], p.v), cls, dense);
   });
   if (kind === "blood_pressure") {
@@ -373,8 +359,7 @@ function consciousnessChart(data) {
     svg.appendChild(t);
   });
   spanMarks(svg, g, fx, sp);
-  const fresh = (data.freshness_seconds || {}).consciousness * 1000 || GAP_BOUND;
-  const dense = line(svg, pts, x, y, gapLimit(pts.map(p => p.t), fresh), "");
+  const dense = line(svg, pts, x, y, "");
   marks(svg, pts, x, y, p => "ACVPU " + ACVPU[p.v], "", dense);
   box.appendChild(svg);
   return box;
@@ -477,10 +462,11 @@ function openCharts(id) {
 }
 
 // chartsChanged asks for fresh charts after the patient's row changed, at
-// most every REFRESH_EVERY.
+// most as often as the range's refresh.
 function chartsChanged(id) {
   if (id !== chartView.patient || chartView.timer) return;
-  const wait = Math.max(0, chartView.loadedAt + REFRESH_EVERY - Date.now());
+  const every = (CHART_RANGES.find(r => r.key === chartRange) || CHART_RANGES[1]).refresh;
+  const wait = Math.max(0, chartView.loadedAt + every - Date.now());
   chartView.timer = setTimeout(() => {
     chartView.timer = null;
     if (viewing(id)) loadCharts(id, false);
