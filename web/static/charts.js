@@ -230,14 +230,17 @@ function marks(svg, pts, x, y, fmt, cls, dense) {
   }
 }
 
-// line draws the series' continuous runs, and returns the points of runs
-// denser than a dot every 4 pixels.
+// line draws the series' continuous runs, and returns the points of long
+// runs denser than a dot every 4 pixels, which the line alone shows. A run
+// narrower than 3 pixels is left to its dots: a few readings minutes apart
+// in a long range are marks at one time, not a line.
 function line(svg, pts, x, y, cls) {
   const counted = pts.filter(p => !p.r.entered_in_error);
   const dense = new Set();
   for (const seg of runs(counted)) {
-    if (seg.length < 2) continue;
-    if ((x(seg[seg.length - 1].t) - x(seg[0].t)) / seg.length < 4) seg.forEach(p => dense.add(p));
+    const width = seg.length > 1 ? x(seg[seg.length - 1].t) - x(seg[0].t) : 0;
+    if (width < 3) continue;
+    if (seg.length >= 20 && width / seg.length < 4) seg.forEach(p => dense.add(p));
     const drawn = thin(seg, x);
     svg.appendChild(svgEl("polyline", { points: drawn.map(p => x(p.t).toFixed(1) + "," + y(p.v).toFixed(1)).join(" ") }, "trace " + cls));
   }
