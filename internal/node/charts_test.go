@@ -61,7 +61,7 @@ const readCharts = `(() => {
 		temp_lines: all("temperature", "polyline.trace").length,
 		temp_dots: all("temperature", "circle.mark.device").length,
 		temp_dot_x: dot ? Number(dot.getAttribute("cx")) : -1,
-		right: GEOM.right,
+		right: Charts.GEOM.right,
 		manual: all("respiratory_rate", "path.mark.manual").map(m => m.textContent),
 		bands: all("heart_rate", "rect.band").length,
 		now: all("heart_rate", "line.now").length,
@@ -182,13 +182,13 @@ func TestChartsInBrowser(t *testing.T) {
 	// The page's own helpers, on cases the data above does not reach.
 	helpers := read(t, b, "the chart helpers", chromedp.Evaluate[string](`(() => {
 		const H = 3600e3, now = Date.now();
-		const day = timeTicks(now - 24 * H, now, 8), week = timeTicks(now - 168 * H, now, 8), hour = timeTicks(now - 0.5 * H, now, 8);
+		const day = Charts.timeTicks(now - 24 * H, now, 8), week = Charts.timeTicks(now - 168 * H, now, 8), hour = Charts.timeTicks(now - 0.5 * H, now, 8);
 		const local = t => new Date(t.at);
 		const pts = [];
 		for (let i = 0; i < 10000; i++) pts.push({ t: now - (10000 - i) * 60e3, v: 70 + (i % 5) });
 		pts[4321].v = 190; pts[1234].v = 20;
 		const x = t => (t - pts[0].t) / (now - pts[0].t) * 418;
-		const kept = thin(pts, x);
+		const kept = Charts.thin(pts, x);
 		return JSON.stringify([
 			day.step / H, day.ticks.every(t => local(t).getMinutes() === 0 && local(t).getHours() % 3 === 0),
 			week.step / H, week.ticks.length, week.ticks.every(t => local(t).getHours() === 0),

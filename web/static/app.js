@@ -441,7 +441,7 @@ function showPatient(id) {
   if (mayEnter) { resetObsForm(); resetNoteForm(); $("obs-respiratory_rate").focus(); } else $("pv-back").focus();
   $("tl-items").replaceChildren();
   showTimeline(id);
-  openCharts(id); // charts.js
+  Charts.open(id); // charts.js
 }
 
 // showScore shows the patient's NEWS2 now, and again whenever their row
@@ -458,7 +458,7 @@ function showScore(p) {
   } else {
     score.appendChild(el("p", "none", "no score yet"));
   }
-  if (p) chartsChanged(p.patient); // charts.js: redrawn with the new readings
+  if (p) Charts.changed(p.patient); // charts.js: redrawn with the new readings
 }
 
 function viewing(id) { return location.hash === "#patient/" + encodeURIComponent(id); }
