@@ -32,12 +32,19 @@ type chartWindow struct {
 }
 
 // chartWindowOf reads ?hours=N (1–744, 24 when left out) or ?since=stay
-// (from the patient's admission), answering a bad value with a 400 that
-// names the parameter.
+// (from the patient's admission), answering a bad value or an unknown
+// parameter with a 400 that names it.
 func (s *Server) chartWindowOf(w http.ResponseWriter, r *http.Request, id vward.PatientID) (chartWindow, bool) {
 	q := r.URL.Query()
 	now := time.Now().UTC()
 	win := chartWindow{from: now.Add(-24 * time.Hour), to: now}
+	for k := range q {
+		if k != "hours" && k != "since" {
+			// "?hour=6" is a typo, not the default 24 hours.
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown parameter %q: give hours=N or since=stay", k))
+			return win, false
+		}
+	}
 	hours, since := q.Get("hours"), q.Get("since")
 	switch {
 	case hours != "" && since != "":

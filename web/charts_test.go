@@ -212,6 +212,7 @@ func TestChartRefusals(t *testing.T) {
 			{alice, "hours=", "p1", 200, ""},
 			{alice, "since=admission", "p1", 400, `since=\"admission\": want since=stay`},
 			{alice, "hours=6&since=stay", "p1", 400, "give one of them, not both"},
+			{alice, "hour=6", "p1", 400, `unknown parameter \"hour\": give hours=N or since=stay`},
 			{bob, "hours=6", "p1", 404, "no such patient"},
 			{bob, "since=stay", "p1", 404, "no such patient"},
 			{alice, "since=stay", "p2", 404, "no such patient"},
