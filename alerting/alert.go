@@ -149,6 +149,11 @@ const (
 	ActUnshelved    = "unshelved"
 	ActCleared      = "cleared"
 	ActResolved     = "resolved"
+	// A clinician handed the patient over to another service from the
+	// alert (package handover), and later recorded what came of it. Neither
+	// changes the alert's state.
+	ActHandover        = "handover"
+	ActHandoverOutcome = "handover_outcome"
 )
 
 // System is the actor of every change vward makes by itself.

@@ -128,25 +128,8 @@ func writeTx(ctx context.Context, tx *sql.Tx, a *Alert, audit []AuditEntry, w *w
 		}
 	}
 	for i := range audit {
-		e := &audit[i]
-		var resp sql.NullInt64
-		if e.ResponseSeconds != nil {
-			resp = sql.NullInt64{Int64: int64(math.Round(*e.ResponseSeconds * 1000)), Valid: true}
-		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO alert_audit (alert_id, ward, at, actor, action, risk, response_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?, '')`,
-			e.AlertID, e.Ward, nanos(e.At), e.Actor, e.Action, e.Risk.String(), resp)
-		if err != nil {
-			return fmt.Errorf("write audit of alert %d: %w", e.AlertID, err)
-		}
-		if e.ID, err = res.LastInsertId(); err != nil {
-			return fmt.Errorf("write audit of alert %d: %w", e.AlertID, err)
-		}
-		body, err := json.Marshal(e)
-		if err != nil {
-			return fmt.Errorf("encode audit of alert %d: %w", e.AlertID, err)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE alert_audit SET body = ? WHERE id = ?`, body, e.ID); err != nil {
-			return fmt.Errorf("write audit of alert %d: %w", e.AlertID, err)
+		if err := AppendAudit(ctx, tx, &audit[i]); err != nil {
+			return err
 		}
 	}
 	if w != nil {
@@ -156,6 +139,32 @@ func writeTx(ctx context.Context, tx *sql.Tx, a *Alert, audit []AuditEntry, w *w
 			w.Patient, w.Ward, nanos(w.LastSetAt), int64(w.Interval), w.Risk.String()); err != nil {
 			return fmt.Errorf("write overdue watch of %s: %w", w.Patient, err)
 		}
+	}
+	return nil
+}
+
+// AppendAudit writes one audit entry of an alert in tx and fills in its ID.
+// Other packages record their clinical actions on an alert this way (a
+// handover), in the same transaction as their own record of it.
+func AppendAudit(ctx context.Context, tx *sql.Tx, e *AuditEntry) error {
+	var resp sql.NullInt64
+	if e.ResponseSeconds != nil {
+		resp = sql.NullInt64{Int64: int64(math.Round(*e.ResponseSeconds * 1000)), Valid: true}
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO alert_audit (alert_id, ward, at, actor, action, risk, response_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?, '')`,
+		e.AlertID, e.Ward, nanos(e.At), e.Actor, e.Action, e.Risk.String(), resp)
+	if err != nil {
+		return fmt.Errorf("write audit of alert %d: %w", e.AlertID, err)
+	}
+	if e.ID, err = res.LastInsertId(); err != nil {
+		return fmt.Errorf("write audit of alert %d: %w", e.AlertID, err)
+	}
+	body, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode audit of alert %d: %w", e.AlertID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE alert_audit SET body = ? WHERE id = ?`, body, e.ID); err != nil {
+		return fmt.Errorf("write audit of alert %d: %w", e.AlertID, err)
 	}
 	return nil
 }

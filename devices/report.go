@@ -37,6 +37,24 @@ type WardReport struct {
 	CurrentStay StayStats `json:"current_stay"`
 	// Outcomes counts the window's discharges by outcome.
 	Outcomes map[string]int `json:"outcomes"`
+	// StepUp counts the window's handovers from alerts to other services
+	// and what came of them (package handover fills it in); absent where
+	// handovers are not kept.
+	StepUp *StepUp `json:"step_up,omitempty"`
+}
+
+// StepUp is a ward's step-up figures over a report's window: the patients
+// handed over from an alert to another service (999, the GP, …), by
+// destination, and what came of each handover.
+type StepUp struct {
+	Handovers int `json:"handovers"`
+	// ByDestination counts the handovers by destination id ("999", "gp").
+	ByDestination map[string]int `json:"by_destination"`
+	// Outcomes counts the handovers by recorded outcome ("seen_at_home",
+	// "conveyed", "admitted", "no_further_action"); Awaiting those with
+	// none yet.
+	Outcomes map[string]int `json:"outcomes"`
+	Awaiting int            `json:"awaiting_outcome"`
 }
 
 // DayFlow is one day's admissions and discharges.
