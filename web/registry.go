@@ -147,6 +147,9 @@ func (s *Server) wardReport(w http.ResponseWriter, r *http.Request) {
 		days = n
 	}
 	rep, err := s.Registry.WardReport(r.Context(), id, days, time.Now(), time.Local)
+	if err == nil {
+		err = s.stepUp(r.Context(), &rep)
+	}
 	if err != nil {
 		s.registryError(w, r, err)
 		return

@@ -87,7 +87,10 @@ type Deps struct {
 	// Notes serves the patients' notes and contact log (notes.go); nil
 	// leaves those routes out.
 	Notes *notes.Store
-	Log   *slog.Logger
+	// Handovers hands patients over from alerts (handovers.go) and adds
+	// the ward report's step-up figures; nil leaves those out.
+	Handovers HandoverService
+	Log       *slog.Logger
 }
 
 // RegistrySync brings the monitor up to date with the registry after a
@@ -163,6 +166,7 @@ func (s *Server) Handler() http.Handler {
 	s.observationRoutes(api) // /api/v1/patients/{id}/observations, /api/v1/observations… (observations.go)
 	s.noteRoutes(api)        // /api/v1/patients/{id}/notes, /api/v1/notes… (notes.go)
 	s.timelineRoutes(api)    // /api/v1/patients/{id}/timeline (timeline.go)
+	s.handoverRoutes(api)    // /api/v1/alerts/{id}/handover(s), /api/v1/handovers/{id}/outcome (handovers.go)
 	mux.Handle("/api/", s.auth.Require(api))
 	h := secure(mux)
 	if s.httpm != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/vward/vward"
 	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/devices"
+	"github.com/vward/vward/handover"
 	"github.com/vward/vward/history"
 	"github.com/vward/vward/ingest"
 	"github.com/vward/vward/internal/buildinfo"
@@ -74,7 +75,8 @@ type Node struct {
 	// Observations are the observations people enter, and how they reach
 	// the monitor and the history.
 	Observations *observations.Service
-	Notes        *notes.Store // the patients' notes and contact log
+	Notes        *notes.Store      // the patients' notes and contact log
+	Handovers    *handover.Service // SBARD handovers from alerts, and their outcomes
 	Sync         *registrysync.Sync
 	Hub          *web.Hub
 	Auth         *web.Auth
@@ -155,6 +157,16 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if n.Notes, err = notes.Open(ctx, db, n.Registry); err != nil {
 		return fail(err)
 	}
+	handovers, err := handover.Open(ctx, db)
+	if err != nil {
+		return fail(err)
+	}
+	// Notes join the SBARD once per-patient notes are kept (Deps.Notes).
+	n.Handovers = handover.NewService(handover.Deps{
+		Store: handovers, Alerts: n.Alerts, Registry: n.Registry,
+		Sets:   handover.NewLiveSets(n.Monitor, entries, n.Alerts.Store()),
+		Policy: n.Alerts.Config().PolicyFor,
+	})
 	n.Metrics.MustRegister(n.Alerts.Collector(), n.Hub.Collector(), n.Registry.Collector())
 	n.Sync = registrysync.New(n.Registry, n.Monitor, cfg.Log)
 	// The pipeline tells devices why it refused their messages through the
@@ -265,7 +277,7 @@ func (n *Node) Run(ctx context.Context) error {
 		Auth: n.Auth, Monitor: n.Monitor, History: n.History, Hub: n.Hub,
 		Wards: n.Registry, Registry: n.Registry, Checks: checks, Status: n.Status, Log: n.log,
 		Ops: web.Ops{Rejections: n.Dead, Metrics: n.Metrics, Registerer: n.Metrics}, Alerts: n.Alerts, Sync: n.Sync,
-		Observations: n.Observations, Notes: n.Notes,
+		Observations: n.Observations, Notes: n.Notes, Handovers: n.Handovers,
 	})
 	g, gctx := errgroup.WithContext(ctx)
 	if n.historyDown != nil {
