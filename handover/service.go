@@ -20,6 +20,16 @@ type Alerts interface {
 	Alert(ctx context.Context, id int64) (alerting.Alert, []alerting.AuditEntry, error)
 }
 
+// StoredAlerts reads alerts from the alert store itself, for a process
+// without the running engine (the command line).
+func StoredAlerts(s *alerting.Store) Alerts { return storedAlerts{s} }
+
+type storedAlerts struct{ s *alerting.Store }
+
+func (a storedAlerts) Alert(ctx context.Context, id int64) (alerting.Alert, []alerting.AuditEntry, error) {
+	return a.s.Get(ctx, id)
+}
+
 // Registry is what a handover reads of the registry (devices.Registry).
 type Registry interface {
 	Patient(ctx context.Context, id vward.PatientID) (devices.Patient, error)
