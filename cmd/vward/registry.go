@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/vward/vward/devices"
+	"github.com/vward/vward/handover"
 )
 
 // registryOpts are the flags every registry command shares.
@@ -74,6 +75,26 @@ func (o *registryOpts) do(cmd *cobra.Command, create bool, f func(ctx context.Co
 	}
 	defer done()
 	return f(ctx, reg)
+}
+
+// doWithHandovers is do with the handovers' store beside the registry,
+// for the ward report's step-up figures.
+func (o *registryOpts) doWithHandovers(cmd *cobra.Command, f func(ctx context.Context, reg *devices.Registry, hs *handover.Store) error) error {
+	db, err := openStore(o.dataDir, false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx := cmd.Context()
+	reg, err := devices.Open(ctx, db)
+	if err != nil {
+		return err
+	}
+	hs, err := handover.Open(ctx, db)
+	if err != nil {
+		return err
+	}
+	return f(ctx, reg, hs)
 }
 
 // listing is a registry list command: it fetches the rows, then prints them

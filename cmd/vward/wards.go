@@ -13,6 +13,7 @@ import (
 
 	"github.com/vward/vward"
 	"github.com/vward/vward/devices"
+	"github.com/vward/vward/handover"
 )
 
 func newWardsCmd() *cobra.Command {
@@ -85,17 +86,18 @@ func newWardsReportCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "report [WARD]",
-		Short: "Report capacity and flow: patients now, admissions and discharges per day, length of stay, outcomes",
+		Short: "Report capacity and flow: patients now, admissions and discharges per day, length of stay, outcomes, step-up",
 		Long: `Report, for one ward or every ward: the patients on it now against its
 capacity, admissions and discharges per day over the last --days days
 (today included, days in local time), the length of the stays that ended
 in that window, how long current patients have been on the ward, and the
-outcomes of the window's discharges.`,
+outcomes of the window's discharges, and the step-up figures: the
+window's handovers from alerts by destination, and what came of them.`,
 		Example: `  vward wards report resp-east --days 14
   vward wards report --json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.do(cmd, false, func(ctx context.Context, reg *devices.Registry) error {
+			return o.doWithHandovers(cmd, func(ctx context.Context, reg *devices.Registry, hs *handover.Store) error {
 				var ids []vward.WardID
 				if len(args) == 1 {
 					ids = []vward.WardID{vward.WardID(args[0])}
@@ -115,6 +117,11 @@ outcomes of the window's discharges.`,
 					if err != nil {
 						return err
 					}
+					su, err := hs.StepUp(ctx, id, rep.From, rep.At)
+					if err != nil {
+						return err
+					}
+					rep.StepUp = &su
 					reps = append(reps, rep)
 				}
 				out := cmd.OutOrStdout()
@@ -184,12 +191,38 @@ func writeWardReport(w io.Writer, rep devices.WardReport) error {
 		outcomes = strings.Join(parts, ", ")
 	}
 	line("Outcomes", "%s", outcomes)
+	if su := rep.StepUp; su != nil {
+		line("Step-up", "%s", stepUpWords(*su))
+	}
 	tw := newTable(w)
 	fmt.Fprintln(tw, "  DATE\tADMISSIONS\tDISCHARGES")
 	for _, f := range rep.Flow {
 		fmt.Fprintf(tw, "  %s\t%d\t%d\n", f.Date, f.Admissions, f.Discharges)
 	}
 	return tw.Flush()
+}
+
+// stepUpWords says a window's handovers and what came of them:
+// "3 handovers: 999 1, gp 2; conveyed 1, seen at home 1, awaiting outcome 1".
+func stepUpWords(su devices.StepUp) string {
+	if su.Handovers == 0 {
+		return "no handovers"
+	}
+	var to, came []string
+	for _, d := range handover.Destinations {
+		if n := su.ByDestination[string(d)]; n > 0 {
+			to = append(to, fmt.Sprintf("%s %d", d, n))
+		}
+	}
+	for _, o := range handover.Outcomes {
+		if n := su.Outcomes[string(o)]; n > 0 {
+			came = append(came, fmt.Sprintf("%s %d", o.Words(), n))
+		}
+	}
+	if su.Awaiting > 0 {
+		came = append(came, fmt.Sprintf("awaiting outcome %d", su.Awaiting))
+	}
+	return fmt.Sprintf("%s: %s; %s", plural(su.Handovers, "handover"), strings.Join(to, ", "), strings.Join(came, ", "))
 }
 
 func plural(n int, noun string) string {
