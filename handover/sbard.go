@@ -476,7 +476,7 @@ func text(s Summary, ev Evidence, res news2.Result) string {
 	if sit.News2 == nil {
 		line("NEWS2 now: no current observations to score")
 	} else if res.Complete {
-		line("NEWS2 now: %d, %s risk%s (complete set)", res.Score, res.Risk, red(res))
+		line("NEWS2 now: %d, %s risk (complete set)%s", res.Score, res.Risk, red(res))
 	} else {
 		line("NEWS2 now: PARTIAL, at least %d, %s risk%s; missing or stale: %s", res.Score, res.Risk, red(res), strings.Join(words(append(append([]string{}, as.Missing...), as.Stale...)), ", "))
 	}
@@ -590,7 +590,7 @@ func red(r news2.Result) string {
 			ps = append(ps, paramInLine[p])
 		}
 	}
-	return ", red score in " + strings.Join(ps, ", ")
+	return "; red score in " + strings.Join(ps, ", ")
 }
 
 // spacedNHS writes a ten-digit NHS number 3-3-4, as it is read out.

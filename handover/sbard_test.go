@@ -96,7 +96,7 @@ func TestBuild(t *testing.T) {
 			}(),
 			missing: []string{"respiratory_rate", "supplemental_oxygen", "systolic_bp", "consciousness"}, stale: []string{"temperature"},
 			want: []string{
-				"NEWS2 now: PARTIAL, at least 5, medium risk, red score in SpO₂; missing or stale: respiratory rate, air or oxygen, systolic BP, consciousness (ACVPU), temperature",
+				"NEWS2 now: PARTIAL, at least 5, medium risk; red score in SpO₂; missing or stale: respiratory rate, air or oxygen, systolic BP, consciousness (ACVPU), temperature",
 				"Temperature:           38.4 °C    [not scored: older than 1 h]  Fri 4 Dec 00:40 (3 h ago)",
 				"Not measured: respiratory rate, air or oxygen, systolic BP, consciousness (ACVPU)",
 				"Too old to score: temperature",

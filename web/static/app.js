@@ -666,6 +666,7 @@ function alertItem(it, newest) {
   li.dataset.alert = a.id;
   const why = e.reason + (e.note ? " — “" + e.note + "”" : "");
   if (why) body.appendChild(el("p", "reason", why));
+  if (e.action === "handover") body.appendChild(handoverRecord(a, e));
   if (newest && a.state !== "resolved") {
     if (e.action !== a.state) body.appendChild(el("p", "meta", "Now: " + stateWord(a)));
     if (mayWrite()) {
@@ -683,6 +684,7 @@ function alertItem(it, newest) {
       };
       if (a.state === "raised" || a.state === "cleared") row.appendChild(actionButton("Acknowledge with note", "ack", withNote("ack")));
       row.appendChild(actionButton("Resolve", "resolve", withNote("resolve")));
+      if (a.queue === "clinical") row.appendChild(actionButton("Hand over…", "handover", () => openHandover(a)));
       body.appendChild(row);
     }
   }
@@ -730,6 +732,101 @@ async function showTimeline(id) {
   list.replaceChildren(...items);
   for (const f of list.querySelectorAll("[data-keep]")) if (kept.has(f.dataset.keep)) restore(f, kept.get(f.dataset.keep));
   if (focused) { const f = list.querySelector('[data-keep="' + CSS.escape(focused) + '"]'); if (f) f.focus(); }
+}
+
+// --- Handover (SBARD) ---------------------------------------------------------------
+
+const OUTCOME_WORD = { seen_at_home: "seen at home", conveyed: "conveyed to hospital", admitted: "admitted to hospital", no_further_action: "no further action" };
+
+Object.assign(ACTION_WORD, { handover: "handed over", handover_outcome: "outcome of the handover" });
+
+// handoverRecord is the handover a timeline's handover event records: its
+// SBARD again, and its outcome or a way to record it. The handover is
+// read after the timeline is drawn; what is typed in its note is kept in
+// outcomeDrafts, since an alert event may redraw the timeline meanwhile.
+const outcomeDrafts = new Map();
+function handoverRecord(a, e) {
+  const div = el("div", "handover-record");
+  fillHandover(div, a, e);
+  return div;
+}
+
+async function fillHandover(div, a, e) {
+  const r = await api("GET", "/api/v1/alerts/" + a.id + "/handovers").catch(() => null);
+  if (!r || !r.ok) return;
+  const h = ((await r.json()).handovers || []).find((h) => h.at === e.at && h.by === e.actor);
+  if (!h) return;
+  div.dataset.handover = h.id;
+  div.appendChild(actionButton("SBARD", "sbard", () => showSBARD(h.text)));
+  if (h.outcome) {
+    div.appendChild(el("span", "outcome", "Outcome: " + (OUTCOME_WORD[h.outcome] || h.outcome) + ", recorded by " + h.outcome_by +
+      (h.outcome_note ? " — “" + h.outcome_note + "”" : "")));
+    return;
+  }
+  if (!mayWrite()) { div.appendChild(el("span", "outcome", "Outcome: awaiting")); return; }
+  const pick = el("select");
+  pick.setAttribute("aria-label", "Outcome of the handover");
+  pick.appendChild(new Option("outcome…", ""));
+  for (const [id, word] of Object.entries(OUTCOME_WORD)) pick.appendChild(new Option(word, id));
+  const note = el("input");
+  note.placeholder = "note (optional)";
+  note.setAttribute("aria-label", "Note on the outcome");
+  const draft = outcomeDrafts.get(h.id) || {};
+  pick.value = draft.outcome || "";
+  note.value = draft.note || "";
+  const keep = () => outcomeDrafts.set(h.id, { outcome: pick.value, note: note.value });
+  pick.addEventListener("change", keep);
+  note.addEventListener("input", keep);
+  const why = el("span", "error");
+  why.setAttribute("role", "alert");
+  div.append(pick, note, actionButton("Record outcome", "outcome", async () => {
+    if (!pick.value) { why.textContent = "Choose what came of the handover first."; pick.focus(); return; }
+    const res = await api("POST", "/api/v1/handovers/" + h.id + "/outcome", { outcome: pick.value, note: note.value });
+    const out = await res.json().catch(() => ({}));
+    if (!res.ok) { why.textContent = "Could not record the outcome: " + (out.error || res.status); return; }
+    outcomeDrafts.delete(h.id);
+    showTimeline(a.patient);
+  }), why);
+}
+
+let handingOver = null;
+function openHandover(a) {
+  handingOver = a;
+  const p = patients.get(a.patient);
+  const what = a.condition === "news2" ? "NEWS2 " + (RISK_WORD[a.risk] || a.risk) : CONDITION_WORD[a.condition] || a.condition;
+  $("handover-patient").textContent = ((p && p.name) || a.patient) + " — alert " + a.id + ", " + what;
+  $("handover-form").hidden = false;
+  $("handover-result").hidden = true;
+  $("handover-note").value = "";
+  $("handover-error").textContent = "";
+  $("handover-dialog").showModal();
+  $("handover-destination").focus();
+}
+
+// showSBARD shows a handover's SBARD in the dialog, to copy or print.
+function showSBARD(text) {
+  $("handover-form").hidden = true;
+  $("handover-result").hidden = false;
+  $("handover-text").textContent = text;
+  $("handover-copied").textContent = "";
+  if (!$("handover-dialog").open) $("handover-dialog").showModal();
+  $("handover-copy").focus();
+}
+
+// copySBARD copies the text; without the clipboard API (the board served
+// over plain http) it selects the text for Ctrl+C.
+async function copySBARD() {
+  const text = $("handover-text").textContent;
+  try {
+    await navigator.clipboard.writeText(text);
+    $("handover-copied").textContent = "Copied.";
+  } catch (e) {
+    const range = document.createRange();
+    range.selectNodeContents($("handover-text"));
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    $("handover-copied").textContent = document.execCommand("copy") ? "Copied." : "Selected: press Ctrl+C to copy.";
+  }
 }
 
 function route() {
@@ -877,6 +974,22 @@ $("shelve-form").addEventListener("submit", async (ev) => {
   if (await act(shelving, "shelve", { minutes: Number($("shelve-minutes").value), reason })) $("shelve-dialog").close();
 });
 $("shelve-cancel").addEventListener("click", () => $("shelve-dialog").close());
+$("handover-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  if (!handingOver) return;
+  const a = handingOver;
+  const res = await api("POST", "/api/v1/alerts/" + a.id + "/handover", { destination: $("handover-destination").value, note: $("handover-note").value });
+  const out = await res.json().catch(() => ({}));
+  if (!res.ok) { $("handover-error").textContent = out.error || "Could not hand over: " + res.status; return; }
+  showSBARD(out.text);
+  showTimeline(a.patient);
+});
+$("handover-cancel").addEventListener("click", () => $("handover-dialog").close());
+$("handover-close").addEventListener("click", () => $("handover-dialog").close());
+$("handover-copy").addEventListener("click", copySBARD);
+$("handover-print").addEventListener("click", () => window.print());
+// Escape closes the dialog, not the patient view behind it.
+$("handover-dialog").addEventListener("keydown", (ev) => ev.stopPropagation());
 $("filter-ward").addEventListener("change", () => { rebuildAll = true; render(); });
 $("filter-pathway").addEventListener("change", () => { rebuildAll = true; render(); });
 $("alert-banner").addEventListener("click", () => { $("alert-banner").hidden = true; });
