@@ -71,6 +71,7 @@ func TestHandoverInBrowser(t *testing.T) {
 	if got := text(t, b, "#tl-items li.tl-alert.act-handover"); !strings.Contains(got, "handed over to 999 emergency ambulance") || !strings.Contains(got, "by nurse") {
 		t.Errorf("the handover on the timeline says %q", got)
 	}
+	screenshot(t, b, "handover-record")
 	step(t, b, "record the outcome",
 		chromedp.SetValue("#tl-items .handover-record select", "conveyed"),
 		chromedp.SendKeys("#tl-items .handover-record input", "to QEQM"))
