@@ -134,6 +134,7 @@ func ParseOutcome(s string) (Outcome, error) {
 
 // NoteLine is one of the patient's recent notes, as the SBARD quotes it.
 type NoteLine struct {
+	ID     string    `json:"id,omitempty"` // "note-12"
 	At     time.Time `json:"at"`
 	Author string    `json:"author"`
 	Kind   string    `json:"kind,omitempty"` // phone call, visit, …
@@ -163,6 +164,10 @@ type Evidence struct {
 	// Loc is the time zone the text gives times in; nil is UTC.
 	Loc *time.Location
 }
+
+// maxQuoted bounds the notes the text quotes; the structured summary has
+// them all.
+const maxQuoted = 10
 
 // TrendWindow is how far back the assessment reads the NEWS2 trend.
 const TrendWindow = 6 * time.Hour
@@ -527,13 +532,17 @@ func text(s Summary, ev Evidence, res news2.Result) string {
 		line("Escalation contacts: %s", strings.Join(cs, "; "))
 	}
 	if len(bg.Notes) > 0 {
-		line("Recent notes:")
-		for _, n := range bg.Notes {
+		line("Recent notes (last %d hours, newest first):", int(NotesLookback.Hours()))
+		for i, n := range bg.Notes {
+			if i == maxQuoted {
+				line("  … and %d earlier, in the patient's notes", len(bg.Notes)-maxQuoted)
+				break
+			}
 			kind := ""
 			if n.Kind != "" {
 				kind = n.Kind + ", "
 			}
-			line("  %s (%s%s): %s", clock(n.At, ev.Loc), kind, n.Author, n.Text)
+			line("  %s (%s%s): %s", clock(n.At, ev.Loc), kind, n.Author, strings.Join(strings.Fields(n.Text), " "))
 		}
 	}
 	line("")

@@ -43,6 +43,15 @@ func evidence(set news2.Set) Evidence {
 	}
 }
 
+// withNotes adds n notes, newest first, the newest written over two lines.
+func withNotes(ev Evidence, n int) Evidence {
+	for i := range n {
+		ev.Notes = append(ev.Notes, NoteLine{ID: "note-" + string(rune('a'+i)), At: at.Add(-time.Duration(i+1) * time.Hour), Author: "alice", Kind: "phone call", Text: "no answer"})
+	}
+	ev.Notes[0].Text = "daughter says\nmore breathless since lunch"
+	return ev
+}
+
 var sick = map[news2.Parameter]float64{
 	news2.RespiratoryRate: 22, news2.SpO2: 93, news2.SupplementalOxygen: 0, news2.SystolicBP: 105,
 	news2.HeartRate: 115, news2.Consciousness: 0, news2.Temperature: 38.3,
@@ -84,7 +93,19 @@ func TestBuild(t *testing.T) {
 				"Note: daughter with her",
 				"Handed over by nurse at Fri 4 Dec 03:40.",
 			},
-			wantNot:  []string{"PARTIAL", "Not measured", "Too old"},
+			wantNot:  []string{"PARTIAL", "Not measured", "Too old", "Recent notes"},
+			response: "Emergency response",
+		},
+		{
+			name: "notes quoted, at most ten", ev: withNotes(evidence(setOf(news2.Scale1, 2*time.Minute, sick)), 12), score: 8, complete: true, scored: 7,
+			missing: []string{}, stale: []string{},
+			want: []string{
+				"Recent notes (last 24 hours, newest first):",
+				"  Fri 4 Dec 02:40 (phone call, alice): daughter says more breathless since lunch",
+				"  Thu 3 Dec 18:40 (phone call, alice): no answer",
+				"  … and 2 earlier, in the patient's notes",
+			},
+			wantNot:  []string{"Thu 3 Dec 16:40"},
 			response: "Emergency response",
 		},
 		{

@@ -53,7 +53,8 @@ type SetSource interface {
 	Observed(ctx context.Context, a alerting.Alert, audit []alerting.AuditEntry) (Observed, error)
 }
 
-// NoteSource gives a patient's notes written since a time, oldest first.
+// NoteSource gives a patient's notes that occurred since a time, newest
+// first (NotesOf).
 type NoteSource interface {
 	Recent(ctx context.Context, patient vward.PatientID, since time.Time) ([]NoteLine, error)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/handover"
 	"github.com/vward/vward/news2"
+	"github.com/vward/vward/notes"
 	"github.com/vward/vward/observations"
 	"github.com/vward/vward/sqlitedb"
 )
@@ -69,8 +70,15 @@ func newHandoverAPI(t *testing.T) *handoverAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ns, err := notes.Open(ctx, db, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ns.Add(devices.WithActor(ctx, "alice"), "p1", notes.Input{Kind: "phone_call", Text: "daughter says more breathless since lunch"}); err != nil {
+		t.Fatal(err)
+	}
 	svc := handover.NewService(handover.Deps{Store: store, Alerts: e, Registry: reg,
-		Sets: handover.NewLiveSets(m, entries, e.Store()), Policy: e.Config().PolicyFor})
+		Sets: handover.NewLiveSets(m, entries, e.Store()), Notes: handover.NotesOf(ns), Policy: e.Config().PolicyFor})
 	s := NewServer(ctx, Deps{Alerts: e, Monitor: m, Registry: reg, Handovers: svc, Log: log})
 	mux := http.NewServeMux()
 	s.alertRoutes(mux)
@@ -140,7 +148,7 @@ func TestHandoverAPI(t *testing.T) {
 		t.Errorf("assessment: %+v", h.SBARD.Assessment)
 	}
 	for _, want := range []string{"NHS number 943 476 5919", "NEWS2 now: 8, high risk (complete set)", "Respiratory rate:      22 /min    [2]",
-		"Escalation contacts: Jo (daughter) 07700 900123", "Handed over to: 999 emergency ambulance", "Note: daughter with her", "Handed over by alice"} {
+		"Escalation contacts: Jo (daughter) 07700 900123", "(phone call, alice): daughter says more breathless since lunch", "Handed over to: 999 emergency ambulance", "Note: daughter with her", "Handed over by alice"} {
 		if !strings.Contains(h.Text, want) {
 			t.Errorf("the text lacks %q:\n%s", want, h.Text)
 		}

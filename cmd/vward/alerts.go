@@ -16,6 +16,7 @@ import (
 	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/handover"
+	"github.com/vward/vward/notes"
 	"github.com/vward/vward/observations"
 )
 
@@ -29,7 +30,7 @@ func newAlertsCmd() *cobra.Command {
 }
 
 // openHandovers opens the handovers in the data dir, reading alerts, the
-// registry and observation entries from the same store, with a context
+// registry, observation entries and notes from the same store, with a context
 // naming the actor. Without the running node's monitor, the SBARD assesses
 // the observation set behind the alert's latest change.
 func (o *registryOpts) openHandovers(ctx context.Context) (*handover.Service, context.Context, func(), error) {
@@ -53,12 +54,16 @@ func (o *registryOpts) openHandovers(ctx context.Context) (*handover.Service, co
 	if err != nil {
 		return fail(err)
 	}
+	ns, err := notes.Open(ctx, db, reg)
+	if err != nil {
+		return fail(err)
+	}
 	store, err := handover.Open(ctx, db)
 	if err != nil {
 		return fail(err)
 	}
 	svc := handover.NewService(handover.Deps{Store: store, Alerts: handover.StoredAlerts(alerts), Registry: reg,
-		Sets: handover.NewAlertEvidence(entries, alerts)})
+		Sets: handover.NewAlertEvidence(entries, alerts), Notes: handover.NotesOf(ns)})
 	actor := strings.TrimSpace(o.actor)
 	if actor == "" {
 		actor = defaultActor()

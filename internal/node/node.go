@@ -161,10 +161,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return fail(err)
 	}
-	// Notes join the SBARD once per-patient notes are kept (Deps.Notes).
 	n.Handovers = handover.NewService(handover.Deps{
 		Store: handovers, Alerts: n.Alerts, Registry: n.Registry,
 		Sets:   handover.NewLiveSets(n.Monitor, entries, n.Alerts.Store()),
+		Notes:  handover.NotesOf(n.Notes),
 		Policy: n.Alerts.Config().PolicyFor,
 	})
 	n.Metrics.MustRegister(n.Alerts.Collector(), n.Hub.Collector(), n.Registry.Collector())
