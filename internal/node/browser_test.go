@@ -89,7 +89,9 @@ func click(t *testing.T, ctx context.Context, selector string) {
 		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		err = chromedp.Do(sctx, chromedp.Click(selector))
 		cancel()
-		if err == nil || !strings.Contains(err.Error(), "No node") {
+		// A row redrawn by the stream between finding it and clicking it
+		// is gone: find it again.
+		if err == nil || !strings.Contains(err.Error(), "No node") && !strings.Contains(err.Error(), "Could not find node") {
 			break
 		}
 	}

@@ -125,8 +125,8 @@ func TestChartsInBrowser(t *testing.T) {
 
 	b := browser(t)
 	signInBoard(t, b, s.node.URL(), viewer)
-	step(t, b, "open the patient", chromedp.Click(`tr[data-patient="p1"]`),
-		chromedp.WaitVisible(`#pv-charts .chart[data-kind="heart_rate"] svg`))
+	click(t, b, `tr[data-patient="p1"]`)
+	step(t, b, "open the patient", chromedp.WaitVisible(`#pv-charts .chart[data-kind="heart_rate"] svg`))
 	day := charts(t, b)
 	if day.Range != "24h" || len(day.Ticks) < 3 || day.Now != 1 || day.Bands == 0 {
 		t.Errorf("24 hours: range %q, axis labels %q, now marks %d, bands %d; want labels, a now mark and NEWS2 bands", day.Range, day.Ticks, day.Now, day.Bands)

@@ -27,7 +27,8 @@ func TestHandoverInBrowser(t *testing.T) {
 
 	b := browser(t)
 	signInBoard(t, b, s.node.URL(), nurse)
-	step(t, b, "open the patient", chromedp.Click(`tr[data-patient="p1"]`), chromedp.WaitVisible(`#tl-items li.tl-alert button.handover`))
+	click(t, b, `tr[data-patient="p1"]`)
+	step(t, b, "open the patient", chromedp.WaitVisible(`#tl-items li.tl-alert button.handover`))
 	click(t, b, `#tl-items li.tl-alert button.handover`)
 	step(t, b, "the handover dialog", chromedp.WaitVisible("#handover-destination"))
 	step(t, b, "hand over to 999",
@@ -99,7 +100,8 @@ func TestHandoverInBrowser(t *testing.T) {
 
 	v := browser(t)
 	signInBoard(t, v, s.node.URL(), viewer)
-	step(t, v, "viewer opens the patient", chromedp.Click(`tr[data-patient="p1"]`), chromedp.WaitVisible(`#tl-items .handover-record .outcome`))
+	click(t, v, `tr[data-patient="p1"]`)
+	step(t, v, "viewer opens the patient", chromedp.WaitVisible(`#tl-items .handover-record .outcome`))
 	if got := read(t, v, "viewer's buttons", chromedp.Evaluate[bool](
 		`!document.querySelector("#tl-items button.handover") && !document.querySelector("#tl-items button.outcome")`)); !got {
 		t.Error("a viewer is offered a handover or an outcome")

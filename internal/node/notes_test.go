@@ -24,7 +24,8 @@ func TestNotesTimelineInBrowser(t *testing.T) {
 
 	b := browser(t)
 	signInBoard(t, b, s.node.URL(), nurse)
-	step(t, b, "open the patient", chromedp.Click(`tr[data-patient="p1"]`), chromedp.WaitVisible("#note-form"),
+	click(t, b, `tr[data-patient="p1"]`)
+	step(t, b, "open the patient", chromedp.WaitVisible("#note-form"),
 		chromedp.WaitVisible(`#tl-items .tl-alert.act-raised`))
 
 	step(t, b, "enter a temperature", chromedp.SendKeys("#obs-temperature", "38.9\r"))
@@ -108,8 +109,8 @@ func TestNotesTimelineInBrowser(t *testing.T) {
 
 	v := browser(t)
 	signInBoard(t, v, s.node.URL(), viewer)
-	step(t, v, "viewer opens the patient", chromedp.Click(`tr[data-patient="p1"]`),
-		chromedp.WaitVisible(`.tl-note[data-note="note-1"] ol.addenda li`))
+	click(t, v, `tr[data-patient="p1"]`)
+	step(t, v, "viewer opens the patient", chromedp.WaitVisible(`.tl-note[data-note="note-1"] ol.addenda li`))
 	if got := read(t, v, "viewer's controls", chromedp.Evaluate[string](`JSON.stringify([document.getElementById("note-form").hidden,
 		document.querySelectorAll("#tl-items button, #tl-items input, #tl-items textarea").length])`)); got != "[true,0]" {
 		t.Errorf("a viewer's [note form hidden, timeline controls] are %s, want [true,0]", got)

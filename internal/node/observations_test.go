@@ -40,7 +40,8 @@ func TestObservationEntryInBrowser(t *testing.T) {
 
 	b := browser(t)
 	signInBoard(t, b, s.node.URL(), nurse)
-	step(t, b, "open the patient", chromedp.Click(`tr[data-patient="p1"]`), chromedp.WaitVisible("#obs-form"))
+	click(t, b, `tr[data-patient="p1"]`)
+	step(t, b, "open the patient", chromedp.WaitVisible("#obs-form"))
 	if got := text(t, b, "#pv-score"); !strings.Contains(got, "partial") || !strings.Contains(got, "respiratory rate") {
 		t.Fatalf("before the call, the score says %q; want partial, missing respiratory rate", got)
 	}
@@ -103,7 +104,8 @@ func TestObservationEntryInBrowser(t *testing.T) {
 
 	v := browser(t)
 	signInBoard(t, v, s.node.URL(), viewer)
-	step(t, v, "viewer opens the patient", chromedp.Click(`tr[data-patient="p1"]`), chromedp.WaitVisible(`.entry[data-entry="obs-2"]`))
+	click(t, v, `tr[data-patient="p1"]`)
+	step(t, v, "viewer opens the patient", chromedp.WaitVisible(`.entry[data-entry="obs-2"]`))
 	if got := read(t, v, "viewer's form", chromedp.Evaluate[bool](`document.getElementById("obs-form").hidden && !document.querySelector(".entry button")`)); !got {
 		t.Error("a viewer sees the observation form or an entered-in-error button")
 	}
