@@ -39,6 +39,11 @@ type PatientView struct {
 	Paused bool             `json:"paused,omitempty"`
 	Vitals map[string]Vital `json:"vitals"`
 	News2  *alerting.Score  `json:"news2,omitempty"`
+	// Needs is what the patient's NEWS2 lacks to be full, each parameter
+	// with when it was last measured; [] when it is complete. It is here
+	// rather than in News2 so that a patient with no current value at all
+	// says what to ask for too.
+	Needs []alerting.Need `json:"needs"`
 	// Trend is omitted when empty, and from a stream event when it has not
 	// changed since the patient's previous event (docs/websocket.md): a
 	// day's trend is most of a row's bytes and changes at most every few
@@ -86,6 +91,7 @@ func newPatientView(r *alerting.Row) PatientView {
 		s := alerting.NewScore(r.Result)
 		v.News2 = &s
 	}
+	v.Needs = r.Needs()
 	return v
 }
 
@@ -279,6 +285,7 @@ func appendRowEvent(b []byte, r *alerting.Row) []byte {
 		b = append(b, `,"news2":`...)
 		b = appendResultJSON(b, r.Result)
 	}
+	b = appendNeeds(b, r)
 	if len(r.Trend) > 0 {
 		b = appendTrend(b, r.Trend)
 	}
@@ -287,6 +294,29 @@ func appendRowEvent(b []byte, r *alerting.Row) []byte {
 		b = appendJSONTime(b, r.LastSeen)
 	}
 	return append(b, "}}"...)
+}
+
+// appendNeeds appends `,"needs":[…]`: alerting.Row.Needs without the slice.
+func appendNeeds(b []byte, r *alerting.Row) []byte {
+	b = append(b, `,"needs":[`...)
+	first := true
+	for p := range news2.NumParameters {
+		if r.Result.Has(p) {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, `{"parameter":`...)
+		b = appendJSONString(b, p.String())
+		if at, ok := r.LastAt(p); ok && !at.IsZero() {
+			b = append(b, `,"last_at":`...)
+			b = appendJSONTime(b, at)
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
 }
 
 // appendDisplay is appendJSONString(b, r.Display()) without the string: a
