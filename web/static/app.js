@@ -53,6 +53,7 @@ function visible(p) {
   const fw = $("filter-ward").value, fp = $("filter-pathway").value;
   if (fw && p.ward !== fw) return false;
   if (fp && (wardOf(p.ward) || {}).pathway !== fp) return false;
+  if ($("filter-needs").checked && !(p.needs && p.needs.length)) return false;
   return true;
 }
 
@@ -126,10 +127,75 @@ function sparkline(trend) {
   return svg;
 }
 
+// What a full NEWS2 still needs, in the words a nurse asks for it: short
+// on the board, whole on the patient view.
+const NEED_SHORT = {
+  respiratory_rate: "resp rate", spo2: "SpO₂", supplemental_oxygen: "O₂ or air", systolic_bp: "BP",
+  heart_rate: "pulse", consciousness: "ACVPU", temperature: "temp",
+};
+const NEED_WORD = {
+  respiratory_rate: "respiratory rate", spo2: "SpO₂", supplemental_oxygen: "oxygen or air", systolic_bp: "systolic BP",
+  heart_rate: "pulse", consciousness: "ACVPU", temperature: "temperature",
+};
+
+function needOf(p, kind) { return (p.needs || []).find(n => n.parameter === kind); }
+
+// clockTime is a measurement time as a wall clock shows it ("11:02"), with
+// the day when it was not today.
+function clockTime(iso) {
+  const d = new Date(iso), today = new Date(Date.now() + serverOffset);
+  const hm = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return d.toDateString() === today.toDateString() ? hm : d.toLocaleDateString([], { day: "numeric", month: "short" }) + " " + hm;
+}
+
+// since is an element saying how long ago iso was, kept current by tick.
+function since(iso) {
+  const a = el("span", "age", age(iso));
+  a.dataset.at = iso;
+  return a;
+}
+
+// needsLine is the board's one line of what the patient's NEWS2 lacks,
+// grouped by when each was last measured (the answers of one telephone
+// call share a time), never-measured first: "needs resp rate, ACVPU (none
+// yet); O₂ or air (3h ago)". Null when nothing is needed.
+function needsLine(p) {
+  const needs = p.needs || [];
+  if (needs.length === 0) return null;
+  const line = el("span", "needs");
+  if (needs.length === VITALS.length) {
+    // Nothing current at all: one time says it, the newest.
+    const newest = needs.map(n => n.last_at || "").sort().pop();
+    line.append("needs a full set (", newest ? since(newest) : "none yet", ")");
+    return line;
+  }
+  const groups = new Map();
+  for (const n of needs) {
+    const at = n.last_at || "";
+    if (!groups.has(at)) groups.set(at, []);
+    groups.get(at).push(NEED_SHORT[n.parameter] || n.parameter);
+  }
+  line.append("needs ");
+  [...groups.keys()].sort().forEach((at, i) => {
+    if (i > 0) line.append("; ");
+    line.append(groups.get(at).join(", ") + " (", at ? since(at) : "none yet", ")");
+  });
+  return line;
+}
+
+// vitalCell is the latest value of one parameter. A value too old to count
+// in the NEWS2 is marked stale; a parameter never measured is marked as
+// needed, in the needs line's words on hover.
 function vitalCell(p, kind) {
   const td = el("td");
   const v = p.vitals && p.vitals[kind];
-  if (!v) { td.appendChild(el("span", "none", "—")); return td; }
+  const need = needOf(p, kind);
+  if (!v) {
+    const none = el("span", need ? "none needed" : "none", "—");
+    if (need) none.title = (NEED_WORD[kind] || kind) + ": needed for a full NEWS2, none recorded";
+    td.appendChild(none);
+    return td;
+  }
   const sub = p.news2 && p.news2.subscores ? p.news2.subscores[kind] : undefined;
   let text = v.display;
   if (kind === "supplemental_oxygen") text = v.value ? "O₂" : "air";
@@ -137,23 +203,33 @@ function vitalCell(p, kind) {
   const val = el("span", sub ? "sub" + sub : "", text);
   if (sub) val.title = "NEWS2 sub-score " + sub;
   td.appendChild(val);
-  const a = el("span", "age", age(v.at));
-  a.dataset.at = v.at;
-  td.appendChild(a);
+  td.appendChild(since(v.at));
+  if (need) {
+    td.classList.add("stale");
+    val.title = "stale: measured " + clockTime(v.at) + ", too long ago to count in the NEWS2";
+    td.appendChild(el("span", "tag", "stale"));
+  }
   return td;
+}
+
+// scoreBadge is the NEWS2 number and its risk band, in words and shape.
+function scoreBadge(n) {
+  const s = el("span", "score");
+  s.appendChild(el("span", "num", n.score));
+  s.appendChild(el("span", "badge " + n.risk, RISK_WORD[n.risk] || n.risk));
+  return s;
 }
 
 function scoreCell(p) {
   const td = el("td");
   const n = p.news2;
-  if (!n) { td.appendChild(el("span", "none", "no score")); return td; }
-  const s = el("span", "score");
-  s.appendChild(el("span", "num", n.score));
-  s.appendChild(el("span", "badge " + n.risk, RISK_WORD[n.risk] || n.risk));
-  td.appendChild(s);
-  if (!n.complete) {
-    td.appendChild(el("span", "partial", "partial — missing " + n.missing.map(m => m.replace(/_/g, " ")).join(", ")));
+  if (!n) td.appendChild(el("span", "none", "no score"));
+  else {
+    td.appendChild(scoreBadge(n));
+    if (!n.complete) td.appendChild(el("span", "partial", "partial"));
   }
+  const needs = needsLine(p);
+  if (needs) td.appendChild(needs);
   return td;
 }
 
@@ -241,7 +317,10 @@ function row(p) {
   const tr = el("tr", p.news2 ? "risk-" + p.news2.risk : "");
   tr.dataset.patient = p.patient;
   tr.tabIndex = 0;
-  tr.setAttribute("aria-label", (p.name || p.patient) + (p.news2 ? ", NEWS2 " + p.news2.score + " " + p.news2.risk : ", no score"));
+  const needs = (p.needs || []).map(n => NEED_WORD[n.parameter] || n.parameter);
+  tr.setAttribute("aria-label", (p.name || p.patient) + (p.news2 ? ", NEWS2 " + p.news2.score + " " + p.news2.risk + (p.news2.complete ? "" : " partial") : ", no score") +
+    (needs.length ? ", needs " + needs.join(", ") : ""));
+  if (needs.length) tr.classList.add("needs-obs");
   const who = el("td");
   who.appendChild(el("span", "name", p.name || p.patient));
   const w = wardOf(p.ward);
@@ -313,6 +392,9 @@ function render() {
     s.dataset.risk = k;
     c.appendChild(s);
   }
+  const needing = el("span", "", "needs obs " + list.filter(p => p.needs && p.needs.length).length);
+  needing.dataset.needs = "";
+  c.appendChild(needing);
   renderWards();
 }
 
@@ -444,21 +526,45 @@ function showPatient(id) {
   Charts.open(id); // charts.js
 }
 
-// showScore shows the patient's NEWS2 now, and again whenever their row
-// changes while the view is open.
+// showScore shows the patient's NEWS2 now, and what it needs to be full,
+// again whenever their row changes while the view is open.
 function showScore(p) {
   const score = $("pv-score");
   score.replaceChildren();
   if (p && p.news2) {
-    const s = scoreCell(p);
-    s.firstChild.appendChild(el("span", "", " · monitoring " + p.news2.monitoring));
-    score.appendChild(s.firstChild);
-    if (!p.news2.complete) score.appendChild(s.lastChild);
-    score.appendChild(el("p", "", p.news2.response));
+    const s = scoreBadge(p.news2);
+    s.appendChild(el("span", "", " · monitoring " + p.news2.monitoring));
+    score.appendChild(s);
+    if (!p.news2.complete) score.appendChild(el("span", "partial", "partial: the least the full NEWS2 could be"));
   } else {
     score.appendChild(el("p", "none", "no score yet"));
   }
+  const todo = toComplete(p);
+  if (todo) score.appendChild(todo);
+  if (p && p.news2) {
+    score.appendChild(el("p", "", p.news2.response));
+  }
   if (p) Charts.changed(p.patient); // charts.js: redrawn with the new readings
+}
+
+// toComplete is the patient view's line of each parameter a full NEWS2
+// still needs, with when it was last measured: "To complete NEWS2:
+// respiratory rate (none recorded), ACVPU (last 3h ago, 11:02)".
+function toComplete(p) {
+  const needs = (p && p.needs) || [];
+  if (needs.length === 0) return null;
+  const line = el("p", "to-complete");
+  line.appendChild(el("strong", "", "To complete NEWS2: "));
+  needs.forEach((n, i) => {
+    if (i > 0) line.append(", ");
+    const item = el("span", "need");
+    item.dataset.parameter = n.parameter;
+    item.append(NEED_WORD[n.parameter] || n.parameter, " (");
+    if (n.last_at) item.append("last ", since(n.last_at), ", " + clockTime(n.last_at) + ")");
+    else item.append("none recorded)");
+    line.appendChild(item);
+  });
+  return line;
 }
 
 function viewing(id) { return location.hash === "#patient/" + encodeURIComponent(id); }
@@ -992,6 +1098,7 @@ $("handover-print").addEventListener("click", () => window.print());
 $("handover-dialog").addEventListener("keydown", (ev) => ev.stopPropagation());
 $("filter-ward").addEventListener("change", () => { rebuildAll = true; render(); });
 $("filter-pathway").addEventListener("change", () => { rebuildAll = true; render(); });
+$("filter-needs").addEventListener("change", () => { rebuildAll = true; render(); });
 $("alert-banner").addEventListener("click", () => { $("alert-banner").hidden = true; });
 $("rows").addEventListener("click", (ev) => {
   const tr = ev.target.closest("tr[data-patient]");
