@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -15,6 +17,7 @@ import (
 	"github.com/vward/vward/internal/demo"
 	"github.com/vward/vward/internal/node"
 	"github.com/vward/vward/mqttsource"
+	"github.com/vward/vward/simulator"
 )
 
 func newDemoCmd() *cobra.Command {
@@ -28,17 +31,28 @@ func newDemoCmd() *cobra.Command {
 		Use:   "demo",
 		Short: "Run a whole virtual ward in one process, with nothing to install",
 		Long: `Run vward with an embedded MQTT broker, a seeded demo ward with patients and
-their devices, a simulated fleet publishing through the broker, and the board.
+their devices, a simulated fleet publishing through the broker, a virtual
+nurse on the telephone, and the board.
+
+Each patient has the devices a virtual ward lends: a pulse oximeter or, for
+one in three, a respiratory patch; a blood pressure cuff, but for one in
+four; a thermometer. No device reports consciousness (ACVPU) or oxygen, so
+every NEWS2 is partial until a person completes it: the virtual nurse
+(nurse.demo) telephones one patient every --nurse-every, the one who has gone
+longest without a full score, and enters ACVPU, oxygen or air, and the
+respiratory rate when no patch measures it. You can do the same on the
+patient view.
 
 The demo starts afresh each time: it replaces the registry in --data-dir and
 writes the demo devices' credentials to <data-dir>/demo-credentials.json, so
 that you can publish as a demo device yourself, for example:
 
-  mosquitto_pub -h 127.0.0.1 -p 1883 -u dev-001 -P <secret> -q 1 \
-    -t vward/v1/devices/dev-001/readings \
+  mosquitto_pub -h 127.0.0.1 -p 1883 -u ox-001 -P <secret> -q 1 \
+    -t vward/v1/devices/ox-001/readings \
     -m '{"msg_id":"m1","ts":"2026-11-24T10:00:00Z","readings":[{"type":"spo2","value":91}]}'
 
-With --simulate=false the demo devices exist but stay silent.
+With --simulate=false the demo devices exist but stay silent, and there is
+no virtual nurse.
 Without --influx-url, readings are kept in a bounded in-memory history, and
 the board says so.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -87,20 +101,38 @@ the board says so.`,
 			if err != nil {
 				return err
 			}
+			// The fleet's clock starts once its devices are connected, and
+			// no earlier than origin: a moment from now, so that the
+			// virtual nurse reads the patients' state at the fleet's times.
+			origin := time.Now().Add(2 * time.Second)
+			var nurse *demo.Nurse
+			if opts.Simulate && opts.NurseEvery > 0 {
+				if nurse, err = demo.NewNurse(seeded, n.Monitor, n.Observations, origin, log); err != nil {
+					return err
+				}
+			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "vward demo\n  board:       %s (sign in as %s / %s)\n  MQTT broker: %s (device credentials in %s)\n  readings:    %s\n",
 				n.URL(), seeded.Clinician.Username, seeded.Clinician.Password, b.URL(), credFile, n.History.Describe())
 			if opts.Simulate {
-				fmt.Fprintf(out, "  simulating %d patients; Ctrl-C to stop\n", len(seeded.Devices))
+				fmt.Fprintf(out, "  simulating %d patients with %d devices (%s); Ctrl-C to stop\n", seeded.Options.Patients, len(seeded.Devices), kitSummary(seeded))
 			} else {
-				fmt.Fprintf(out, "  %d demo devices wait for you to publish as them; Ctrl-C to stop\n", len(seeded.Devices))
+				fmt.Fprintf(out, "  %d demo devices of %d patients wait for you to publish as them; Ctrl-C to stop\n", len(seeded.Devices), seeded.Options.Patients)
 			}
+			fmt.Fprintf(out, "\nNo device reports consciousness (ACVPU) or oxygen: each NEWS2 is partial, and its row\nsays what it needs, until someone completes it.\n")
+			if nurse != nil {
+				fmt.Fprintf(out, "  The virtual nurse (%s) telephones one patient every %s, whoever has gone\n  longest without a full NEWS2, and enters ACVPU, oxygen or air and, without a patch,\n  the respiratory rate.\n", demo.NurseActor, opts.NurseEvery)
+			}
+			fmt.Fprintf(out, "  To complete one yourself: open a row that says \"needs\", and in Enter observations\n  choose the ACVPU, tick On oxygen or leave it for air, type the respiratory rate if asked\n  for, keep the source Telephone and press Enter. The row completes at once.\n")
 			g, gctx := errgroup.WithContext(ctx)
 			g.Go(func() error { return b.Run(gctx) })
 			g.Go(func() error { return n.Run(gctx) })
 			if opts.Simulate {
-				fleet := demo.Fleet(seeded, b.URL(), log)
+				fleet := demo.Fleet(seeded, b.URL(), origin, log)
 				g.Go(func() error { return fleet.Run(gctx) })
+			}
+			if nurse != nil {
+				g.Go(func() error { return nurse.Run(gctx) })
 			}
 			return g.Wait()
 		},
@@ -109,11 +141,37 @@ the board says so.`,
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "address the board listens on (env VWARD_HTTP_ADDR)")
 	fs.StringVar(&mqttAddr, "mqtt-addr", "127.0.0.1:1883", "address the embedded MQTT broker listens on (env VWARD_MQTT_ADDR)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "vward-demo", "directory for the demo's SQL store and credentials; replaced at each start (env VWARD_DATA_DIR)")
-	fs.IntVar(&opts.Patients, "devices", 12, "demo patients, each with one device (env VWARD_DEMO_DEVICES)")
-	fs.BoolVar(&opts.Simulate, "simulate", true, "the demo devices publish simulated readings; false leaves them silent for you to publish as them")
+	fs.IntVar(&opts.Patients, "devices", 12, "demo patients, each with their own devices (env VWARD_DEMO_DEVICES)")
+	fs.BoolVar(&opts.Simulate, "simulate", true, "the demo devices publish simulated readings and a virtual nurse telephones; false leaves them silent for you to publish as them")
+	fs.DurationVar(&opts.NurseEvery, "nurse-every", 40*time.Second, "how often the virtual nurse telephones a patient; 0: no virtual nurse")
 	fs.Uint64Var(&opts.Seed, "seed", 1, "seed of the simulated patients: the same seed gives the same ward")
 	influx.register(fs)
 	return cmd
+}
+
+// kitSummary counts the demo's devices by kind: "12 oximeters, …".
+func kitSummary(s demo.Seeded) string {
+	count := map[simulator.DeviceKind]int{}
+	for _, d := range s.Devices {
+		count[d.Kind]++
+	}
+	var parts []string
+	for _, k := range []struct {
+		kind       simulator.DeviceKind
+		one, other string
+	}{
+		{simulator.Oximeter, "pulse oximeter", "pulse oximeters"}, {simulator.Wearable, "respiratory patch", "respiratory patches"},
+		{simulator.BPCuff, "blood pressure cuff", "blood pressure cuffs"}, {simulator.Thermometer, "thermometer", "thermometers"},
+	} {
+		switch c := count[k.kind]; c {
+		case 0:
+		case 1:
+			parts = append(parts, "1 "+k.one)
+		default:
+			parts = append(parts, fmt.Sprintf("%d %s", c, k.other))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // quiet is the embedded broker's logger: a connect line per device would

@@ -1,6 +1,8 @@
 // Package demo seeds the demo ward of `vward demo`: a ward, patients each
-// with one device, credentials a person can publish with, and the simulated
-// fleet that brings them to life.
+// with the devices a virtual ward lends (an oximeter or a respiratory
+// patch, a blood pressure cuff, a thermometer), credentials a person can
+// publish with, the simulated fleet that brings them to life, and a virtual
+// nurse who telephones patients for what no device measures.
 package demo
 
 import (
@@ -27,6 +29,9 @@ type Options struct {
 	Patients int
 	Simulate bool
 	Seed     uint64
+	// NurseEvery is how often the virtual nurse makes a telephone call; 0:
+	// there is no virtual nurse.
+	NurseEvery time.Duration
 }
 
 // Ward is the demo ward's id.
@@ -47,10 +52,11 @@ type Login struct {
 
 // SeededDevice is one demo device and its patient.
 type SeededDevice struct {
-	ID      vward.DeviceID  `json:"id"`
-	Secret  string          `json:"secret"`
-	Patient vward.PatientID `json:"patient"`
-	Name    string          `json:"-"`
+	ID      vward.DeviceID       `json:"id"`
+	Kind    simulator.DeviceKind `json:"kind"`
+	Secret  string               `json:"secret"`
+	Patient vward.PatientID      `json:"patient"`
+	Name    string               `json:"-"`
 }
 
 // Credentials is the demo-credentials.json file.
@@ -100,8 +106,7 @@ func Seed(ctx context.Context, reg *devices.Registry, o Options) (Seeded, error)
 	// Bindings start a day back so that a person may backfill readings.
 	from := time.Now().Add(-24 * time.Hour)
 	for i := range o.Patients {
-		pid := vward.PatientID(fmt.Sprintf("p-%03d", i+1))
-		did := vward.DeviceID(fmt.Sprintf("dev-%03d", i+1))
+		pid := PatientID(i)
 		name := names[i%len(names)]
 		if i >= len(names) {
 			name = fmt.Sprintf("%s %d", name, i/len(names)+1)
@@ -109,16 +114,53 @@ func Seed(ctx context.Context, reg *devices.Registry, o Options) (Seeded, error)
 		if err := reg.Admit(ctx, devices.Patient{ID: pid, Ward: Ward, Name: name, Admitted: from}); err != nil {
 			return Seeded{}, err
 		}
-		secret, err := reg.AddDevice(ctx, did, "multi-parameter hub")
-		if err != nil {
-			return Seeded{}, err
+		for _, kind := range Kit(i) {
+			g := gear[kind]
+			did := vward.DeviceID(fmt.Sprintf("%s-%03d", g.prefix, i+1))
+			secret, err := reg.AddDevice(ctx, did, g.model)
+			if err != nil {
+				return Seeded{}, err
+			}
+			if err := reg.Assign(ctx, did, pid, from); err != nil {
+				return Seeded{}, err
+			}
+			s.Devices = append(s.Devices, SeededDevice{ID: did, Kind: kind, Secret: secret, Patient: pid, Name: name})
 		}
-		if err := reg.Assign(ctx, did, pid, from); err != nil {
-			return Seeded{}, err
-		}
-		s.Devices = append(s.Devices, SeededDevice{ID: did, Secret: secret, Patient: pid, Name: name})
 	}
 	return s, nil
+}
+
+// PatientID is the id of the demo's patient i, from 0: "p-001".
+func PatientID(i int) vward.PatientID { return vward.PatientID(fmt.Sprintf("p-%03d", i+1)) }
+
+// Kit is what the ward lent demo patient i (from 0): every patient a
+// thermometer; one in three a respiratory patch (breathing rate, pulse
+// and saturation), the others a fingertip pulse oximeter; and a blood
+// pressure cuff, but for one in four, whose blood pressure is taken at
+// visits. No device reports consciousness (ACVPU) or oxygen, as no home
+// device does: a person asks.
+func Kit(i int) []simulator.DeviceKind {
+	kit := []simulator.DeviceKind{simulator.Oximeter}
+	if i%3 == 2 {
+		kit[0] = simulator.Wearable
+	}
+	if i%4 != 0 {
+		kit = append(kit, simulator.BPCuff)
+	}
+	return append(kit, simulator.Thermometer)
+}
+
+// gear names each kind of demo device, and says how often it measures:
+// faster than a real ward's spot checks, so that the board changes while
+// someone watches, and well inside the hour a value counts for.
+var gear = map[simulator.DeviceKind]struct {
+	prefix, model string
+	every, jitter time.Duration
+}{
+	simulator.Oximeter:    {"ox", "pulse oximeter", 10 * time.Second, 2 * time.Second},
+	simulator.Wearable:    {"patch", "respiratory patch", 5 * time.Second, 0},
+	simulator.BPCuff:      {"bp", "blood pressure cuff", 30 * time.Second, 5 * time.Second},
+	simulator.Thermometer: {"temp", "thermometer", 30 * time.Second, 5 * time.Second},
 }
 
 // WriteCredentials writes demo-credentials.json (mode 0600) and returns its path.
@@ -134,22 +176,26 @@ func WriteCredentials(dir string, s Seeded) (string, error) {
 	return path, nil
 }
 
-// Fleet builds the simulated fleet of the demo: most patients stable, one in
-// four slowly turning septic over a few minutes, one in six recovering, so
-// the board changes while someone watches. Each patient's hub takes a full
-// set of observations every 5 seconds, in real time.
-func Fleet(s Seeded, brokerURL string, log *slog.Logger) *simulator.Runner {
+// Scenario is the demo ward as the simulator plays it: most patients
+// stable, one in four slowly turning septic over a few minutes, one in six
+// recovering, so the board changes while someone watches. Each device
+// measures what its kind measures (Kit), in real time.
+func Scenario(s Seeded) *simulator.Scenario {
 	rng := rand.New(rand.NewPCG(s.Options.Seed, 0))
-	every := simulator.Duration(5 * time.Second)
 	sc := &simulator.Scenario{
 		Name: "demo", Seed: s.Options.Seed, Speed: 1, Clock: simulator.RealClock,
 		// A week: the demo runs until stopped, and vward keeps a week of backfill.
 		Duration: simulator.Duration(7 * 24 * time.Hour), Ward: Ward,
 	}
-	creds := map[vward.DeviceID]string{}
-	for i, d := range s.Devices {
-		p := simulator.PatientSpec{ID: d.Patient, Name: d.Name, Profile: simulator.Adult,
-			Devices: []simulator.DeviceSpec{{ID: d.ID, Kind: simulator.Hub, Schedule: simulator.Schedule{Every: every}}}}
+	kits := map[vward.PatientID][]simulator.DeviceSpec{}
+	for _, d := range s.Devices {
+		g := gear[d.Kind]
+		kits[d.Patient] = append(kits[d.Patient], simulator.DeviceSpec{ID: d.ID, Kind: d.Kind,
+			Schedule: simulator.Schedule{Every: simulator.Duration(g.every), Jitter: simulator.Duration(g.jitter)}})
+	}
+	for i := range s.Options.Patients {
+		id := PatientID(i)
+		p := simulator.PatientSpec{ID: id, Name: nameOf(s, id), Profile: simulator.Adult, Devices: kits[id]}
 		switch {
 		case i%4 == 1:
 			p.Trajectories = []simulator.Course{{Kind: simulator.Sepsis,
@@ -160,10 +206,29 @@ func Fleet(s Seeded, brokerURL string, log *slog.Logger) *simulator.Runner {
 				Span: simulator.Duration(time.Duration(3+rng.IntN(3)) * time.Minute)}}
 		}
 		sc.Patients = append(sc.Patients, p)
+	}
+	return sc
+}
+
+func nameOf(s Seeded, id vward.PatientID) string {
+	for _, d := range s.Devices {
+		if d.Patient == id {
+			return d.Name
+		}
+	}
+	return string(id)
+}
+
+// Fleet builds the simulated fleet of the demo (Scenario), its clock
+// starting at origin: the virtual nurse reads the same patients' state at
+// the same times.
+func Fleet(s Seeded, brokerURL string, origin time.Time, log *slog.Logger) *simulator.Runner {
+	creds := map[vward.DeviceID]string{}
+	for _, d := range s.Devices {
 		creds[d.ID] = d.Secret
 	}
-	return &simulator.Runner{Scenario: sc, Options: simulator.RunOptions{
-		MQTTURL: brokerURL, Credentials: creds, Log: log,
+	return &simulator.Runner{Scenario: Scenario(s), Options: simulator.RunOptions{
+		MQTTURL: brokerURL, Credentials: creds, Log: log, Origin: origin,
 		// The embedded broker may start a moment after the fleet.
 		ConnectTimeout: 5 * time.Minute,
 	}}
