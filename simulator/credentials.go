@@ -6,20 +6,23 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/vward/vward"
 )
 
 // CredentialsFile is the shape of a device credentials file, the same as the
-// demo's demo-credentials.json: {"devices":[{"id","secret","patient"}]}.
+// demo's demo-credentials.json: {"devices":[{"id","kind","secret","patient"}]}.
 // Other fields (the demo's clinician) are ignored.
 type CredentialsFile struct {
 	Devices []DeviceCredential `json:"devices"`
 }
 
-// DeviceCredential is one device's id, secret and patient.
+// DeviceCredential is one device's id, secret and patient, and what kind
+// of device it is when the file says.
 type DeviceCredential struct {
 	ID      vward.DeviceID  `json:"id"`
+	Kind    DeviceKind      `json:"kind,omitempty"`
 	Secret  string          `json:"secret"`
 	Patient vward.PatientID `json:"patient,omitempty"`
 }
@@ -38,6 +41,9 @@ func LoadCredentials(file string) (*CredentialsFile, error) {
 	for i, d := range c.Devices {
 		if err := ValidID(string(d.ID)); err != nil {
 			return nil, fmt.Errorf("credentials %s: devices[%d]: %w", file, i, err)
+		}
+		if d.Kind != "" && !slices.Contains(DeviceKinds, d.Kind) {
+			return nil, fmt.Errorf("credentials %s: device %s: kind %q is not one of %v", file, d.ID, d.Kind, DeviceKinds)
 		}
 		if seen[d.ID] {
 			return nil, fmt.Errorf("credentials %s: device %s appears twice", file, d.ID)

@@ -140,3 +140,36 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// `vward simulate --credentials` with the demo's file simulates each device
+// as the kind the file says, and --kind only those it says nothing of.
+func TestSimulateTakesKindsFromCredentials(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "creds.json")
+	if err := os.WriteFile(file, []byte(`{"devices":[
+		{"id":"ox-001","kind":"oximeter","secret":"s1","patient":"p-001"},
+		{"id":"temp-001","kind":"thermometer","secret":"s2","patient":"p-001"},
+		{"id":"old-1","secret":"s3","patient":"p-002"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := simulateFlags{credentials: file, kind: "wearable", clock: "real", speed: 1, duration: time.Hour, seed: 1}
+	sc, _, err := f.scenario()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, p := range sc.Patients {
+		for _, d := range p.Devices {
+			got[string(d.ID)] = string(p.ID) + " " + string(d.Kind)
+		}
+	}
+	want := map[string]string{"ox-001": "p-001 oximeter", "temp-001": "p-001 thermometer", "old-1": "p-002 wearable"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("devices %v, want %v", got, want)
+	}
+	if err := os.WriteFile(file, []byte(`{"devices":[{"id":"x-1","kind":"toaster","secret":"s"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.scenario(); err == nil || !strings.Contains(err.Error(), `kind "toaster" is not one of`) {
+		t.Errorf("an unknown kind in the file: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,7 +43,8 @@ and a mix of trajectories (stable, sepsis, recovery, atrial fibrillation,
 hypotension). docs/simulator.md describes the model.
 
 Devices come from a credentials file (the shape of the demo's
-demo-credentials.json: {"devices":[{"id","secret","patient"}]}) or, for a
+demo-credentials.json: {"devices":[{"id","kind","secret","patient"}]}; a
+device's kind, when given, is what it measures) or, for a
 broker that allows anonymous clients, are numbered: --devices 1000 --prefix sim-
 makes sim-00001 … sim-01000, each signing in with its id as username.
 
@@ -79,10 +81,10 @@ Examples:
 	fs := cmd.Flags()
 	fs.StringVar(&f.mqttURL, "mqtt-url", "tcp://127.0.0.1:1883", "MQTT broker URL: tcp://, mqtt://, ssl:// or mqtts:// (env VWARD_MQTT_URL)")
 	f.tls.register(fs, "the devices'", false)
-	fs.StringVar(&f.credentials, "credentials", "", `device credentials file {"devices":[{"id","secret","patient"}]}; without it, --devices anonymous devices`)
+	fs.StringVar(&f.credentials, "credentials", "", `device credentials file {"devices":[{"id","kind","secret","patient"}]}; without it, --devices anonymous devices`)
 	fs.IntVar(&f.devices, "devices", 100, "number of anonymous devices when there is no --credentials file")
 	fs.StringVar(&f.prefix, "prefix", "sim-", "id prefix of anonymous devices")
-	fs.StringVar(&f.kind, "kind", string(simulator.Hub), "device kind: hub, oximeter, bp_cuff, thermometer, wearable or gateway")
+	fs.StringVar(&f.kind, "kind", string(simulator.Hub), "device kind: hub, oximeter, bp_cuff, thermometer, wearable or gateway; a credentials file's own kind for a device wins")
 	fs.DurationVar(&f.every, "every", 0, "interval between a device's measurements, in simulated time (default: the kind's, or derived from --rate)")
 	fs.Float64Var(&f.rate, "rate", 0, "target publishes per second across the fleet: sets --every when it is not given, and caps the rate")
 	fs.Float64Var(&f.speed, "speed", 1, "simulated seconds per real second")
@@ -209,6 +211,7 @@ func (f simulateFlags) scenario() (*simulator.Scenario, map[vward.DeviceID]strin
 	type dev struct {
 		id      vward.DeviceID
 		patient vward.PatientID
+		kind    simulator.DeviceKind
 	}
 	var devs []dev
 	secrets := map[vward.DeviceID]string{}
@@ -222,7 +225,7 @@ func (f simulateFlags) scenario() (*simulator.Scenario, map[vward.DeviceID]strin
 			if p == "" {
 				p = vward.PatientID("patient-" + string(d.ID))
 			}
-			devs = append(devs, dev{d.ID, p})
+			devs = append(devs, dev{d.ID, p, cmp.Or(d.Kind, kind)})
 		}
 		secrets = creds.Secrets()
 	} else {
@@ -232,7 +235,7 @@ func (f simulateFlags) scenario() (*simulator.Scenario, map[vward.DeviceID]strin
 		width := max(5, len(strconv.Itoa(f.devices)))
 		for i := 1; i <= f.devices; i++ {
 			id := fmt.Sprintf("%s%0*d", f.prefix, width, i)
-			devs = append(devs, dev{vward.DeviceID(id), vward.PatientID("patient-" + id)})
+			devs = append(devs, dev{vward.DeviceID(id), vward.PatientID("patient-" + id), kind})
 		}
 	}
 	if len(devs) == 0 {
@@ -264,7 +267,7 @@ func (f simulateFlags) scenario() (*simulator.Scenario, map[vward.DeviceID]strin
 			i = len(sc.Patients) - 1
 			byPatient[d.patient] = i
 		}
-		ds := simulator.DeviceSpec{ID: d.id, Kind: kind, Faults: simulator.Faults{
+		ds := simulator.DeviceSpec{ID: d.id, Kind: d.kind, Faults: simulator.Faults{
 			OfflinePerDay: f.offlinePerDay, DuplicateRate: f.dupRate, OutOfOrderRate: f.lateRate,
 			MalformedRate: f.badRate, ClockSkew: simulator.Duration(f.skew),
 		}}
