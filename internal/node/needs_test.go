@@ -144,9 +144,9 @@ func TestNeedsInBrowser(t *testing.T) {
 	}
 	acvpu := read(t, b, "the ACVPU cell", chromedp.Evaluate[string](`(() => {
 		const td = document.querySelector('tr[data-patient="p1"]').children[9];
-		return td.className + " | " + td.innerText.replace(/\s+/g, " ");
+		return td.className + " | " + td.innerText.replace(/\s+/g, " ") + " | " + td.title;
 	})()`))
-	if !strings.HasPrefix(acvpu, "stale | A 3h ago stale") {
+	if !strings.HasPrefix(acvpu, "stale | A 3h ago | ACVPU is stale: measured ") {
 		t.Errorf("the ACVPU cell is %q, want it marked stale with its age", acvpu)
 	}
 	if got := read(t, b, "the needs filter", chromedp.Evaluate[string](`(() => {

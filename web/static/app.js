@@ -184,8 +184,8 @@ function needsLine(p) {
 }
 
 // vitalCell is the latest value of one parameter. A value too old to count
-// in the NEWS2 is marked stale; a parameter never measured is marked as
-// needed, in the needs line's words on hover.
+// in the NEWS2 is marked stale, and a parameter never measured as needed,
+// with the words on hover.
 function vitalCell(p, kind) {
   const td = el("td");
   const v = p.vitals && p.vitals[kind];
@@ -203,11 +203,12 @@ function vitalCell(p, kind) {
   const val = el("span", sub ? "sub" + sub : "", text);
   if (sub) val.title = "NEWS2 sub-score " + sub;
   td.appendChild(val);
-  td.appendChild(since(v.at));
+  const when = since(v.at);
+  td.appendChild(when);
   if (need) {
+    // The needs line says it in words; here the value is dimmed and its age amber.
     td.classList.add("stale");
-    val.title = "stale: measured " + clockTime(v.at) + ", too long ago to count in the NEWS2";
-    td.appendChild(el("span", "tag", "stale"));
+    td.title = (NEED_WORD[kind] || kind) + " is stale: measured " + clockTime(v.at) + ", too long ago to count in the NEWS2";
   }
   return td;
 }
@@ -221,15 +222,15 @@ function scoreBadge(n) {
 }
 
 function scoreCell(p) {
-  const td = el("td");
+  const td = el("td", "news2");
   const n = p.news2;
-  if (!n) td.appendChild(el("span", "none", "no score"));
-  else {
-    td.appendChild(scoreBadge(n));
-    if (!n.complete) td.appendChild(el("span", "partial", "partial"));
-  }
+  td.appendChild(n ? scoreBadge(n) : el("span", "none", "no score"));
+  // One line under the score: partial, and what would make it full.
+  const note = el("span", "note");
+  if (n && !n.complete) note.append(el("span", "partial", "partial"), " · ");
   const needs = needsLine(p);
-  if (needs) td.appendChild(needs);
+  if (needs) note.appendChild(needs);
+  if (note.childNodes.length) td.appendChild(note);
   return td;
 }
 
@@ -324,7 +325,7 @@ function row(p) {
   const who = el("td");
   who.appendChild(el("span", "name", p.name || p.patient));
   const w = wardOf(p.ward);
-  who.appendChild(el("span", "ward", " " + (w ? w.name : p.ward) + (p.spo2_scale === 2 ? " · SpO₂ scale 2" : "")));
+  who.appendChild(el("span", "ward", (w ? w.name : p.ward) + (p.spo2_scale === 2 ? " · SpO₂ scale 2" : "")));
   if (p.paused) who.appendChild(el("span", "paused", " · paused: in hospital, no alerts"));
   tr.appendChild(who);
   tr.appendChild(scoreCell(p));
