@@ -121,7 +121,7 @@ the board says so.`,
 			}
 			fmt.Fprintf(out, "\nNo device reports consciousness (ACVPU) or oxygen: each NEWS2 is partial, and its row\nsays what it needs, until someone completes it.\n")
 			if nurse != nil {
-				fmt.Fprintf(out, "  The virtual nurse (%s) telephones one patient every %s, whoever has gone\n  longest without a full NEWS2, and enters ACVPU, oxygen or air and, without a patch,\n  the respiratory rate.\n", demo.NurseActor, opts.NurseEvery)
+				fmt.Fprintf(out, "  A virtual nurse, %s, telephones one patient every %s, whoever has gone\n  longest without a full NEWS2, and enters ACVPU, oxygen or air and, without a patch,\n  the respiratory rate.\n", demo.NurseActor, opts.NurseEvery)
 			}
 			fmt.Fprintf(out, "  To complete one yourself: open a row that says \"needs\", and in Enter observations\n  choose the ACVPU, tick On oxygen or leave it for air, type the respiratory rate if asked\n  for, keep the source Telephone and press Enter. The row completes at once.\n")
 			g, gctx := errgroup.WithContext(ctx)
