@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/vward/vward"
 )
 
 // FuzzParse feeds arbitrary bytes to Parse: it must never panic; a plan it
-// accepts must marshal to JSON that parses to the same plan; a refusal
-// must be an *InvalidError naming problems.
+// accepts must marshal to JSON that parses to the same plan, and evaluate
+// without panicking; a refusal must be an *InvalidError naming problems.
 func FuzzParse(f *testing.F) {
 	for _, n := range TemplateNames() {
 		data, err := templateFS.ReadFile(templateFiles[n])
@@ -29,6 +30,10 @@ func FuzzParse(f *testing.F) {
 		`{"version": 1e400}`, `[]`, `null`, `{"version": 1, "name": "x", "expected": [{"kind": "weight", "every": "7d", "by": "23:59"}]}`,
 	} {
 		f.Add([]byte(s))
+	}
+	readings := []vward.Reading{
+		{Kind: vward.SpO2, Value: 88, At: t0}, {Kind: Weight, Value: 80, At: t0.Add(-48 * time.Hour)},
+		{Kind: Weight, Value: 83, At: t0}, {Kind: vward.Temperature, Value: 38.5, At: t0}, {Kind: FallEvent, Value: 1, At: t0},
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse(data)
@@ -56,5 +61,16 @@ func FuzzParse(f *testing.F) {
 		if !bytes.Equal(out, again) {
 			t.Fatalf("marshal, parse, marshal differs:\n%s\n%s", out, again)
 		}
+		fs := Evaluate(p, readings, t0)
+		if len(fs) != len(p.Rules) {
+			t.Fatalf("%d findings for %d rules", len(fs), len(p.Rules))
+		}
+		for i, f := range fs {
+			if f.State != Holds && f.State != DoesNotHold && f.State != NotEnoughData {
+				t.Fatalf("rule %d: state %q", i, f.State)
+			}
+			_ = p.Rules[i].Describe(f)
+		}
+		_ = p.Due(t0, t0.Add(-time.Hour), map[vward.ReadingKind]time.Time{Weight: t0}, nil, nil)
 	})
 }
