@@ -58,13 +58,13 @@ type Finding struct {
 // not show. Constant strings, so that evaluating allocates nothing.
 const (
 	detailNoReading    = "no reading"
-	detailStale        = "the latest reading is older than the rule's within"
+	detailStale        = "the latest reading is too old to count"
 	detailFewSets      = "fewer readings than the rule's sets so far"
 	detailShortHistory = "every reading so far breaches, for less than the rule's for"
 	detailNoEarlier    = "no earlier reading within the window"
 	detailFewBaseline  = "too few readings in the baseline window"
 	detailZeroBaseline = "the baseline is 0, so no percentage of it can be taken"
-	detailNoEvent      = "none recorded within the rule's within"
+	detailNoEvent      = "none recorded in the time the rule looks back"
 	detailBreachShort  = "the breach has lasted less than the rule's for"
 )
 
@@ -426,6 +426,9 @@ func (r Rule) Describe(f Finding) string {
 	b.WriteString(r.Name)
 	b.WriteString(": ")
 	switch {
+	case f.Latest.At.IsZero() && ki.Event():
+		fmt.Fprintf(&b, "no %s in the last %s", r.Kind, formatDuration(r.Within))
+		return b.String()
 	case f.Latest.At.IsZero():
 		b.WriteString(string(r.Kind) + ": " + f.Detail)
 		return b.String()
@@ -453,6 +456,11 @@ func (r Rule) Describe(f Finding) string {
 	case Deviation:
 		if f.State != NotEnoughData {
 			amount := val(math.Abs(f.Amount))
+			if ki.Unit == "%" {
+				// SpO2 in its own unit: percentage points, not a
+				// percentage of the baseline.
+				amount = fmtValue(ki, math.Abs(f.Amount)) + " points"
+			}
 			if r.Percent {
 				amount = fmtValue(KindInfo{Places: 1}, math.Abs(f.Amount)) + "%"
 			}

@@ -588,7 +588,7 @@ func parseRule(ps *problems, field string, rj ruleJSON) Rule {
 	for _, name := range []string{"op", "value", "within", "for", "sets", "direction", "window", "percent", "baseline"} {
 		if given[name] && !used[name] {
 			if ki.Event() && r.Type == Threshold {
-				ps.add(field+"."+name, "not used for %s, an event: the rule holds while one was recorded within its within", ki.Kind)
+				ps.add(field+"."+name, "not used for %s, an event: the rule holds while one was recorded in the last within", ki.Kind)
 			} else {
 				ps.add(field+"."+name, "not used by a %s rule", r.Type)
 			}
