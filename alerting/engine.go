@@ -960,3 +960,12 @@ func (q *writeQueue) takeUpTo(buf []write, n int) []write {
 	q.cond.Broadcast()
 	return buf
 }
+
+// AlarmBurden reads a ward's alert figures over [from, to]
+// (Store.AlarmBurden), including every change made before the call.
+func (e *Engine) AlarmBurden(ctx context.Context, ward vward.WardID, from, to time.Time) (Burden, error) {
+	if err := e.stored(ctx); err != nil {
+		return Burden{}, err
+	}
+	return e.store.AlarmBurden(ctx, ward, from, to)
+}

@@ -398,13 +398,9 @@ func (s *Store) ResponseTimes(ctx context.Context, wards []vward.WardID, since t
 		return nil, fmt.Errorf("read response times: %w", err)
 	}
 	defer rows.Close()
-	type group struct {
-		ward vward.WardID
-		risk news2.Risk
-	}
-	samples := map[group][]float64{}
+	samples := map[responseGroup][]float64{}
 	for rows.Next() {
-		var g group
+		var g responseGroup
 		var risk string
 		var ms int64
 		if err := rows.Scan(&g.ward, &risk, &ms); err != nil {
@@ -418,6 +414,18 @@ func (s *Store) ResponseTimes(ctx context.Context, wards []vward.WardID, since t
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read response times: %w", err)
 	}
+	return summariseResponses(samples), nil
+}
+
+// responseGroup is one row of a response-time report.
+type responseGroup struct {
+	ward vward.WardID
+	risk news2.Risk
+}
+
+// summariseResponses turns times to acknowledge, in seconds, into report
+// rows by ward and risk (highest risk first). It sorts the samples.
+func summariseResponses(samples map[responseGroup][]float64) []ResponseTime {
 	out := []ResponseTime{}
 	for g, xs := range samples {
 		slices.Sort(xs)
@@ -436,7 +444,7 @@ func (s *Store) ResponseTimes(ctx context.Context, wards []vward.WardID, since t
 		}
 		return int(b.Risk) - int(a.Risk)
 	})
-	return out, nil
+	return out
 }
 
 // quantile interpolates linearly between the closest ranks of sorted xs.
