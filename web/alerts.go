@@ -22,6 +22,9 @@ type AlertService interface {
 	Resolve(ctx context.Context, id int64, actor, note string) (alerting.Alert, error)
 	Shelve(ctx context.Context, id int64, actor string, d time.Duration, reason string) (alerting.Alert, error)
 	ResponseTimes(ctx context.Context, wards []vward.WardID, since time.Time) ([]alerting.ResponseTime, error)
+	// AlarmBurden is a ward's alert figures over a window, for the alarm
+	// burden report (burden.go).
+	AlarmBurden(ctx context.Context, ward vward.WardID, from, to time.Time) (alerting.Burden, error)
 	// PatientAudit is every change of a patient's alerts since a time,
 	// newest first: the alert events of the patient's timeline.
 	PatientAudit(ctx context.Context, patient vward.PatientID, since time.Time, limit int) ([]alerting.AuditEntry, error)

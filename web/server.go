@@ -167,6 +167,7 @@ func (s *Server) Handler() http.Handler {
 	s.noteRoutes(api)        // /api/v1/patients/{id}/notes, /api/v1/notes… (notes.go)
 	s.timelineRoutes(api)    // /api/v1/patients/{id}/timeline (timeline.go)
 	s.handoverRoutes(api)    // /api/v1/alerts/{id}/handover(s), /api/v1/handovers/{id}/outcome (handovers.go)
+	s.burdenRoutes(api)      // /api/v1/wards/{id}/alarm-burden (burden.go)
 	mux.Handle("/api/", s.auth.Require(api))
 	h := secure(mux)
 	if s.httpm != nil {
