@@ -19,9 +19,9 @@ import (
 func newWardsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "wards",
-		Short: "Add and list virtual wards, and report their capacity and flow",
+		Short: "Add and list virtual wards, and report their capacity, flow and alarm burden",
 	}
-	cmd.AddCommand(newWardsAddCmd(), newWardsListCmd(), newWardsReportCmd())
+	cmd.AddCommand(newWardsAddCmd(), newWardsListCmd(), newWardsReportCmd(), newWardsAlarmBurdenCmd())
 	return cmd
 }
 
