@@ -943,6 +943,126 @@ function route() {
   if (csrfToken) $("main").hidden = false;
 }
 
+// --- Alarm burden ----------------------------------------------------------------------
+
+// The alarm burden panel (GET /api/v1/wards/{id}/alarm-burden) reports on
+// the ward chosen in the toolbar, or the user's only ward; it is fetched
+// when opened and when the ward or the period changes, never streamed.
+function burdenWard() {
+  const chosen = $("filter-ward").value;
+  if (chosen) return chosen;
+  return wards.length === 1 ? wards[0].id : "";
+}
+
+function spanWords(sec) {
+  const s = Math.round(sec);
+  if (s < 60) return s + " s";
+  if (s < 3600) return Math.floor(s / 60) + " min" + (s % 60 ? " " + (s % 60) + " s" : "");
+  const h = Math.floor(s / 3600), m = Math.round((s % 3600) / 60);
+  return h + " h" + (m ? " " + m + " min" : "");
+}
+
+function perDayWords(r) { return r === undefined || r === null ? "" : r + " per patient-day"; }
+
+function burdenFigure(label, value, more) {
+  const d = el("div", "figure");
+  d.appendChild(el("span", "label", label));
+  d.appendChild(el("span", "value", String(value)));
+  if (more) d.appendChild(el("span", "more", more));
+  return d;
+}
+
+function burdenTable(caption, head, rows) {
+  const t = el("table", "burden-table");
+  t.appendChild(el("caption", "", caption));
+  const tr = el("tr");
+  for (const h of head) { const th = el("th", "", h); th.scope = "col"; tr.appendChild(th); }
+  t.appendChild(el("thead")).appendChild(tr);
+  const body = t.appendChild(el("tbody"));
+  for (const r of rows) {
+    const row = body.appendChild(el("tr"));
+    for (const c of r) row.appendChild(c instanceof Node ? c : el("td", "", String(c)));
+  }
+  if (!rows.length) {
+    const td = el("td", "none", "none");
+    td.colSpan = head.length;
+    body.appendChild(el("tr")).appendChild(td);
+  }
+  return t;
+}
+
+function riskCell(risk) {
+  const td = el("td");
+  td.appendChild(el("span", "badge " + risk, RISK_WORD[risk] || risk));
+  return td;
+}
+
+function renderBurden(r) {
+  const box = $("burden-body");
+  box.replaceChildren();
+  const figs = box.appendChild(el("div", "figures"));
+  figs.appendChild(burdenFigure("Alerts raised", r.alerts, perDayWords(r.per_patient_day) || "no rate: under 1 patient-day"));
+  figs.appendChild(burdenFigure("Patient-days", r.patient_days, r.patients + (r.patients === 1 ? " patient" : " patients") + (r.paused_days ? " · " + r.paused_days + " paused days apart" : "")));
+  for (const q of r.by_queue) figs.appendChild(burdenFigure(q.queue === "clinical" ? "Clinical" : "Technical", q.alerts, perDayWords(q.per_patient_day)));
+  figs.appendChild(burdenFigure("Cleared unacknowledged", r.cleared_unacknowledged, "returned to normal before anyone acknowledged"));
+  for (const e of r.escalations) figs.appendChild(burdenFigure("Escalated to tier " + e.tier, e.alerts, e.tier_name));
+  figs.appendChild(burdenFigure("Reminders", r.reminders, r.upgrades + " upgrades · " + r.reraised + " re-raised"));
+  figs.appendChild(burdenFigure("Shelved", r.shelves.count, spanWords(r.shelves.shelved_seconds) + " in all"));
+
+  const grid = box.appendChild(el("div", "burden-grid"));
+  grid.appendChild(burdenTable("Alerts by condition", ["Condition", "Alerts", "Per patient-day", "Cleared unacknowledged"],
+    r.by_condition.map(c => [CONDITION_WORD[c.condition] || c.condition, c.alerts, c.per_patient_day ?? "–", c.cleared_unacknowledged])));
+  grid.appendChild(burdenTable("NEWS2 alerts by risk when raised", ["Risk", "Alerts", "Per patient-day"],
+    r.news2_by_risk.map(c => [riskCell(c.risk), c.alerts, c.per_patient_day ?? "–"])));
+  grid.appendChild(burdenTable("Time to acknowledge", ["Risk", "Acknowledged", "Median", "90th percentile", "Longest"],
+    r.time_to_acknowledge.map(t => [riskCell(t.risk), t.count, spanWords(t.median_seconds), spanWords(t.p90_seconds), spanWords(t.max_seconds)])));
+  const reasons = r.shelves.reasons.map(s => [s.reason, s.count, spanWords(s.shelved_seconds)]);
+  if (r.shelves.other_shelves) reasons.push(["other reasons", r.shelves.other_shelves, ""]);
+  grid.appendChild(burdenTable("Shelve reasons", ["Reason", "Shelves", "Shelved for"], reasons));
+  grid.appendChild(burdenTable("Patients who raised most", ["Patient", "Alerts", "By condition", "Patient-days"],
+    r.top_patients.map(p => {
+      const td = el("td");
+      const a = td.appendChild(el("a", "", p.name || p.patient));
+      a.href = "#patient/" + encodeURIComponent(p.patient);
+      const by = Object.entries(p.by_condition).map(([c, n]) => (CONDITION_WORD[c] || c) + " " + n).join(", ");
+      return [td, p.alerts, by, p.patient_days];
+    })));
+}
+
+let burdenCall = 0;
+async function showBurden() {
+  const box = $("burden");
+  if (box.hidden) return;
+  const id = burdenWard(), call = ++burdenCall;
+  const w = wardOf(id);
+  $("burden-ward").textContent = id ? "— " + (w ? w.name : id) : "";
+  $("burden-body").replaceChildren();
+  if (!id) { $("burden-status").textContent = "Choose a ward above to see its alarm burden."; return; }
+  $("burden-status").textContent = "Loading…";
+  try {
+    const res = await api("GET", "/api/v1/wards/" + encodeURIComponent(id) + "/alarm-burden?days=" + $("burden-days").value);
+    const body = await res.json().catch(() => ({}));
+    if (call !== burdenCall) return;
+    if (!res.ok) { $("burden-status").textContent = body.error || "The report is unavailable: " + res.status; return; }
+    const since = new Date(body.from).toLocaleDateString();
+    $("burden-status").textContent = "Since " + since + ", as of " + new Date(body.at).toLocaleTimeString() + ".";
+    renderBurden(body);
+  } catch (e) {
+    if (call === burdenCall) $("burden-status").textContent = "The report is unavailable.";
+  }
+}
+
+function toggleBurden(open) {
+  $("burden").hidden = !open;
+  $("burden-open").setAttribute("aria-expanded", String(open));
+  if (open) showBurden();
+}
+
+$("burden-open").addEventListener("click", () => toggleBurden($("burden").hidden));
+$("burden-close").addEventListener("click", () => { toggleBurden(false); $("burden-open").focus(); });
+$("burden-days").addEventListener("change", showBurden);
+$("filter-ward").addEventListener("change", showBurden);
+
 // --- Session and stream -------------------------------------------------------------
 
 // api calls the REST API with the session cookie and, for changes, the
