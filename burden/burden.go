@@ -22,6 +22,8 @@ const (
 	MaxDays     = 90
 	DefaultTop  = 10
 	MaxTop      = 100
+	// MinPatientDays is the least a rate per patient-day is given for.
+	MinPatientDays = 1
 )
 
 // Alerts is what the report needs of alerting (Engine or Store).
@@ -53,8 +55,9 @@ type Report struct {
 	PatientDays float64 `json:"patient_days"`
 	PausedDays  float64 `json:"paused_days"`
 
-	Alerts        int      `json:"alerts"`
-	PerPatientDay *float64 `json:"per_patient_day,omitempty"` // absent without patient-days
+	Alerts int `json:"alerts"`
+	// PerPatientDay is Alerts / PatientDays, absent below MinPatientDays.
+	PerPatientDay *float64 `json:"per_patient_day,omitempty"`
 	ByQueue       []Count  `json:"by_queue"`
 	ByCondition   []Count  `json:"by_condition"`
 	News2ByRisk   []Count  `json:"news2_by_risk"`
@@ -79,7 +82,7 @@ type Count struct {
 	Condition alerting.Condition `json:"condition,omitempty"`
 	Risk      *news2.Risk        `json:"risk,omitempty"`
 	Alerts    int                `json:"alerts"`
-	// PerPatientDay is absent without patient-days.
+	// PerPatientDay is absent below MinPatientDays.
 	PerPatientDay *float64 `json:"per_patient_day,omitempty"`
 	// ClearedUnacknowledged is given per condition.
 	ClearedUnacknowledged *int `json:"cleared_unacknowledged,omitempty"`
@@ -130,8 +133,10 @@ func Build(ctx context.Context, alerts Alerts, stays Stays, ward vward.WardID, d
 		rep.PausedDays += s.PausedDays
 		byPatient[s.Patient] = s
 	}
+	// A rate over less than one patient-day (a ward's first hours) says
+	// nothing about the ward: it is left out rather than shown huge.
 	rate := func(n int) *float64 {
-		if rep.PatientDays <= 0 {
+		if round2(rep.PatientDays) < MinPatientDays {
 			return nil
 		}
 		r := math.Round(float64(n)/rep.PatientDays*1000) / 1000

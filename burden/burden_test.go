@@ -59,6 +59,7 @@ func TestBuild(t *testing.T) {
 		{name: "paused days apart", stays: fakeStays{{Patient: "p1", Name: "Ada", Days: 2, PausedDays: 3}, {Patient: "p2", Name: "Bea", Days: 2}}, top: 10, rate: f(1.5), news2: f(0.25), tops: 2},
 		{name: "top one", stays: fakeStays{{Patient: "p1", Name: "Ada", Days: 3}}, top: 1, rate: f(2), news2: f(0.333), tops: 1},
 		{name: "no patient-days", stays: fakeStays{{Patient: "p1", Name: "Ada", PausedDays: 7}}, top: 10, tops: 2},
+		{name: "less than a patient-day", stays: fakeStays{{Patient: "p1", Name: "Ada", Days: 0.5}}, top: 10, tops: 2},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			fa := &fakeAlerts{b: burden}
