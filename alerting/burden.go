@@ -83,12 +83,15 @@ func (s *Store) AlarmBurden(ctx context.Context, ward vward.WardID, from, to tim
 	}
 	// The end of a shelve is the alert's next entry that leaves the
 	// shelved state (a handover on a shelved alert leaves it shelved).
+	// The bodies are read only for the entries that need them.
 	rows, err := s.db.QueryContext(ctx, `SELECT au.action, au.at, au.risk, au.response_ms, al.patient, al.condition,
-			COALESCE(json_extract(au.body, '$.tier'), 0), COALESCE(json_extract(au.body, '$.reason'), ''),
-			COALESCE(json_extract(al.body, '$.tier'), 0), COALESCE(json_extract(al.body, '$.tier_name'), ''),
-			COALESCE(json_extract(al.body, '$.shelved_until'), ''),
-			(SELECT nx.at FROM alert_audit nx WHERE nx.alert_id = au.alert_id AND nx.id > au.id
-				AND COALESCE(json_extract(nx.body, '$.to'), '') <> 'shelved' ORDER BY nx.id LIMIT 1)
+			CASE au.action WHEN 'escalated' THEN COALESCE(json_extract(au.body, '$.tier'), 0) ELSE 0 END,
+			CASE au.action WHEN 'shelved' THEN COALESCE(json_extract(au.body, '$.reason'), '') ELSE '' END,
+			CASE au.action WHEN 'escalated' THEN COALESCE(json_extract(al.body, '$.tier'), 0) ELSE 0 END,
+			CASE au.action WHEN 'escalated' THEN COALESCE(json_extract(al.body, '$.tier_name'), '') ELSE '' END,
+			CASE au.action WHEN 'shelved' THEN COALESCE(json_extract(al.body, '$.shelved_until'), '') ELSE '' END,
+			CASE au.action WHEN 'shelved' THEN (SELECT nx.at FROM alert_audit nx WHERE nx.alert_id = au.alert_id AND nx.id > au.id
+				AND COALESCE(json_extract(nx.body, '$.to'), '') <> 'shelved' ORDER BY nx.id LIMIT 1) END
 		FROM alert_audit au JOIN alerts al ON al.id = au.alert_id
 		WHERE au.ward = ? AND au.at >= ? AND au.at <= ?
 			AND au.action IN ('raised', 'reraised', 'upgraded', 'escalated', 'reminded', 'acknowledged', 'shelved', 'cleared')`,
