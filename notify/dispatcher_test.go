@@ -1,0 +1,147 @@
+package notify_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vward/vward/notify"
+)
+
+// An unacknowledged high alert reaches tier 0 at once and tier 1 after its
+// timer; the acknowledgement cancels tier 1's retries at once, and nothing
+// is sent after it.
+func TestDispatchEscalatesAndStopsAtAcknowledgement(t *testing.T) {
+	r := newRig(t)
+	ward := newReceiver(t, nil)
+	senior := newReceiver(t, func(int) int { return http.StatusBadGateway }) // never answers well
+	r.webhook(t, "ward-pager", ward.URL)
+	r.webhook(t, "senior-pager", senior.URL)
+	r.route(t, notify.Route{Tier: 0, TargetKind: "user", Target: "alice", Channel: "ward-pager"})
+	r.route(t, notify.Route{Tier: 1, TargetKind: "user", Target: "bob", Channel: "senior-pager"})
+	// Retries of tier 1 wait long enough that only the acknowledgement can end them.
+	r.dispatch(t, notify.Config{Backoff: time.Hour})
+
+	r.high()
+	a := r.openAlert(t)
+	got := ward.waitFor(t, 1)
+	if got[0].n.Recipient != "alice" || got[0].n.Tier != 0 {
+		t.Fatalf("first notification = %+v", got[0].n)
+	}
+	if n := len(senior.requests()); n != 0 {
+		t.Fatalf("tier 1 told %d times before its timer", n)
+	}
+
+	r.clock.Add(10 * time.Minute) // high: AckTimeout 10 min
+	r.engine.Tick()
+	s := senior.waitFor(t, 1)
+	if s[0].n.Recipient != "bob" || s[0].n.Tier != 1 || s[0].n.Event != "escalated" || s[0].n.TierName != "senior clinician" {
+		t.Fatalf("escalation notification = %+v", s[0].n)
+	}
+	r.waitDeliveries(t, a.ID, "bob's first attempt failed", func(ds []notify.Delivery) bool { return count(ds, "bob", notify.ResultFailed) == 1 })
+
+	if _, err := r.engine.Acknowledge(context.Background(), a.ID, "alice", "phoned"); err != nil {
+		t.Fatal(err)
+	}
+	ds := r.waitDeliveries(t, a.ID, "bob's retries cancelled", func(ds []notify.Delivery) bool { return count(ds, "bob", notify.ResultCancelled) == 1 })
+	last := ds[len(ds)-1]
+	if !strings.Contains(last.Error, "acknowledged by alice") {
+		t.Errorf("cancelled row says %q; want who acknowledged", last.Error)
+	}
+	// When the reminder would have been due: an acknowledged alert has none.
+	r.clock.Add(5 * time.Minute)
+	r.engine.Tick()
+	r.high()
+	time.Sleep(100 * time.Millisecond) // a send would have been made by now; its absence is what is tested
+	of := func(rs []received) (n int) {
+		for _, g := range rs {
+			if g.n.AlertID == a.ID {
+				n++
+			}
+		}
+		return n
+	}
+	if n, m := of(ward.requests()), of(senior.requests()); n != 1 || m != 1 {
+		t.Errorf("after the acknowledgement: ward pager %d requests, senior pager %d; want 1 and 1", n, m)
+	}
+}
+
+// A notification the dispatcher never got to (it was not running, or its
+// queue overflowed) is sent when it starts: it recomputes from the open
+// alerts and the delivery log, and does not send twice what was sent.
+func TestDispatchRecomputesOpenAlertsAtStart(t *testing.T) {
+	path := t.TempDir() + "/vward.db"
+	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+	rc := newReceiver(t, nil)
+
+	r := openRig(t, path, clk)
+	r.webhook(t, "pager", rc.URL)
+	r.route(t, notify.Route{Tier: 0, TargetKind: "user", Target: "alice", Channel: "pager"})
+	r.route(t, notify.Route{Tier: 1, TargetKind: "user", Target: "bob", Channel: "pager"})
+	r.high() // raised, with no dispatcher running: the event waits in an inbox that is lost
+	clk.Add(10 * time.Minute)
+	r.engine.Tick() // escalated to tier 1
+	a := r.openAlert(t)
+
+	r2 := openRig(t, path, clk)
+	r2.dispatch(t, notify.Config{})
+	got := rc.waitFor(t, 1)
+	if got[0].n.Recipient != "bob" || got[0].n.Event != "escalated" || got[0].n.AlertVersion != a.Version {
+		t.Fatalf("recomputed notification = %+v; want the escalation to bob", got[0].n)
+	}
+	r2.waitDeliveries(t, a.ID, "bob told", func(ds []notify.Delivery) bool { return count(ds, "bob", notify.ResultSent) == 1 })
+
+	r3 := openRig(t, path, clk)
+	r3.dispatch(t, notify.Config{})
+	time.Sleep(100 * time.Millisecond) // a resend would have been made by now
+	if n := len(rc.requests()); n != 1 {
+		t.Errorf("a second start sent %d notifications in all; want 1", n)
+	}
+}
+
+// A rota tells whoever is on call at the time; with nobody on call, the
+// delivery log says so.
+func TestDispatchRotaAndHandover(t *testing.T) {
+	r := newRig(t)
+	rc := newReceiver(t, nil)
+	r.webhook(t, "pager", rc.URL)
+	r.route(t, notify.Route{Tier: 0, TargetKind: "rota", Target: "nights", Channel: "pager"})
+	now := r.clock.Now()
+	ctx := context.Background()
+	for _, sh := range []notify.Shift{
+		{Rota: "nights", User: "alice", Start: now.Add(-8 * time.Hour), End: now.Add(time.Minute)},
+		{Rota: "nights", User: "bob", Start: now.Add(-time.Minute), End: now.Add(8 * time.Hour)}, // handover: both
+		{Rota: "nights", User: "carol", Start: now.Add(8 * time.Hour), End: now.Add(16 * time.Hour)},
+	} {
+		if _, err := r.store.AddShift(ctx, sh); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.dispatch(t, notify.Config{})
+	r.high()
+	a := r.openAlert(t)
+	ds := r.waitDeliveries(t, a.ID, "alice and bob told", func(ds []notify.Delivery) bool {
+		return count(ds, "alice", notify.ResultSent) == 1 && count(ds, "bob", notify.ResultSent) == 1
+	})
+	if count(ds, "carol", notify.ResultSent) != 0 {
+		t.Errorf("carol, not yet on call, was told: %+v", ds)
+	}
+}
+
+func TestNightOnlyTechnicalRoutesWait(t *testing.T) {
+	c := notify.Config{NightStart: 22 * time.Hour, NightEnd: 7 * time.Hour, Location: time.UTC}
+	for _, tc := range []struct {
+		at    string
+		night bool
+	}{
+		{"2026-12-04T21:59:59Z", false}, {"2026-12-04T22:00:00Z", true}, {"2026-12-05T03:00:00Z", true},
+		{"2026-12-05T06:59:59Z", true}, {"2026-12-05T07:00:00Z", false}, {"2026-12-05T12:00:00Z", false},
+	} {
+		at, _ := time.Parse(time.RFC3339, tc.at)
+		if got := c.Night(at); got != tc.night {
+			t.Errorf("Night(%s) = %v, want %v", tc.at, got, tc.night)
+		}
+	}
+}
