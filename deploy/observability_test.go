@@ -30,6 +30,7 @@ import (
 	"github.com/vward/vward/internal/testenv"
 	"github.com/vward/vward/journal"
 	"github.com/vward/vward/mqttsource"
+	"github.com/vward/vward/notify"
 )
 
 // runPromtool runs promtool in dir and returns its output, failing the test
@@ -737,6 +738,11 @@ func usedNodeMetrics(t *testing.T) string {
 		func() error { _, err := n.Registry.AddDevice(ctx, device, "pulse oximeter"); return err },
 		func() error { return n.Registry.Assign(ctx, device, patient, time.Now().Add(-time.Hour)) },
 		func() error { return n.LoadPatients(ctx) },
+		// A channel, so that the notify metrics have their series.
+		func() error {
+			return n.Notify.Store().PutChannel(ctx, notify.ChannelConfig{Name: "pager", Kind: notify.KindWebhook,
+				URL: "http://127.0.0.1:9/vward", Secret: "a-signing-key-for-the-test"})
+		},
 	} {
 		if err := step(); err != nil {
 			cancel()

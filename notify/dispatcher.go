@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -151,6 +152,11 @@ func (d *Dispatcher) Store() *Store { return d.store }
 // stop. It first recomputes what the open alerts are owed, so a restart
 // forgets no unacknowledged alert's notification.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	if cs, err := d.store.Channels(ctx); err == nil {
+		for _, c := range cs {
+			d.m.exportChannel(c.Name)
+		}
+	}
 	d.recompute(ctx)
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
@@ -528,4 +534,40 @@ func (d *Dispatcher) gaveUp(w vward.WardID, channel string, err error) {
 	if report && d.reporter != nil {
 		d.reporter.ChannelFailing(w, channel, true, fmt.Sprintf("gave up on %d notifications in a row; last: %v", n, err))
 	}
+}
+
+// TestSend sends one test notification over a channel to a recipient (a
+// username, whose contact on the channel is used), once, and says how it
+// went. It is audited, and not in any alert's delivery log.
+func (d *Dispatcher) TestSend(ctx context.Context, channel, recipient string) error {
+	cfg, err := d.store.Channel(ctx, channel)
+	if err != nil {
+		return err
+	}
+	ch, err := cfg.build(d.client)
+	if err != nil {
+		return err
+	}
+	addr, err := d.store.contact(ctx, recipient, channel)
+	if err != nil {
+		return err
+	}
+	now := d.cfg.Clock()
+	n := Notification{
+		Schema: SchemaVersion, ID: fmt.Sprintf("test.%d.%s.%s", now.UnixNano(), channel, recipient), Event: "test",
+		Ward: "", Condition: "test", Risk: "low", Reason: "a test of the channel; no patient is involved",
+		Recipient: recipient, Address: addr, Channel: channel, At: now, SentAt: now, TierName: "test",
+	}
+	if d.cfg.BoardURL != "" {
+		n.Link = d.cfg.BoardURL + "/"
+	}
+	sendErr := ch.Send(ctx, n)
+	result := "sent"
+	if sendErr != nil {
+		result = "failed: " + sendErr.Error()
+	}
+	if err := d.store.change(ctx, "notify.test_send", "channel:"+channel, recipient+": "+result, func(*sql.Tx) error { return nil }); err != nil {
+		return err
+	}
+	return sendErr
 }

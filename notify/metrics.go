@@ -52,6 +52,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// exportChannel makes a channel's series exist at 0, so a dashboard or
+// rule never meets one missing because nothing was sent yet.
+func (m *Metrics) exportChannel(ch string) {
+	m.sent.WithLabelValues(ch)
+	m.failed.WithLabelValues(ch)
+	m.gaveUp.WithLabelValues(ch)
+	m.cancelled.WithLabelValues(ch)
+	m.duration.WithLabelValues(ch)
+}
+
 func (m *Metrics) sentCount(ch string)      { m.sent.WithLabelValues(ch).Inc() }
 func (m *Metrics) failedCount(ch string)    { m.failed.WithLabelValues(ch).Inc() }
 func (m *Metrics) undelivered(ch string)    { m.gaveUp.WithLabelValues(ch).Inc() }

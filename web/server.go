@@ -20,6 +20,7 @@ import (
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
 	"github.com/vward/vward/notes"
+	"github.com/vward/vward/notify"
 	"github.com/vward/vward/observations"
 	"github.com/vward/vward/registrysync"
 )
@@ -90,7 +91,10 @@ type Deps struct {
 	// Handovers hands patients over from alerts (handovers.go) and adds
 	// the ward report's step-up figures; nil leaves those out.
 	Handovers HandoverService
-	Log       *slog.Logger
+	// Notify serves the delivery logs and the notification settings
+	// (notify.go); nil leaves those routes out.
+	Notify *notify.Dispatcher
+	Log    *slog.Logger
 }
 
 // RegistrySync brings the monitor up to date with the registry after a
@@ -168,6 +172,7 @@ func (s *Server) Handler() http.Handler {
 	s.timelineRoutes(api)    // /api/v1/patients/{id}/timeline (timeline.go)
 	s.handoverRoutes(api)    // /api/v1/alerts/{id}/handover(s), /api/v1/handovers/{id}/outcome (handovers.go)
 	s.burdenRoutes(api)      // /api/v1/wards/{id}/alarm-burden (burden.go)
+	s.notifyRoutes(api)      // /api/v1/alerts/{id}/notifications, /api/v1/notify/… (notify.go)
 	mux.Handle("/api/", s.auth.Require(api))
 	h := secure(mux)
 	if s.httpm != nil {

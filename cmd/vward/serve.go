@@ -142,6 +142,7 @@ local disk (fsync'd) or, with --no-journal, once InfluxDB has stored it.`,
 			if cfg.Journal, err = journalF.config(); err != nil {
 				return err
 			}
+			cfg.Notify.BoardURL = strings.TrimRight(cfg.Notify.BoardURL, "/")
 			cfg.Ingest = tune.cfg
 			cfg.Log = logger(cmd)
 			cfg.Log.Debug("garbage collector target", "gogc", tuneGC())
@@ -171,6 +172,7 @@ local disk (fsync'd) or, with --no-journal, once InfluxDB has stored it.`,
 	fs.IntVar(&cfg.MQTT.Connections, "mqtt-connections", 1, "subscriber connections; above 1 they share a $share/vward/ subscription as <client-id>-1…-N (read docs/operator.md before changing it) (env VWARD_MQTT_CONNECTIONS)")
 	mqttTLS.register(fs, "vward's", true)
 	fs.StringSliceVar(&proxies, "trusted-proxy", nil, "reverse proxies in front of the board (addresses or CIDR ranges): from them the client is read from X-Forwarded-For, for the sign-in limits, and X-Forwarded-Proto: https marks the session cookie Secure (env VWARD_TRUSTED_PROXIES, comma-separated)")
+	fs.StringVar(&cfg.Notify.BoardURL, "public-url", "", "the board's address as people reach it (https://vward.example.nhs.uk), for the links in notifications; empty: no link (env VWARD_PUBLIC_URL)")
 	fs.StringVar(&pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this address (loopback only, e.g. 127.0.0.1:6060) for profiling; off when empty (env VWARD_PPROF_ADDR)")
 	influx.register(fs)
 	tune.register(fs)

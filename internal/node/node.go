@@ -29,6 +29,7 @@ import (
 	"github.com/vward/vward/mqttsource"
 	"github.com/vward/vward/news2"
 	"github.com/vward/vward/notes"
+	"github.com/vward/vward/notify"
 	"github.com/vward/vward/observations"
 	"github.com/vward/vward/registrysync"
 	"github.com/vward/vward/sqlitedb"
@@ -52,6 +53,10 @@ type Config struct {
 	// Alerting is the escalation policy, per ward, and the alert engine's
 	// clock and tick (docs/alerts.md).
 	Alerting alerting.Config
+	// Notify is how alerts reach people: the board's public address for
+	// links, retries, the night (docs/alerts.md, "Who is told when").
+	// Channels and recipients are in the store (vward notify).
+	Notify notify.Config
 	// Auth says which reverse proxies to trust for the client's address.
 	Auth web.AuthConfig
 	Log  *slog.Logger
@@ -72,6 +77,9 @@ type Node struct {
 	influx  *history.Influx
 	Monitor *alerting.Monitor
 	Alerts  *alerting.Engine
+	// Notify sends the alerts' notifications (webhook, email) and keeps
+	// their delivery log.
+	Notify *notify.Dispatcher
 	// Observations are the observations people enter, and how they reach
 	// the monitor and the history.
 	Observations *observations.Service
@@ -145,9 +153,17 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(err)
 	}
 	n.Hub = web.NewHub(cfg.Log)
-	if n.Alerts, err = alerting.OpenEngine(ctx, db, cfg.Alerting, n.Hub, cfg.Log); err != nil {
+	// The engine tells the board and the notification inbox of each
+	// alert change; neither blocks it.
+	inbox := notify.NewInbox(0)
+	if n.Alerts, err = alerting.OpenEngine(ctx, db, cfg.Alerting, publishers{n.Hub, inbox}, cfg.Log); err != nil {
 		return fail(err)
 	}
+	notifications, err := notify.OpenStore(ctx, db)
+	if err != nil {
+		return fail(err)
+	}
+	n.Notify = notify.NewDispatcher(cfg.Notify, inbox, notifications, n.Alerts.Store(), n.Registry, nil, notify.NewMetrics(n.Metrics), cfg.Log)
 	n.Monitor = alerting.NewMonitor(news2.DefaultFreshness(), n.Hub, n.Alerts, cfg.Log)
 	entries, err := observations.Open(ctx, db, n.Registry)
 	if err != nil {
@@ -185,6 +201,15 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(err)
 	}
 	return n, nil
+}
+
+// publishers tells each of several publishers of every event.
+type publishers []alerting.Publisher
+
+func (ps publishers) Publish(e alerting.Event) {
+	for _, p := range ps {
+		p.Publish(e)
+	}
 }
 
 // LoadPatients tells the monitor of every patient on a ward, so that the
@@ -278,6 +303,7 @@ func (n *Node) Run(ctx context.Context) error {
 		Wards: n.Registry, Registry: n.Registry, Checks: checks, Status: n.Status, Log: n.log,
 		Ops: web.Ops{Rejections: n.Dead, Metrics: n.Metrics, Registerer: n.Metrics}, Alerts: n.Alerts, Sync: n.Sync,
 		Observations: n.Observations, Notes: n.Notes, Handovers: n.Handovers,
+		Notify: n.Notify,
 	})
 	g, gctx := errgroup.WithContext(ctx)
 	if n.historyDown != nil {
@@ -286,6 +312,7 @@ func (n *Node) Run(ctx context.Context) error {
 	// The engine's writer first: restoring may raise alerts, and their
 	// writes queue for it.
 	g.Go(func() error { return n.Alerts.Run(gctx) })
+	g.Go(func() error { return n.Notify.Run(gctx) })
 	n.restore(gctx)
 	if n.Journal != nil {
 		g.Go(func() error { return n.Journal.Run(gctx) })
