@@ -26,6 +26,10 @@ const (
 	DeviceOffline Condition = "device_offline"
 	// BatteryLow holds while a device reports a low battery.
 	BatteryLow Condition = "battery_low"
+	// ChannelFailing holds while a notification channel keeps failing a
+	// ward (notify gave up on several notifications in a row): alerts may
+	// reach nobody away from the board. It is the ward's, not a patient's.
+	ChannelFailing Condition = "channel_failing"
 )
 
 // Conditions lists every condition, for the hazard log's check that each
@@ -44,7 +48,7 @@ const (
 
 // Queue returns the queue the condition's alerts belong to.
 func (c Condition) Queue() Queue {
-	if c == DeviceOffline || c == BatteryLow {
+	if c == DeviceOffline || c == BatteryLow || c == ChannelFailing {
 		return Technical
 	}
 	return Clinical
@@ -72,11 +76,14 @@ const (
 func (s State) Open() bool { return s != Resolved && s != "" }
 
 // Key names the one open alert a patient may have for a condition. Device is
-// empty for the clinical conditions.
+// empty for the clinical conditions. An alert of no patient (a failing
+// notification channel) is one per ward and channel.
 type Key struct {
 	Patient   vward.PatientID
 	Condition Condition
 	Device    vward.DeviceID
+	Ward      vward.WardID // only when Patient is empty
+	Channel   string
 }
 
 // Alert is one alert as the REST API, the board and the store see it.
@@ -89,6 +96,8 @@ type Alert struct {
 	Condition Condition       `json:"condition"`
 	Queue     Queue           `json:"queue"`
 	Device    vward.DeviceID  `json:"device,omitempty"`
+	// Channel is the notification channel a channel_failing alert is about.
+	Channel string `json:"channel,omitempty"`
 
 	// Risk is the highest band the condition reached since the alert was
 	// last (re)raised; technical alerts are "low".
@@ -135,7 +144,13 @@ type Alert struct {
 }
 
 // Key returns the alert's key.
-func (a *Alert) Key() Key { return Key{Patient: a.Patient, Condition: a.Condition, Device: a.Device} }
+func (a *Alert) Key() Key {
+	k := Key{Patient: a.Patient, Condition: a.Condition, Device: a.Device, Channel: a.Channel}
+	if a.Patient == "" {
+		k.Ward = a.Ward
+	}
+	return k
+}
 
 // Audit actions, one per kind of state change.
 const (

@@ -969,3 +969,28 @@ func (e *Engine) AlarmBurden(ctx context.Context, ward vward.WardID, from, to ti
 	}
 	return e.store.AlarmBurden(ctx, ward, from, to)
 }
+
+// ChannelFailing raises a ward's technical alert for a notification channel
+// that keeps failing it, or resolves it when the channel delivers again
+// (notify.ChannelReporter). It never pages: the board says so instead.
+func (e *Engine) ChannelFailing(ward vward.WardID, channel string, failing bool, reason string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	p := e.cfg.PolicyFor(ward)
+	k := Key{Condition: ChannelFailing, Ward: ward, Channel: channel}
+	evidence := func() json.RawMessage {
+		b, _ := json.Marshal(struct {
+			Channel string `json:"channel"`
+			Reason  string `json:"reason"`
+		}{channel, reason})
+		return b
+	}
+	switch a := e.open[k]; {
+	case failing && a == nil:
+		e.raiseLocked(k, ward, Observation{Met: true, Reason: "notifications over " + channel + " are failing: " + reason}, p, now, evidence)
+	case !failing && a != nil && a.Active:
+		o := Observation{Complete: true, Reason: "notifications over " + channel + " " + reason}
+		e.stepLocked(a, now, evidence, func(a Alert) (Alert, Effect) { return a.Assess(o, p, now) })
+	}
+}

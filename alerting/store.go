@@ -58,6 +58,11 @@ var migrations = []string{
 		interval_ns INTEGER NOT NULL,
 		risk TEXT NOT NULL DEFAULT 'low'
 	);`,
+	// Alerts of no patient (a notification channel failing a ward) are
+	// one open per ward and channel.
+	`ALTER TABLE alerts ADD COLUMN channel TEXT NOT NULL DEFAULT '';
+	DROP INDEX alerts_one_open;
+	CREATE UNIQUE INDEX alerts_one_open ON alerts(patient, condition, device, channel, (CASE WHEN patient = '' THEN ward ELSE '' END)) WHERE state <> 'resolved';`,
 }
 
 // Store keeps alerts and their audit trail in SQLite.
@@ -118,11 +123,11 @@ func writeTx(ctx context.Context, tx *sql.Tx, a *Alert, audit []AuditEntry, w *w
 		if err != nil {
 			return fmt.Errorf("encode alert %d: %w", a.ID, err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO alerts (id, patient, ward, condition, device, state, risk, raised_at, updated_at, evidence_at, body)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO alerts (id, patient, ward, condition, device, channel, state, risk, raised_at, updated_at, evidence_at, body)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT(id) DO UPDATE SET ward = excluded.ward, state = excluded.state, risk = excluded.risk,
 				updated_at = excluded.updated_at, evidence_at = excluded.evidence_at, body = excluded.body`,
-			a.ID, a.Patient, a.Ward, a.Condition, a.Device, a.State, a.Risk.String(),
+			a.ID, a.Patient, a.Ward, a.Condition, a.Device, a.Channel, a.State, a.Risk.String(),
 			nanos(a.RaisedAt), nanos(a.UpdatedAt), nanos(a.EvidenceAt), body); err != nil {
 			return fmt.Errorf("write alert %d: %w", a.ID, err)
 		}
@@ -215,7 +220,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Alert, error) {
 	case Clinical:
 		where = append(where, "condition IN ('news2', 'overdue')")
 	case Technical:
-		where = append(where, "condition IN ('device_offline', 'battery_low')")
+		where = append(where, "condition IN ('device_offline', 'battery_low', 'channel_failing')")
 	}
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 1000

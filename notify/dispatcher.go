@@ -239,7 +239,10 @@ func (d *Dispatcher) targets(ctx context.Context, a alerting.Alert, now time.Tim
 	if err != nil {
 		return nil, false, err
 	}
-	configured := len(routes) > 0
+	configured := false // does the ward name anyone for this queue at all?
+	for _, r := range routes {
+		configured = configured || r.Queue == a.Queue
+	}
 	night := d.cfg.Night(now)
 	var out []target
 	seen := map[[2]string]bool{}
@@ -330,7 +333,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, a alerting.Alert, change stri
 		if configured {
 			targets = []target{{recipient: "", channel: "", unresolved: fmt.Errorf("ward %s names nobody for tier %d (%s) of the %s queue", a.Ward, a.Tier, a.TierName, a.Queue)}}
 		} else {
-			d.log.Debug("no notification routes for the ward", "ward", a.Ward, "alert", a.ID)
+			d.log.Debug("no notification routes for the ward's queue", "ward", a.Ward, "queue", a.Queue, "alert", a.ID)
 			return
 		}
 	}
@@ -346,7 +349,9 @@ func (d *Dispatcher) dispatch(ctx context.Context, a alerting.Alert, change stri
 			if _, done, err := d.store.progress(ctx, id); err == nil && !done {
 				d.record(ctx, Delivery{Notification: id, AlertID: a.ID, AlertVersion: a.Version, Ward: a.Ward, Event: change, Tier: a.Tier,
 					Recipient: t.recipient, Channel: t.channel, Attempt: 0, Result: ResultGaveUp, Error: t.unresolved.Error(), StartedAt: now, FinishedAt: now})
-				d.m.undelivered(t.channel)
+				if t.channel != "" {
+					d.m.undelivered(t.channel)
+				}
 				d.log.Warn("notification reaches nobody", "alert", a.ID, "ward", a.Ward, "tier", a.Tier, "err", t.unresolved)
 			}
 			continue
@@ -502,16 +507,21 @@ func (d *Dispatcher) record(ctx context.Context, r Delivery) {
 	}
 }
 
-// healthy and gaveUp track whether a channel keeps failing a ward.
+// healthy and gaveUp track whether a channel keeps failing a ward. The
+// first delivery since the start is reported too: the alert of a channel
+// that failed before a restart resolves when it delivers again.
 func (d *Dispatcher) healthy(w vward.WardID, channel string) {
 	d.mu.Lock()
-	h := d.health[healthKey{w, channel}]
-	was := h != nil && h.failing
-	if h != nil {
-		h.gaveUp, h.failing = 0, false
+	k := healthKey{w, channel}
+	h := d.health[k]
+	report := h == nil || h.failing
+	if h == nil {
+		h = &health{}
+		d.health[k] = h
 	}
+	h.gaveUp, h.failing = 0, false
 	d.mu.Unlock()
-	if was && d.reporter != nil {
+	if report && d.reporter != nil {
 		d.reporter.ChannelFailing(w, channel, false, "delivered again")
 	}
 }

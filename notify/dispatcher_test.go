@@ -4,9 +4,11 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/notify"
 )
 
@@ -143,5 +145,57 @@ func TestNightOnlyTechnicalRoutesWait(t *testing.T) {
 		if got := c.Night(at); got != tc.night {
 			t.Errorf("Night(%s) = %v, want %v", tc.at, got, tc.night)
 		}
+	}
+}
+
+// A channel that keeps failing a ward raises the ward's technical alert,
+// which never pages; it resolves when the channel delivers again.
+func TestDeadChannelRaisesTechnicalAlert(t *testing.T) {
+	r := newRig(t)
+	var healed atomic.Bool
+	rc := newReceiver(t, func(int) int {
+		if healed.Load() {
+			return 0
+		}
+		return http.StatusServiceUnavailable
+	})
+	r.webhook(t, "pager", rc.URL)
+	r.route(t, notify.Route{Tier: 0, TargetKind: "user", Target: "alice", Channel: "pager"})
+	r.route(t, notify.Route{Tier: 1, TargetKind: "user", Target: "bob", Channel: "pager"})
+	r.dispatchWith(t, notify.Config{MaxAttempts: 2, FailingAfter: 2}, r.engine)
+
+	failing := func() []alerting.Alert {
+		as, err := r.engine.Alerts(context.Background(), alerting.Filter{State: "open", Condition: alerting.ChannelFailing})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return as
+	}
+	r.high()
+	a := r.openAlert(t)
+	r.waitDeliveries(t, a.ID, "alice given up", func(ds []notify.Delivery) bool { return count(ds, "alice", notify.ResultGaveUp) == 1 })
+	if f := failing(); len(f) != 0 {
+		t.Fatalf("one notification given up already raised %+v", f)
+	}
+	r.clock.Add(10 * time.Minute)
+	r.engine.Tick()
+	r.waitDeliveries(t, a.ID, "bob given up", func(ds []notify.Delivery) bool { return count(ds, "bob", notify.ResultGaveUp) == 1 })
+	var f []alerting.Alert
+	for deadline := time.Now().Add(10 * time.Second); len(f) == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		f = failing()
+	}
+	if len(f) != 1 || f[0].Ward != "w1" || f[0].Channel != "pager" || f[0].Queue != alerting.Technical || !strings.Contains(f[0].Reason, "gave up on 2 notifications") {
+		t.Fatalf("channel_failing alerts = %+v", f)
+	}
+
+	healed.Store(true)
+	r.clock.Add(5 * time.Minute) // the reminder, to bob
+	r.engine.Tick()
+	r.waitDeliveries(t, a.ID, "bob reminded", func(ds []notify.Delivery) bool { return count(ds, "bob", notify.ResultSent) == 1 })
+	for deadline := time.Now().Add(10 * time.Second); len(f) != 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		f = failing()
+	}
+	if len(f) != 0 {
+		t.Errorf("the channel delivers again, yet its alert is open: %+v", f)
 	}
 }

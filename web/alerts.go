@@ -123,9 +123,9 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch f.Condition {
-	case "", alerting.News2, alerting.Overdue, alerting.DeviceOffline, alerting.BatteryLow:
+	case "", alerting.News2, alerting.Overdue, alerting.DeviceOffline, alerting.BatteryLow, alerting.ChannelFailing:
 	default:
-		writeError(w, http.StatusBadRequest, "condition must be news2, overdue, device_offline or battery_low")
+		writeError(w, http.StatusBadRequest, "condition must be news2, overdue, device_offline, battery_low or channel_failing")
 		return
 	}
 	if f.Queue != "" && f.Queue != alerting.Clinical && f.Queue != alerting.Technical {

@@ -163,7 +163,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return fail(err)
 	}
-	n.Notify = notify.NewDispatcher(cfg.Notify, inbox, notifications, n.Alerts.Store(), n.Registry, nil, notify.NewMetrics(n.Metrics), cfg.Log)
+	n.Notify = notify.NewDispatcher(cfg.Notify, inbox, notifications, n.Alerts.Store(), n.Registry, n.Alerts, notify.NewMetrics(n.Metrics), cfg.Log)
 	n.Monitor = alerting.NewMonitor(news2.DefaultFreshness(), n.Hub, n.Alerts, cfg.Log)
 	entries, err := observations.Open(ctx, db, n.Registry)
 	if err != nil {

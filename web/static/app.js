@@ -304,6 +304,17 @@ function applyAlert(a) {
   if (cur && cur.version > a.version) return;
   if (a.state === "resolved") alerts.delete(a.id);
   else alerts.set(a.id, a);
+  if (a.condition === "channel_failing") showChannelBanner();
+}
+
+// showChannelBanner says which notification channels keep failing a ward:
+// until they deliver again, an alert may reach nobody away from the board.
+function showChannelBanner() {
+  const failing = [...alerts.values()].filter(a => a.condition === "channel_failing");
+  const b = $("channel-banner");
+  b.hidden = failing.length === 0;
+  b.textContent = failing.map(a => "Notifications over " + a.channel + " are failing for " + ((wardOf(a.ward) || {}).name || a.ward) +
+    ": alerts may reach nobody away from the board.").join(" ");
 }
 
 async function loadAlerts() {
@@ -774,6 +785,7 @@ function alertItem(it, newest) {
   const why = e.reason + (e.note ? " — “" + e.note + "”" : "");
   if (why) body.appendChild(el("p", "reason", why));
   if (e.action === "handover") body.appendChild(handoverRecord(a, e));
+  if (newest) body.appendChild(deliveries(a));
   if (newest && a.state !== "resolved") {
     if (e.action !== a.state) body.appendChild(el("p", "meta", "Now: " + stateWord(a)));
     if (mayWrite()) {
@@ -934,6 +946,22 @@ async function copySBARD() {
     getSelection().addRange(range);
     $("handover-copied").textContent = document.execCommand("copy") ? "Copied." : "Selected: press Ctrl+C to copy.";
   }
+}
+
+// deliveries is a line of who was told of an alert away from the board,
+// how, and with what result (the last attempt of each notification in its
+// delivery log), filled in once the log is read; empty when nobody was.
+function deliveries(a) {
+  const p = el("p", "deliveries");
+  api("GET", "/api/v1/alerts/" + a.id + "/notifications").then((r) => (r.ok ? r.json() : null)).then((b) => {
+    const last = new Map();
+    for (const d of (b && b.notifications) || []) last.set(d.notification, d);
+    const parts = [...last.values()].map((d) => (d.recipient || "nobody") + (d.channel ? " by " + d.channel : "") + " (tier " + d.tier + "): " +
+      (d.result === "sent" ? "sent " + whenText(d.finished_at) : d.result.replace("_", " ") + (d.error ? " — " + d.error : "")) +
+      (d.attempt > 1 ? ", attempt " + d.attempt : ""));
+    if (parts.length) p.textContent = "Told: " + parts.join("; ");
+  }).catch(() => {});
+  return p;
 }
 
 function route() {
@@ -1137,6 +1165,7 @@ function connect() {
       fillFilters();
       patients.clear();
       alerts.clear();
+      showChannelBanner();
       for (const p of m.patients) patients.set(p.patient, p);
       $("storage").textContent = "Readings: " + m.storage;
       $("storage").className = "storage" + (m.storage.startsWith("in memory") ? " warn" : "");
