@@ -277,3 +277,37 @@ func (s *Stream) dial(ctx context.Context) (*websocket.Conn, []byte, time.Time, 
 	_ = ws.SetReadDeadline(time.Time{})
 	return ws, first, at, nil
 }
+
+// Get reads a JSON answer of the board's REST API (path such as
+// /api/v1/alerts) into v, with the stream's session, signing in again if
+// it has ended.
+func (s *Stream) Get(ctx context.Context, path string, v any) error {
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(s.login.URL, "/")+path, nil)
+		if err != nil {
+			return fmt.Errorf("get %s: %w", path, err)
+		}
+		resp, err := s.client.Do(req)
+		if err != nil {
+			return fmt.Errorf("get %s: %w", path, err)
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("get %s: %w", path, err)
+		}
+		switch {
+		case resp.StatusCode == http.StatusUnauthorized && attempt == 0:
+			if err := s.signIn(ctx); err != nil {
+				return err
+			}
+			continue
+		case resp.StatusCode != http.StatusOK:
+			return fmt.Errorf("get %s: status %d: %s", path, resp.StatusCode, strings.TrimSpace(string(body[:min(len(body), 512)])))
+		}
+		if err := json.Unmarshal(body, v); err != nil {
+			return fmt.Errorf("get %s: decode: %w", path, err)
+		}
+		return nil
+	}
+}

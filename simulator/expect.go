@@ -141,6 +141,9 @@ type Report struct {
 	Checked    bool
 	Results    []Result
 	Unexpected []Result
+	// Notifications are the outcomes of the scenario's notification
+	// expectations.
+	Notifications []NotificationResult
 	// Problems are failures of the run itself (devices that could not
 	// connect, publishes never acknowledged).
 	Problems []string
@@ -154,6 +157,11 @@ func (r *Report) Passed() bool {
 		return false
 	}
 	for _, x := range r.Results {
+		if x.Status != OK && x.Status != Skipped {
+			return false
+		}
+	}
+	for _, x := range r.Notifications {
 		if x.Status != OK && x.Status != Skipped {
 			return false
 		}
@@ -172,6 +180,11 @@ func EvaluateDryRun(plan *Plan, obs []Observation) *Report { return evaluate(pla
 func evaluate(plan *Plan, obs []Observation, alerts bool) *Report {
 	sc := plan.Scenario
 	rep := &Report{Scenario: sc.Name, Checked: true}
+	if !alerts {
+		for i := range sc.Notifications {
+			rep.Notifications = append(rep.Notifications, NotificationResult{Status: Skipped, Expectation: &sc.Notifications[i]})
+		}
+	}
 	obs = slices.Clone(obs)
 	slices.SortStableFunc(obs, func(a, b Observation) int { return cmp.Compare(a.At, b.At) })
 	highest := map[vward.PatientID]*Observation{}
@@ -280,9 +293,14 @@ func (r *Report) WriteTo(w io.Writer) (int64, error) {
 			failed++
 		}
 	}
+	for _, x := range r.Notifications {
+		if x.Status != OK && x.Status != Skipped {
+			failed++
+		}
+	}
 	fmt.Fprintf(&b, "scenario %q: %s", r.Scenario, verdict)
 	if r.Checked {
-		fmt.Fprintf(&b, " — %d expectation(s), %d problem(s)", len(r.Results), failed)
+		fmt.Fprintf(&b, " — %d expectation(s), %d problem(s)", len(r.Results)+len(r.Notifications), failed)
 	}
 	b.WriteString("\n")
 	for _, p := range r.Problems {
@@ -312,6 +330,9 @@ func (r *Report) WriteTo(w io.Writer) (int64, error) {
 		default:
 			fmt.Fprintf(&b, "  %-11s %s reached %s%s at %s (expected %s): %s\n", x.Status, x.Patient, x.Risk, src, fmtDur(x.Seen.At), window, x.Seen.describe())
 		}
+	}
+	for _, x := range r.Notifications {
+		b.WriteString(x.line())
 	}
 	for _, x := range r.Unexpected {
 		fmt.Fprintf(&b, "  %-11s %s reached %s at %s, which no expectation or allowance covers: %s\n", x.Status, x.Patient, x.Risk, fmtDur(x.Seen.At), x.Seen.describe())

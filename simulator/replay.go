@@ -121,6 +121,7 @@ func RunScenario(ctx context.Context, sc *Scenario, o RunOptions) (*Report, erro
 		case <-time.After(o.Grace):
 		}
 		checked := Evaluate(plan, watch.Observations(clock))
+		checked.Notifications = CheckNotifications(ctx, watch.stream.Get, sc.Notifications, time.Now())
 		checked.Problems = rep.Problems
 		rep = checked
 		rows, alerts := watch.Counts()

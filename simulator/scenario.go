@@ -39,6 +39,13 @@ type Scenario struct {
 	Outages  []Outage      `json:"outages,omitempty"`
 	Expect   []Expectation `json:"expect,omitempty"`
 	Allow    []Allowance   `json:"allow,omitempty"`
+	// Notifications are what vward should deliver to people about the
+	// patients' alerts, checked in its delivery logs (--expect).
+	Notifications []NotificationExpectation `json:"notifications,omitempty"`
+	// AckTimeout is the escalation timer per risk ("high": "30s") that the
+	// vward under test must run with for the notification expectations to
+	// hold: vward serve --ack-timeout high=30s.
+	AckTimeout map[string]Duration `json:"ack_timeout,omitempty"`
 }
 
 // PatientSpec is a patient in a scenario.
@@ -339,6 +346,16 @@ func (sc *Scenario) Plan() (*Plan, error) {
 	for i, e := range sc.Expect {
 		if err := e.check(plan); err != nil {
 			bad("expect[%d]: %v", i, err)
+		}
+	}
+	for risk, d := range sc.AckTimeout {
+		if _, err := ParseRisk(risk); err != nil || d.D() < 10*time.Second {
+			bad("ack_timeout: %q: %s: want a risk band (high, medium, low-medium, low) and at least 10s", risk, d.D())
+		}
+	}
+	for i, n := range sc.Notifications {
+		if err := n.check(plan); err != nil {
+			bad("notifications[%d]: %v", i, err)
 		}
 	}
 	for i, a := range sc.Allow {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/notify"
 )
 
@@ -64,5 +65,25 @@ func TestNotifyCLI(t *testing.T) {
 	var n notify.Notification
 	if err := json.Unmarshal(got, &n); err != nil || n.Event != "test" || n.Recipient != "sam" || sigErr != nil {
 		t.Errorf("test notification %s (%v), signature check %v", got, err, sigErr)
+	}
+}
+
+func TestParseAckTimeouts(t *testing.T) {
+	for _, c := range []struct {
+		in   []string
+		want alerting.PerRisk
+		err  string
+	}{
+		{nil, alerting.PerRisk{}, ""},
+		{[]string{"high=30s", "medium=5m"}, alerting.PerRisk{High: 30 * time.Second, Medium: 5 * time.Minute}, ""},
+		{[]string{"low-medium=1h", "low=4h"}, alerting.PerRisk{LowMedium: time.Hour, Low: 4 * time.Hour}, ""},
+		{[]string{"high"}, alerting.PerRisk{}, "risk=duration"},
+		{[]string{"high=1s"}, alerting.PerRisk{}, "from 10s to 24h"},
+		{[]string{"urgent=10m"}, alerting.PerRisk{}, `risk "urgent"`},
+	} {
+		got, err := parseAckTimeouts(c.in)
+		if c.err == "" && (err != nil || got != c.want) || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("parseAckTimeouts(%q) = %+v, %v; want %+v, error containing %q", c.in, got, err, c.want, c.err)
+		}
 	}
 }

@@ -45,6 +45,13 @@ anything failed. Scenario time is simulated time since the scenario started;
 an event's time is when it reached the board, so at --speed 3600 every 100 ms
 the path takes counts 6 simulated minutes.
 
+A scenario's "notifications" are checked in vward's delivery logs after the
+run: each expected tier, recipient and channel must have been sent within its
+window of the alert's raise, on vward's own clock, which runs in real time
+whatever the speed. Replay waits for them up to the longest window. A
+scenario's "ack_timeout" is the escalation timer vward must run with for them
+to hold (vward serve --ack-timeout).
+
 Devices sign in with their secrets from --credentials (the shape of the
 demo's demo-credentials.json); a device not in the file signs in with its id
 and no password, for a broker that allows that.

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/history"
 	"github.com/vward/vward/ingest"
 	"github.com/vward/vward/internal/node"
@@ -105,6 +106,7 @@ func newServeCmd() *cobra.Command {
 		mqttTLS   mqttTLSFlags
 
 		mqttPasswordFile string
+		ackTimeouts      []string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -143,6 +145,9 @@ local disk (fsync'd) or, with --no-journal, once InfluxDB has stored it.`,
 				return err
 			}
 			cfg.Notify.BoardURL = strings.TrimRight(cfg.Notify.BoardURL, "/")
+			if cfg.Alerting.Policy.AckTimeout, err = parseAckTimeouts(ackTimeouts); err != nil {
+				return usageError{err}
+			}
 			cfg.Ingest = tune.cfg
 			cfg.Log = logger(cmd)
 			cfg.Log.Debug("garbage collector target", "gogc", tuneGC())
@@ -173,6 +178,7 @@ local disk (fsync'd) or, with --no-journal, once InfluxDB has stored it.`,
 	mqttTLS.register(fs, "vward's", true)
 	fs.StringSliceVar(&proxies, "trusted-proxy", nil, "reverse proxies in front of the board (addresses or CIDR ranges): from them the client is read from X-Forwarded-For, for the sign-in limits, and X-Forwarded-Proto: https marks the session cookie Secure (env VWARD_TRUSTED_PROXIES, comma-separated)")
 	fs.StringVar(&cfg.Notify.BoardURL, "public-url", "", "the board's address as people reach it (https://vward.example.nhs.uk), for the links in notifications; empty: no link (env VWARD_PUBLIC_URL)")
+	fs.StringSliceVar(&ackTimeouts, "ack-timeout", nil, "how long an alert may stay unacknowledged before it escalates to the next tier, per risk: high=10m,medium=30m,low-medium=1h,low=4h (the defaults; docs/alerts.md) (env VWARD_ACK_TIMEOUT, comma-separated)")
 	fs.StringVar(&pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this address (loopback only, e.g. 127.0.0.1:6060) for profiling; off when empty (env VWARD_PPROF_ADDR)")
 	influx.register(fs)
 	tune.register(fs)
@@ -221,4 +227,33 @@ func servePprof(ctx context.Context, addr string, log *slog.Logger) error {
 		log.Info("pprof serving", "addr", l.Addr().String())
 	}
 	return nil
+}
+
+// parseAckTimeouts reads --ack-timeout's risk=duration pairs; a risk not
+// named keeps its default.
+func parseAckTimeouts(pairs []string) (alerting.PerRisk, error) {
+	var p alerting.PerRisk
+	for _, pair := range pairs {
+		risk, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if !ok {
+			return p, fmt.Errorf("--ack-timeout %q: give risk=duration, such as high=10m", pair)
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 10*time.Second || d > 24*time.Hour {
+			return p, fmt.Errorf("--ack-timeout %s: %q is not a duration from 10s to 24h", risk, v)
+		}
+		switch risk {
+		case "high":
+			p.High = d
+		case "medium":
+			p.Medium = d
+		case "low-medium":
+			p.LowMedium = d
+		case "low":
+			p.Low = d
+		default:
+			return p, fmt.Errorf("--ack-timeout %q: risk %q is not high, medium, low-medium or low", pair, risk)
+		}
+	}
+	return p, nil
 }

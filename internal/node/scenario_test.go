@@ -2,11 +2,15 @@ package node_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,12 +20,15 @@ import (
 	"time"
 
 	"github.com/vward/vward"
+	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/boardclient"
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
 	"github.com/vward/vward/internal/node"
 	"github.com/vward/vward/internal/testenv"
 	"github.com/vward/vward/mqttsource"
+	"github.com/vward/vward/news2"
+	"github.com/vward/vward/notify"
 	"github.com/vward/vward/simulator"
 	"github.com/vward/vward/sqlitedb"
 )
@@ -71,6 +78,15 @@ func startScenarioNode(t *testing.T, plan *simulator.Plan) *scenarioNode {
 	if err := reg.AddClinician(ctx, devices.Clinician{Username: scenarioClinician, Role: "clinician", Wards: plan.Wards()}, clinicianPassword); err != nil {
 		t.Fatal(err)
 	}
+	sc := plan.Scenario
+	for _, n := range sc.Notifications {
+		if _, err := reg.Clinician(ctx, n.Recipient); err == nil || n.Recipient == "" {
+			continue
+		}
+		if err := reg.AddClinician(ctx, devices.Clinician{Username: n.Recipient, Role: "clinician", Wards: plan.Wards()}, randomSecret(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -83,15 +99,68 @@ func startScenarioNode(t *testing.T, plan *simulator.Plan) *scenarioNode {
 		HTTPAddr: "127.0.0.1:0",
 		MQTT:     mqttsource.Config{URL: broker.URL, Username: "vward", Password: servicePassword, ClientID: "vward-scenario"},
 		Influx:   &history.InfluxConfig{URL: influx.URL, Bucket: influx.Bucket},
+		Alerting: alerting.Config{Policy: alerting.Policy{AckTimeout: ackTimeout(sc)}},
 		Log:      scenarioLog(t),
 	})
 	if err != nil {
 		t.Fatalf("open node: %v", err)
 	}
+	routeNotifications(t, n, plan)
 	serveNode(t, n, ctx, cancel)
 	return &scenarioNode{
 		node: n, brokerURL: broker.URL, credentials: creds,
 		clinician: boardclient.Login{URL: n.URL(), Username: scenarioClinician, Password: clinicianPassword},
+	}
+}
+
+// ackTimeout is the escalation timer the scenario asks vward to run with
+// (vward serve --ack-timeout).
+func ackTimeout(sc *simulator.Scenario) alerting.PerRisk {
+	var p alerting.PerRisk
+	for risk, d := range sc.AckTimeout {
+		r, _ := simulator.ParseRisk(risk)
+		switch r {
+		case news2.High:
+			p.High = d.D()
+		case news2.Medium:
+			p.Medium = d.D()
+		case news2.LowMedium:
+			p.LowMedium = d.D()
+		default:
+			p.Low = d.D()
+		}
+	}
+	return p
+}
+
+// routeNotifications configures what the scenario's notification
+// expectations name: each channel a webhook to a real HTTP receiver that
+// accepts everything, and a route from each expected tier of the
+// patient's ward to its recipient.
+func routeNotifications(t *testing.T, n *node.Node, plan *simulator.Plan) {
+	t.Helper()
+	ctx := context.Background()
+	st := n.Notify.Store()
+	wardOf := map[vward.PatientID]vward.WardID{}
+	for _, p := range plan.Patients {
+		wardOf[p.ID] = p.Ward
+	}
+	var receiver *httptest.Server
+	for _, e := range plan.Scenario.Notifications {
+		if receiver == nil {
+			receiver = httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+			t.Cleanup(receiver.Close)
+		}
+		channel := cmp.Or(e.Channel, "scenario-pager")
+		if _, err := st.Channel(ctx, channel); err != nil {
+			if err := st.PutChannel(ctx, notify.ChannelConfig{Name: channel, Kind: notify.KindWebhook, URL: receiver.URL, Secret: randomSecret(t)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := notify.Route{Ward: wardOf[e.Patient], Queue: alerting.Clinical, Tier: e.Tier, TargetKind: "user", Target: cmp.Or(e.Recipient, scenarioClinician), Channel: channel}
+		if _, err := st.AddRoute(ctx, r); err != nil && !errors.Is(err, vward.ErrConflict) {
+			t.Fatal(err)
+		}
 	}
 }
 
