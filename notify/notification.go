@@ -121,6 +121,9 @@ func Initials(name string) string {
 
 // Subject is a one-line summary, for an email's subject or a pager.
 func (n Notification) Subject() string {
+	if n.Event == "test" {
+		return fmt.Sprintf("[vward] Test notification over %s to %s", n.Channel, n.Recipient)
+	}
 	var who string
 	switch {
 	case n.Patient == nil:
@@ -148,6 +151,13 @@ func (n Notification) Subject() string {
 // Text is the notification in a few lines, for email bodies.
 func (n Notification) Text() string {
 	var b strings.Builder
+	if n.Event == "test" {
+		fmt.Fprintf(&b, "%s\n\nThis is a test of the channel %s, sent by vward notify test-send; no patient is involved and nothing need be done.\n", n.Subject(), n.Channel)
+		if n.Link != "" {
+			fmt.Fprintf(&b, "\nThe board: %s\n", n.Link)
+		}
+		return b.String()
+	}
 	fmt.Fprintf(&b, "%s\n\n", n.Subject())
 	fmt.Fprintf(&b, "Ward: %s\n", n.Ward)
 	if n.Patient != nil {

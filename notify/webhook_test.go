@@ -99,3 +99,13 @@ func TestWebhookClientErrorIsPermanent(t *testing.T) {
 		t.Errorf("delivery log = %+v, requests %d; want one attempt given up", ds, len(rc.requests()))
 	}
 }
+
+func TestInitials(t *testing.T) {
+	for in, want := range map[string]string{
+		"Ada Lovelace": "A.L.", "  mary-jane  o'neill ": "M.J.O.", "Ødegaard": "Ø.", "": "", "Dr. J. Smith": "D.J.S.",
+	} {
+		if got := notify.Initials(in); got != want {
+			t.Errorf("Initials(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
