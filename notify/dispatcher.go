@@ -37,6 +37,9 @@ type Config struct {
 	// FailingAfter is how many notifications in a row a channel must give
 	// up on before it counts as failing (default 3).
 	FailingAfter int
+	// Tick is how often the dispatcher looks for technical notifications
+	// held overnight and retries a failed recomputation (default 30 s).
+	Tick time.Duration
 	// Clock is the dispatcher's clock; nil is time.Now.
 	Clock func() time.Time
 }
@@ -62,6 +65,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FailingAfter <= 0 {
 		c.FailingAfter = 3
+	}
+	if c.Tick <= 0 {
+		c.Tick = 30 * time.Second
 	}
 	if c.Clock == nil {
 		c.Clock = time.Now
@@ -118,6 +124,12 @@ type Dispatcher struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	health map[healthKey]*health
+	held   map[int64]heldAlert // technical alerts whose routes wait for the morning
+}
+
+type heldAlert struct {
+	alert  alerting.Alert
+	change string
 }
 
 type healthKey struct {
@@ -141,7 +153,7 @@ func NewDispatcher(cfg Config, inbox *Inbox, store *Store, alerts AlertSource, d
 		cfg: cfg, inbox: inbox, store: store, alerts: alerts, dir: dir, reporter: reporter, m: m,
 		log:    log.With("component", "notify"),
 		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-		sem:    make(chan struct{}, cfg.Concurrency), health: make(map[healthKey]*health),
+		sem:    make(chan struct{}, cfg.Concurrency), health: make(map[healthKey]*health), held: make(map[int64]heldAlert),
 	}
 }
 
@@ -158,7 +170,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 	}
 	d.recompute(ctx)
-	t := time.NewTicker(30 * time.Second)
+	t := time.NewTicker(d.cfg.Tick)
 	defer t.Stop()
 	for {
 		select {
@@ -169,6 +181,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.handle(ctx, e)
 		case <-d.inbox.wake:
 		case <-t.C:
+			d.morning(ctx)
 		}
 		if d.inbox.overrun.Swap(false) {
 			d.log.Warn("notification queue was full: recomputing from the open alerts")
@@ -187,6 +200,31 @@ func (d *Dispatcher) handle(ctx context.Context, e alerting.Event) {
 		return
 	}
 	d.dispatch(ctx, a, e.Change)
+}
+
+// morning sends, once the night is over, what technical routes held
+// overnight, for the alerts still raised.
+func (d *Dispatcher) morning(ctx context.Context) {
+	if d.cfg.Night(d.cfg.Clock()) {
+		return
+	}
+	d.mu.Lock()
+	held := d.held
+	d.held = make(map[int64]heldAlert)
+	d.mu.Unlock()
+	for id, h := range held {
+		cur, _, err := d.alerts.Get(ctx, id)
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.Error("read a held technical alert", "alert", id, "err", err)
+			}
+			continue
+		}
+		if cur.State != alerting.Raised || d.inbox.stoppedSince(id, h.alert.Version) != nil {
+			continue
+		}
+		d.dispatch(ctx, h.alert, h.change)
+	}
 }
 
 // pagingActions are the changes recompute re-sends when their
@@ -233,18 +271,18 @@ type target struct {
 	unresolved                  error
 }
 
-// targets returns whom the alert's ward names for its tier and queue now.
-func (d *Dispatcher) targets(ctx context.Context, a alerting.Alert, now time.Time) ([]target, bool, error) {
+// targets returns whom the alert's ward names for its tier and queue now,
+// whether the ward names anyone for the queue at all, and whether a
+// technical route was held for the night.
+func (d *Dispatcher) targets(ctx context.Context, a alerting.Alert, now time.Time) (out []target, configured, held bool, err error) {
 	routes, err := d.store.Routes(ctx, a.Ward)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
-	configured := false // does the ward name anyone for this queue at all?
 	for _, r := range routes {
 		configured = configured || r.Queue == a.Queue
 	}
 	night := d.cfg.Night(now)
-	var out []target
 	seen := map[[2]string]bool{}
 	add := func(user, channel string) error {
 		if seen[[2]string{user, channel}] {
@@ -264,17 +302,18 @@ func (d *Dispatcher) targets(ctx context.Context, a alerting.Alert, now time.Tim
 			continue
 		}
 		if a.Queue == alerting.Technical && night && !r.AtNight {
-			continue // a device's trouble waits for the morning unless the ward says otherwise
+			held = true // a device's trouble waits for the morning unless the ward says otherwise
+			continue
 		}
 		switch r.TargetKind {
 		case "user":
 			if err := add(r.Target, r.Channel); err != nil {
-				return nil, configured, err
+				return nil, configured, held, err
 			}
 		case "role":
 			if clinicians == nil {
 				if clinicians, err = d.dir.Clinicians(ctx); err != nil {
-					return nil, configured, fmt.Errorf("list clinicians for role %s: %w", r.Target, err)
+					return nil, configured, held, fmt.Errorf("list clinicians for role %s: %w", r.Target, err)
 				}
 			}
 			n := 0
@@ -282,7 +321,7 @@ func (d *Dispatcher) targets(ctx context.Context, a alerting.Alert, now time.Tim
 				if c.Role == r.Target && (c.Role == "admin" || sees(c, a.Ward)) {
 					n++
 					if err := add(c.Username, r.Channel); err != nil {
-						return nil, configured, err
+						return nil, configured, held, err
 					}
 				}
 			}
@@ -293,7 +332,7 @@ func (d *Dispatcher) targets(ctx context.Context, a alerting.Alert, now time.Tim
 		case "rota":
 			users, err := d.store.onCall(ctx, r.Target, now)
 			if err != nil {
-				return nil, configured, err
+				return nil, configured, held, err
 			}
 			if len(users) == 0 {
 				out = append(out, target{recipient: "rota:" + r.Target, channel: r.Channel,
@@ -301,12 +340,12 @@ func (d *Dispatcher) targets(ctx context.Context, a alerting.Alert, now time.Tim
 			}
 			for _, u := range users {
 				if err := add(u, r.Channel); err != nil {
-					return nil, configured, err
+					return nil, configured, held, err
 				}
 			}
 		}
 	}
-	return out, configured, nil
+	return out, configured, held, nil
 }
 
 func sees(c devices.Clinician, w vward.WardID) bool {
@@ -321,7 +360,12 @@ func sees(c devices.Clinician, w vward.WardID) bool {
 // dispatch starts the delivery of an alert change to each of its targets.
 func (d *Dispatcher) dispatch(ctx context.Context, a alerting.Alert, change string) {
 	now := d.cfg.Clock()
-	targets, configured, err := d.targets(ctx, a, now)
+	targets, configured, held, err := d.targets(ctx, a, now)
+	if held {
+		d.mu.Lock()
+		d.held[a.ID] = heldAlert{alert: a, change: change}
+		d.mu.Unlock()
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			d.log.Error("find recipients", "alert", a.ID, "ward", a.Ward, "err", err)
@@ -330,7 +374,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, a alerting.Alert, change stri
 		return
 	}
 	if len(targets) == 0 {
-		if configured {
+		if configured && !held {
 			targets = []target{{recipient: "", channel: "", unresolved: fmt.Errorf("ward %s names nobody for tier %d (%s) of the %s queue", a.Ward, a.Tier, a.TierName, a.Queue)}}
 		} else {
 			d.log.Debug("no notification routes for the ward's queue", "ward", a.Ward, "queue", a.Queue, "alert", a.ID)
@@ -345,23 +389,35 @@ func (d *Dispatcher) dispatch(ctx context.Context, a alerting.Alert, change stri
 	}
 	for _, t := range targets {
 		id := notificationID(a.ID, a.Version, t.channel, t.recipient)
-		if t.unresolved != nil {
-			if _, done, err := d.store.progress(ctx, id); err == nil && !done {
-				d.record(ctx, Delivery{Notification: id, AlertID: a.ID, AlertVersion: a.Version, Ward: a.Ward, Event: change, Tier: a.Tier,
-					Recipient: t.recipient, Channel: t.channel, Attempt: 0, Result: ResultGaveUp, Error: t.unresolved.Error(), StartedAt: now, FinishedAt: now})
-				if t.channel != "" {
-					d.m.undelivered(t.channel)
-				}
-				d.log.Warn("notification reaches nobody", "alert", a.ID, "ward", a.Ward, "tier", a.Tier, "err", t.unresolved)
-			}
-			continue
+		sctx, cancel := context.WithCancelCause(ctx)
+		if !d.inbox.track(a.ID, a.Version, id, cancel) {
+			cancel(nil)
+			continue // stopped meanwhile, or being delivered already
 		}
+		release := func() {
+			d.inbox.untrack(a.ID, id)
+			cancel(nil)
+		}
+		// Read once tracked: a delivery of the same notification that has
+		// just ended logged its result before it let go.
 		attempts, done, err := d.store.progress(ctx, id)
 		if err != nil {
 			d.log.Error("read the delivery log", "notification", id, "err", err)
+			release()
 			continue
 		}
 		if done {
+			release()
+			continue
+		}
+		if t.unresolved != nil {
+			d.record(ctx, Delivery{Notification: id, AlertID: a.ID, AlertVersion: a.Version, Ward: a.Ward, Event: change, Tier: a.Tier,
+				Recipient: t.recipient, Channel: t.channel, Attempt: attempts, Result: ResultGaveUp, Error: t.unresolved.Error(), StartedAt: now, FinishedAt: now})
+			if t.channel != "" {
+				d.m.undelivered(t.channel)
+			}
+			d.log.Warn("notification reaches nobody", "alert", a.ID, "ward", a.Ward, "tier", a.Tier, "err", t.unresolved)
+			release()
 			continue
 		}
 		cfg, err := d.store.Channel(ctx, t.channel)
@@ -369,23 +425,18 @@ func (d *Dispatcher) dispatch(ctx context.Context, a alerting.Alert, change stri
 		if err == nil {
 			ch, err = cfg.build(d.client)
 		}
-		n := d.notification(a, change, id, t, cfg.Detail, patient, now)
 		if err != nil {
 			d.record(ctx, Delivery{Notification: id, AlertID: a.ID, AlertVersion: a.Version, Ward: a.Ward, Event: change, Tier: a.Tier,
 				Recipient: t.recipient, Channel: t.channel, Attempt: attempts, Result: ResultGaveUp, Error: err.Error(), StartedAt: now, FinishedAt: now})
 			d.m.undelivered(t.channel)
+			release()
 			continue
 		}
-		sctx, cancel := context.WithCancelCause(ctx)
-		if !d.inbox.track(a.ID, a.Version, id, cancel) {
-			cancel(nil)
-			continue // stopped meanwhile, or already being delivered
-		}
+		n := d.notification(a, change, id, t, cfg.Detail, patient, now)
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			defer cancel(nil)
-			defer d.inbox.untrack(a.ID, id)
+			defer release()
 			d.deliver(sctx, ch, n, attempts+1)
 		}()
 	}

@@ -65,6 +65,9 @@ func TestDispatchEscalatesAndStopsAtAcknowledgement(t *testing.T) {
 		}
 		return n
 	}
+	for _, g := range append(ward.requests(), senior.requests()...) {
+		t.Logf("%s %s tier %d v%d %s", g.n.ID, g.n.Event, g.n.Tier, g.n.AlertVersion, g.n.Recipient)
+	}
 	if n, m := of(ward.requests()), of(senior.requests()); n != 1 || m != 1 {
 		t.Errorf("after the acknowledgement: ward pager %d requests, senior pager %d; want 1 and 1", n, m)
 	}
@@ -198,4 +201,32 @@ func TestDeadChannelRaisesTechnicalAlert(t *testing.T) {
 	if len(f) != 0 {
 		t.Errorf("the channel delivers again, yet its alert is open: %+v", f)
 	}
+}
+
+// A technical alert at night tells only the routes marked at_night; the
+// others are told in the morning if the alert is still raised.
+func TestTechnicalRoutesWaitForTheMorning(t *testing.T) {
+	r := newRig(t)
+	day := r.clock.Now().UTC().Truncate(24 * time.Hour)
+	r.clock.Add(day.Add(27 * time.Hour).Sub(r.clock.Now())) // 03:00 UTC tomorrow
+	rc := newReceiver(t, nil)
+	r.webhook(t, "pager", rc.URL)
+	r.route(t, notify.Route{Queue: alerting.Technical, TargetKind: "user", Target: "alice", Channel: "pager"})
+	r.route(t, notify.Route{Queue: alerting.Technical, TargetKind: "user", Target: "bob", Channel: "pager", AtNight: true})
+	r.dispatch(t, notify.Config{Location: time.UTC, Tick: 10 * time.Millisecond})
+
+	low := 0.1
+	r.monitor.ObserveDevice("dev-p1", "p1", "w1", &low, r.clock.Now())
+	as, err := r.engine.Alerts(context.Background(), alerting.Filter{State: "open", Condition: alerting.BatteryLow})
+	if err != nil || len(as) != 1 {
+		t.Fatalf("battery_low alerts: %v %v", as, err)
+	}
+	a := as[0]
+	r.waitDeliveries(t, a.ID, "bob told at night", func(ds []notify.Delivery) bool { return count(ds, "bob", notify.ResultSent) == 1 })
+	time.Sleep(100 * time.Millisecond) // the ticks that would tell alice at night
+	if ds, _ := r.store.Deliveries(context.Background(), a.ID); count(ds, "alice", notify.ResultSent) != 0 {
+		t.Fatalf("alice told at night: %+v", ds)
+	}
+	r.clock.Add(4*time.Hour + 30*time.Minute) // 07:30
+	r.waitDeliveries(t, a.ID, "alice told in the morning", func(ds []notify.Delivery) bool { return count(ds, "alice", notify.ResultSent) == 1 })
 }

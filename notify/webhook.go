@@ -68,10 +68,9 @@ func (w *Webhook) Send(ctx context.Context, n Notification) error {
 	if err != nil {
 		return Permanent(fmt.Errorf("webhook %s: %w", w.name, err))
 	}
-	ts := n.SentAt
-	if ts.IsZero() {
-		ts = time.Now()
-	}
+	// The signature's time is the wall clock's, whatever clock the
+	// dispatcher keeps: it is what the receiver's replay window checks.
+	ts := time.Now()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "vward-notify/1")
 	req.Header.Set(HeaderSchema, SchemaVersion)
