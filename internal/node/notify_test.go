@@ -51,8 +51,10 @@ func TestNotificationsOnTheBoard(t *testing.T) {
 	if n := got.Load(); n != 2 {
 		t.Errorf("the endpoint got %d attempts, want MaxAttempts 2", n)
 	}
-	step(t, b, "open the patient", chromedp.Click(`tr[data-patient="p1"]`), chromedp.WaitVisible("#pv-alerts .deliveries"))
-	if line := text(t, b, "#pv-alerts .deliveries"); !strings.Contains(line, "nurse by pager (tier 0): gave up") || !strings.Contains(line, "attempt 2") {
+	step(t, b, "open the patient", chromedp.Click(`tr[data-patient="p1"]`), chromedp.WaitVisible("#tl-items .tl-alert"))
+	read(t, b, "the delivery line", chromedp.Poll[bool](`[...document.querySelectorAll("#tl-items .deliveries")].some((p) => p.textContent.includes("gave up"))`,
+		chromedp.WithPollingTimeout(15*time.Second)))
+	if line := text(t, b, "#tl-items .deliveries"); !strings.Contains(line, "nurse by pager (tier 0): gave up") || !strings.Contains(line, "attempt 2") {
 		t.Errorf("delivery line says %q", line)
 	}
 	screenshot(t, b, "notification-failing")
