@@ -196,10 +196,22 @@ func (d *Dispatcher) handle(ctx context.Context, e alerting.Event) {
 		d.inbox.forget(a.ID, a.Version)
 		return
 	}
-	if d.inbox.stoppedSince(a.ID, a.Version) != nil {
+	if d.inbox.stoppedSince(a.ID, a.Version) != nil || d.settled(ctx, a.ID) {
 		return
 	}
 	d.dispatch(ctx, a, e.Change)
+}
+
+// settled reports whether the stored alert no longer needs anyone told:
+// acknowledged, shelved or resolved since the event, which a queue
+// overflow may have kept from the inbox. The engine stores a change before
+// it publishes it, so the store is never behind the event.
+func (d *Dispatcher) settled(ctx context.Context, id int64) bool {
+	cur, _, err := d.alerts.Get(ctx, id)
+	if err != nil {
+		return false // tell rather than not: the delivery log keeps it honest
+	}
+	return cur.State == alerting.Acknowledged || cur.State == alerting.Shelved || cur.State == alerting.Resolved
 }
 
 // morning sends, once the night is over, what technical routes held
@@ -238,6 +250,7 @@ var pagingActions = map[string]bool{
 // alert whose last change was told to people, every notification of that
 // change not yet sent, given up or cancelled in the delivery log.
 func (d *Dispatcher) recompute(ctx context.Context) {
+	d.inbox.forgetStops()
 	for _, state := range []alerting.State{alerting.Raised, alerting.Cleared} {
 		as, err := d.alerts.List(ctx, alerting.Filter{State: string(state)})
 		if err != nil {

@@ -133,6 +133,18 @@ func (in *Inbox) forget(alert int64, version int) {
 	}
 }
 
+// forgetStops drops every stop once the queue is empty: every event older
+// than them has been handled, and newer ones are not held back by them. It
+// ends the stops whose own events a full queue lost, which would otherwise
+// be kept for ever.
+func (in *Inbox) forgetStops() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if len(in.events) == 0 {
+		clear(in.stopped)
+	}
+}
+
 // track registers a pending send so that a stop cancels it; it reports
 // false, registering nothing, if the alert was stopped after version.
 func (in *Inbox) track(alert int64, version int, id string, cancel context.CancelCauseFunc) bool {
