@@ -87,7 +87,7 @@ func TestBuild(t *testing.T) {
 			if q := rep.ByQueue; q[0].Queue != alerting.Clinical || q[0].Alerts != 4 || q[1].Queue != alerting.Technical || q[1].Alerts != 2 {
 				t.Errorf("by queue = %+v", q)
 			}
-			if bc := rep.ByCondition; len(bc) != 4 || bc[0].Condition != alerting.News2 || bc[0].Alerts != 3 || *bc[0].ClearedUnacknowledged != 1 {
+			if bc := rep.ByCondition; len(bc) != len(alerting.Conditions) || bc[0].Condition != alerting.News2 || bc[0].Alerts != 3 || *bc[0].ClearedUnacknowledged != 1 {
 				t.Errorf("by condition = %+v", bc)
 			}
 			if len(rep.TopPatients) != c.tops || rep.TopPatients[0].Patient != "p1" || rep.TopPatients[0].Name != "Ada" || rep.TopPatients[0].ByCondition[alerting.News2] != 3 {
