@@ -165,7 +165,7 @@ func (b *board) close() {
 }
 
 // vitalsEnd are what may follow a patient row's vitals, in the row's order.
-var vitalsEnd = [][]byte{[]byte(`},"news2":`), []byte(`},"trend":`), []byte(`},"last_seen":`)}
+var vitalsEnd = [][]byte{[]byte(`},"news2":`), []byte(`},"needs":`), []byte(`},"trend":`), []byte(`},"last_seen":`)}
 
 // scanPatientEvent reads a patient event's id and newest vital time without
 // a JSON decoder: the bench reads every board event on the same two cores
