@@ -89,7 +89,10 @@ func (w *Webhook) Send(ctx context.Context, n Notification) error {
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
 	}
-	err = fmt.Errorf("webhook %s: answered %s: %s", w.name, resp.Status, strings.TrimSpace(string(snippet)))
+	err = fmt.Errorf("webhook %s: answered %s", w.name, resp.Status)
+	if body := strings.TrimSpace(string(snippet)); body != "" {
+		err = fmt.Errorf("%w: %s", err, body)
+	}
 	if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests {
 		return Permanent(err)
 	}
