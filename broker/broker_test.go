@@ -101,13 +101,16 @@ func mustConnect(t *testing.T, url, user, pass string) mqtt.Client {
 	return c
 }
 
-type message struct{ topic, payload string }
+type message struct {
+	topic, payload string
+	retained       bool // sent from the broker's retained store, not live
+}
 
 // listen subscribes c to filter and returns what arrives, in order.
 func listen(t *testing.T, c mqtt.Client, filter string) <-chan message {
 	t.Helper()
 	ch := make(chan message, 64)
-	tok := c.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) { ch <- message{m.Topic(), string(m.Payload())} })
+	tok := c.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) { ch <- message{m.Topic(), string(m.Payload()), m.Retained()} })
 	if !tok.WaitTimeout(waitFor) || tok.Error() != nil {
 		t.Fatalf("subscribe %s: %v", filter, tok.Error())
 	}
@@ -476,7 +479,9 @@ func TestBrokerOnlyTheProtocolsTopics(t *testing.T) {
 }
 
 // Only a device's status is retained: a reading published with the retain
-// flag is delivered but not kept for later subscribers.
+// flag is delivered but not kept for later subscribers. A message may also
+// reach the new subscriber live (the broker acknowledges a publish before
+// it fans it out), so only what comes with the retain flag counts.
 func TestBrokerRetainsOnlyStatus(t *testing.T) {
 	f := start(t, servicePassword)
 	url := f.broker.URL()
@@ -488,17 +493,23 @@ func TestBrokerRetainsOnlyStatus(t *testing.T) {
 	}
 	svc := mustConnect(t, url, serviceUser, servicePassword)
 	got := listen(t, svc, "vward/v1/devices/+/+")
-	select {
-	case m := <-got:
-		if m.topic != vward.StatusTopic("dev-a") {
-			t.Fatalf("retained for a new subscriber: %s, want only the status", m.topic)
+	var retained []string
+	deadline := time.After(waitFor)
+	settle := time.After(500 * time.Millisecond)
+	for quiet := false; !quiet; {
+		select {
+		case m := <-got:
+			if m.retained {
+				retained = append(retained, m.topic)
+			}
+		case <-settle:
+			quiet = len(retained) > 0
+			settle = time.After(500 * time.Millisecond)
+		case <-deadline:
+			t.Fatal("the retained status was not kept")
 		}
-	case <-time.After(waitFor):
-		t.Fatal("the retained status was not kept")
 	}
-	select {
-	case m := <-got:
-		t.Fatalf("also retained: %s", m.topic)
-	case <-time.After(500 * time.Millisecond):
+	if len(retained) != 1 || retained[0] != vward.StatusTopic("dev-a") {
+		t.Fatalf("retained for a new subscriber: %v, want only %s", retained, vward.StatusTopic("dev-a"))
 	}
 }
