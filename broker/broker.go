@@ -24,10 +24,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/vward/vward"
@@ -62,10 +62,31 @@ type Config struct {
 }
 
 // Broker is a running embedded broker.
+//
+// It accepts connections itself and hands each to mochi, rather than give
+// mochi a listener: mochi's Close waits for every connection to end but
+// disconnects only the clients that have finished signing in, so one
+// caught mid-CONNECT, or one whose socket is full because it stopped
+// reading, kept Close from ever returning. Owning the connections, Close
+// can end every one of them.
 type Broker struct {
 	server *mqtt.Server
+	ln     net.Listener
 	addr   string
+	log    *slog.Logger
+
+	closing chan struct{} // closed when Close begins
+	conns   conns
+	serving sync.WaitGroup // the accept loop and each connection's goroutine
+	once    sync.Once
 }
+
+// listenerID names the broker's one listener to mochi.
+const listenerID = "tcp"
+
+// closeGrace is how long Close lets clients be told the server is going
+// (an MQTT 5 client hears why) before it closes their connections.
+const closeGrace = time.Second
 
 // Start listens on cfg.Addr, or takes cfg.Listener, and serves until Close.
 func Start(cfg Config, log *slog.Logger) (*Broker, error) {
@@ -76,8 +97,9 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 			return nil, fmt.Errorf("embedded broker listen on %s: %w", cfg.Addr, err)
 		}
 	}
+	log = log.With("component", "broker")
 	opts := &mqtt.Options{
-		Logger: log.With("component", "broker"),
+		Logger: log,
 		Capabilities: func() *mqtt.Capabilities {
 			c := mqtt.NewDefaultServerCapabilities()
 			c.MaximumInflight = 65535 // the most mochi allows; see the package doc
@@ -88,19 +110,19 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 		InlineClient: false,
 	}
 	s := mqtt.New(opts)
-	if err := s.AddHook(&access{cfg: cfg, log: opts.Logger}, nil); err != nil {
+	if err := s.AddHook(&access{cfg: cfg, log: log}, nil); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("embedded broker auth hook: %w", err)
 	}
-	l := listeners.NewNet("tcp", connectDeadline{ln, ConnectTimeout, opts.Logger})
-	if err := s.AddListener(l); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("embedded broker listener: %w", err)
-	}
 	if err := s.Serve(); err != nil {
+		ln.Close()
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
-	return &Broker{server: s, addr: ln.Addr().String()}, nil
+	b := &Broker{server: s, ln: ln, addr: ln.Addr().String(), log: log, closing: make(chan struct{})}
+	b.conns.open = map[net.Conn]struct{}{}
+	b.serving.Add(1)
+	go b.accept()
+	return b, nil
 }
 
 // Addr is the address the broker listens on.
@@ -109,13 +131,126 @@ func (b *Broker) Addr() string { return b.addr }
 // URL is the broker's address as a paho URL.
 func (b *Broker) URL() string { return "tcp://" + b.addr }
 
-// Close stops the broker.
-func (b *Broker) Close() error { return b.server.Close() }
+// Close stops the broker: it stops accepting, tells the connected clients
+// it is shutting down, closes every connection, signed in or not, and
+// returns once each connection's goroutine has ended. It may be called
+// more than once.
+func (b *Broker) Close() error {
+	var err error
+	b.once.Do(func() {
+		close(b.closing)
+		if cerr := b.ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+			err = fmt.Errorf("embedded broker: close listener: %w", cerr)
+		}
+		told := make(chan struct{})
+		go func() {
+			defer close(told)
+			for _, cl := range b.server.Clients.GetAll() {
+				_ = b.server.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}()
+		select {
+		case <-told:
+		case <-time.After(closeGrace):
+			b.log.Warn("clients still being told the broker is closing; closing their connections", "after", closeGrace)
+		}
+		b.conns.closeAll() // also unblocks a write to a client that stopped reading
+		<-told
+		b.serving.Wait()
+		// Every connection has ended, so mochi's own wait for them returns.
+		if cerr := b.server.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("embedded broker: %w", cerr)
+		}
+	})
+	return err
+}
 
 // Run closes the broker when ctx ends.
 func (b *Broker) Run(ctx context.Context) error {
 	<-ctx.Done()
 	return b.Close()
+}
+
+// accept hands each connection to mochi under ConnectTimeout: mochi reads
+// the CONNECT under it, then sets its own deadline from the keepalive. A
+// failed accept (out of file descriptors, say) is retried, as net/http
+// does, rather than leave every device unable to connect.
+func (b *Broker) accept() {
+	defer b.serving.Done()
+	delay := 5 * time.Millisecond
+	for {
+		c, err := b.ln.Accept()
+		if err != nil {
+			select {
+			case <-b.closing:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				b.log.Error("the broker's listener closed; no device can connect", "err", err)
+				return
+			}
+			b.log.Warn("accept a connection; retrying", "err", err, "in", delay)
+			select {
+			case <-b.closing:
+				return
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, time.Second)
+			continue
+		}
+		delay = 5 * time.Millisecond
+		if err := c.SetDeadline(time.Now().Add(ConnectTimeout)); err != nil {
+			b.log.Warn("set the CONNECT deadline; closing the connection", "err", err)
+			c.Close()
+			continue
+		}
+		if !b.conns.add(c) {
+			c.Close() // Close has begun
+			return
+		}
+		b.serving.Add(1)
+		go func() {
+			defer b.serving.Done()
+			defer b.conns.remove(c)
+			if err := b.server.EstablishConnection(listenerID, c); err != nil {
+				b.log.Info("client connection ended", "remote", c.RemoteAddr().String(), "err", err)
+			}
+		}()
+	}
+}
+
+// conns is the set of open connections, so that Close can end them all.
+type conns struct {
+	mu     sync.Mutex
+	open   map[net.Conn]struct{}
+	closed bool
+}
+
+// add keeps c, or reports false once closeAll has run.
+func (s *conns) add(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.open[c] = struct{}{}
+	return true
+}
+
+func (s *conns) remove(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.open, c)
+}
+
+func (s *conns) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for c := range s.open {
+		c.Close()
+	}
 }
 
 // access is the authentication and ACL hook.
@@ -157,40 +292,6 @@ func (a *access) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool 
 	}
 	cl.ID = user
 	return true
-}
-
-// connectDeadline gives each accepted connection until timeout to be read
-// from: the broker reads the CONNECT under it, then sets its own deadline
-// from the keepalive. It also retries a failed accept (out of file
-// descriptors, say), as net/http does: mochi stops serving at the first
-// error Accept returns, which would leave every device unable to connect.
-type connectDeadline struct {
-	net.Listener
-	timeout time.Duration
-	log     *slog.Logger
-}
-
-func (l connectDeadline) Accept() (net.Conn, error) {
-	delay := 5 * time.Millisecond
-	for {
-		c, err := l.Listener.Accept()
-		if errors.Is(err, net.ErrClosed) {
-			return nil, err
-		}
-		if err != nil {
-			l.log.Warn("accept a connection; retrying", "err", err, "in", delay)
-			time.Sleep(delay)
-			delay = min(2*delay, time.Second)
-			continue
-		}
-		delay = 5 * time.Millisecond
-		if err := c.SetDeadline(time.Now().Add(l.timeout)); err != nil {
-			l.log.Warn("set the CONNECT deadline; closing the connection", "err", err)
-			c.Close()
-			continue
-		}
-		return c, nil
-	}
 }
 
 // OnACLCheck lets a device write only its own readings, SenML and status
