@@ -22,6 +22,7 @@ import (
 	"github.com/vward/vward/notes"
 	"github.com/vward/vward/notify"
 	"github.com/vward/vward/observations"
+	"github.com/vward/vward/planstore"
 	"github.com/vward/vward/registrysync"
 )
 
@@ -88,6 +89,9 @@ type Deps struct {
 	// Notes serves the patients' notes and contact log (notes.go); nil
 	// leaves those routes out.
 	Notes *notes.Store
+	// CarePlans serves the patients' care plans (careplans.go); nil
+	// leaves those routes out.
+	CarePlans *planstore.Store
 	// Handovers hands patients over from alerts (handovers.go) and adds
 	// the ward report's step-up figures; nil leaves those out.
 	Handovers HandoverService
@@ -169,6 +173,7 @@ func (s *Server) Handler() http.Handler {
 	s.registryRoutes(api)    // /api/v1/wards…, patients' stays, /api/v1/devices… (registry.go)
 	s.observationRoutes(api) // /api/v1/patients/{id}/observations, /api/v1/observations… (observations.go)
 	s.noteRoutes(api)        // /api/v1/patients/{id}/notes, /api/v1/notes… (notes.go)
+	s.carePlanRoutes(api)    // /api/v1/patients/{id}/careplan…, /api/v1/careplan/templates (careplans.go)
 	s.timelineRoutes(api)    // /api/v1/patients/{id}/timeline (timeline.go)
 	s.handoverRoutes(api)    // /api/v1/alerts/{id}/handover(s), /api/v1/handovers/{id}/outcome (handovers.go)
 	s.burdenRoutes(api)      // /api/v1/wards/{id}/alarm-burden (burden.go)

@@ -31,6 +31,7 @@ import (
 	"github.com/vward/vward/notes"
 	"github.com/vward/vward/notify"
 	"github.com/vward/vward/observations"
+	"github.com/vward/vward/planstore"
 	"github.com/vward/vward/registrysync"
 	"github.com/vward/vward/sqlitedb"
 	"github.com/vward/vward/web"
@@ -84,6 +85,7 @@ type Node struct {
 	// the monitor and the history.
 	Observations *observations.Service
 	Notes        *notes.Store      // the patients' notes and contact log
+	CarePlans    *planstore.Store  // the patients' care plans, versioned
 	Handovers    *handover.Service // SBARD handovers from alerts, and their outcomes
 	Sync         *registrysync.Sync
 	Hub          *web.Hub
@@ -171,6 +173,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.Observations = observations.NewService(entries, n.History, n.Monitor, cfg.Log)
 	if n.Notes, err = notes.Open(ctx, db, n.Registry); err != nil {
+		return fail(err)
+	}
+	if n.CarePlans, err = planstore.Open(ctx, db, n.Registry); err != nil {
 		return fail(err)
 	}
 	handovers, err := handover.Open(ctx, db)
@@ -302,7 +307,7 @@ func (n *Node) Run(ctx context.Context) error {
 		Auth: n.Auth, Monitor: n.Monitor, History: n.History, Hub: n.Hub,
 		Wards: n.Registry, Registry: n.Registry, Checks: checks, Status: n.Status, Log: n.log,
 		Ops: web.Ops{Rejections: n.Dead, Metrics: n.Metrics, Registerer: n.Metrics}, Alerts: n.Alerts, Sync: n.Sync,
-		Observations: n.Observations, Notes: n.Notes, Handovers: n.Handovers,
+		Observations: n.Observations, Notes: n.Notes, CarePlans: n.CarePlans, Handovers: n.Handovers,
 		Notify: n.Notify,
 	})
 	g, gctx := errgroup.WithContext(ctx)

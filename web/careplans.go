@@ -1,0 +1,160 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/careplan"
+	"github.com/vward/vward/planstore"
+)
+
+// The care plan routes (docs/careplans.md): anyone who may see the
+// patient reads their plan and its versions; a clinician or an admin of
+// the patient's ward puts a new version or ends the plan, each with a
+// reason. Another ward's patient is answered 404, as for notes.
+func (s *Server) carePlanRoutes(api *http.ServeMux) {
+	if s.CarePlans == nil {
+		return
+	}
+	api.HandleFunc("GET /api/v1/patients/{id}/careplan", s.carePlan)
+	api.HandleFunc("PUT /api/v1/patients/{id}/careplan", s.putCarePlan)
+	api.HandleFunc("DELETE /api/v1/patients/{id}/careplan", s.endCarePlan)
+	api.HandleFunc("GET /api/v1/patients/{id}/careplan/history", s.carePlanHistory)
+	api.HandleFunc("GET /api/v1/careplan/templates", s.carePlanTemplates)
+}
+
+// carePlanBody is a new version: the plan in careplan's format (or, with
+// template, a pathway template's copy) and why it changes.
+type carePlanBody struct {
+	Plan     json.RawMessage `json:"plan"`
+	Template string          `json:"template"`
+	Reason   string          `json:"reason"`
+}
+
+func (s *Server) carePlan(w http.ResponseWriter, r *http.Request) {
+	id := vward.PatientID(r.PathValue("id"))
+	if _, ok := s.visiblePatient(r, id); !ok {
+		writeError(w, http.StatusNotFound, "no such patient")
+		return
+	}
+	v, err := s.CarePlans.Current(r.Context(), id)
+	if err != nil {
+		s.carePlanError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"care_plan": planstore.Present(v)})
+}
+
+// mayChangeCarePlan answers 404 or 403 unless the request's user may
+// change the patient's plan.
+func (s *Server) mayChangeCarePlan(w http.ResponseWriter, r *http.Request, id vward.PatientID) (User, bool) {
+	if _, ok := s.visiblePatient(r, id); !ok {
+		writeError(w, http.StatusNotFound, "no such patient")
+		return User{}, false
+	}
+	u, _ := CurrentUser(r)
+	if !u.MayAct() {
+		writeError(w, http.StatusForbidden, "a viewer may not change a care plan")
+		return User{}, false
+	}
+	return u, true
+}
+
+func (s *Server) putCarePlan(w http.ResponseWriter, r *http.Request) {
+	id := vward.PatientID(r.PathValue("id"))
+	u, ok := s.mayChangeCarePlan(w, r, id)
+	if !ok {
+		return
+	}
+	var in carePlanBody
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	hasPlan := len(in.Plan) > 0 && string(in.Plan) != "null"
+	var v planstore.Version
+	var err error
+	switch {
+	case hasPlan && in.Template != "":
+		writeError(w, http.StatusBadRequest, "give plan or template, not both")
+		return
+	case in.Template != "":
+		v, err = s.CarePlans.PutTemplate(acting(r, u).Context(), id, in.Template, in.Reason)
+	case hasPlan:
+		v, err = s.CarePlans.Put(acting(r, u).Context(), id, in.Plan, in.Reason)
+	default:
+		writeError(w, http.StatusBadRequest, "plan is required: the care plan as docs/careplans.md describes it, or a template's name")
+		return
+	}
+	if err != nil {
+		s.carePlanError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"care_plan": planstore.Present(v)})
+}
+
+func (s *Server) endCarePlan(w http.ResponseWriter, r *http.Request) {
+	id := vward.PatientID(r.PathValue("id"))
+	u, ok := s.mayChangeCarePlan(w, r, id)
+	if !ok {
+		return
+	}
+	var in reasonBody
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	v, err := s.CarePlans.End(acting(r, u).Context(), id, in.Reason)
+	if err != nil {
+		s.carePlanError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"care_plan": planstore.Present(v)})
+}
+
+func (s *Server) carePlanHistory(w http.ResponseWriter, r *http.Request) {
+	id := vward.PatientID(r.PathValue("id"))
+	if _, ok := s.visiblePatient(r, id); !ok {
+		writeError(w, http.StatusNotFound, "no such patient")
+		return
+	}
+	vs, err := s.CarePlans.History(r.Context(), id)
+	if err != nil {
+		s.carePlanError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"patient": id, "versions": planstore.PresentAll(vs)})
+}
+
+// carePlanTemplate is a pathway template as the API lists it.
+type carePlanTemplate struct {
+	Name string         `json:"name"`
+	Plan *careplan.Plan `json:"plan"`
+}
+
+func (s *Server) carePlanTemplates(w http.ResponseWriter, r *http.Request) {
+	out := []carePlanTemplate{}
+	for _, name := range careplan.TemplateNames() {
+		p, err := careplan.Template(name)
+		if err != nil {
+			s.carePlanError(w, r, err)
+			return
+		}
+		out = append(out, carePlanTemplate{Name: name, Plan: p})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"templates": out})
+}
+
+// carePlanError answers a refusal with its status; an invalid plan with
+// its problems, each naming the field, as well as the message.
+func (s *Server) carePlanError(w http.ResponseWriter, r *http.Request, err error) {
+	if status, refused := kindStatus(err); refused {
+		if ps := planstore.Problems(err); ps != nil {
+			writeJSON(w, status, map[string]any{"error": err.Error(), "problems": ps})
+			return
+		}
+		writeError(w, status, err.Error())
+		return
+	}
+	s.log.Error("care plans", "method", r.Method, "path", r.URL.Path, "err", err)
+	writeError(w, http.StatusInternalServerError, "the care plans are unavailable")
+}
