@@ -15,17 +15,36 @@ type View struct {
 	Ward    vward.WardID    `json:"ward"`
 	Version int             `json:"version"`
 	// Plan is null for the version that ended the plan.
-	Plan      *careplan.Plan `json:"plan"`
-	Ended     bool           `json:"ended,omitempty"`
-	Author    string         `json:"author"`
-	Reason    string         `json:"reason"`
-	ChangedAt time.Time      `json:"changed_at"`
+	Plan  *careplan.Plan `json:"plan"`
+	Ended bool           `json:"ended,omitempty"`
+	// Words are the plan in words, for people: what each rule watches
+	// and how often each measurement is expected.
+	Words     *Words    `json:"words,omitempty"`
+	Author    string    `json:"author"`
+	Reason    string    `json:"reason"`
+	ChangedAt time.Time `json:"changed_at"`
+}
+
+// Words are a plan in words, in the plan's order.
+type Words struct {
+	Expected []string `json:"expected"`
+	Rules    []string `json:"rules"` // each rule's Condition
 }
 
 // Present shows a version.
 func Present(v Version) View {
-	return View{Patient: v.Patient, Ward: v.Ward, Version: v.Number, Plan: v.Plan, Ended: v.Ended(),
+	out := View{Patient: v.Patient, Ward: v.Ward, Version: v.Number, Plan: v.Plan, Ended: v.Ended(),
 		Author: v.Author, Reason: v.Reason, ChangedAt: v.At}
+	if p := v.Plan; p != nil {
+		out.Words = &Words{Expected: make([]string, len(p.Expected)), Rules: make([]string, len(p.Rules))}
+		for i, e := range p.Expected {
+			out.Words.Expected[i] = Expectation(e)
+		}
+		for i, r := range p.Rules {
+			out.Words.Rules[i] = Condition(r)
+		}
+	}
+	return out
 }
 
 // PresentAll shows versions in the order given.
