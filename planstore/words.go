@@ -77,7 +77,7 @@ func Condition(r careplan.Rule) string {
 		if !b.Clinical() {
 			base = fmt.Sprintf("the median of %s", Duration(b.MedianOf))
 			if b.ExcludingLast != 0 {
-				base += fmt.Sprintf(" ending %s before", Duration(b.ExcludingLast))
+				base += fmt.Sprintf(" ending %s before the latest reading", Duration(b.ExcludingLast))
 			}
 		}
 		return fmt.Sprintf("%s %s %s %s, against %s", kind, amountWords[r.Op], amount, side, base)

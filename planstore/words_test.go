@@ -12,7 +12,7 @@ func TestWords(t *testing.T) {
 	want := map[string]string{
 		"hf-weight-gain-3d":       "weight up more than 2 kg from the lowest within 3d",
 		"hf-spo2-below-94":        "spo2 below 94 %, on 2 readings running",
-		"copd-spo2-below-usual":   "spo2 at least 4 points below, against the median of 7d ending 1d before",
+		"copd-spo2-below-usual":   "spo2 at least 4 points below, against the median of 7d ending 1d before the latest reading",
 		"frailty-fall":            "a fall event recorded in the last 1d",
 		"frailty-temp-above-37-8": "temperature above 37.8 °C",
 		"ari-spo2-94-or-less":     "spo2 at or below 94 %",

@@ -26,6 +26,7 @@ func newPatientsCmd() *cobra.Command {
 		newPatientsDischargeCmd(), newPatientsListCmd(), newPatientsSetScaleCmd(), newPatientsAuditCmd(),
 		newPatientsObserveCmd(), newPatientsEnteredInErrorCmd())
 	cmd.AddCommand(newPatientsNoteCmd(), newPatientsNotesCmd(), newPatientsAddendumCmd()) // notes.go
+	cmd.AddCommand(newPatientsCarePlanCmd())                                              // careplan.go
 	return cmd
 }
 
