@@ -1,0 +1,106 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/vward/vward/planstore"
+)
+
+// carePlanTEP is a plan with a treatment escalation plan, as a clinician
+// would put it.
+const carePlanTEP = `{"version": 1, "name": "Heart failure", "template": "heart_failure",
+	"expected": [{"kind": "weight", "every": "1d", "by": "10:00"}, {"kind": "spo2", "every": "12h"}],
+	"rules": [{"id": "hf-weight-gain-3d", "name": "Weight up more than 2 kg in 3 days", "risk": "medium", "type": "change",
+		"kind": "weight", "direction": "rise", "op": ">", "value": 2, "window": "3d", "basis": "ESC 2021 heart failure guidelines."}],
+	"escalation_plan": {"ceiling": "no_critical_care", "text": "For admission and NIV; not for intubation. Discussed with Mrs Smith and her daughter.",
+		"decided_by": "dr.patel", "decided_at": "2026-11-20T15:30:00Z", "review_by": "2027-02-20T00:00:00Z"}}`
+
+type carePlanAnswer struct {
+	CarePlan planstore.View `json:"care_plan"`
+	Error    string         `json:"error"`
+	Problems []planstore.ProblemView
+}
+
+// A clinician of the ward puts a care plan over REST and reads it back;
+// another ward's clinician can neither read nor write it, a viewer reads
+// but cannot write; the versions and the audit keep every change.
+func TestCarePlanOverREST(t *testing.T) {
+	s := start(t)
+	url := s.node.URL()
+	n, v, other := signIn(t, url, nurse), signIn(t, url, viewer), signIn(t, url, otherNurse)
+	path := "/api/v1/patients/" + string(patient) + "/careplan"
+	var out carePlanAnswer
+	if code := n.do("GET", path, nil, &out); code != http.StatusNotFound {
+		t.Errorf("before any plan: %d %+v", code, out)
+	}
+	put := map[string]any{"plan": json.RawMessage(carePlanTEP), "reason": "Admitted with decompensated heart failure"}
+	if code := n.do("PUT", path, put, &out); code != http.StatusOK || out.CarePlan.Version != 1 || out.CarePlan.Author != nurse {
+		t.Fatalf("nurse puts: %d %+v", code, out)
+	}
+	out = carePlanAnswer{}
+	if code := v.do("GET", path, nil, &out); code != http.StatusOK || out.CarePlan.Plan == nil || out.CarePlan.Plan.Escalation == nil ||
+		out.CarePlan.Plan.Escalation.DecidedBy != "dr.patel" || out.CarePlan.Reason != "Admitted with decompensated heart failure" ||
+		len(out.CarePlan.Words.Rules) != 1 || !strings.Contains(out.CarePlan.Words.Rules[0], "weight up more than 2 kg") {
+		t.Errorf("viewer reads: %d %+v", code, out)
+	}
+	for _, c := range []struct {
+		name   string
+		who    *session
+		method string
+		path   string
+		body   any
+		code   int
+	}{
+		{"another ward reads", other, "GET", path, nil, http.StatusNotFound},
+		{"another ward's history", other, "GET", path + "/history", nil, http.StatusNotFound},
+		{"another ward writes", other, "PUT", path, put, http.StatusNotFound},
+		{"another ward ends", other, "DELETE", path, map[string]string{"reason": "x"}, http.StatusNotFound},
+		{"viewer writes", v, "PUT", path, put, http.StatusForbidden},
+		{"viewer ends", v, "DELETE", path, map[string]string{"reason": "x"}, http.StatusForbidden},
+		{"no reason", n, "PUT", path, map[string]any{"plan": json.RawMessage(carePlanTEP)}, http.StatusBadRequest},
+	} {
+		var ans carePlanAnswer
+		if code := c.who.do(c.method, c.path, c.body, &ans); code != c.code {
+			t.Errorf("%s: %d %+v, want %d", c.name, code, ans, c.code)
+		}
+	}
+	var bad carePlanAnswer
+	badPlan := map[string]any{"plan": json.RawMessage(`{"version": 1, "name": "x", "rules": [{"id": "r", "name": "r", "risk": "medium", "type": "threshold", "kind": "wieght", "op": "<", "value": 1}]}`), "reason": "x"}
+	if code := n.do("PUT", path, badPlan, &bad); code != http.StatusBadRequest || len(bad.Problems) == 0 || bad.Problems[0].Field != "rules[0].kind" {
+		t.Errorf("an invalid plan: %d %+v", code, bad)
+	}
+	if code := n.do("PUT", path, map[string]any{"template": "heart_failure", "reason": "back to the template"}, &out); code != http.StatusOK || out.CarePlan.Version != 2 {
+		t.Fatalf("nurse puts the template: %d %+v", code, out)
+	}
+	if code := n.do("DELETE", path, map[string]string{"reason": "discharged to the HF clinic"}, &out); code != http.StatusOK || !out.CarePlan.Ended {
+		t.Fatalf("nurse ends the plan: %d %+v", code, out)
+	}
+	var hist struct{ Versions []planstore.View }
+	if code := v.do("GET", path+"/history", nil, &hist); code != http.StatusOK || len(hist.Versions) != 3 ||
+		!hist.Versions[0].Ended || hist.Versions[1].Plan.Escalation != nil || hist.Versions[2].Plan.Escalation == nil {
+		t.Errorf("history: %d %+v", code, hist)
+	}
+	var tmpl struct{ Templates []struct{ Name string } }
+	if code := v.do("GET", "/api/v1/careplan/templates", nil, &tmpl); code != http.StatusOK || len(tmpl.Templates) != 4 {
+		t.Errorf("templates: %d %+v", code, tmpl)
+	}
+	audit, err := s.node.Registry.PatientAudit(context.Background(), patient, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var changes []string
+	for _, e := range audit {
+		if strings.HasPrefix(e.Action, "careplan.") {
+			changes = append(changes, e.Action+" by "+e.Actor+": "+e.Reason)
+		}
+	}
+	want := "careplan.end by nurse: discharged to the HF clinic, careplan.set by nurse: back to the template, " +
+		"careplan.set by nurse: Admitted with decompensated heart failure"
+	if strings.Join(changes, ", ") != want {
+		t.Errorf("the patient's audit of care plans:\n%v\nwant\n%s", changes, want)
+	}
+}
