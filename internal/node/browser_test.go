@@ -258,6 +258,11 @@ func TestBoardInBrowser(t *testing.T) {
 		t.Errorf("ward filter w1 shows %d rows, want 4", rows)
 	}
 
+	// A care plan with a ceiling of care, shown in the patient view.
+	if _, err := s.node.CarePlans.Put(devices.WithActor(ctx, "dr.patel"), patient, []byte(carePlanTEP), "ReSPECT conversation"); err != nil {
+		t.Fatal(err)
+	}
+
 	// Keyboard: focus the top row and press Enter to open the patient.
 	step(t, b, "open patient by keyboard",
 		chromedp.Focus(`tr[data-patient="p1"]`),
@@ -271,6 +276,24 @@ func TestBoardInBrowser(t *testing.T) {
 		if !strings.Contains(pv, want) {
 			t.Errorf("patient view %q lacks %q", pv, want)
 		}
+	}
+	step(t, b, "the care plan shown", chromedp.WaitVisible(`#cp-body .cp-ceiling`))
+	plan := text(t, b, "#pv-careplan")
+	for _, want := range []string{"Heart failure (from the heart failure template)", "Version 1 by dr.patel", "ReSPECT conversation",
+		"Ceiling of care: NO CRITICAL CARE — for admission to hospital, not intensive care", "not for intubation",
+		"Decided by dr.patel on 20 Nov 2026", "review by 20 Feb 2027", "weight every 1d by 10:00", "spo2 every 12h",
+		"Weight up more than 2 kg in 3 days", "when weight up more than 2 kg from the lowest within 3d", "ESC 2021"} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("the care plan panel %q lacks %q", plan, want)
+		}
+	}
+	// The ceiling of care comes before the rules, and above the forms.
+	if got := read(t, b, "the panel's place", chromedp.Evaluate[bool](`(() => {
+		const tep = document.querySelector("#cp-body .cp-tep"), rules = document.querySelector("#cp-body .cp-rules");
+		return !!(tep.compareDocumentPosition(rules) & Node.DOCUMENT_POSITION_FOLLOWING) &&
+			!!(document.getElementById("pv-careplan").compareDocumentPosition(document.getElementById("obs-form")) & Node.DOCUMENT_POSITION_FOLLOWING);
+	})()`)); !got {
+		t.Error("the treatment escalation plan is not shown first, above the forms")
 	}
 	screenshot(t, b, "patient")
 	step(t, b, "back to the board", chromedp.Click("#pv-back"), chromedp.WaitVisible(`tr[data-patient="p1"]`))

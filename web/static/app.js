@@ -534,6 +534,7 @@ function showPatient(id) {
   // At 3 a.m. the first thing a clinician does here is enter a round.
   if (mayEnter) { resetObsForm(); resetNoteForm(); $("obs-respiratory_rate").focus(); } else $("pv-back").focus();
   $("tl-items").replaceChildren();
+  showCarePlan(id);
   showTimeline(id);
   Charts.open(id); // charts.js
 }
@@ -851,6 +852,98 @@ async function showTimeline(id) {
   list.replaceChildren(...items);
   for (const f of list.querySelectorAll("[data-keep]")) if (kept.has(f.dataset.keep)) restore(f, kept.get(f.dataset.keep));
   if (focused) { const f = list.querySelector('[data-keep="' + CSS.escape(focused) + '"]'); if (f) f.focus(); }
+}
+
+// --- Care plan (docs/careplans.md) ------------------------------------------------------
+
+// The treatment escalation plan is shown first and largest: whoever
+// responds to an alert reads it before anything else. It is shown, never
+// acted on: it changes nothing that raises or escalates.
+const CEILING_WORD = {
+  full_escalation: ["FULL ESCALATION", "every appropriate treatment, critical care included"],
+  no_critical_care: ["NO CRITICAL CARE", "for admission to hospital, not intensive care"],
+  no_hospital_transfer: ["NO HOSPITAL TRANSFER", "treatment where they live, not admission"],
+  comfort_care: ["COMFORT CARE", "symptom control and comfort only"],
+};
+const PLAN_RISK_WORD = { high: "high", medium: "medium", "low-medium": "low-medium", low: "low" };
+
+// dayText writes a date as "20 Nov 2026" whatever the browser's locale:
+// a decision's or review's date must not be misread day for month.
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+function dayText(iso) {
+  const d = new Date(iso);
+  return d.getDate() + " " + MONTHS[d.getMonth()] + " " + d.getFullYear();
+}
+
+function escalationBox(e) {
+  const box = el("div", "cp-tep");
+  box.setAttribute("role", "group");
+  box.setAttribute("aria-label", "Treatment escalation plan");
+  if (!e) {
+    box.classList.add("none");
+    box.textContent = "No treatment escalation plan recorded in the care plan.";
+    return box;
+  }
+  const [word, means] = CEILING_WORD[e.ceiling] || [e.ceiling, ""];
+  const head = box.appendChild(el("p", "cp-ceiling"));
+  head.dataset.ceiling = e.ceiling;
+  head.append("Ceiling of care: " + word);
+  if (means) head.append(" — " + means);
+  box.appendChild(el("p", "cp-tep-text", e.text));
+  const decided = box.appendChild(el("p", "cp-decided", "Decided by " + e.decided_by + " on " + dayText(e.decided_at)));
+  if (e.review_by) {
+    const due = Date.parse(e.review_by) < Date.now() + serverOffset;
+    decided.append(" · ");
+    decided.appendChild(el("span", due ? "cp-review-due" : "", (due ? "review was due " : "review by ") + dayText(e.review_by)));
+  }
+  return box;
+}
+
+function carePlanBody(v) {
+  const p = v.plan, words = v.words || { expected: [], rules: [] };
+  const out = [];
+  const title = p.name + (p.template ? " (from the " + p.template.replaceAll("_", " ") + " template)" : "");
+  out.push(el("p", "cp-name", title));
+  out.push(el("p", "cp-meta", "Version " + v.version + " by " + v.author + ", " + whenText(v.changed_at) + ": " + v.reason));
+  out.push(escalationBox(p.escalation_plan));
+  if (p.note) out.push(el("p", "cp-note", p.note));
+  out.push(el("h4", "", "Expected measurements"));
+  const exp = el("ul", "cp-expected");
+  for (const w of words.expected) exp.appendChild(el("li", "", w));
+  if (words.expected.length === 0) exp.appendChild(el("li", "none", "none beyond NEWS2's monitoring"));
+  out.push(exp);
+  out.push(el("h4", "", "Rules watched beside NEWS2 (they add alerts, never suppress one)"));
+  const rules = el("ul", "cp-rules");
+  (p.rules || []).forEach((r, i) => {
+    const li = rules.appendChild(el("li", "cp-rule"));
+    li.dataset.rule = r.id;
+    li.appendChild(el("span", "badge " + r.risk, PLAN_RISK_WORD[r.risk] || r.risk));
+    li.append(" ");
+    li.appendChild(el("strong", "", r.name));
+    li.appendChild(el("span", "cp-rule-when", "when " + (words.rules[i] || r.type)));
+    if (r.basis) li.appendChild(el("span", "cp-basis", r.basis));
+  });
+  if (!p.rules || p.rules.length === 0) rules.appendChild(el("li", "none", "none"));
+  out.push(rules);
+  return out;
+}
+
+// showCarePlan draws the patient's current care plan; only the newest
+// call draws, as for the timeline.
+let carePlanCall = 0;
+async function showCarePlan(id) {
+  const call = ++carePlanCall;
+  const body = $("cp-body"), status = $("cp-status");
+  body.replaceChildren();
+  status.textContent = "Loading…";
+  const res = await api("GET", "/api/v1/patients/" + encodeURIComponent(id) + "/careplan").catch(() => null);
+  const out = res ? await res.json().catch(() => null) : null;
+  if (call !== carePlanCall || !viewing(id)) return;
+  if (res && res.status === 404) { status.textContent = "No care plan: NEWS2 alone is watched."; return; }
+  if (!res || !res.ok || !out) { status.textContent = "The care plan is unavailable."; status.className = "warn"; return; }
+  status.textContent = "";
+  status.className = "";
+  body.replaceChildren(...carePlanBody(out.care_plan));
 }
 
 // --- Handover (SBARD) ---------------------------------------------------------------
