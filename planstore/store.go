@@ -82,36 +82,65 @@ func Open(ctx context.Context, db *sql.DB, reg Registry) (*Store, error) {
 	return &Store{db: db, reg: reg, now: time.Now}, nil
 }
 
+// Change is a new version of a patient's care plan as a person gives it.
+type Change struct {
+	// Plan is the plan as JSON, as careplan.Parse reads it; or Template
+	// names a pathway template to copy. Exactly one is given.
+	Plan     []byte
+	Template string
+	Reason   string
+	// Base, when not 0, is the version the change was made from: the
+	// change is refused (vward.ErrConflict) if another was written since,
+	// so that two clinicians editing at once do not overwrite each other
+	// unseen.
+	Base int
+}
+
+// Set makes the change's plan the patient's current care plan, by
+// devices.ActorOf(ctx), as a new version audited (careplan.set) in the
+// same transaction. A plan that does not parse is refused with careplan's
+// *InvalidError, naming each field; so are a missing reason
+// (vward.ErrInvalid), an unknown patient or template (ErrNotFound), a
+// discharged patient and a stale Base (ErrConflict).
+func (s *Store) Set(ctx context.Context, patient vward.PatientID, c Change) (Version, error) {
+	reason, err := checkReason(c.Reason)
+	if err != nil {
+		return Version{}, err
+	}
+	var p *careplan.Plan
+	switch {
+	case len(c.Plan) > 0 && c.Template != "":
+		return Version{}, vward.Errorf(vward.ErrInvalid, "give a plan or a template's name, not both")
+	case c.Template != "":
+		p, err = careplan.Template(c.Template)
+	case len(c.Plan) > 0:
+		p, err = careplan.Parse(c.Plan)
+	default:
+		return Version{}, vward.Errorf(vward.ErrInvalid, "plan is required: the care plan as docs/careplans.md describes it, or a template's name")
+	}
+	if err != nil {
+		return Version{}, err
+	}
+	pt, err := s.reg.Patient(ctx, patient)
+	if err != nil {
+		return Version{}, err
+	}
+	if pt.Status == devices.StatusDischarged {
+		return Version{}, vward.Errorf(vward.ErrConflict, "patient %s is discharged: a care plan is for a stay", patient)
+	}
+	return s.insert(ctx, pt, p, reason, c.Base)
+}
+
 // Put makes plan, JSON as careplan.Parse reads it, the patient's current
-// care plan, by devices.ActorOf(ctx) for reason, as a new version audited
-// (careplan.set) in the same transaction. A plan that does not parse is
-// refused with careplan's *InvalidError, naming each field; so are a
-// missing reason (vward.ErrInvalid), an unknown patient (ErrNotFound) and
-// a discharged one (ErrConflict).
+// care plan, as Set does.
 func (s *Store) Put(ctx context.Context, patient vward.PatientID, plan []byte, reason string) (Version, error) {
-	reason, err := checkReason(reason)
-	if err != nil {
-		return Version{}, err
-	}
-	p, err := careplan.Parse(plan)
-	if err != nil {
-		return Version{}, err
-	}
-	return s.write(ctx, patient, p, reason)
+	return s.Set(ctx, patient, Change{Plan: plan, Reason: reason})
 }
 
 // PutTemplate makes a copy of the named pathway template the patient's
-// current care plan, as Put does.
+// current care plan, as Set does.
 func (s *Store) PutTemplate(ctx context.Context, patient vward.PatientID, template, reason string) (Version, error) {
-	reason, err := checkReason(reason)
-	if err != nil {
-		return Version{}, err
-	}
-	p, err := careplan.Template(template)
-	if err != nil {
-		return Version{}, err
-	}
-	return s.write(ctx, patient, p, reason)
+	return s.Set(ctx, patient, Change{Template: template, Reason: reason})
 }
 
 // End ends the patient's current care plan, by devices.ActorOf(ctx) for
@@ -124,30 +153,22 @@ func (s *Store) End(ctx context.Context, patient vward.PatientID, reason string)
 	if err != nil {
 		return Version{}, err
 	}
-	return s.insert(ctx, patient, nil, reason)
-}
-
-func (s *Store) write(ctx context.Context, patient vward.PatientID, plan *careplan.Plan, reason string) (Version, error) {
 	pt, err := s.reg.Patient(ctx, patient)
 	if err != nil {
 		return Version{}, err
 	}
-	if pt.Status == devices.StatusDischarged {
-		return Version{}, vward.Errorf(vward.ErrConflict, "patient %s is discharged: a care plan is for a stay", patient)
-	}
-	return s.insert(ctx, patient, plan, reason)
+	return s.insert(ctx, pt, nil, reason, 0)
 }
 
 // insert writes the next version in one transaction with its audit
 // record. The version number is read and written in that transaction, and
-// the primary key refuses a second writer that read the same number.
-func (s *Store) insert(ctx context.Context, patient vward.PatientID, plan *careplan.Plan, reason string) (Version, error) {
-	pt, err := s.reg.Patient(ctx, patient)
-	if err != nil {
-		return Version{}, err
-	}
+// the primary key refuses a second writer (the CLI, in another process)
+// that read the same number.
+func (s *Store) insert(ctx context.Context, pt devices.Patient, plan *careplan.Plan, reason string, base int) (Version, error) {
+	patient := pt.ID
 	v := Version{Patient: pt.ID, Ward: pt.Ward, Plan: plan, Author: devices.ActorOf(ctx), Reason: reason, At: s.now().UTC()}
 	var js []byte
+	var err error
 	if plan != nil {
 		if js, err = plan.MarshalJSON(); err != nil {
 			return Version{}, fmt.Errorf("encode the care plan of %s: %w", patient, err)
@@ -159,10 +180,14 @@ func (s *Store) insert(ctx context.Context, patient vward.PatientID, plan *carep
 	}
 	defer tx.Rollback()
 	var last int
-	var lastPlan string
-	err = tx.QueryRowContext(ctx, `SELECT version, plan FROM care_plan_versions WHERE patient_id = ? ORDER BY version DESC LIMIT 1`, patient).Scan(&last, &lastPlan)
+	var lastPlan, lastAuthor string
+	err = tx.QueryRowContext(ctx, `SELECT version, plan, author FROM care_plan_versions WHERE patient_id = ? ORDER BY version DESC LIMIT 1`,
+		patient).Scan(&last, &lastPlan, &lastAuthor)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return Version{}, fmt.Errorf("read the care plan of %s: %w", patient, err)
+	}
+	if base != 0 && base != last {
+		return Version{}, changedSince(patient, base, last, lastAuthor)
 	}
 	action := "careplan.set"
 	if plan == nil {
@@ -174,6 +199,9 @@ func (s *Store) insert(ctx context.Context, patient vward.PatientID, plan *carep
 	v.Number = last + 1
 	if _, err := tx.ExecContext(ctx, `INSERT INTO care_plan_versions (patient_id, version, ward_id, plan, author, reason, changed_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, v.Patient, v.Number, v.Ward, string(js), v.Author, v.Reason, formatTime(v.At)); err != nil {
+		if strings.Contains(err.Error(), "UNIQUE") {
+			return Version{}, vward.Errorf(vward.ErrConflict, "the care plan of %s changed meanwhile: read it again and repeat the change", patient)
+		}
 		return Version{}, fmt.Errorf("write the care plan of %s: %w", patient, err)
 	}
 	if err := devices.RecordPatientAudit(ctx, tx, action, v.Patient, summary(v), v.Reason); err != nil {
@@ -183,6 +211,14 @@ func (s *Store) insert(ctx context.Context, patient vward.PatientID, plan *carep
 		return Version{}, fmt.Errorf("write the care plan of %s: %w", patient, err)
 	}
 	return v, nil
+}
+
+func changedSince(patient vward.PatientID, base, last int, author string) error {
+	if last == 0 {
+		return vward.Errorf(vward.ErrConflict, "the change was made from care plan version %d of %s, which has no care plan yet", base, patient)
+	}
+	return vward.Errorf(vward.ErrConflict, "the change was made from care plan version %d of %s, but version %d by %s is the newest: read it and repeat the change",
+		base, patient, last, author)
 }
 
 // summary is the audit's one-line detail of a version; the version keeps

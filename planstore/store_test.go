@@ -257,3 +257,39 @@ func TestVersionsNeverChange(t *testing.T) {
 		}
 	}
 }
+
+// A change made from an older version than the newest is refused, naming
+// who changed the plan since; one made from the newest is written.
+func TestChangeFromAnOlderVersion(t *testing.T) {
+	f := open(t)
+	for _, c := range []struct {
+		name    string
+		actor   string
+		change  planstore.Change
+		version int    // written, or 0
+		says    string // the conflict, when refused
+	}{
+		{"the first from version 1, before any", "dr.patel", planstore.Change{Plan: []byte(smallPlan), Reason: "start", Base: 1}, 0, "which has no care plan yet"},
+		{"the first", "dr.patel", planstore.Change{Template: "frailty", Reason: "start"}, 1, ""},
+		{"from the newest", "nurse.khan", planstore.Change{Plan: []byte(smallPlan), Reason: "adjusted", Base: 1}, 2, ""},
+		{"from an older one", "dr.patel", planstore.Change{Plan: []byte(ceilingPlan), Reason: "TEP", Base: 1}, 0, "version 2 by nurse.khan is the newest"},
+		{"from a later one", "dr.patel", planstore.Change{Plan: []byte(ceilingPlan), Reason: "TEP", Base: 3}, 0, "version 2 by nurse.khan is the newest"},
+		{"without a base", "dr.patel", planstore.Change{Plan: []byte(ceilingPlan), Reason: "TEP"}, 3, ""},
+	} {
+		v, err := f.store.Set(devices.WithActor(f.ctx, c.actor), "p1", c.change)
+		switch {
+		case c.version != 0 && (err != nil || v.Number != c.version || v.Author != c.actor):
+			t.Errorf("%s: %+v, %v; want version %d by %s", c.name, v, err, c.version, c.actor)
+		case c.version == 0 && (!errors.Is(err, vward.ErrConflict) || !strings.Contains(err.Error(), c.says)):
+			t.Errorf("%s: %v, want a conflict saying %q", c.name, err, c.says)
+		}
+	}
+	for name, c := range map[string]planstore.Change{
+		"both":    {Plan: []byte(smallPlan), Template: "frailty", Reason: "x"},
+		"neither": {Reason: "x"},
+	} {
+		if _, err := f.store.Set(f.ctx, "p1", c); !errors.Is(err, vward.ErrInvalid) {
+			t.Errorf("%s a plan and a template: %v, want invalid", name, err)
+		}
+	}
+}

@@ -25,11 +25,13 @@ func (s *Server) carePlanRoutes(api *http.ServeMux) {
 }
 
 // carePlanBody is a new version: the plan in careplan's format (or, with
-// template, a pathway template's copy) and why it changes.
+// template, a pathway template's copy), why it changes and, optionally,
+// the version it was made from.
 type carePlanBody struct {
-	Plan     json.RawMessage `json:"plan"`
-	Template string          `json:"template"`
-	Reason   string          `json:"reason"`
+	Plan        json.RawMessage `json:"plan"`
+	Template    string          `json:"template"`
+	Reason      string          `json:"reason"`
+	BaseVersion int             `json:"base_version"`
 }
 
 func (s *Server) carePlan(w http.ResponseWriter, r *http.Request) {
@@ -71,21 +73,10 @@ func (s *Server) putCarePlan(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &in) {
 		return
 	}
-	hasPlan := len(in.Plan) > 0 && string(in.Plan) != "null"
-	var v planstore.Version
-	var err error
-	switch {
-	case hasPlan && in.Template != "":
-		writeError(w, http.StatusBadRequest, "give plan or template, not both")
-		return
-	case in.Template != "":
-		v, err = s.CarePlans.PutTemplate(acting(r, u).Context(), id, in.Template, in.Reason)
-	case hasPlan:
-		v, err = s.CarePlans.Put(acting(r, u).Context(), id, in.Plan, in.Reason)
-	default:
-		writeError(w, http.StatusBadRequest, "plan is required: the care plan as docs/careplans.md describes it, or a template's name")
-		return
+	if string(in.Plan) == "null" {
+		in.Plan = nil
 	}
+	v, err := s.CarePlans.Set(acting(r, u).Context(), id, planstore.Change{Plan: in.Plan, Template: in.Template, Reason: in.Reason, Base: in.BaseVersion})
 	if err != nil {
 		s.carePlanError(w, r, err)
 		return

@@ -98,7 +98,7 @@ func TestCarePlanAPI(t *testing.T) {
 	if code != 200 || out.CarePlan.Version != 1 || out.CarePlan.Plan.Template != "heart_failure" || out.CarePlan.Author != "alice" {
 		t.Fatalf("put a template: %d %s", code, raw)
 	}
-	code, out, raw = api.call(t, alice, "PUT", "/api/v1/patients/p1/careplan", `{"plan": `+carePlanJSON+`, "reason": "SpO2 only, agreed with the HF team"}`)
+	code, out, raw = api.call(t, alice, "PUT", "/api/v1/patients/p1/careplan", `{"plan": `+carePlanJSON+`, "reason": "SpO2 only, agreed with the HF team", "base_version": 1}`)
 	if code != 200 || out.CarePlan.Version != 2 {
 		t.Fatalf("put: %d %s", code, raw)
 	}
@@ -162,6 +162,7 @@ func TestCarePlanAPIRefusals(t *testing.T) {
 		{"no reason", alice, "PUT", "/api/v1/patients/p1/careplan", `{"plan": ` + carePlanJSON + `}`, 400, "reason is required"},
 		{"no plan", alice, "PUT", "/api/v1/patients/p1/careplan", `{"reason": "start"}`, 400, "plan is required"},
 		{"plan and template", alice, "PUT", "/api/v1/patients/p1/careplan", `{"plan": ` + carePlanJSON + `, "template": "frailty", "reason": "x"}`, 400, "not both"},
+		{"from an older version", bob, "PUT", "/api/v1/patients/p2/careplan", `{"template": "frailty", "reason": "x", "base_version": 7}`, 409, "version 1 by bob is the newest"},
 		{"unknown template", alice, "PUT", "/api/v1/patients/p1/careplan", `{"template": "gout", "reason": "x"}`, 404, "no care plan template"},
 		{"unknown body field", alice, "PUT", "/api/v1/patients/p1/careplan", `{"plan": ` + carePlanJSON + `, "reason": "x", "by": "me"}`, 400, "unknown field"},
 		{"nothing to end", alice, "DELETE", "/api/v1/patients/p1/careplan", `{"reason": "x"}`, 404, "no current care plan"},

@@ -129,6 +129,7 @@ func newCarePlanSetCmd() *cobra.Command {
 	var (
 		o                      registryOpts
 		file, template, reason string
+		base                   int
 	)
 	cmd := &cobra.Command{
 		Use:   "set ID (--file PLAN.json | --template NAME) --reason TEXT",
@@ -139,7 +140,7 @@ docs/careplans.md ("-" reads it from standard input); a plan that does not
 validate is refused, naming every field at fault. Start from a template:
 "vward patients careplan templates heart_failure > plan.json".`,
 		Example: `  vward patients careplan set p-0042 --template heart_failure --reason "Admitted with decompensated heart failure" --actor dr.patel
-  vward patients careplan set p-0042 --file plan.json --reason "HF team: diuretic plan at 1.5 kg" --actor dr.patel`,
+  vward patients careplan set p-0042 --file plan.json --base 1 --reason "HF team: diuretic plan at 1.5 kg" --actor dr.patel`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (file == "") == (template == "") {
@@ -157,13 +158,7 @@ validate is refused, naming every field at fault. Start from a template:
 				return err
 			}
 			defer done()
-			id := vward.PatientID(args[0])
-			var v planstore.Version
-			if template != "" {
-				v, err = store.PutTemplate(ctx, id, template, reason)
-			} else {
-				v, err = store.Put(ctx, id, plan, reason)
-			}
+			v, err := store.Set(ctx, vward.PatientID(args[0]), planstore.Change{Plan: plan, Template: template, Reason: reason, Base: base})
 			if err != nil {
 				return err
 			}
@@ -178,6 +173,7 @@ validate is refused, naming every field at fault. Start from a template:
 	fs.StringVar(&file, "file", "", `the plan as JSON ("-" for standard input)`)
 	fs.StringVar(&template, "template", "", "a pathway template instead: "+strings.Join(careplan.TemplateNames(), ", "))
 	fs.StringVar(&reason, "reason", "", "why the plan changes, kept in the audit (required)")
+	fs.IntVar(&base, "base", 0, "the version the plan was made from: refused if another was written since (0: any)")
 	_ = cmd.MarkFlagRequired("reason")
 	return cmd
 }

@@ -36,7 +36,7 @@ func TestPatientsCarePlanCLI(t *testing.T) {
 		Author  string `json:"author"`
 		Reason  string `json:"reason"`
 	}
-	jsonInto(t, mustCLI(t, "patients", "careplan", "set", "p1", "--file", file, "--reason", "ReSPECT conversation", "--actor", "dr.osei", "--json", dd), &v)
+	jsonInto(t, mustCLI(t, "patients", "careplan", "set", "p1", "--file", file, "--base", "1", "--reason", "ReSPECT conversation", "--actor", "dr.osei", "--json", dd), &v)
 	if v.Version != 2 || v.Author != "dr.osei" || v.Reason != "ReSPECT conversation" {
 		t.Errorf("set --file --json: %+v", v)
 	}
@@ -78,6 +78,7 @@ func TestPatientsCarePlanCLI(t *testing.T) {
 		{"", []string{"set", "p1", "--template", "frailty", "--reason", "  "}, "reason is required"},
 		{"", []string{"set", "p9", "--template", "frailty", "--reason", "x"}, "not found"},
 		{"", []string{"end", "p1", "--reason", "again"}, "no current care plan to end"},
+		{"", []string{"set", "p1", "--template", "frailty", "--base", "2", "--reason", "x"}, "version 3 by cli:"},
 		{"", []string{"history", "p9"}, "not found"},
 	} {
 		if msg := failCLI(t, c.stdin, append(append([]string{"patients", "careplan"}, c.args...), dd)...); !strings.Contains(msg, c.says) {
