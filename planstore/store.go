@@ -285,6 +285,12 @@ func (s *Store) History(ctx context.Context, patient vward.PatientID) ([]Version
 	return s.query(ctx, selectVersion+` WHERE patient_id = ? ORDER BY version DESC`, patient)
 }
 
+// Since returns the versions of the patient's care plan written at or
+// after from, newest first, at most limit of them.
+func (s *Store) Since(ctx context.Context, patient vward.PatientID, from time.Time, limit int) ([]Version, error) {
+	return s.query(ctx, selectVersion+` WHERE patient_id = ? AND changed_at >= ? ORDER BY version DESC LIMIT ?`, patient, formatTime(from), limit)
+}
+
 func (s *Store) query(ctx context.Context, q string, args ...any) ([]Version, error) {
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {

@@ -76,3 +76,26 @@ func Problems(err error) []ProblemView {
 	}
 	return out
 }
+
+// ChangeView is a version as the patient's timeline shows it: what changed,
+// by whom and why, without the plan itself.
+type ChangeView struct {
+	Version int    `json:"version"`
+	Name    string `json:"name,omitempty"` // the plan's name; empty when ended
+	Ended   bool   `json:"ended,omitempty"`
+	Reason  string `json:"reason"`
+	// Ceiling is the treatment escalation plan's ceiling of care, if any.
+	Ceiling careplan.Ceiling `json:"ceiling,omitempty"`
+}
+
+// PresentChange shows a version for the timeline.
+func PresentChange(v Version) ChangeView {
+	c := ChangeView{Version: v.Number, Ended: v.Ended(), Reason: v.Reason}
+	if v.Plan != nil {
+		c.Name = v.Plan.Name
+		if e := v.Plan.Escalation; e != nil {
+			c.Ceiling = e.Ceiling
+		}
+	}
+	return c
+}

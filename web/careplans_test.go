@@ -3,10 +3,12 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +66,7 @@ func newCarePlanAPI(t *testing.T) *carePlanAPI {
 	s := NewServer(ctx, Deps{Monitor: m, Registry: reg, CarePlans: plans, Log: log})
 	mux := http.NewServeMux()
 	s.carePlanRoutes(mux)
+	s.timelineRoutes(mux)
 	srv := asTestUser(t, mux)
 	return &carePlanAPI{alertAPI: &alertAPI{url: srv.URL, monitor: m}, reg: reg}
 }
@@ -127,6 +130,22 @@ func TestCarePlanAPI(t *testing.T) {
 	}
 	if len(audit) < 3 || audit[0].Action != "careplan.end" || audit[1].Action != "careplan.set" || audit[1].Actor != "alice" || audit[1].Reason != "SpO2 only, agreed with the HF team" {
 		t.Errorf("audit: %+v", audit)
+	}
+	// Each change is a line of the patient's timeline, newest first.
+	code, b = api.do(t, vera, "GET", "/api/v1/patients/p1/timeline", "")
+	var tl Timeline
+	_ = json.Unmarshal(b, &tl)
+	var lines []string
+	for _, it := range tl.Items {
+		if it.Type == ItemCarePlan {
+			c := it.CarePlan
+			lines = append(lines, fmt.Sprintf("%d %s %v %s by %s: %s", c.Version, c.Name, c.Ended, c.Ceiling, it.By, c.Reason))
+		}
+	}
+	want := []string{"3  true  by alice: no longer needed", "2 Watch SpO2 false no_critical_care by alice: SpO2 only, agreed with the HF team",
+		"1 Heart failure false  by alice: admitted with heart failure"}
+	if code != 200 || !slices.Equal(lines, want) {
+		t.Errorf("timeline: %d\n%s\nwant\n%s", code, strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 	code, b = api.do(t, vera, "GET", "/api/v1/careplan/templates", "")
 	var tmpl struct {

@@ -12,11 +12,13 @@ import (
 	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/notes"
 	"github.com/vward/vward/observations"
+	"github.com/vward/vward/planstore"
 )
 
 // Timeline is a patient's one timeline (GET /api/v1/patients/{id}/timeline):
-// observations people entered, notes and contacts with their addenda, and
-// every change of the patient's alerts, newest first.
+// observations people entered, notes and contacts with their addenda,
+// changes of the care plan, and every change of the patient's alerts,
+// newest first.
 type Timeline struct {
 	Patient vward.PatientID `json:"patient"`
 	// From is where the timeline starts: the start of the hours asked
@@ -33,13 +35,14 @@ type Timeline struct {
 }
 
 // TimelineItem is one line of the timeline: when, who, and what, which is
-// one of Observation, Note, or Alert with Event.
+// one of Observation, Note, CarePlan, or Alert with Event.
 type TimelineItem struct {
-	At          time.Time          `json:"at"`
-	Type        string             `json:"type"` // "observation", "note" or "alert"
-	By          string             `json:"by"`
-	Observation *observations.View `json:"observation,omitempty"`
-	Note        *notes.View        `json:"note,omitempty"`
+	At          time.Time             `json:"at"`
+	Type        string                `json:"type"` // "observation", "note", "careplan" or "alert"
+	By          string                `json:"by"`
+	Observation *observations.View    `json:"observation,omitempty"`
+	Note        *notes.View           `json:"note,omitempty"`
+	CarePlan    *planstore.ChangeView `json:"care_plan,omitempty"`
 	// Alert is the alert as it is now, for its actions; Event the change
 	// this item records (without its evidence, which GET
 	// /api/v1/alerts/{id} gives).
@@ -51,6 +54,7 @@ type TimelineItem struct {
 const (
 	ItemObservation = "observation"
 	ItemNote        = "note"
+	ItemCarePlan    = "careplan"
 	ItemAlert       = "alert"
 )
 
@@ -158,6 +162,19 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 			p := timelinePart{truncated: len(th) == timelineLimit}
 			for i := range th {
 				p.items = append(p.items, TimelineItem{At: th[i].OccurredAt, Type: ItemNote, By: th[i].Author, Note: &th[i]})
+			}
+			parts = append(parts, p)
+		}
+	}
+	if s.CarePlans != nil {
+		vs, err := s.CarePlans.Since(ctx, id, from, timelineLimit)
+		if err != nil {
+			unavailable("care plan changes", err)
+		} else {
+			p := timelinePart{truncated: len(vs) == timelineLimit}
+			for _, v := range vs {
+				c := planstore.PresentChange(v)
+				p.items = append(p.items, TimelineItem{At: v.At, Type: ItemCarePlan, By: v.Author, CarePlan: &c})
 			}
 			parts = append(parts, p)
 		}

@@ -287,6 +287,11 @@ func TestBoardInBrowser(t *testing.T) {
 			t.Errorf("the care plan panel %q lacks %q", plan, want)
 		}
 	}
+	step(t, b, "the care plan's change on the timeline", chromedp.WaitVisible(`#tl-items .tl-careplan[data-careplan="1"]`))
+	if got := text(t, b, `#tl-items .tl-careplan`); !strings.Contains(got, "Care plan version 1: Heart failure") || !strings.Contains(got, "by dr.patel") ||
+		!strings.Contains(got, "Ceiling of care: NO CRITICAL CARE") || !strings.Contains(got, "Why: ReSPECT conversation") {
+		t.Errorf("the timeline's care plan line reads %q", got)
+	}
 	// The ceiling of care comes before the rules, and above the forms.
 	if got := read(t, b, "the panel's place", chromedp.Evaluate[bool](`(() => {
 		const tep = document.querySelector("#cp-body .cp-tep"), rules = document.querySelector("#cp-body .cp-rules");

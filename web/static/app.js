@@ -846,6 +846,7 @@ async function showTimeline(id) {
   for (const it of tl.items) {
     if (it.type === "observation") items.push(observationItem(id, it));
     else if (it.type === "note") items.push(noteItem(id, it));
+    else if (it.type === "careplan") items.push(carePlanItem(it));
     else if (it.type === "alert") { items.push(alertItem(it, !seen.has(it.alert.id))); seen.add(it.alert.id); }
   }
   if (items.length === 0) items.push(el("li", "none", "Nothing in the last " + $("tl-hours").selectedOptions[0].textContent + "."));
@@ -926,6 +927,17 @@ function carePlanBody(v) {
   if (!p.rules || p.rules.length === 0) rules.appendChild(el("li", "none", "none"));
   out.push(rules);
   return out;
+}
+
+// carePlanItem is a change of the care plan on the timeline.
+function carePlanItem(it) {
+  const c = it.care_plan;
+  const what = c.ended ? "Care plan ended (version " + c.version + ")" : "Care plan version " + c.version + ": " + c.name;
+  const [li, body] = tlItem("tl-careplan", it.at, what, it.by);
+  li.dataset.careplan = String(c.version);
+  if (c.ceiling) body.appendChild(el("p", "meta", "Ceiling of care: " + (CEILING_WORD[c.ceiling] || [c.ceiling])[0]));
+  body.appendChild(el("p", "reason", "Why: " + c.reason));
+  return li;
 }
 
 // showCarePlan draws the patient's current care plan; only the newest
