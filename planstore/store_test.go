@@ -194,6 +194,13 @@ func TestVersions(t *testing.T) {
 		!e.DecidedAt.Equal(want.DecidedAt) || !e.ReviewBy.Equal(want.ReviewBy) {
 		t.Errorf("escalation plan read back: %+v, want %+v", e, want)
 	}
+	// Since gives the versions written from a time, newest first, bounded.
+	if got, err := f.store.Since(f.ctx, "p1", vs[1].At, 10); err != nil || len(got) != 2 || got[0].Number != 5 || got[1].Number != 4 {
+		t.Errorf("since version 4: %+v, %v", got, err)
+	}
+	if got, err := f.store.Since(f.ctx, "p1", time.Time{}, 2); err != nil || len(got) != 2 || got[1].Number != 4 {
+		t.Errorf("since ever, at most 2: %+v, %v", got, err)
+	}
 	// Another patient's plans are their own.
 	if vs, err := f.store.History(f.ctx, "p2"); err != nil || len(vs) != 0 {
 		t.Errorf("p2's history: %v %v", vs, err)
