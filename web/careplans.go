@@ -70,7 +70,9 @@ func (s *Server) putCarePlan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in carePlanBody
-	if !decodeBody(w, r, &in) {
+	// A plan may be as large as careplan allows, and the body holds it
+	// with its reason.
+	if !decodeBodyUpTo(w, r, &in, careplan.MaxPlanBytes+8<<10) {
 		return
 	}
 	if string(in.Plan) == "null" {

@@ -199,6 +199,18 @@ func TestCarePlanAPIRefusals(t *testing.T) {
 		!strings.Contains(out.Error, "invalid care plan") {
 		t.Errorf("invalid plan: %d %s", code, raw)
 	}
+	// A body a little over careplan's bound reaches careplan, which says
+	// what is too large; a body far over it is cut off before.
+	for _, c := range []struct {
+		size int
+		says string
+	}{{60 << 10, `"field":"note"`}, {66 << 10, "more than the 65536 allowed"}, {200 << 10, "too large"}} {
+		note := strings.Repeat("a", c.size)
+		code, _, raw := api.call(t, alice, "PUT", "/api/v1/patients/p1/careplan", `{"plan": {"version": 1, "name": "x", "note": "`+note+`"}, "reason": "x"}`)
+		if code != 400 || !strings.Contains(raw, c.says) {
+			t.Errorf("a plan of %d bytes: %d %.300s, want it to say %s", c.size, code, raw, c.says)
+		}
+	}
 	// Nothing refused was written.
 	if code, b := api.do(t, admin, "GET", "/api/v1/patients/p1/careplan/history", ""); code != 200 || !strings.Contains(string(b), `"versions":[]`) {
 		t.Errorf("p1's history after refusals: %d %s", code, b)

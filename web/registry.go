@@ -54,7 +54,12 @@ func requireAdmin(w http.ResponseWriter, r *http.Request) (User, bool) {
 // typo ("reson") is an error rather than silently dropped. An empty body
 // leaves v as it is.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	return decodeBodyUpTo(w, r, v, 64<<10)
+}
+
+// decodeBodyUpTo is decodeBody for a body of at most limit bytes.
+func decodeBodyUpTo(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
 		writeError(w, http.StatusBadRequest, "bad JSON body: "+err.Error())
