@@ -11,13 +11,14 @@ import (
 )
 
 // carePlanTEP is a plan with a treatment escalation plan, as a clinician
-// would put it.
+// would put it. Its times are at noon UTC, so that the board shows the
+// same dates in any browser's time zone.
 const carePlanTEP = `{"version": 1, "name": "Heart failure", "template": "heart_failure",
 	"expected": [{"kind": "weight", "every": "1d", "by": "10:00"}, {"kind": "spo2", "every": "12h"}],
 	"rules": [{"id": "hf-weight-gain-3d", "name": "Weight up more than 2 kg in 3 days", "risk": "medium", "type": "change",
 		"kind": "weight", "direction": "rise", "op": ">", "value": 2, "window": "3d", "basis": "ESC 2021 heart failure guidelines."}],
 	"escalation_plan": {"ceiling": "no_critical_care", "text": "For admission and NIV; not for intubation. Discussed with Mrs Smith and her daughter.",
-		"decided_by": "dr.patel", "decided_at": "2026-11-20T15:30:00Z", "review_by": "2027-02-20T00:00:00Z"}}`
+		"decided_by": "dr.patel", "decided_at": "2026-11-20T12:00:00Z", "review_by": "2027-02-20T12:00:00Z"}}`
 
 type carePlanAnswer struct {
 	CarePlan planstore.View `json:"care_plan"`
