@@ -42,12 +42,21 @@ const (
 	HeartRate          ReadingKind = "heart_rate"          // beats/min
 	Consciousness      ReadingKind = "consciousness"       // ACVPU letter
 	Temperature        ReadingKind = "temperature"         // °C
+
+	// Kinds beyond NEWS2's, for care plans (docs/careplans.md). NEWS2
+	// never reads them.
+	Weight       ReadingKind = "weight"        // kg
+	BloodGlucose ReadingKind = "blood_glucose" // mmol/L
+	PeakFlow     ReadingKind = "peak_flow"     // L/min
+	PainScore    ReadingKind = "pain_score"    // 0–10 numeric rating scale
+	FallEvent    ReadingKind = "fall_event"    // an event: true, at the time of the fall
 )
 
 // ReadingKinds lists every kind device protocol v1 accepts, in a stable order.
 var ReadingKinds = []ReadingKind{
 	RespiratoryRate, SpO2, SupplementalOxygen, SystolicBP, DiastolicBP,
 	HeartRate, Consciousness, Temperature,
+	Weight, BloodGlucose, PeakFlow, PainScore, FallEvent,
 }
 
 // Unit is the unit a kind's value is expressed in, as shown to people.
@@ -63,12 +72,20 @@ func (k ReadingKind) Unit() string {
 		return "bpm"
 	case Temperature:
 		return "°C"
+	case Weight:
+		return "kg"
+	case BloodGlucose:
+		return "mmol/L"
+	case PeakFlow:
+		return "L/min"
+	case PainScore:
+		return "/10"
 	}
 	return ""
 }
 
 // NumReadingKinds is len(ReadingKinds).
-const NumReadingKinds = 8
+const NumReadingKinds = 13
 
 // Index is the kind's position in ReadingKinds, or -1 for a kind device
 // protocol v1 does not know: a patient's latest readings are an array
@@ -91,6 +108,16 @@ func (k ReadingKind) Index() int {
 		return 6
 	case Temperature:
 		return 7
+	case Weight:
+		return 8
+	case BloodGlucose:
+		return 9
+	case PeakFlow:
+		return 10
+	case PainScore:
+		return 11
+	case FallEvent:
+		return 12
 	}
 	return -1
 }
@@ -163,6 +190,8 @@ func (r Reading) Display() string {
 		return "false"
 	case Consciousness:
 		return r.Level().String()
+	case FallEvent:
+		return "fall"
 	}
 	// As fmt's %g (the shortest exact form), without fmt: the board shows a
 	// value for every reading it is sent.
@@ -198,6 +227,16 @@ func (k ReadingKind) PossibleRange() Range {
 		return Range{float64(Alert), float64(Unresponsive)}
 	case Temperature:
 		return Range{25, 45}
+	case Weight: // from a neonate to bariatric scales' limit
+		return Range{1, 500}
+	case BloodGlucose: // meters read 0.6–33.3; a laboratory value may exceed 50
+		return Range{0.5, 60}
+	case PeakFlow: // low-range meters start at 30, standard ones end at 800–900
+		return Range{20, 1000}
+	case PainScore:
+		return Range{0, 10}
+	case FallEvent: // only ever true: a device reports a fall, not its absence
+		return Range{1, 1}
 	}
 	return Range{}
 }

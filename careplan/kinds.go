@@ -6,16 +6,14 @@ import (
 	"github.com/vward/vward"
 )
 
-// The reading kinds care plans need that device protocol v1 does not carry
-// yet (issue #29). They are defined here, with their ranges in the table
-// below, until the root package takes them: a reading of these kinds is
-// refused by ingest today, so a plan's rules on them wait for their data.
+// The reading kinds care plans add to NEWS2's, as device protocol v1
+// names them (the root package's, under the names plans have used).
 const (
-	Weight       vward.ReadingKind = "weight"        // kg
-	BloodGlucose vward.ReadingKind = "blood_glucose" // mmol/L
-	PeakFlow     vward.ReadingKind = "peak_flow"     // L/min
-	PainScore    vward.ReadingKind = "pain_score"    // 0–10 numeric rating scale
-	FallEvent    vward.ReadingKind = "fall_event"    // an event: value 1, at the time of the fall
+	Weight       = vward.Weight       // kg
+	BloodGlucose = vward.BloodGlucose // mmol/L
+	PeakFlow     = vward.PeakFlow     // L/min
+	PainScore    = vward.PainScore    // 0–10 numeric rating scale
+	FallEvent    = vward.FallEvent    // an event: value 1, at the time of the fall
 )
 
 // class says how a kind's values may be judged.
@@ -49,29 +47,22 @@ func (k KindInfo) Numeric() bool { return k.class == numeric }
 func (k KindInfo) Event() bool { return k.class == event }
 
 // kinds is every kind care plans understand, in a stable order: device
-// protocol v1's, with the root package's units and ranges, then the new
-// ones. docs/careplans.md gives the reason for each new range.
+// protocol v1's, with the root package's units and ranges (the root
+// package gives the reason for each new range).
 var kinds = func() []KindInfo {
-	places := map[vward.ReadingKind]int{vward.Temperature: 1}
+	places := map[vward.ReadingKind]int{vward.Temperature: 1, Weight: 1, BloodGlucose: 1}
 	var ks []KindInfo
 	for _, k := range vward.ReadingKinds {
 		c := numeric
-		if k == vward.SupplementalOxygen || k == vward.Consciousness {
+		switch k {
+		case vward.SupplementalOxygen, vward.Consciousness:
 			c = categorical
+		case FallEvent:
+			c = event
 		}
 		ks = append(ks, KindInfo{Kind: k, Unit: k.Unit(), Range: k.PossibleRange(), Places: places[k], class: c})
 	}
-	return append(ks,
-		// From a neonate to bariatric scales' limit.
-		KindInfo{Kind: Weight, Unit: "kg", Range: vward.Range{Min: 1, Max: 500}, Places: 1},
-		// Meters read about 0.6–33.3 and say LO or HI beyond; a
-		// laboratory value in a hyperosmolar state may exceed 50.
-		KindInfo{Kind: BloodGlucose, Unit: "mmol/L", Range: vward.Range{Min: 0.5, Max: 60}, Places: 1},
-		// Low-range meters start at 30, standard ones end at 800–900.
-		KindInfo{Kind: PeakFlow, Unit: "L/min", Range: vward.Range{Min: 20, Max: 1000}},
-		KindInfo{Kind: PainScore, Unit: "/10", Range: vward.Range{Min: 0, Max: 10}},
-		KindInfo{Kind: FallEvent, Unit: "", Range: vward.Range{Min: 1, Max: 1}, class: event},
-	)
+	return ks
 }()
 
 // Kinds lists every reading kind care plans understand, in a stable order.

@@ -411,6 +411,15 @@ func decodeValue(kind vward.ReadingKind, raw json.RawMessage) (float64, error) {
 			return 1, nil
 		}
 		return 0, nil
+	case vward.FallEvent:
+		var b bool
+		if err := json.Unmarshal(raw, &b); err != nil {
+			return 0, fmt.Errorf("value %s is not true", clip(raw))
+		}
+		if !b {
+			return 0, errors.New("value false: a fall_event reports a fall, so it is always true; send nothing when there was none")
+		}
+		return 1, nil
 	case vward.Consciousness:
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {

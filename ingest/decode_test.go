@@ -47,6 +47,30 @@ func TestDecodeValidMessage(t *testing.T) {
 	}
 }
 
+// The kinds beyond NEWS2's, for care plans, decode in their units; a fall
+// is a true, stored as 1.
+func TestDecodeCarePlanKinds(t *testing.T) {
+	payload := `{"msg_id":"hub-7","ts":"2026-11-23T10:15:00Z","readings":[
+		{"type":"weight","value":82.4},
+		{"type":"blood_glucose","value":6.1},
+		{"type":"peak_flow","value":320},
+		{"type":"pain_score","value":0},
+		{"type":"fall_event","value":true}]}`
+	m, err := Decode(dev, []byte(payload), now, DefaultLimits())
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	want := map[vward.ReadingKind]float64{vward.Weight: 82.4, vward.BloodGlucose: 6.1, vward.PeakFlow: 320, vward.PainScore: 0, vward.FallEvent: 1}
+	if len(m.Readings) != len(want) || len(m.Problems) != 0 {
+		t.Fatalf("message = %+v", m)
+	}
+	for _, r := range m.Readings {
+		if v, ok := want[r.Kind]; !ok || r.Value != v {
+			t.Errorf("%s = %v, want %v", r.Kind, r.Value, v)
+		}
+	}
+}
+
 // Each malformed payload is refused with its own code and a reason that says
 // what was wrong and where.
 func TestDecodeRejectsMalformed(t *testing.T) {
@@ -90,6 +114,12 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 		{"duplicate msg_id", `{"msg_id":"a","msg_id":"b",` + ts + `,"readings":[{"type":"spo2","value":95}]}`, RejectJSON, "key msg_id appears more than once"},
 		{"duplicate key in another case", `{"msg_id":"a",` + ts + `,"MSG_ID":"b","readings":[{"type":"spo2","value":95}]}`, RejectJSON, "key MSG_ID appears more than once"},
 		{"duplicate value in a reading", `{"msg_id":"a",` + ts + `,"readings":[{"type":"spo2","value":95},{"type":"spo2","value":95,"value":70}]}`, RejectJSON, "key readings[1].value appears more than once"},
+		{"fall reported false", `{"msg_id":"m",` + ts + `,"readings":[{"type":"fall_event","value":false}]}`, RejectReadings, "readings[0] (fall_event): value false: a fall_event reports a fall"},
+		{"fall as a number", `{"msg_id":"m",` + ts + `,"readings":[{"type":"fall_event","value":1}]}`, RejectReadings, "value 1 is not true"},
+		{"weight in pounds", `{"msg_id":"m",` + ts + `,"readings":[{"type":"weight","value":650}]}`, RejectReadings, "readings[0] (weight): value 650 kg is outside the possible range 1–500"},
+		{"glucose in mg/dL", `{"msg_id":"m",` + ts + `,"readings":[{"type":"blood_glucose","value":110}]}`, RejectReadings, "value 110 mmol/L is outside the possible range 0.5–60"},
+		{"pain above 10", `{"msg_id":"m",` + ts + `,"readings":[{"type":"pain_score","value":11}]}`, RejectReadings, "(pain_score): value 11 /10 is outside the possible range 0–10"},
+		{"peak flow as a string", `{"msg_id":"m",` + ts + `,"readings":[{"type":"peak_flow","value":"350"}]}`, RejectReadings, `value "350" is not a number`},
 		{"reading ts in the future", `{"msg_id":"m",` + ts + `,"readings":[{"type":"spo2","value":95,"ts":"2027-01-01T00:00:00Z"}]}`, RejectReadings, "readings[0] (spo2): ts: 2027-01-01T00:00:00Z is"},
 	}
 	for _, tc := range tests {

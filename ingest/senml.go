@@ -63,10 +63,14 @@ var senmlUnits = map[vward.ReadingKind][]string{
 	vward.DiastolicBP:     {"mmHg"},
 	vward.HeartRate:       {"beat/min", "1/min", "/min"},
 	vward.Temperature:     {"Cel"},
+	vward.Weight:          {"kg"},
+	vward.BloodGlucose:    {"mmol/L"},
+	vward.PeakFlow:        {"L/min"},
 }
 
 // SenMLUnits returns the units accepted for kind in a SenML record, none
-// for the boolean and ACVPU kinds.
+// for the boolean, ACVPU and fall kinds, nor for the pain score, a number
+// with no unit.
 func SenMLUnits(kind vward.ReadingKind) []string { return senmlUnits[kind] }
 
 // DecodeSenML parses one SenML JSON pack from device, received at now, into
@@ -236,6 +240,17 @@ func senmlValue(kind vward.ReadingKind, r senmlRecord, baseUnit string, baseValu
 			return 1, nil
 		}
 		return 0, nil
+	case vward.FallEvent:
+		if r.BoolValue == nil {
+			return 0, fmt.Errorf("value must be a boolean (vb): true, sent when a fall is detected")
+		}
+		if r.Unit != "" {
+			return 0, fmt.Errorf("unit %q: %s takes no unit", clipString(r.Unit), kind)
+		}
+		if !*r.BoolValue {
+			return 0, errors.New("value false: a fall_event reports a fall, so it is always true; send nothing when there was none")
+		}
+		return 1, nil
 	case vward.Consciousness:
 		if r.StringValue == nil {
 			return 0, fmt.Errorf("value must be an ACVPU letter (vs)")
@@ -258,6 +273,14 @@ func senmlValue(kind vward.ReadingKind, r senmlRecord, baseUnit string, baseValu
 	unit := r.Unit
 	if unit == "" {
 		unit = baseUnit
+	}
+	if kind == vward.PainScore {
+		// A score from 0 to 10 has no unit: a pack's base unit applies to
+		// it as to any record, so a pack with one gives the others theirs.
+		if unit != "" {
+			return 0, fmt.Errorf("unit %q: %s is a 0–10 score and takes no unit", clipString(unit), kind)
+		}
+		return checkNumber(kind, *r.Value+baseValue)
 	}
 	if err := checkSenMLUnit(kind, unit); err != nil {
 		return 0, err

@@ -134,6 +134,11 @@ func TestDecodeSenMLRejectsMalformed(t *testing.T) {
 		{"bool as number", `[{` + bt + `,"n":"supplemental_oxygen","v":1}]`, RejectReadings, "value must be a boolean (vb)"},
 		{"bool with unit", `[{` + bt + `,"n":"supplemental_oxygen","u":"/","vb":true}]`, RejectReadings, "supplemental_oxygen takes no unit"},
 		{"bad ACVPU", `[{` + bt + `,"n":"consciousness","vs":"X"}]`, RejectReadings, `consciousness "X" is not one of A, C, V, P, U`},
+		{"glucose in mg/dL", `[{` + bt + `,"n":"blood_glucose","u":"mg/dL","v":110}]`, RejectReadings, `unit "mg/dL" is not accepted for blood_glucose; send mmol/L`},
+		{"pain with a unit", `[{` + bt + `,"n":"pain_score","u":"%","v":30}]`, RejectReadings, `unit "%": pain_score is a 0–10 score and takes no unit`},
+		{"pain under a base unit", `[{` + bt + `,"bu":"kg","n":"pain_score","v":3}]`, RejectReadings, "pain_score is a 0–10 score and takes no unit"},
+		{"fall false", `[{` + bt + `,"n":"fall_event","vb":false}]`, RejectReadings, "a fall_event reports a fall, so it is always true"},
+		{"fall as a number", `[{` + bt + `,"n":"fall_event","v":1}]`, RejectReadings, "value must be a boolean (vb)"},
 		{"only a msg_id", `[{"n":"msg_id","vs":"a"}]`, RejectReadings, "no reading"},
 	}
 	for _, tc := range tests {
@@ -180,6 +185,10 @@ func TestSenMLCoversEveryKind(t *testing.T) {
 			rec = `"vb":false`
 		case vward.Consciousness:
 			rec = `"vs":"A"`
+		case vward.FallEvent:
+			rec = `"vb":true`
+		case vward.PainScore:
+			rec = `"v":3`
 		default:
 			us := SenMLUnits(k)
 			if len(us) == 0 {

@@ -223,7 +223,7 @@ func Present(e Entry, now time.Time, f news2.Freshness) View {
 	var window time.Duration
 	for _, r := range e.Readings {
 		switch r.Kind {
-		case vward.SupplementalOxygen:
+		case vward.SupplementalOxygen, vward.FallEvent:
 			v.Readings[string(r.Kind)] = r.Bool()
 		case vward.Consciousness:
 			v.Readings[string(r.Kind)] = r.Level().String()

@@ -323,7 +323,7 @@ func appendNeeds(b []byte, r *alerting.Row) []byte {
 // number's display is its shortest form, which needs no escaping.
 func appendDisplay(b []byte, r *vward.Reading) []byte {
 	switch r.Kind {
-	case vward.SupplementalOxygen, vward.Consciousness:
+	case vward.SupplementalOxygen, vward.Consciousness, vward.FallEvent:
 		return appendJSONString(b, r.Display())
 	}
 	b = append(b, '"')

@@ -148,6 +148,8 @@ func TestPatientAppendEventMatchesRow(t *testing.T) {
 		vward.RespiratoryRate: {4, 12, 21, 25, 60}, vward.SpO2: {70, 88.5, 93, 97, 100},
 		vward.SupplementalOxygen: {0, 1}, vward.SystolicBP: {60, 90, 111, 220}, vward.DiastolicBP: {40, 80.25},
 		vward.HeartRate: {30, 72, 131, 1e-7}, vward.Consciousness: {0, 1, 2, 3, 4}, vward.Temperature: {34.9, 36.6, 39.15},
+		vward.Weight: {1, 82.4, 499.95}, vward.BloodGlucose: {0.5, 6.1}, vward.PeakFlow: {20, 350}, vward.PainScore: {0, 7},
+		vward.FallEvent: {1},
 	}
 	m := alerting.NewMonitor(news2.DefaultFreshness(), nil, nil, discard)
 	var row alerting.Row

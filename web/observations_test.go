@@ -168,7 +168,7 @@ func TestEnterObservationsRefusals(t *testing.T) {
 		{"viewer", vera, "p1", ok, 403, []string{"viewer"}},
 		{"another ward's patient", alice, "p2", ok, 404, []string{"no such patient"}},
 		{"unknown patient", alice, "p9", ok, 404, []string{"no such patient"}},
-		{"unknown kind", alice, "p1", `{"source":"telephone","readings":{"blood_glucose":6.1}}`, 400, []string{"readings.blood_glucose", "unknown reading type"}},
+		{"unknown kind", alice, "p1", `{"source":"telephone","readings":{"steps":6100}}`, 400, []string{"readings.steps", "unknown reading type"}},
 		{"out of range", alice, "p1", `{"source":"telephone","readings":{"spo2":105,"heart_rate":70}}`, 400, []string{"readings.spo2", "outside the possible range 0–100"}},
 		{"not a number", alice, "p1", `{"source":"telephone","readings":{"temperature":"hot"}}`, 400, []string{"readings.temperature", "not a number"}},
 		{"bad ACVPU", alice, "p1", `{"source":"telephone","readings":{"consciousness":"X"}}`, 400, []string{"readings.consciousness", "A, C, V, P, U"}},

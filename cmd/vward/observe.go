@@ -120,6 +120,8 @@ A running vward scores them and stores them in the history within seconds.`,
 		what := map[vward.ReadingKind]string{
 			vward.SupplementalOxygen: "on supplemental oxygen: true or false",
 			vward.Consciousness:      "ACVPU: A, C, V, P or U",
+			vward.PainScore:          "pain score, 0 (none) to 10 (worst imaginable)",
+			vward.FallEvent:          "a fall, seen or reported: true",
 		}[k]
 		if what == "" {
 			what = strings.ReplaceAll(string(k), "_", " ") + " in " + k.Unit()

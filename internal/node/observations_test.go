@@ -94,11 +94,18 @@ func TestObservationEntryInBrowser(t *testing.T) {
 	step(t, b, "enter a temperature", chromedp.SendKeys("#obs-temperature", "37.2\r"))
 	read(t, b, "the second entry answered", chromedp.Poll[bool](`document.getElementById("obs-result").textContent.includes("obs-2 entered")`,
 		chromedp.WithPollingTimeout(15*time.Second)))
+	// A weight alone, beyond NEWS2: no oxygen or air comes with it.
+	step(t, b, "enter a weight", chromedp.SendKeys("#obs-weight", "82.4\r"))
+	read(t, b, "the weight listed", chromedp.Poll[bool](`!!document.querySelector('.entry[data-entry="obs-3"]')`,
+		chromedp.WithPollingTimeout(15*time.Second)))
+	if got := text(t, b, `.entry[data-entry="obs-3"] .values`); got != "Weight 82.4" {
+		t.Errorf("the weight's entry says %q, want only \"Weight 82.4\"", got)
+	}
 	audit, err := s.node.Registry.PatientAudit(context.Background(), patient, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(audit) < 3 || audit[1].Action != "observation.entered_in_error" || audit[1].Actor != nurse || audit[2].Action != "observation.enter" {
+	if len(audit) < 4 || audit[2].Action != "observation.entered_in_error" || audit[2].Actor != nurse || audit[3].Action != "observation.enter" {
 		t.Errorf("audit: %+v", audit)
 	}
 

@@ -8,6 +8,7 @@ const LABEL = {
   respiratory_rate: "Respiration rate", spo2: "SpO₂", supplemental_oxygen: "Oxygen",
   systolic_bp: "Systolic BP", diastolic_bp: "Diastolic BP", heart_rate: "Pulse",
   consciousness: "Consciousness (ACVPU)", temperature: "Temperature",
+  weight: "Weight", blood_glucose: "Blood glucose", peak_flow: "Peak flow", pain_score: "Pain score", fall_event: "Fall",
 };
 const RISK_RANK = { high: 3, medium: 2, "low-medium": 1, low: 0 };
 const RISK_WORD = { high: "HIGH", medium: "MEDIUM", "low-medium": "RED SCORE", low: "LOW" };
@@ -589,6 +590,8 @@ function viewedPatient() {
 // --- Observations entered by people (docs/observations.md) ---------------------------
 
 const OBS_FIELDS = ["respiratory_rate", "spo2", "systolic_bp", "heart_rate", "temperature"];
+// Measured beside NEWS2 for care plans; they never score.
+const OBS_OTHER = ["weight", "blood_glucose", "peak_flow", "pain_score"];
 const SOURCE_WORD = { telephone: "telephone", home_visit: "home visit", carer: "carer", care_home_staff: "care-home staff", patient_self_report: "patient's own report" };
 
 // localInput writes a time as a datetime-local input's value.
@@ -600,7 +603,7 @@ function localInput(d) {
 // resetObsForm empties the form; the time shows now and, left alone, is
 // sent as "now" when the form is submitted.
 function resetObsForm() {
-  for (const k of OBS_FIELDS) $("obs-" + k).value = "";
+  for (const k of OBS_FIELDS.concat(OBS_OTHER)) $("obs-" + k).value = "";
   $("obs-consciousness").value = "";
   $("obs-supplemental_oxygen").checked = false;
   $("obs-at").value = localInput(new Date(Date.now() + serverOffset));
@@ -622,6 +625,10 @@ async function submitObs(ev) {
   if (acvpu) readings.consciousness = acvpu;
   // A round records oxygen or air with the other six; a lone value does not.
   if (Object.keys(readings).length > 0) readings.supplemental_oxygen = $("obs-supplemental_oxygen").checked;
+  for (const k of OBS_OTHER) {
+    const v = $("obs-" + k).value.trim();
+    if (v !== "") readings[k] = Number(v);
+  }
   if (Object.keys(readings).length === 0) { $("obs-error").textContent = "Enter at least one observation."; return; }
   const body = { source: $("obs-source").value, readings };
   if ($("obs-at").dataset.auto !== "1" && $("obs-at").value) body.measured_at = new Date($("obs-at").value).toISOString();
@@ -704,7 +711,7 @@ function observationItem(id, it) {
   const [li, body] = tlItem("tl-observation entry" + (e.entered_in_error ? " in-error" : ""), e.measured_at,
     "Observations · " + (SOURCE_WORD[e.source] || e.source), e.entered_by);
   li.dataset.entry = e.id;
-  const vals = Object.entries(e.readings).map(([k, v]) => (LABEL[k] || k) + " " + (v === true ? "on" : v === false ? "air" : v));
+  const vals = Object.entries(e.readings).map(([k, v]) => k === "fall_event" ? "Fall" : (LABEL[k] || k) + " " + (v === true ? "on" : v === false ? "air" : v));
   body.appendChild(el("span", "values", vals.join(", ")));
   if (e.entered_in_error) {
     body.appendChild(el("p", "meta", "Entered in error by " + e.entered_in_error.by + ": " + e.entered_in_error.reason));

@@ -21,7 +21,10 @@ const Charts = (() => {
   // The vitals charted, in NEWS2 chart order; blood pressure is one chart.
   const CHART_KINDS = ["respiratory_rate", "spo2", "blood_pressure", "heart_rate", "consciousness", "temperature"];
   const CHART_TITLE = { blood_pressure: "Blood pressure", consciousness: "Consciousness (ACVPU)" };
-  const CHART_UNIT = { respiratory_rate: "/min", spo2: "%", systolic_bp: "mmHg", diastolic_bp: "mmHg", heart_rate: "bpm", temperature: "°C" };
+  const CHART_UNIT = { respiratory_rate: "/min", spo2: "%", systolic_bp: "mmHg", diastolic_bp: "mmHg", heart_rate: "bpm", temperature: "°C",
+    weight: "kg", blood_glucose: "mmol/L", peak_flow: "L/min", pain_score: "/10" };
+  // Care plans' kinds, charted after NEWS2's when the patient has any.
+  const PLAN_KINDS = ["weight", "blood_glucose", "peak_flow", "pain_score"];
   const ACVPU = ["A", "C", "V", "P", "U"];
   const SOURCE_NAME = { telephone: "telephone", home_visit: "home visit", carer: "carer", care_home_staff: "care-home staff", patient_self_report: "patient's own report" };
   const FRESH_DEFAULT = 3600e3; // the oxygen window when the server does not say
@@ -496,6 +499,7 @@ const Charts = (() => {
     charts.dataset.range = chartRange;
     const out = [news2Chart(scores)];
     for (const kind of CHART_KINDS) out.push(kind === "consciousness" ? consciousnessChart(readings) : vitalChart(kind, readings));
+    for (const kind of PLAN_KINDS) if (readings.readings.some(r => r.kind === kind)) out.push(vitalChart(kind, readings));
     if (readings.capped) out[0].appendChild(el("p", "chart-note", "The stay is longer than 31 days: its last 31 days are shown."));
     charts.replaceChildren(...out);
   }
