@@ -1,0 +1,77 @@
+package fhir
+
+// SearchParam is a search parameter a resource's search takes.
+type SearchParam struct {
+	Name          string `json:"name"`
+	Type          string `json:"type"`
+	Documentation string `json:"documentation,omitempty"`
+}
+
+// Interaction is a RESTful interaction a resource supports.
+type Interaction struct {
+	Code string `json:"code"`
+}
+
+// CapabilityResource is what the server does with one resource type.
+type CapabilityResource struct {
+	Type        string        `json:"type"`
+	Profile     string        `json:"profile,omitempty"`
+	Interaction []Interaction `json:"interaction"`
+	SearchParam []SearchParam `json:"searchParam,omitempty"`
+}
+
+// CapabilityRest is the server's REST side.
+type CapabilityRest struct {
+	Mode          string               `json:"mode"`
+	Documentation string               `json:"documentation,omitempty"`
+	Resource      []CapabilityResource `json:"resource"`
+}
+
+// Software names the server.
+type Software struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+}
+
+// CapabilityStatement says what /fhir/R4 serves.
+type CapabilityStatement struct {
+	ResourceType string           `json:"resourceType"`
+	Status       string           `json:"status"`
+	Date         string           `json:"date"`
+	Kind         string           `json:"kind"`
+	Software     Software         `json:"software"`
+	FHIRVersion  string           `json:"fhirVersion"`
+	Format       []string         `json:"format"`
+	Rest         []CapabilityRest `json:"rest"`
+}
+
+var (
+	count  = SearchParam{Name: "_count", Type: "number", Documentation: "entries per page, 0 to 500 (more is taken as 500); 0 gives the total alone"}
+	offset = SearchParam{Name: "_offset", Type: "number", Documentation: "entries to skip: the next and previous links carry it"}
+	byPat  = SearchParam{Name: "patient", Type: "reference", Documentation: "required: Patient/<id> or <id>"}
+)
+
+// Served is what the web layer serves under /fhir/R4, read by
+// Capability and by the web test that asks for each.
+var Served = []CapabilityResource{
+	{Type: "Patient", Interaction: []Interaction{{"read"}, {"search-type"}}, SearchParam: []SearchParam{
+		{Name: "identifier", Type: "token", Documentation: NHSNumber + "|<NHS number>, or the number alone"}, count, offset}},
+	{Type: "EpisodeOfCare", Interaction: []Interaction{{"read"}}},
+	{Type: "Device", Interaction: []Interaction{{"read"}}},
+	{Type: "Observation", Profile: VitalSignsProfile, Interaction: []Interaction{{"search-type"}}, SearchParam: []SearchParam{
+		byPat,
+		{Name: "code", Type: "token", Documentation: "[system|]code, comma-separated for any of them"},
+		{Name: "date", Type: "date", Documentation: "eq (the default), ge, gt, le or lt, then YYYY-MM-DD (a UTC day) or a dateTime with its zone; may be given twice"},
+		count, offset}},
+	{Type: "Flag", Interaction: []Interaction{{"search-type"}}, SearchParam: []SearchParam{byPat, count, offset}},
+}
+
+// Capability writes the server's CapabilityStatement; date is when the
+// running server started, version vward's.
+func Capability(date, version string) CapabilityStatement {
+	return CapabilityStatement{ResourceType: "CapabilityStatement", Status: "active", Date: date, Kind: "instance",
+		Software: Software{Name: "vward", Version: version}, FHIRVersion: "4.0.1",
+		Format: []string{"application/fhir+json"},
+		Rest: []CapabilityRest{{Mode: "server", Resource: Served,
+			Documentation: "Read-only. A signed-in clinician's board session reads its own wards' patients; any other patient is not found."}}}
+}

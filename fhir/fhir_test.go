@@ -1,0 +1,227 @@
+package fhir
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/fhir/go/fhirversion"
+	"github.com/google/fhir/go/jsonformat"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/alerting"
+	"github.com/vward/vward/devices"
+	"github.com/vward/vward/news2"
+	"github.com/vward/vward/observations"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// day is one patient's day on the ward: a device's readings every four
+// hours, a telephone entry, one entered in error, a partial set.
+type day struct {
+	patient  devices.Patient
+	device   devices.Device
+	readings []Reading
+	alerts   []alerting.Alert
+	from, to time.Time
+}
+
+func oneDay() day {
+	t0 := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	d := day{from: t0, to: t0.Add(24 * time.Hour)}
+	d.patient = devices.Patient{ID: "p-ada", Ward: "ward-a", NHSNumber: "9434765919", Name: "Ada Lovelace",
+		Born: "1946-12-10", Status: devices.StatusAdmitted, SpO2Scale: 1, Admitted: t0.Add(-48 * time.Hour)}
+	d.device = devices.Device{ID: "pulseox-7", Kind: "pulse oximeter", Serial: "SN-0007", Patient: "p-ada", Ward: "ward-a"}
+	dev := func(msg string, at time.Time, kv ...any) {
+		for i := 0; i < len(kv); i += 2 {
+			d.readings = append(d.readings, Reading{Reading: vward.Reading{Device: "pulseox-7", Patient: "p-ada", Ward: "ward-a",
+				MsgID: msg, Kind: kv[i].(vward.ReadingKind), Value: kv[i+1].(float64), At: at}})
+		}
+	}
+	full := func(msg string, at time.Time, rr, spo2, sys, dia, hr, temp float64) {
+		dev(msg, at, vward.RespiratoryRate, rr, vward.SpO2, spo2, vward.SupplementalOxygen, 0.0,
+			vward.SystolicBP, sys, vward.DiastolicBP, dia, vward.HeartRate, hr, vward.Consciousness, float64(vward.Alert),
+			vward.Temperature, temp)
+	}
+	full("m-0800", t0, 16, 97, 124, 78, 72, 36.8)
+	full("m-1200", t0.Add(4*time.Hour), 22, 93, 104, 66, 104, 38.4)
+	// Heart rate and SpO2 alone: a partial set once the rest age out.
+	dev("m-1600", t0.Add(8*time.Hour), vward.HeartRate, 96.0, vward.SpO2, 95.0)
+	entry := func(id int64, at time.Time, src observations.Source, author string, mark *observations.ErrorMark, kv ...any) {
+		e := &observations.Entry{ID: id, Patient: "p-ada", Ward: "ward-a", Source: src, Author: author, MeasuredAt: at, EnteredAt: at.Add(5 * time.Minute), Stored: true, Error: mark}
+		for i := 0; i < len(kv); i += 2 {
+			d.readings = append(d.readings, Reading{Entry: e, Reading: vward.Reading{Device: src.Device(), Patient: "p-ada", Ward: "ward-a",
+				MsgID: e.Name(), Kind: kv[i].(vward.ReadingKind), Value: kv[i+1].(float64), At: at}})
+		}
+	}
+	entry(12, t0.Add(8*time.Hour+10*time.Minute), observations.Telephone, "nurse.jo", nil,
+		vward.RespiratoryRate, 20.0, vward.Consciousness, float64(vward.Confused), vward.SupplementalOxygen, 1.0)
+	entry(13, t0.Add(9*time.Hour), observations.HomeVisit, "nurse.jo",
+		&observations.ErrorMark{At: t0.Add(9*time.Hour + 30*time.Minute), By: "dr.lee", Reason: "another patient's chart"},
+		vward.Temperature, 39.5)
+	raised := t0.Add(4 * time.Hour)
+	d.alerts = []alerting.Alert{
+		{ID: 41, Patient: "p-ada", Ward: "ward-a", Condition: alerting.News2, Queue: alerting.Clinical, Risk: news2.Medium, Score: 7,
+			State: alerting.Acknowledged, Active: true, Reason: "NEWS2 7 (high)", RaisedAt: raised, UpdatedAt: raised.Add(6 * time.Minute),
+			AcknowledgedAt: raised.Add(6 * time.Minute), AcknowledgedBy: "nurse.jo", AckNote: "calling the patient"},
+		{ID: 42, Patient: "p-ada", Ward: "ward-a", Device: "pulseox-7", Condition: alerting.DeviceOffline, Queue: alerting.Technical,
+			State: alerting.Resolved, Reason: "device back online", RaisedAt: t0.Add(20 * time.Hour), UpdatedAt: t0.Add(21 * time.Hour),
+			ResolvedAt: t0.Add(21 * time.Hour), ResolvedBy: alerting.System},
+	}
+	return d
+}
+
+// resources writes every resource of the day, by golden file name.
+func (d day) resources() map[string]any {
+	obs := Observations(d.readings)
+	scores := Scores(d.readings, d.patient.ID, news2.Scale1, news2.DefaultFreshness(), d.from, d.to)
+	all := append(append([]Observation{}, obs...), scores...)
+	SortByTime(all)
+	res := make([]Resource, len(all))
+	for i, o := range all {
+		res[i] = o
+	}
+	page := Page{Base: "https://vward.example/fhir/R4", Type: "Observation",
+		Query: map[string][]string{"patient": {"p-ada"}}, Count: 5, Offset: 5, Total: len(res)}
+	flags := []any{}
+	for _, a := range d.alerts {
+		flags = append(flags, FlagOf(a))
+	}
+	discharged := d.patient
+	at := d.to
+	discharged.Status, discharged.Discharged, discharged.Outcome = devices.StatusDischarged, &at, "recovered"
+	return map[string]any{
+		"capability":    Capability("2026-03-02T08:00:00Z", "test"),
+		"patient":       PatientOf(d.patient),
+		"episode":       EpisodeOfCareOf(d.patient),
+		"episode-ended": EpisodeOfCareOf(discharged),
+		"device":        DeviceOf(d.device),
+		"observations":  obs,
+		"scores":        scores,
+		"flags":         flags,
+		"bundle":        Searchset(page, res[5:10]),
+		"outcome":       Outcome("invalid", "_count=\"ten\": want a whole number", "_count"),
+	}
+}
+
+// TestGoldenDay compares one patient's day, written as FHIR, with the
+// files in testdata (go test -update rewrites them).
+func TestGoldenDay(t *testing.T) {
+	for name, v := range oneDay().resources() {
+		got, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, '\n')
+		path := filepath.Join("testdata", name+".json")
+		if *update {
+			if err := os.WriteFile(path, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run go test -update to write it)", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from %s (go test -update rewrites it):\n%s", name, path, got)
+		}
+	}
+}
+
+// each calls f with every single resource of the day, a list split.
+func each(t *testing.T, f func(name string, b []byte)) {
+	t.Helper()
+	for name, v := range oneDay().resources() {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b[0] == '[' {
+			var items []json.RawMessage
+			if err := json.Unmarshal(b, &items); err != nil {
+				t.Fatal(err)
+			}
+			for i, it := range items {
+				f(fmt.Sprintf("%s[%d]", name, i), it)
+			}
+			continue
+		}
+		f(name, b)
+	}
+}
+
+// TestStrictR4Parser parses every resource with Google's FHIR R4 parser,
+// which refuses an unknown element, a bad code of a required binding, a
+// malformed id, date or reference, and a missing required element.
+func TestStrictR4Parser(t *testing.T) {
+	u, err := jsonformat.NewUnmarshaller("UTC", fhirversion.R4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	each(t, func(name string, b []byte) {
+		n++
+		if _, err := u.UnmarshalR4(b); err != nil {
+			t.Errorf("%s does not parse as FHIR R4: %v\n%s", name, err, b)
+		}
+	})
+	if n < 20 {
+		t.Errorf("only %d resources parsed; the day should have more", n)
+	}
+}
+
+// TestParserRefusesWhatIsNotR4 checks that the parser the test above
+// trusts does refuse: an unknown element, a status R4 has not.
+func TestParserRefusesWhatIsNotR4(t *testing.T) {
+	u, err := jsonformat.NewUnmarshaller("UTC", fhirversion.R4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{
+		`{"resourceType":"Flag","id":"1","status":"raised","code":{"text":"x"},"subject":{"display":"x"}}`,
+		`{"resourceType":"Patient","id":"p_1"}`,
+		`{"resourceType":"Patient","id":"p1","nhsNumber":"9434765919"}`,
+		`{"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"},"effectiveDateTime":"2026-03-02 08:00"}`,
+	} {
+		if _, err := u.UnmarshalR4([]byte(bad)); err == nil {
+			t.Errorf("parsed, though not R4: %s", bad)
+		}
+	}
+}
+
+func TestID(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"p-ada", "p-ada"},
+		{"ward_a", "ward.-a"},
+		{"p.1", "p..1"},
+		{"a.-b", "a..-b"},
+		{"a_.b", "a.-..b"},
+		{strings.Repeat("a", 63) + "_", ""},
+	} {
+		got := ID(c.in)
+		if got != c.want {
+			t.Errorf("ID(%q) = %q, want %q", c.in, got, c.want)
+		}
+		if got == "" {
+			continue
+		}
+		back, ok := ParseID(got)
+		if !ok || back != c.in {
+			t.Errorf("ParseID(%q) = %q, %v; want %q", got, back, ok, c.in)
+		}
+	}
+	for _, bad := range []string{"", "a.", "a.b", "a.x"} {
+		if s, ok := ParseID(bad); ok {
+			t.Errorf("ParseID(%q) = %q, true; want false", bad, s)
+		}
+	}
+}

@@ -1,0 +1,244 @@
+package fhir
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/alerting"
+	"github.com/vward/vward/news2"
+	"github.com/vward/vward/observations"
+)
+
+// Reading is a stored reading and, for one people entered, its entry:
+// who entered it, from what source, and whether it was marked in error.
+type Reading struct {
+	vward.Reading
+	Entry *observations.Entry // nil for a device's reading
+}
+
+func (r Reading) inError() bool { return r.Entry != nil && r.Entry.Error != nil }
+
+// observationID is the id of the Observation a reading is written in. The
+// two halves of a blood pressure share one: they are one panel.
+func observationID(r vward.Reading) string {
+	kind := string(r.Kind)
+	if r.Kind == vward.SystolicBP || r.Kind == vward.DiastolicBP {
+		kind = "bp"
+	}
+	return hashID("vs-", string(r.Patient), string(r.Device), r.MsgID, kind, strconv.FormatInt(r.At.UnixNano(), 10))
+}
+
+func quantity(v float64, u Unit) *Quantity {
+	return &Quantity{Value: json.Number(strconv.FormatFloat(v, 'f', -1, 64)), Unit: u.Display, System: UCUM, Code: u.Code}
+}
+
+// vital is how one numeric kind is written.
+type vital struct {
+	codes []Code
+	unit  Unit
+}
+
+var vitals = map[vward.ReadingKind]vital{
+	vward.RespiratoryRate: {[]Code{codeRespiratoryRate}, unitPerMin},
+	vward.HeartRate:       {[]Code{codeHeartRate}, unitBPM},
+	vward.SpO2:            {[]Code{codeSpO2, codeSpO2Arterial}, unitPercent},
+	vward.Temperature:     {[]Code{codeTemperature}, unitCel},
+}
+
+func concept(cs ...Code) CodeableConcept {
+	out := CodeableConcept{Text: cs[0].Display}
+	for _, c := range cs {
+		out.Coding = append(out.Coding, c.coding())
+	}
+	return out
+}
+
+// Observations writes a patient's readings, oldest first, one Observation
+// each, but a systolic and a diastolic of the same device message, which
+// are one blood pressure panel.
+func Observations(rs []Reading) []Observation {
+	type bpKey struct {
+		dev vward.DeviceID
+		msg string
+		at  int64
+	}
+	panels := map[bpKey]int{}
+	var out []Observation
+	for _, r := range rs {
+		if r.Kind == vward.SystolicBP || r.Kind == vward.DiastolicBP {
+			k := bpKey{r.Device, r.MsgID, r.At.UnixNano()}
+			i, ok := panels[k]
+			if !ok {
+				i = len(out)
+				panels[k] = i
+				o := base(r, concept(codeBPPanel))
+				o.Meta.Profile = []string{VitalSignsProfile, BPProfile}
+				o.Component = []Component{
+					{Code: concept(codeSystolic), DataAbsentReason: ptr(codeUnknown.concept())},
+					{Code: concept(codeDiastolic), DataAbsentReason: ptr(codeUnknown.concept())},
+				}
+				out = append(out, o)
+			}
+			c := &out[i].Component[0]
+			if r.Kind == vward.DiastolicBP {
+				c = &out[i].Component[1]
+			}
+			c.ValueQuantity, c.DataAbsentReason = quantity(r.Value, unitMmHg), nil
+			continue
+		}
+		if v, ok := vitals[r.Kind]; ok {
+			o := base(r, concept(v.codes...))
+			o.ValueQuantity = quantity(r.Value, v.unit)
+			out = append(out, o)
+			continue
+		}
+		switch r.Kind {
+		case vward.SupplementalOxygen:
+			c := codeRoomAir
+			if r.Bool() {
+				c = codeOnOxygen
+			}
+			// A finding in code, no value: the CareConnect profile's way,
+			// so not the vital-signs profile, which wants a value.
+			o := base(r, concept(c))
+			o.Meta = nil
+			out = append(out, o)
+		case vward.Consciousness:
+			o := base(r, concept(codeACVPU))
+			o.Meta = nil
+			if l := r.Level(); l >= 0 && int(l) < len(acvpu) {
+				o.ValueCodeableConcept = ptr(concept(acvpu[l]))
+			} else {
+				o.DataAbsentReason = ptr(codeUnknown.concept())
+			}
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// base is what every reading's Observation has: who, when, from what.
+func base(r Reading, code CodeableConcept) Observation {
+	o := Observation{ResourceType: "Observation", ID: observationID(r.Reading), Status: "final",
+		Meta:              &Meta{Profile: []string{VitalSignsProfile}},
+		Category:          []CodeableConcept{codeVitalSigns.concept()},
+		Code:              code,
+		Subject:           Reference{Reference: "Patient/" + ID(string(r.Patient))},
+		EffectiveDateTime: DateTime(r.At), at: r.At}
+	if r.MsgID != "" {
+		o.Identifier = []Identifier{{System: ReadingIDSystem, Value: r.MsgID}}
+	}
+	switch {
+	case r.Entry != nil:
+		o.Performer = []Reference{{Display: r.Entry.Author}}
+		o.Extension = []Extension{{URL: ExtSource, ValueCode: string(r.Entry.Source)}}
+		if r.Entry.Error != nil {
+			o.Status = "entered-in-error"
+			o.Note = []Annotation{{Text: "Marked entered in error by " + r.Entry.Error.By + ": " + r.Entry.Error.Reason}}
+		}
+	case observations.Entered(r.Reading):
+		// An entered reading whose entry is not known here still says
+		// its source, which its device id carries.
+		o.Extension = []Extension{{URL: ExtSource, ValueCode: strings.TrimPrefix(string(r.Device), observations.DevicePrefix)}}
+	default:
+		o.Device = &Reference{Reference: "Device/" + ID(string(r.Device)), Display: string(r.Device)}
+	}
+	return o
+}
+
+// Scores writes a patient's NEWS2 over [from, to] as the board's chart
+// scores it (alerting.ScoreSeries): one Observation each time the score
+// changed, derivedFrom the readings' Observations it was scored from.
+// Readings marked entered in error do not count. A partial set is written
+// "preliminary", never "final": its value is the least the full score
+// could be, and each missing parameter is a component with a
+// dataAbsentReason (docs/fhir.md, "A partial NEWS2").
+func Scores(rs []Reading, patient vward.PatientID, scale news2.Scale, f news2.Freshness, from, to time.Time) []Observation {
+	counted := make([]vward.Reading, 0, len(rs))
+	for _, r := range rs {
+		if !r.inError() {
+			counted = append(counted, r.Reading)
+		}
+	}
+	slices.SortStableFunc(counted, func(a, b vward.Reading) int { return a.At.Compare(b.At) })
+	var out []Observation
+	for _, pt := range alerting.ScoreSeries(counted, scale, f, from, to) {
+		if !pt.Scored {
+			continue
+		}
+		out = append(out, scoreOf(pt, counted, patient, scale))
+	}
+	return out
+}
+
+func scoreOf(pt alerting.ScorePoint, rs []vward.Reading, patient vward.PatientID, scale news2.Scale) Observation {
+	res := pt.Result
+	score := res.Score
+	o := Observation{ResourceType: "Observation", Status: "final",
+		ID:                hashID("news2-", string(patient), strconv.FormatInt(pt.At.UnixNano(), 10)),
+		Category:          []CodeableConcept{codeSurvey.concept()},
+		Code:              concept(codeNEWS2),
+		Subject:           Reference{Reference: "Patient/" + ID(string(patient))},
+		EffectiveDateTime: DateTime(pt.At), at: pt.At,
+		ValueInteger:   &score,
+		Interpretation: []CodeableConcept{{Text: res.Risk.String() + " clinical risk"}},
+		Extension: []Extension{
+			{URL: ExtPartial, ValueBoolean: ptr(!res.Complete)},
+			{URL: ExtSpO2Scale, ValueInteger: ptr(int(scale))},
+		}}
+	var missing []string
+	for p := range news2.NumParameters {
+		c := Component{Code: concept(news2Parameters[p])}
+		if res.Has(p) {
+			c.ValueInteger = ptr(res.Subscores[p])
+			if r, ok := usedReading(rs, p, pt.At); ok {
+				ref := Reference{Reference: "Observation/" + observationID(r)}
+				if !slices.Contains(o.DerivedFrom, ref) {
+					o.DerivedFrom = append(o.DerivedFrom, ref)
+				}
+			}
+		} else {
+			c.DataAbsentReason = ptr(codeUnknown.concept())
+			missing = append(missing, p.String())
+		}
+		o.Component = append(o.Component, c)
+	}
+	if !res.Complete {
+		o.Status = "preliminary"
+		o.Note = []Annotation{{Text: fmt.Sprintf("Partial NEWS2, not a NEWS2: %s not current. %d is the least the full score could be.",
+			strings.Join(missing, ", "), score)}}
+	}
+	return o
+}
+
+// usedReading is the reading of p a score at t was scored from: the
+// latest measured at or before t, as news2.Set keeps it.
+func usedReading(rs []vward.Reading, p news2.Parameter, t time.Time) (vward.Reading, bool) {
+	var best vward.Reading
+	found := false
+	for _, r := range rs {
+		if r.Kind != p.Kind() || r.At.After(t) {
+			continue
+		}
+		if !found || !r.At.Before(best.At) {
+			best, found = r, true
+		}
+	}
+	return best, found
+}
+
+// SortByTime orders Observations by effective time, then id, so that
+// pages of a search are stable.
+func SortByTime(os []Observation) {
+	slices.SortStableFunc(os, func(a, b Observation) int {
+		return cmp.Or(a.at.Compare(b.at), strings.Compare(a.ID, b.ID))
+	})
+}
