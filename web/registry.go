@@ -83,11 +83,21 @@ func acting(r *http.Request, u User) *http.Request {
 	return r.WithContext(devices.WithActor(r.Context(), u.Username))
 }
 
+// stayOf returns a patient's registry record, discharged or not, if the
+// request's user may see it; another ward's patient is vward.ErrNotFound.
+func (s *Server) stayOf(r *http.Request, id vward.PatientID) (devices.Patient, error) {
+	u, _ := CurrentUser(r)
+	p, err := s.Registry.Patient(r.Context(), id)
+	if err == nil && !u.Sees(p.Ward) {
+		return devices.Patient{}, vward.Errorf(vward.ErrNotFound, "patient %s not found", id)
+	}
+	return p, err
+}
+
 // visibleStay returns a patient's registry record if the user may see it.
 func (s *Server) visibleStay(w http.ResponseWriter, r *http.Request) (devices.Patient, bool) {
-	u, _ := CurrentUser(r)
-	p, err := s.Registry.Patient(r.Context(), vward.PatientID(r.PathValue("id")))
-	if errors.Is(err, vward.ErrNotFound) || (err == nil && !u.Sees(p.Ward)) {
+	p, err := s.stayOf(r, vward.PatientID(r.PathValue("id")))
+	if errors.Is(err, vward.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "no such patient")
 		return devices.Patient{}, false
 	}

@@ -179,6 +179,7 @@ func (s *Server) Handler() http.Handler {
 	s.burdenRoutes(api)      // /api/v1/wards/{id}/alarm-burden (burden.go)
 	s.notifyRoutes(api)      // /api/v1/alerts/{id}/notifications, /api/v1/notify/… (notify.go)
 	mux.Handle("/api/", s.auth.Require(api))
+	s.fhirRoutes(mux) // /fhir/R4/… (fhir.go)
 	h := secure(mux)
 	if s.httpm != nil {
 		h = s.httpm.instrument(h, func(r *http.Request) string {

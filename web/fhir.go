@@ -1,0 +1,457 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/alerting"
+	"github.com/vward/vward/devices"
+	"github.com/vward/vward/fhir"
+	"github.com/vward/vward/news2"
+)
+
+// The read-only FHIR R4 interface (docs/fhir.md). The CapabilityStatement
+// is public, as FHIR clients read it before they sign in; everything else
+// needs a board session and shows only the user's wards: another ward's
+// patient is not found, as on the rest of the API.
+
+// FHIR paging: a page holds fhirDefaultCount entries unless _count says
+// otherwise, and never more than fhirMaxCount.
+const (
+	fhirDefaultCount = 50
+	fhirMaxCount     = 500
+)
+
+// fhirContentType is the FHIR JSON media type every answer carries.
+const fhirContentType = "application/fhir+json"
+
+func (s *Server) fhirRoutes(mux *http.ServeMux) {
+	if s.Registry == nil {
+		return
+	}
+	mux.HandleFunc("GET /fhir/R4/metadata", s.fhirMetadata(time.Now()))
+	mux.Handle("/fhir/R4/", s.fhirSession(s.fhirAPI()))
+}
+
+// fhirMetadata answers the CapabilityStatement, dated when the server
+// started: what it serves changes only with a new vward.
+func (s *Server) fhirMetadata(started time.Time) http.HandlerFunc {
+	since := fhir.DateTime(started.Truncate(time.Second))
+	return func(w http.ResponseWriter, _ *http.Request) {
+		writeFHIR(w, http.StatusOK, fhir.Capability(since, ""))
+	}
+}
+
+// fhirAPI is the routes behind sign-in. Each is in fhir.Served, which
+// the CapabilityStatement lists (TestFHIRServesWhatItSays).
+func (s *Server) fhirAPI() http.Handler {
+	api := http.NewServeMux()
+	api.HandleFunc("GET /fhir/R4/Patient/{id}", s.fhirPatient)
+	api.HandleFunc("GET /fhir/R4/Patient", s.fhirPatients)
+	api.HandleFunc("GET /fhir/R4/EpisodeOfCare/{id}", s.fhirEpisode)
+	api.HandleFunc("GET /fhir/R4/Device/{id}", s.fhirDevice)
+	api.HandleFunc("GET /fhir/R4/Observation", s.fhirObservations)
+	api.HandleFunc("GET /fhir/R4/Flag", s.fhirFlags)
+	api.HandleFunc("/fhir/R4/", func(w http.ResponseWriter, r *http.Request) {
+		writeFHIR(w, http.StatusNotFound, fhir.Outcome("not-supported",
+			fmt.Sprintf("%s %s is not served: GET /fhir/R4/metadata lists what is", r.Method, r.URL.Path)))
+	})
+	return api
+}
+
+// fhirSession is Auth.Require for FHIR clients: the same session, its
+// refusal an OperationOutcome. Every FHIR route is a GET, so there is no
+// CSRF token to check.
+func (s *Server) fhirSession(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, ok := s.auth.session(r)
+		if !ok {
+			writeFHIR(w, http.StatusUnauthorized, fhir.Outcome("login", "sign in first"))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(WithUser(r.Context(), sess.User)))
+	})
+}
+
+func writeFHIR(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", fhirContentType)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// badParam answers 400 with an OperationOutcome naming the parameter.
+func badParam(w http.ResponseWriter, param, format string, args ...any) {
+	writeFHIR(w, http.StatusBadRequest, fhir.Outcome("invalid", fmt.Sprintf(format, args...), param))
+}
+
+func (s *Server) fhirFailed(w http.ResponseWriter, r *http.Request, what string, err error) {
+	s.log.Error("FHIR "+what, "path", r.URL.Path, "err", err)
+	writeFHIR(w, http.StatusInternalServerError, fhir.Outcome("exception", what+" is unavailable"))
+}
+
+func fhirNotFound(w http.ResponseWriter, what string) {
+	writeFHIR(w, http.StatusNotFound, fhir.Outcome("not-found", "no such "+what))
+}
+
+// fhirStay reads the stay a FHIR id names, if the user may see it.
+func (s *Server) fhirStay(w http.ResponseWriter, r *http.Request, id string) (devices.Patient, bool) {
+	pid, ok := fhir.ParseID(id)
+	if !ok {
+		fhirNotFound(w, "patient")
+		return devices.Patient{}, false
+	}
+	p, err := s.stayOf(r, vward.PatientID(pid))
+	if errors.Is(err, vward.ErrNotFound) {
+		fhirNotFound(w, "patient")
+		return devices.Patient{}, false
+	}
+	if err != nil {
+		s.fhirFailed(w, r, "the registry", err)
+		return devices.Patient{}, false
+	}
+	return p, true
+}
+
+func (s *Server) fhirPatient(w http.ResponseWriter, r *http.Request) {
+	if p, ok := s.fhirStay(w, r, r.PathValue("id")); ok {
+		writeFHIR(w, http.StatusOK, fhir.PatientOf(p))
+	}
+}
+
+func (s *Server) fhirEpisode(w http.ResponseWriter, r *http.Request) {
+	if p, ok := s.fhirStay(w, r, r.PathValue("id")); ok {
+		writeFHIR(w, http.StatusOK, fhir.EpisodeOfCareOf(p))
+	}
+}
+
+// fhirDevice reads a device bound to a patient of the user's wards; an
+// admin reads any.
+func (s *Server) fhirDevice(w http.ResponseWriter, r *http.Request) {
+	u, _ := CurrentUser(r)
+	id, ok := fhir.ParseID(r.PathValue("id"))
+	if !ok {
+		fhirNotFound(w, "device")
+		return
+	}
+	d, err := s.Registry.Device(r.Context(), vward.DeviceID(id))
+	if errors.Is(err, vward.ErrNotFound) || err == nil && u.Role != RoleAdmin && (d.Ward == "" || !u.Sees(d.Ward)) {
+		fhirNotFound(w, "device")
+		return
+	}
+	if err != nil {
+		s.fhirFailed(w, r, "the registry", err)
+		return
+	}
+	writeFHIR(w, http.StatusOK, fhir.DeviceOf(d))
+}
+
+// fhirBase is the server's FHIR base URL as the client reached it, for
+// the links of a Bundle.
+func (s *Server) fhirBase(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil || s.auth != nil && s.auth.isTLS(r) {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + "/fhir/R4"
+}
+
+// paging is a search's _count and _offset.
+type paging struct{ count, offset int }
+
+// searchQuery splits a search's query: unknown parameters are refused
+// (a misspelt "_cout" is not the default page), _count and _offset are
+// read, and the rest returned for the Bundle's links.
+func searchQuery(q url.Values, known ...string) (url.Values, paging, error) {
+	pg := paging{count: fhirDefaultCount}
+	rest := url.Values{}
+	for k, vs := range q {
+		switch {
+		case k == "_count" || k == "_offset":
+			if len(vs) != 1 {
+				return nil, pg, paramError{k, fmt.Sprintf("%s is given %d times; give it once", k, len(vs))}
+			}
+			n, err := strconv.Atoi(vs[0])
+			if err != nil || n < 0 {
+				return nil, pg, paramError{k, fmt.Sprintf("%s=%q: want a whole number, 0 or more", k, vs[0])}
+			}
+			if k == "_count" {
+				pg.count = min(n, fhirMaxCount)
+			} else {
+				pg.offset = n
+			}
+		case slices.Contains(known, k):
+			rest[k] = vs
+		default:
+			return nil, pg, paramError{k, fmt.Sprintf("unknown search parameter %q: this search takes %s, _count and _offset", k, strings.Join(known, ", "))}
+		}
+	}
+	return rest, pg, nil
+}
+
+// paramError is a refused search parameter.
+type paramError struct{ param, msg string }
+
+func (e paramError) Error() string { return e.msg }
+
+func answerParamError(w http.ResponseWriter, err error) {
+	var pe paramError
+	if errors.As(err, &pe) {
+		badParam(w, pe.param, "%s", pe.msg)
+		return
+	}
+	badParam(w, "", "%v", err)
+}
+
+// page answers one page of a search's results, all of them given.
+func (s *Server) page(w http.ResponseWriter, r *http.Request, kind string, q url.Values, pg paging, all []fhir.Resource) {
+	p := fhir.Page{Base: s.fhirBase(r), Type: kind, Query: q, Count: pg.count, Offset: pg.offset, Total: len(all)}
+	from := min(pg.offset, len(all))
+	writeFHIR(w, http.StatusOK, fhir.Searchset(p, all[from:min(from+pg.count, len(all))]))
+}
+
+// patientParam reads a search's required patient=Patient/<id> or <id>.
+func patientParam(q url.Values) (string, error) {
+	vs := q["patient"]
+	if len(vs) != 1 || vs[0] == "" {
+		return "", paramError{"patient", "patient is required, once: patient=Patient/<id> or patient=<id>"}
+	}
+	return strings.TrimPrefix(vs[0], "Patient/"), nil
+}
+
+// fhirPatients searches the user's wards' patients, discharged stays too,
+// by NHS number.
+func (s *Server) fhirPatients(w http.ResponseWriter, r *http.Request) {
+	q, pg, err := searchQuery(r.URL.Query(), "identifier")
+	if err != nil {
+		answerParamError(w, err)
+		return
+	}
+	var nhs string
+	if vs := q["identifier"]; len(vs) > 0 {
+		sys, val, found := strings.Cut(vs[0], "|")
+		if !found {
+			sys, val = "", vs[0]
+		}
+		if len(vs) > 1 || (sys != "" && sys != fhir.NHSNumber) {
+			badParam(w, "identifier", "identifier: give one, %s|<NHS number> or the number alone", fhir.NHSNumber)
+			return
+		}
+		if nhs, err = devices.NormalizeNHSNumber(val); err != nil {
+			badParam(w, "identifier", "identifier: %v", err)
+			return
+		}
+	}
+	u, _ := CurrentUser(r)
+	ps, err := s.Registry.ListPatients(r.Context(), devices.PatientQuery{Discharged: true})
+	if err != nil {
+		s.fhirFailed(w, r, "the registry", err)
+		return
+	}
+	var all []fhir.Resource
+	for _, p := range ps {
+		if u.Sees(p.Ward) && (nhs == "" || p.NHSNumber == nhs) && fhir.ID(string(p.ID)) != "" {
+			all = append(all, fhir.PatientOf(p))
+		}
+	}
+	s.page(w, r, "Patient", q, pg, all)
+}
+
+// fhirFlags lists a patient's alerts, open and past, most recently
+// changed first.
+func (s *Server) fhirFlags(w http.ResponseWriter, r *http.Request) {
+	q, pg, err := searchQuery(r.URL.Query(), "patient")
+	if err == nil {
+		_, err = patientParam(q)
+	}
+	if err != nil {
+		answerParamError(w, err)
+		return
+	}
+	id, _ := patientParam(q)
+	p, ok := s.fhirStay(w, r, id)
+	if !ok {
+		return
+	}
+	if s.Alerts == nil {
+		writeFHIR(w, http.StatusServiceUnavailable, fhir.Outcome("transient", "alerting is not running"))
+		return
+	}
+	as, err := s.Alerts.Alerts(r.Context(), alerting.Filter{Patient: p.ID, Wards: []vward.WardID{p.Ward}})
+	if err != nil {
+		s.fhirFailed(w, r, "the alerts", err)
+		return
+	}
+	all := make([]fhir.Resource, len(as))
+	for i, a := range as {
+		all[i] = fhir.FlagOf(a)
+	}
+	s.page(w, r, "Flag", q, pg, all)
+}
+
+// obsSearch is an Observation search's filters.
+type obsSearch struct {
+	codes    []codeToken
+	from, to time.Time // effective time in [from, to); zero: open
+}
+
+// codeToken is one [system|]code of a code parameter.
+type codeToken struct{ system, code string }
+
+func (c codeToken) matches(cc fhir.CodeableConcept) bool {
+	for _, cd := range cc.Coding {
+		if cd.Code == c.code && (c.system == "" || c.system == cd.System) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseObsSearch reads an Observation search's code and date parameters.
+func parseObsSearch(q url.Values) (obsSearch, error) {
+	var o obsSearch
+	for _, v := range q["code"] {
+		for _, tok := range strings.Split(v, ",") {
+			sys, code, found := strings.Cut(tok, "|")
+			if !found {
+				sys, code = "", tok
+			}
+			if code == "" {
+				return o, paramError{"code", fmt.Sprintf("code=%q: want [system|]code, such as %s|8867-4", v, fhir.LOINC)}
+			}
+			o.codes = append(o.codes, codeToken{sys, code})
+		}
+	}
+	for _, v := range q["date"] {
+		lo, hi, prefix, err := parseDateParam(v)
+		if err != nil {
+			return o, paramError{"date", err.Error()}
+		}
+		var from, to time.Time
+		switch prefix {
+		case "eq":
+			from, to = lo, hi
+		case "ge":
+			from = lo
+		case "gt":
+			from = hi
+		case "le":
+			to = hi
+		case "lt":
+			to = lo
+		}
+		if !from.IsZero() && (o.from.IsZero() || from.After(o.from)) {
+			o.from = from
+		}
+		if !to.IsZero() && (o.to.IsZero() || to.Before(o.to)) {
+			o.to = to
+		}
+	}
+	return o, nil
+}
+
+// parseDateParam reads [prefix]value of a date parameter as the span
+// [lo, hi) the value stands for: a UTC day for YYYY-MM-DD, a single
+// instant for a dateTime.
+func parseDateParam(v string) (lo, hi time.Time, prefix string, err error) {
+	prefix = "eq"
+	if len(v) > 2 && v[0] >= 'a' && v[0] <= 'z' {
+		prefix, v = v[:2], v[2:]
+		switch prefix {
+		case "eq", "ge", "gt", "le", "lt":
+		default:
+			return lo, hi, "", fmt.Errorf("date prefix %q: want eq, ge, gt, le or lt", prefix)
+		}
+	}
+	if d, err := time.Parse(time.DateOnly, v); err == nil {
+		return d, d.Add(24 * time.Hour), prefix, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return lo, hi, "", fmt.Errorf("date %q: want YYYY-MM-DD or a dateTime with its zone, such as 2026-03-02T08:00:00Z, after eq, ge, gt, le or lt", v)
+	}
+	return t, t.Add(time.Nanosecond), prefix, nil
+}
+
+func (o obsSearch) matches(ob fhir.Observation) bool {
+	at := ob.At()
+	if !o.from.IsZero() && at.Before(o.from) || !o.to.IsZero() && !at.Before(o.to) {
+		return false
+	}
+	if len(o.codes) == 0 {
+		return true
+	}
+	for _, c := range o.codes {
+		if c.matches(ob.Code) {
+			return true
+		}
+	}
+	return false
+}
+
+// fhirObservations searches a patient's readings and NEWS2 scores within
+// their stay, oldest first.
+func (s *Server) fhirObservations(w http.ResponseWriter, r *http.Request) {
+	q, pg, err := searchQuery(r.URL.Query(), "patient", "code", "date")
+	var search obsSearch
+	if err == nil {
+		_, err = patientParam(q)
+	}
+	if err == nil {
+		search, err = parseObsSearch(q)
+	}
+	if err != nil {
+		answerParamError(w, err)
+		return
+	}
+	id, _ := patientParam(q)
+	p, ok := s.fhirStay(w, r, id)
+	if !ok {
+		return
+	}
+	// The stay bounds the search: no reading is the patient's outside it.
+	from, to := p.Admitted, time.Now().Add(time.Hour) // a device's clock may run fast
+	if p.Discharged != nil {
+		to = *p.Discharged
+	}
+	if !search.from.IsZero() && search.from.After(from) {
+		from = search.from
+	}
+	if !search.to.IsZero() && search.to.Before(to) {
+		to = search.to
+	}
+	var all []fhir.Resource
+	if from.Before(to) {
+		f := s.monitor.Freshness()
+		var longest time.Duration
+		for _, d := range f {
+			longest = max(longest, d)
+		}
+		// From a window earlier: the score at from is of the values current then.
+		crs, err := s.chartReadings(r.Context(), p.ID, from.Add(-longest), to)
+		if err != nil {
+			s.fhirFailed(w, r, "the reading history", err)
+			return
+		}
+		rs := make([]fhir.Reading, len(crs))
+		for i, cr := range crs {
+			rs[i] = fhir.Reading{Reading: cr.Reading, Entry: cr.entry}
+		}
+		obs := fhir.Observations(rs)
+		obs = append(obs, fhir.Scores(rs, p.ID, news2.Scale(p.SpO2Scale), f, from, to.Add(-time.Nanosecond))...)
+		fhir.SortByTime(obs)
+		for _, o := range obs {
+			if !o.At().Before(from) && search.matches(o) {
+				all = append(all, o)
+			}
+		}
+	}
+	s.page(w, r, "Observation", q, pg, all)
+}

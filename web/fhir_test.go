@@ -1,0 +1,368 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/fhir/go/fhirversion"
+	"github.com/google/fhir/go/jsonformat"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/alerting"
+	"github.com/vward/vward/devices"
+	"github.com/vward/vward/fhir"
+	"github.com/vward/vward/history"
+	"github.com/vward/vward/news2"
+	"github.com/vward/vward/sqlitedb"
+)
+
+// fhirAPI serves /fhir/R4 on a real registry, alert engine and in-memory
+// history: p1 (w1) has a reading every 10 minutes for the last 3 hours,
+// p2 is on w2, p3 (w1) was discharged.
+type fhirTestAPI struct {
+	*alertAPI
+	t0 time.Time // p1's first reading
+}
+
+func newFHIRAPI(t *testing.T) *fhirTestAPI {
+	t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "vward.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	reg, err := devices.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []vward.WardID{"w1", "w2"} {
+		if err := reg.AddWard(ctx, devices.Ward{ID: w, Name: string(w)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admitted := time.Now().UTC().Add(-6 * time.Hour).Truncate(time.Minute)
+	for _, p := range []devices.Patient{
+		{ID: "p1", Ward: "w1", Name: "Ada", NHSNumber: "9434765919", Born: "1946-12-10", Admitted: admitted},
+		{ID: "p2", Ward: "w2", Name: "Bea", NHSNumber: "9434765870", Admitted: admitted},
+		{ID: "p3", Ward: "w1", Name: "Cy", Admitted: admitted},
+	} {
+		if err := reg.Admit(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := reg.Discharge(ctx, "p3", "recovered", "home", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.AddDevice(ctx, "ox-1", "pulse oximeter"); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Assign(ctx, "ox-1", "p1", admitted); err != nil {
+		t.Fatal(err)
+	}
+	e, err := alerting.OpenEngine(ctx, db, alerting.Config{}, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := alerting.NewMonitor(news2.DefaultFreshness(), nil, e, log)
+	m.Admit(alerting.PatientInfo{ID: "p1", Ward: "w1", Name: "Ada"})
+	m.Admit(alerting.PatientInfo{ID: "p2", Ward: "w2", Name: "Bea"})
+	hist := history.NewMemory(1000)
+	t0 := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Minute)
+	var rs []vward.Reading
+	for i := range 18 {
+		at := t0.Add(time.Duration(i) * 10 * time.Minute)
+		msg := fmt.Sprintf("m%03d", i)
+		rs = append(rs, vward.Reading{Device: "ox-1", Patient: "p1", Ward: "w1", MsgID: msg, Kind: vward.HeartRate, Value: 70 + float64(i), At: at},
+			vward.Reading{Device: "ox-1", Patient: "p1", Ward: "w1", MsgID: msg, Kind: vward.SpO2, Value: 97, At: at})
+	}
+	// A high respiratory rate: a red score, an alert.
+	rs = append(rs, vward.Reading{Device: "ox-1", Patient: "p1", Ward: "w1", MsgID: "m-rr", Kind: vward.RespiratoryRate, Value: 30, At: t0.Add(175 * time.Minute)})
+	if err := hist.WriteReadings(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	m.Observe(rs)
+	s := NewServer(ctx, Deps{Monitor: m, History: hist, Registry: reg, Alerts: e, Log: log})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /fhir/R4/metadata", s.fhirMetadata(time.Now()))
+	mux.Handle("/fhir/R4/", s.fhirAPI())
+	srv := asTestUser(t, mux)
+	return &fhirTestAPI{alertAPI: &alertAPI{url: srv.URL, engine: e, monitor: m}, t0: t0}
+}
+
+// get asks as a user and checks the answer is FHIR JSON that the strict
+// R4 parser reads.
+func (a *fhirTestAPI) get(t *testing.T, user, path string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", a.url+path, nil)
+	req.Header.Set("X-Test-User", user)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); ct != "application/fhir+json" {
+		t.Errorf("GET %s: Content-Type %q", path, ct)
+	}
+	u, err := jsonformat.NewUnmarshaller("UTC", fhirversion.R4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.UnmarshalR4(b); err != nil {
+		t.Errorf("GET %s: not FHIR R4: %v\n%s", path, err, b)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp.StatusCode, out
+}
+
+// outcomeNames checks an answer is an OperationOutcome naming param.
+func outcomeNames(t *testing.T, what string, body map[string]any, param string) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	var oo fhir.OperationOutcome
+	_ = json.Unmarshal(b, &oo)
+	if oo.ResourceType != "OperationOutcome" || len(oo.Issue) != 1 || len(oo.Issue[0].Expression) != 1 || oo.Issue[0].Expression[0] != param {
+		t.Errorf("%s: want an OperationOutcome naming %s, got %s", what, param, b)
+	}
+}
+
+func TestFHIRReadsOnlyTheUsersWards(t *testing.T) {
+	api := newFHIRAPI(t)
+	code, p := api.get(t, alice, "/fhir/R4/Patient/p1")
+	if code != http.StatusOK || p["resourceType"] != "Patient" || p["birthDate"] != "1946-12-10" {
+		t.Errorf("alice reads p1: %d %v", code, p)
+	}
+	ids, _ := json.Marshal(p["identifier"])
+	if !strings.Contains(string(ids), `"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"`) {
+		t.Errorf("p1's identifier: %s", ids)
+	}
+	// Another ward's patient, and one that does not exist, answer alike.
+	for _, path := range []string{
+		"/fhir/R4/Patient/p2", "/fhir/R4/Patient/nobody", "/fhir/R4/EpisodeOfCare/p2",
+		"/fhir/R4/Observation?patient=p2", "/fhir/R4/Flag?patient=Patient/p2",
+	} {
+		code, body := api.get(t, alice, path)
+		if code != http.StatusNotFound || body["resourceType"] != "OperationOutcome" {
+			t.Errorf("alice asks for %s: %d %v, want 404", path, code, body)
+		}
+	}
+	if code, _ := api.get(t, "root:admin:", "/fhir/R4/Patient/p2"); code != http.StatusOK {
+		t.Errorf("an admin reads p2: %d", code)
+	}
+	// The search finds only w1's patients, the discharged stay too.
+	_, b := api.get(t, alice, "/fhir/R4/Patient")
+	if b["total"] != 2.0 {
+		t.Errorf("alice's patients: %v, want p1 and p3", b)
+	}
+	_, b = api.get(t, alice, "/fhir/R4/Patient?identifier="+url.QueryEscape(fhir.NHSNumber+"|9434765870"))
+	if b["total"] != 0.0 {
+		t.Errorf("alice finds w2's patient by NHS number: %v", b)
+	}
+	_, b = api.get(t, "bob:clinician:w2", "/fhir/R4/Patient?identifier=943+476+5870")
+	if b["total"] != 1.0 {
+		t.Errorf("bob finds his patient by NHS number: %v", b)
+	}
+	code, ep := api.get(t, alice, "/fhir/R4/EpisodeOfCare/p3")
+	if code != http.StatusOK || ep["status"] != "finished" {
+		t.Errorf("p3's stay: %d %v", code, ep)
+	}
+	if code, d := api.get(t, alice, "/fhir/R4/Device/ox-1"); code != http.StatusOK || d["resourceType"] != "Device" {
+		t.Errorf("alice reads p1's device: %d %v", code, d)
+	}
+	if code, _ := api.get(t, "bob:clinician:w2", "/fhir/R4/Device/ox-1"); code != http.StatusNotFound {
+		t.Errorf("bob reads w1's device: %d, want 404", code)
+	}
+}
+
+func TestFHIRObservationSearch(t *testing.T) {
+	api := newFHIRAPI(t)
+	search := func(q string) map[string]any {
+		t.Helper()
+		code, b := api.get(t, alice, "/fhir/R4/Observation?patient=p1"+q)
+		if code != http.StatusOK {
+			t.Fatalf("search %s: %d %v", q, code, b)
+		}
+		return b
+	}
+	hr := "&code=" + url.QueryEscape(fhir.LOINC+"|8867-4")
+	b := search(hr + "&_count=1000")
+	if b["total"] != 18.0 {
+		t.Fatalf("heart rates: total %v, want 18", b["total"])
+	}
+	entries := b["entry"].([]any)
+	if len(entries) != 18 {
+		t.Errorf("_count=1000 gives %d entries, want all 18 (up to %d)", len(entries), fhirMaxCount)
+	}
+	first := entries[0].(map[string]any)["resource"].(map[string]any)
+	if first["effectiveDateTime"] != fhir.DateTime(api.t0) {
+		t.Errorf("first heart rate at %v, want %v: oldest first", first["effectiveDateTime"], fhir.DateTime(api.t0))
+	}
+	// NEWS2 scores are found by their SNOMED code, marked partial: only
+	// SpO2, pulse and at the end respiratory rate were measured.
+	b = search("&code=1104051000000101")
+	if n, _ := b["total"].(float64); n < 2 {
+		t.Fatalf("NEWS2 scores: %v", b)
+	}
+	for _, e := range b["entry"].([]any) {
+		o := e.(map[string]any)["resource"].(map[string]any)
+		if o["status"] != "preliminary" {
+			t.Errorf("a partial NEWS2 is %v, want preliminary", o["status"])
+		}
+	}
+
+	// Paging: 18 heart rates, 5 a page.
+	links := func(b map[string]any) map[string]string {
+		out := map[string]string{}
+		for _, l := range b["link"].([]any) {
+			m := l.(map[string]any)
+			out[m["relation"].(string)] = m["url"].(string)
+		}
+		return out
+	}
+	b = search(hr + "&_count=5")
+	l := links(b)
+	if len(b["entry"].([]any)) != 5 || l["previous"] != "" || l["next"] == "" {
+		t.Errorf("first page: %d entries, links %v", len(b["entry"].([]any)), l)
+	}
+	next, _ := url.Parse(l["next"])
+	if next.Query().Get("_offset") != "5" || next.Query().Get("_count") != "5" || next.Query().Get("patient") != "p1" {
+		t.Errorf("next link %s", l["next"])
+	}
+	b = search(hr + "&_count=5&_offset=15")
+	l = links(b)
+	if len(b["entry"].([]any)) != 3 || l["next"] != "" || l["previous"] == "" {
+		t.Errorf("last page: %d entries, links %v", len(b["entry"].([]any)), l)
+	}
+	if prev, _ := url.Parse(l["previous"]); prev.Query().Get("_offset") != "10" {
+		t.Errorf("previous link %s", l["previous"])
+	}
+	b = search(hr + "&_count=5&_offset=40")
+	if b["total"] != 18.0 || b["entry"] != nil {
+		t.Errorf("past the end: %v", b)
+	}
+	b = search(hr + "&_count=0")
+	if b["total"] != 18.0 || b["entry"] != nil || len(links(b)) != 1 {
+		t.Errorf("_count=0: %v, want the total alone", b)
+	}
+
+	// date ge and le are inclusive, gt and lt are not, at the instant.
+	at := func(i int) string {
+		return url.QueryEscape(fhir.DateTime(api.t0.Add(time.Duration(i) * 10 * time.Minute)))
+	}
+	for _, c := range []struct {
+		q    string
+		want float64
+	}{
+		{"&date=ge" + at(3) + "&date=le" + at(5), 3},
+		{"&date=gt" + at(3) + "&date=lt" + at(5), 1},
+		{"&date=ge" + at(17), 1},
+		{"&date=le" + at(0), 1},
+		{"&date=lt" + at(0), 0},
+		{"&date=" + at(4), 1},
+		{"&date=ge" + at(5) + "&date=le" + at(3), 0},
+		{"&date=" + api.t0.Format(time.DateOnly), float64(18 - countBeforeDay(api.t0, 18))},
+	} {
+		if b := search(hr + c.q); b["total"] != c.want {
+			t.Errorf("%s: total %v, want %v", c.q, b["total"], c.want)
+		}
+	}
+}
+
+// countBeforeDay counts the 10-minute readings from t0 that fall on a
+// later UTC day than t0's, which a date=<t0's day> search leaves out.
+func countBeforeDay(t0 time.Time, n int) int {
+	c := 0
+	for i := range n {
+		if t0.Add(time.Duration(i)*10*time.Minute).YearDay() != t0.YearDay() {
+			c++
+		}
+	}
+	return c
+}
+
+func TestFHIRBadParameters(t *testing.T) {
+	api := newFHIRAPI(t)
+	for _, c := range []struct{ path, param string }{
+		{"/fhir/R4/Observation", "patient"},
+		{"/fhir/R4/Observation?patient=p1&_count=ten", "_count"},
+		{"/fhir/R4/Observation?patient=p1&_count=-1", "_count"},
+		{"/fhir/R4/Observation?patient=p1&_count=1&_count=2", "_count"},
+		{"/fhir/R4/Observation?patient=p1&_offset=x", "_offset"},
+		{"/fhir/R4/Observation?patient=p1&date=yesterday", "date"},
+		{"/fhir/R4/Observation?patient=p1&date=ap2026-03-01", "date"},
+		{"/fhir/R4/Observation?patient=p1&date=2026-03-02T08:00:00", "date"},
+		{"/fhir/R4/Observation?patient=p1&code=", "code"},
+		{"/fhir/R4/Observation?patient=p1&cod=8867-4", "cod"},
+		{"/fhir/R4/Flag", "patient"},
+		{"/fhir/R4/Patient?identifier=123", "identifier"},
+		{"/fhir/R4/Patient?identifier=" + url.QueryEscape("urn:other|9434765919"), "identifier"},
+	} {
+		code, b := api.get(t, alice, c.path)
+		if code != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", c.path, code)
+		}
+		outcomeNames(t, c.path, b, c.param)
+	}
+	if code, b := api.get(t, alice, "/fhir/R4/Encounter/1"); code != http.StatusNotFound || b["resourceType"] != "OperationOutcome" {
+		t.Errorf("an unserved resource: %d %v", code, b)
+	}
+}
+
+func TestFHIRFlags(t *testing.T) {
+	api := newFHIRAPI(t)
+	code, b := api.get(t, alice, "/fhir/R4/Flag?patient=p1")
+	if code != http.StatusOK || b["total"] != 1.0 {
+		t.Fatalf("p1's flags: %d %v", code, b)
+	}
+	f := b["entry"].([]any)[0].(map[string]any)["resource"].(map[string]any)
+	if f["status"] != "active" || !strings.Contains(mustJSON(f["code"]), `"code":"news2"`) {
+		t.Errorf("p1's NEWS2 flag: %v", f)
+	}
+}
+
+// TestFHIRServesWhatItSays asks for each interaction the
+// CapabilityStatement lists, and finds it served.
+func TestFHIRServesWhatItSays(t *testing.T) {
+	api := newFHIRAPI(t)
+	code, cs := api.get(t, alice, "/fhir/R4/metadata")
+	if code != http.StatusOK || cs["resourceType"] != "CapabilityStatement" || cs["fhirVersion"] != "4.0.1" {
+		t.Fatalf("metadata: %d %v", code, cs)
+	}
+	ids := map[string]string{"Patient": "p1", "EpisodeOfCare": "p1", "Device": "ox-1"}
+	for _, r := range fhir.Served {
+		for _, in := range r.Interaction {
+			path := "/fhir/R4/" + r.Type
+			switch in.Code {
+			case "read":
+				path += "/" + ids[r.Type]
+			case "search-type":
+				path += "?patient=p1"
+				if r.Type == "Patient" {
+					path = "/fhir/R4/Patient?identifier=9434765919"
+				}
+			}
+			if code, b := api.get(t, alice, path); code != http.StatusOK {
+				t.Errorf("%s %s: %d %v", r.Type, in.Code, code, b)
+			}
+		}
+	}
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
