@@ -396,8 +396,8 @@ func (o obsSearch) matches(ob fhir.Observation) bool {
 	return false
 }
 
-// fhirObservations searches a patient's readings and NEWS2 scores within
-// their stay, oldest first.
+// fhirObservations searches a patient's readings and NEWS2 scores,
+// oldest first.
 func (s *Server) fhirObservations(w http.ResponseWriter, r *http.Request) {
 	q, pg, err := searchQuery(r.URL.Query(), "patient", "code", "date")
 	var search obsSearch
@@ -416,11 +416,11 @@ func (s *Server) fhirObservations(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	// The stay bounds the search: no reading is the patient's outside it.
-	from, to := p.Admitted, time.Now().Add(time.Hour) // a device's clock may run fast
-	if p.Discharged != nil {
-		to = *p.Discharged
-	}
+	// Not bounded by the stay: a device bound before the admission (set
+	// up at the bedside) measured for the patient, and the history holds
+	// only what was attributed to them. An hour ahead: a device's clock
+	// may run fast.
+	from, to := time.Unix(0, 0).UTC(), time.Now().Add(time.Hour)
 	if !search.from.IsZero() && search.from.After(from) {
 		from = search.from
 	}
