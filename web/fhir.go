@@ -268,14 +268,14 @@ func (s *Server) fhirPatients(w http.ResponseWriter, r *http.Request) {
 // changed first.
 func (s *Server) fhirFlags(w http.ResponseWriter, r *http.Request) {
 	q, pg, err := searchQuery(r.URL.Query(), "patient")
+	var id string
 	if err == nil {
-		_, err = patientParam(q)
+		id, err = patientParam(q)
 	}
 	if err != nil {
 		answerParamError(w, err)
 		return
 	}
-	id, _ := patientParam(q)
 	p, ok := s.fhirStay(w, r, id)
 	if !ok {
 		return
@@ -400,9 +400,10 @@ func (o obsSearch) matches(ob fhir.Observation) bool {
 // oldest first.
 func (s *Server) fhirObservations(w http.ResponseWriter, r *http.Request) {
 	q, pg, err := searchQuery(r.URL.Query(), "patient", "code", "date")
+	var id string
 	var search obsSearch
 	if err == nil {
-		_, err = patientParam(q)
+		id, err = patientParam(q)
 	}
 	if err == nil {
 		search, err = parseObsSearch(q)
@@ -411,7 +412,6 @@ func (s *Server) fhirObservations(w http.ResponseWriter, r *http.Request) {
 		answerParamError(w, err)
 		return
 	}
-	id, _ := patientParam(q)
 	p, ok := s.fhirStay(w, r, id)
 	if !ok {
 		return

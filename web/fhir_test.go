@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -365,4 +366,67 @@ func TestFHIRServesWhatItSays(t *testing.T) {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+func TestParseDateParam(t *testing.T) {
+	day := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	at := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		in         string
+		lo, hi     time.Time
+		prefix     string
+		wantFailed bool
+	}{
+		{in: "2026-03-02", lo: day, hi: day.Add(24 * time.Hour), prefix: "eq"},
+		{in: "ge2026-03-02", lo: day, hi: day.Add(24 * time.Hour), prefix: "ge"},
+		{in: "le2026-03-02T08:00:00Z", lo: at, hi: at.Add(time.Nanosecond), prefix: "le"},
+		{in: "gt2026-03-02T09:00:00+01:00", lo: at, hi: at.Add(time.Nanosecond), prefix: "gt"},
+		{in: "lt2026-03-02T08:00:00.5Z", lo: at.Add(500 * time.Millisecond), hi: at.Add(500*time.Millisecond + time.Nanosecond), prefix: "lt"},
+		{in: "sa2026-03-02", wantFailed: true}, // FHIR's "starts after": not served
+		{in: "2026-03-02T08:00:00", wantFailed: true},
+		{in: "2026-3-2", wantFailed: true},
+		{in: "ge", wantFailed: true},
+		{in: "", wantFailed: true},
+	} {
+		lo, hi, prefix, err := parseDateParam(c.in)
+		if c.wantFailed {
+			if err == nil {
+				t.Errorf("parseDateParam(%q) = %v, %v, %q; want an error", c.in, lo, hi, prefix)
+			}
+			continue
+		}
+		if err != nil || !lo.Equal(c.lo) || !hi.Equal(c.hi) || prefix != c.prefix {
+			t.Errorf("parseDateParam(%q) = %v, %v, %q, %v; want %v, %v, %q", c.in, lo, hi, prefix, err, c.lo, c.hi, c.prefix)
+		}
+	}
+}
+
+func TestSearchQueryPaging(t *testing.T) {
+	for _, c := range []struct {
+		q          string
+		count, off int
+		badParam   string
+	}{
+		{q: "", count: fhirDefaultCount},
+		{q: "_count=0", count: 0},
+		{q: "_count=7&_offset=14", count: 7, off: 14},
+		{q: "_count=100000", count: fhirMaxCount},
+		{q: "_count=1.5", badParam: "_count"},
+		{q: "_count=", badParam: "_count"},
+		{q: "_offset=-3", badParam: "_offset"},
+		{q: "_count=1&_count=1", badParam: "_count"},
+		{q: "_sort=date", badParam: "_sort"},
+	} {
+		v, _ := url.ParseQuery(c.q)
+		_, pg, err := searchQuery(v, "patient")
+		var pe paramError
+		switch {
+		case c.badParam != "":
+			if !errors.As(err, &pe) || pe.param != c.badParam {
+				t.Errorf("%q: %v, want a refusal of %s", c.q, err, c.badParam)
+			}
+		case err != nil || pg.count != c.count || pg.offset != c.off:
+			t.Errorf("%q: %+v %v, want count %d offset %d", c.q, pg, err, c.count, c.off)
+		}
+	}
 }
