@@ -73,5 +73,5 @@ func Capability(date, version string) CapabilityStatement {
 		Software: Software{Name: "vward", Version: version}, FHIRVersion: "4.0.1",
 		Format: []string{"application/fhir+json"},
 		Rest: []CapabilityRest{{Mode: "server", Resource: Served,
-			Documentation: "Read-only. A signed-in clinician's board session reads its own wards' patients; any other patient is not found."}}}
+			Documentation: "Read-only. A signed-in clinician's board session, or a machine client's API token (Authorization: Bearer), reads its own wards' patients; any other patient is not found."}}}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/fhir"
 	"github.com/vward/vward/news2"
+	"github.com/vward/vward/tokens"
 )
 
 // The read-only FHIR R4 interface (docs/fhir.md). The CapabilityStatement
@@ -67,18 +68,62 @@ func (s *Server) fhirAPI() http.Handler {
 	return api
 }
 
-// fhirSession is Auth.Require for FHIR clients: the same session, its
-// refusal an OperationOutcome. Every FHIR route is a GET, so there is no
-// CSRF token to check.
+// fhirSession is Auth.Require for FHIR clients: a board session, or a
+// machine client's Bearer token, which reads as a viewer of the token's
+// wards; a refusal is an OperationOutcome. Every FHIR route is a GET, so
+// there is no CSRF token to check. A request that sends an Authorization
+// header is judged by it alone, never by a cookie beside it.
 func (s *Server) fhirSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := r.Header.Get("Authorization"); h != "" {
+			u, ok := s.tokenUser(w, r, h)
+			if ok {
+				next.ServeHTTP(w, r.WithContext(WithUser(r.Context(), u)))
+			}
+			return
+		}
 		sess, ok := s.auth.session(r)
 		if !ok {
-			writeFHIR(w, http.StatusUnauthorized, fhir.Outcome("login", "sign in first"))
+			writeFHIR(w, http.StatusUnauthorized, fhir.Outcome("login", "sign in first, or send Authorization: Bearer <API token>"))
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(WithUser(r.Context(), sess.User)))
 	})
+}
+
+// tokenUser reads an Authorization header's Bearer token, audited as a
+// use by the token store.
+func (s *Server) tokenUser(w http.ResponseWriter, r *http.Request, header string) (User, bool) {
+	scheme, secret, _ := strings.Cut(header, " ")
+	if !strings.EqualFold(scheme, "Bearer") || s.Tokens == nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="vward"`)
+		writeFHIR(w, http.StatusUnauthorized, fhir.Outcome("login", "Authorization: want Bearer and an API token"))
+		return User{}, false
+	}
+	t, err := s.Tokens.Authenticate(r.Context(), strings.TrimSpace(secret), r.Method+" "+auditedRequest(r.URL))
+	if errors.Is(err, tokens.ErrRefused) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="vward", error="invalid_token"`)
+		writeFHIR(w, http.StatusUnauthorized, fhir.Outcome("login", "the API token is unknown or revoked"))
+		return User{}, false
+	}
+	if err != nil {
+		s.fhirFailed(w, r, "the API tokens", err)
+		return User{}, false
+	}
+	return User{Username: "token:" + t.Name, Role: RoleViewer, Wards: t.Wards}, true
+}
+
+// auditedRequest is a request as a token's audit records it: the path and
+// the search, but an NHS number searched for, which stays out of audits.
+func auditedRequest(u *url.URL) string {
+	q := u.Query()
+	if q.Has("identifier") {
+		q.Set("identifier", "…")
+	}
+	if len(q) == 0 {
+		return u.Path
+	}
+	return u.Path + "?" + q.Encode()
 }
 
 func writeFHIR(w http.ResponseWriter, status int, v any) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/vward/vward/history"
 	"github.com/vward/vward/news2"
 	"github.com/vward/vward/sqlitedb"
+	"github.com/vward/vward/tokens"
 )
 
 // fhirAPI serves /fhir/R4 on a real registry, alert engine and in-memory
@@ -31,7 +33,9 @@ import (
 // p2 is on w2, p3 (w1) was discharged.
 type fhirTestAPI struct {
 	*alertAPI
-	t0 time.Time // p1's first reading
+	t0     time.Time     // p1's first reading
+	tokens *tokens.Store // the API tokens
+	bearer string        // the server's URL behind fhirSession, for tokens
 }
 
 func newFHIRAPI(t *testing.T) *fhirTestAPI {
@@ -93,12 +97,19 @@ func newFHIRAPI(t *testing.T) *fhirTestAPI {
 		t.Fatal(err)
 	}
 	m.Observe(rs)
-	s := NewServer(ctx, Deps{Monitor: m, History: hist, Registry: reg, Alerts: e, Log: log})
+	tok, err := tokens.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(ctx, Deps{Monitor: m, History: hist, Registry: reg, Alerts: e, Tokens: tok, Log: log})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /fhir/R4/metadata", s.fhirMetadata(time.Now()))
 	mux.Handle("/fhir/R4/", s.fhirAPI())
+	s.tokenRoutes(mux)
 	srv := asTestUser(t, mux)
-	return &fhirTestAPI{alertAPI: &alertAPI{url: srv.URL, engine: e, monitor: m}, t0: t0}
+	bearer := httptest.NewServer(s.fhirSession(s.fhirAPI()))
+	t.Cleanup(bearer.Close)
+	return &fhirTestAPI{alertAPI: &alertAPI{url: srv.URL, engine: e, monitor: m}, t0: t0, tokens: tok, bearer: bearer.URL}
 }
 
 // get asks as a user and checks the answer is FHIR JSON that the strict
@@ -428,5 +439,113 @@ func TestSearchQueryPaging(t *testing.T) {
 		case err != nil || pg.count != c.count || pg.offset != c.off:
 			t.Errorf("%q: %+v %v, want count %d offset %d", c.q, pg, err, c.count, c.off)
 		}
+	}
+}
+
+// A machine client's token reads its wards' patients as a viewer would,
+// and nothing once revoked; every use is in the token's audit, without
+// the NHS numbers searched for.
+func TestFHIRBearerTokens(t *testing.T) {
+	api := newFHIRAPI(t)
+	ctx := context.Background()
+	secret, _, err := api.tokens.Create(ctx, "gp-system", []vward.WardID{"w1"}, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(auth, path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", api.bearer+path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for path, want := range map[string]int{
+		"/fhir/R4/Patient/p1":                    http.StatusOK,
+		"/fhir/R4/Observation?patient=p1":        http.StatusOK,
+		"/fhir/R4/Patient/p2":                    http.StatusNotFound,
+		"/fhir/R4/Flag?patient=p2":               http.StatusNotFound,
+		"/fhir/R4/Patient?identifier=9434765919": http.StatusOK,
+	} {
+		if code, b := get("Bearer "+secret, path); code != want {
+			t.Errorf("the w1 token GET %s: %d %s, want %d", path, code, b, want)
+		}
+	}
+	if _, b := get("Bearer "+secret, "/fhir/R4/Patient?identifier=9434765870"); !strings.Contains(b, `"total":0`) {
+		t.Errorf("the w1 token finds w2's patient: %s", b)
+	}
+	for _, auth := range []string{"Bearer vwt_guess", "Basic " + secret, secret, "Bearer"} {
+		if code, b := get(auth, "/fhir/R4/Patient/p1"); code != http.StatusUnauthorized || !strings.Contains(b, "OperationOutcome") {
+			t.Errorf("Authorization %q: %d %s, want a 401 OperationOutcome", auth, code, b)
+		}
+	}
+	if err := api.tokens.Revoke(ctx, "gp-system", "root", "contract ended"); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := get("Bearer "+secret, "/fhir/R4/Patient/p1"); code != http.StatusUnauthorized {
+		t.Errorf("a revoked token: %d, want 401", code)
+	}
+	uses, err := api.tokens.Audit(ctx, "gp-system", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var used, refused int
+	for _, u := range uses {
+		if strings.Contains(u.Detail, "9434765") {
+			t.Errorf("the audit names an NHS number: %+v", u)
+		}
+		switch u.Action {
+		case "token.use":
+			used++
+		case "token.refused":
+			refused++
+		}
+	}
+	if used != 6 || refused != 1 {
+		t.Errorf("audit: %d uses and %d refusals, want 6 and 1: %+v", used, refused, uses)
+	}
+}
+
+// Only an admin manages tokens; a token's secret is answered once, at
+// its creation, and its wards must exist.
+func TestTokenAPI(t *testing.T) {
+	api := newFHIRAPI(t)
+	const root = "root:admin:"
+	if code, _ := api.do(t, alice, "POST", "/api/v1/tokens", `{"name":"gp","wards":["w1"]}`); code != http.StatusForbidden {
+		t.Errorf("a clinician creates a token: %d, want 403", code)
+	}
+	if code, _ := api.do(t, alice, "GET", "/api/v1/tokens", ""); code != http.StatusForbidden {
+		t.Errorf("a clinician lists tokens: %d, want 403", code)
+	}
+	if code, b := api.do(t, root, "POST", "/api/v1/tokens", `{"name":"gp","wards":["w9"]}`); code != http.StatusBadRequest {
+		t.Errorf("a token for an unknown ward: %d %s, want 400", code, b)
+	}
+	code, b := api.do(t, root, "POST", "/api/v1/tokens", `{"name":"gp","wards":["w1"]}`)
+	var created struct {
+		Secret string       `json:"secret"`
+		Token  tokens.Token `json:"token"`
+	}
+	if err := json.Unmarshal(b, &created); code != http.StatusCreated || err != nil || !strings.HasPrefix(created.Secret, tokens.Prefix) || created.Token.CreatedBy != "root" {
+		t.Fatalf("create: %d %s", code, b)
+	}
+	code, b = api.do(t, root, "GET", "/api/v1/tokens", "")
+	if code != http.StatusOK || strings.Contains(string(b), created.Secret) || !strings.Contains(string(b), `"name":"gp"`) {
+		t.Errorf("list: %d %s", code, b)
+	}
+	if code, b := api.do(t, root, "POST", "/api/v1/tokens/gp/revoke", `{"reason":"test"}`); code != http.StatusNoContent {
+		t.Errorf("revoke: %d %s", code, b)
+	}
+	if code, _ := api.do(t, root, "POST", "/api/v1/tokens/gp/revoke", `{"reason":"again"}`); code != http.StatusConflict {
+		t.Errorf("revoke twice: %d, want 409", code)
+	}
+	code, b = api.do(t, root, "GET", "/api/v1/tokens/gp/audit", "")
+	if code != http.StatusOK || !strings.Contains(string(b), "token.revoke") || !strings.Contains(string(b), "token.create") {
+		t.Errorf("audit: %d %s", code, b)
 	}
 }

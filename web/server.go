@@ -24,6 +24,7 @@ import (
 	"github.com/vward/vward/observations"
 	"github.com/vward/vward/planstore"
 	"github.com/vward/vward/registrysync"
+	"github.com/vward/vward/tokens"
 )
 
 //go:embed static
@@ -98,6 +99,9 @@ type Deps struct {
 	// Notify serves the delivery logs and the notification settings
 	// (notify.go); nil leaves those routes out.
 	Notify *notify.Dispatcher
+	// Tokens lets machine clients read FHIR with a Bearer token, and
+	// admins manage the tokens (tokens.go); nil leaves both out.
+	Tokens *tokens.Store
 	Log    *slog.Logger
 }
 
@@ -178,6 +182,7 @@ func (s *Server) Handler() http.Handler {
 	s.handoverRoutes(api)    // /api/v1/alerts/{id}/handover(s), /api/v1/handovers/{id}/outcome (handovers.go)
 	s.burdenRoutes(api)      // /api/v1/wards/{id}/alarm-burden (burden.go)
 	s.notifyRoutes(api)      // /api/v1/alerts/{id}/notifications, /api/v1/notify/… (notify.go)
+	s.tokenRoutes(api)       // /api/v1/tokens… (tokens.go)
 	mux.Handle("/api/", s.auth.Require(api))
 	s.fhirRoutes(mux) // /fhir/R4/… (fhir.go)
 	h := secure(mux)

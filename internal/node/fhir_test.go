@@ -77,8 +77,57 @@ func TestFHIRReadingOverMQTTAndWards(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != want || resp.Header.Get("Content-Type") != "application/fhir+json" {
-			t.Errorf("GET %s without a session: %d %s, want %d application/fhir+json", path, resp.StatusCode, resp.Header.Get("Content-Type"), want)
+		if resp.StatusCode != want || resp.Header.Get("Content-Type") != "application/fhir+json" || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("GET %s without a session: %d %s %q, want %d application/fhir+json no-store", path, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"), want)
 		}
+	}
+}
+
+// A machine client's token, created by an admin over REST, reads its
+// ward's patient and not another ward's, and nothing once revoked.
+func TestFHIRTokenForAWard(t *testing.T) {
+	s := start(t)
+	ctx := context.Background()
+	if err := s.node.Registry.AddWard(ctx, devices.Ward{ID: "w2", Name: "Frailty"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.node.Registry.Admit(ctx, devices.Patient{ID: "p2", Ward: "w2", Name: "Other Patient"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.node.Registry.AddClinician(ctx, devices.Clinician{Username: "root", Role: "admin"}, password); err != nil {
+		t.Fatal(err)
+	}
+	admin := signIn(t, s.node.URL(), "root")
+	var created struct {
+		Secret string `json:"secret"`
+	}
+	if code := admin.do("POST", "/api/v1/tokens", map[string]any{"name": "gp-system", "wards": []string{"w1"}}, &created); code != http.StatusCreated || created.Secret == "" {
+		t.Fatalf("create a token: %d", code)
+	}
+	get := func(path string) int {
+		req, _ := http.NewRequest("GET", s.node.URL()+path, nil)
+		req.Header.Set("Authorization", "Bearer "+created.Secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for path, want := range map[string]int{
+		"/fhir/R4/Patient/p1": http.StatusOK, "/fhir/R4/Observation?patient=p1": http.StatusOK,
+		"/fhir/R4/Patient/p2": http.StatusNotFound, "/fhir/R4/Observation?patient=p2": http.StatusNotFound,
+		// A FHIR token is no session for the rest of the API.
+		"/api/v1/patients": http.StatusUnauthorized,
+	} {
+		if code := get(path); code != want {
+			t.Errorf("the w1 token GET %s: %d, want %d", path, code, want)
+		}
+	}
+	if code := admin.do("POST", "/api/v1/tokens/gp-system/revoke", map[string]string{"reason": "contract ended"}, nil); code != http.StatusNoContent {
+		t.Fatalf("revoke: %d", code)
+	}
+	if code := get("/fhir/R4/Patient/p1"); code != http.StatusUnauthorized {
+		t.Errorf("a revoked token: %d, want 401", code)
 	}
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/vward/vward/planstore"
 	"github.com/vward/vward/registrysync"
 	"github.com/vward/vward/sqlitedb"
+	"github.com/vward/vward/tokens"
 	"github.com/vward/vward/web"
 )
 
@@ -84,14 +85,16 @@ type Node struct {
 	// Observations are the observations people enter, and how they reach
 	// the monitor and the history.
 	Observations *observations.Service
-	Notes        *notes.Store      // the patients' notes and contact log
-	CarePlans    *planstore.Store  // the patients' care plans, versioned
-	Handovers    *handover.Service // SBARD handovers from alerts, and their outcomes
-	Sync         *registrysync.Sync
-	Hub          *web.Hub
-	Auth         *web.Auth
-	Pipeline     *ingest.Pipeline
-	Source       *mqttsource.Source
+	Notes        *notes.Store     // the patients' notes and contact log
+	CarePlans    *planstore.Store // the patients' care plans, versioned
+	// Tokens are the machine clients' API tokens, for FHIR.
+	Tokens    *tokens.Store
+	Handovers *handover.Service // SBARD handovers from alerts, and their outcomes
+	Sync      *registrysync.Sync
+	Hub       *web.Hub
+	Auth      *web.Auth
+	Pipeline  *ingest.Pipeline
+	Source    *mqttsource.Source
 	// Metrics is this node's Prometheus registry, served on /metrics. It
 	// is not the global one, so a test may run several nodes.
 	Metrics  *prometheus.Registry
@@ -176,6 +179,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(err)
 	}
 	if n.CarePlans, err = planstore.Open(ctx, db, n.Registry); err != nil {
+		return fail(err)
+	}
+	if n.Tokens, err = tokens.Open(ctx, db); err != nil {
 		return fail(err)
 	}
 	handovers, err := handover.Open(ctx, db)
@@ -308,7 +314,7 @@ func (n *Node) Run(ctx context.Context) error {
 		Wards: n.Registry, Registry: n.Registry, Checks: checks, Status: n.Status, Log: n.log,
 		Ops: web.Ops{Rejections: n.Dead, Metrics: n.Metrics, Registerer: n.Metrics}, Alerts: n.Alerts, Sync: n.Sync,
 		Observations: n.Observations, Notes: n.Notes, CarePlans: n.CarePlans, Handovers: n.Handovers,
-		Notify: n.Notify,
+		Notify: n.Notify, Tokens: n.Tokens,
 	})
 	g, gctx := errgroup.WithContext(ctx)
 	if n.historyDown != nil {
