@@ -76,6 +76,7 @@ not parse as its flag would is an error, not ignored.`,
 	root.AddCommand(newWardsCmd(), newPatientsCmd(), newUsersCmd()) // the registry (registry.go)
 	root.AddCommand(newAlertsCmd())                                 // handovers from alerts (alerts.go)
 	root.AddCommand(newNotifyCmd())                                 // who is told of alerts (notify.go)
+	root.AddCommand(newTokensCmd())                                 // machine clients of FHIR (tokens.go)
 	root.AddCommand(newSimulateCmd(), newReplayCmd(), newBenchCmd())
 	root.AddCommand(newBackupCmd(), newHealthcheckCmd()) // operations (backup.go, healthcheck.go)
 	root.AddCommand(newSafetyCmd())                      // the hazard log (safety.go)
