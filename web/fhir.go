@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -21,8 +22,9 @@ import (
 
 // The read-only FHIR R4 interface (docs/fhir.md). The CapabilityStatement
 // is public, as FHIR clients read it before they sign in; everything else
-// needs a board session and shows only the user's wards: another ward's
-// patient is not found, as on the rest of the API.
+// needs a board session or a machine client's API token and shows only
+// its wards: another ward's patient is not found, as on the rest of the
+// API.
 
 // FHIR paging: a page holds fhirDefaultCount entries unless _count says
 // otherwise, and never more than fhirMaxCount.
@@ -217,7 +219,9 @@ type paging struct{ count, offset int }
 func searchQuery(q url.Values, known ...string) (url.Values, paging, error) {
 	pg := paging{count: fhirDefaultCount}
 	rest := url.Values{}
-	for k, vs := range q {
+	// In order, so that of two bad parameters the same one is named each time.
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		vs := q[k]
 		switch {
 		case k == "_count" || k == "_offset":
 			if len(vs) != 1 {

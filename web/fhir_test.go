@@ -332,6 +332,10 @@ func TestFHIRBadParameters(t *testing.T) {
 	if code, b := api.get(t, alice, "/fhir/R4/Encounter/1"); code != http.StatusNotFound || b["resourceType"] != "OperationOutcome" {
 		t.Errorf("an unserved resource: %d %v", code, b)
 	}
+	// Read-only: a write is not served.
+	if code, b := api.do(t, alice, "POST", "/fhir/R4/Patient", `{"resourceType":"Patient"}`); code != http.StatusNotFound || !strings.Contains(string(b), "not-supported") {
+		t.Errorf("POST /fhir/R4/Patient: %d %s, want a 404 not-supported", code, b)
+	}
 }
 
 func TestFHIRFlags(t *testing.T) {
