@@ -14,10 +14,12 @@ type Interaction struct {
 
 // CapabilityResource is what the server does with one resource type.
 type CapabilityResource struct {
-	Type        string        `json:"type"`
-	Profile     string        `json:"profile,omitempty"`
-	Interaction []Interaction `json:"interaction"`
-	SearchParam []SearchParam `json:"searchParam,omitempty"`
+	Type string `json:"type"`
+	// SupportedProfile, not profile: only some of the Observations are
+	// vital signs (a NEWS2 is not), and profile would claim them all.
+	SupportedProfile []string      `json:"supportedProfile,omitempty"`
+	Interaction      []Interaction `json:"interaction"`
+	SearchParam      []SearchParam `json:"searchParam,omitempty"`
 }
 
 // CapabilityRest is the server's REST side.
@@ -58,7 +60,7 @@ var Served = []CapabilityResource{
 		{Name: "identifier", Type: "token", Documentation: NHSNumber + "|<NHS number>, or the number alone"}, count, offset}},
 	{Type: "EpisodeOfCare", Interaction: []Interaction{{"read"}}},
 	{Type: "Device", Interaction: []Interaction{{"read"}}},
-	{Type: "Observation", Profile: VitalSignsProfile, Interaction: []Interaction{{"search-type"}}, SearchParam: []SearchParam{
+	{Type: "Observation", SupportedProfile: []string{VitalSignsProfile, BPProfile}, Interaction: []Interaction{{"search-type"}}, SearchParam: []SearchParam{
 		byPat,
 		{Name: "code", Type: "token", Documentation: "[system|]code, comma-separated for any of them"},
 		{Name: "date", Type: "date", Documentation: "eq (the default), ge, gt, le or lt, then YYYY-MM-DD (a UTC day) or a dateTime with its zone; may be given twice"},
