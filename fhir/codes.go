@@ -20,6 +20,8 @@ const (
 	VitalSignsProfile = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
 	// BPProfile is the R4 blood pressure profile.
 	BPProfile = "http://hl7.org/fhir/StructureDefinition/bp"
+	// BodyWeightProfile is the R4 body weight profile.
+	BodyWeightProfile = "http://hl7.org/fhir/StructureDefinition/bodyweight"
 
 	// Namespace begins the URLs of vward's own code systems, naming
 	// systems and extensions, for what no standard code says
@@ -77,10 +79,19 @@ var (
 	codeOnOxygen = Code{SNOMED, "371825009", "Patient on oxygen"}
 	// CareConnect-ACVPU-Observation-1 and its value set.
 	codeACVPU = Code{SNOMED, "1104441000000107", "ACVPU (Alert Confusion Voice Pain Unresponsive) scale score"}
+	// The kinds beyond NEWS2's, for care plans.
+	codeBodyWeight   = Code{LOINC, "29463-7", "Body weight"}
+	codeBloodGlucose = Code{LOINC, "15074-8", "Glucose [Moles/volume] in Blood"}
+	codePeakFlow     = Code{LOINC, "19935-6", "Maximum expiratory gas flow Respiratory system airway by Peak flow meter"}
+	codePainScore    = Code{LOINC, "72514-3", "Pain severity - 0-10 verbal numeric rating [Score] - Reported"}
+	codeFall         = Code{SNOMED, "1912002", "Fall"}
+
 	codeNEWS2 = Code{SNOMED, "1104051000000101", "Royal College of Physicians National Early Warning Score 2 (NEWS2) total score"}
 
 	codeVitalSigns = Code{ObservationCategory, "vital-signs", "Vital Signs"}
 	codeSurvey     = Code{ObservationCategory, "survey", "Survey"}
+	codeLaboratory = Code{ObservationCategory, "laboratory", "Laboratory"}
+	codeExam       = Code{ObservationCategory, "exam", "Exam"}
 	codeClinical   = Code{FlagCategory, "clinical", "Clinical"}
 	codeUnknown    = Code{DataAbsentReason, "unknown", "Unknown"}
 	codeFlagAdmin  = Code{FlagCategory, "admin", "Administrative"}
@@ -115,10 +126,14 @@ var (
 	unitCel     = Unit{"Cel", "°C"}
 	unitMmHg    = Unit{"mm[Hg]", "mmHg"}
 	unitBPM     = Unit{"/min", "beats/min"}
+	unitKg      = Unit{"kg", "kg"}
+	unitMmolL   = Unit{"mmol/L", "mmol/L"}
+	unitLPerMin = Unit{"L/min", "L/min"}
+	unitScore   = Unit{"{score}", "/10"}
 )
 
 // Units lists the UCUM units vward writes.
-var Units = []string{unitPerMin.Code, unitPercent.Code, unitCel.Code, unitMmHg.Code}
+var Units = []string{unitPerMin.Code, unitPercent.Code, unitCel.Code, unitMmHg.Code, unitKg.Code, unitMmolL.Code, unitLPerMin.Code, unitScore.Code}
 
 func (c Code) coding() Coding { return Coding(c) }
 
@@ -135,7 +150,8 @@ func Codes() []Code {
 		codeBPPanel, codeSystolic, codeDiastolic, codeRoomAir, codeOnOxygen, codeACVPU,
 	}
 	out = append(out, acvpu[:]...)
+	out = append(out, codeBodyWeight, codeBloodGlucose, codePeakFlow, codePainScore, codeFall)
 	out = append(out, codeNEWS2)
 	out = append(out, news2Parameters[:]...)
-	return append(out, codeVitalSigns, codeSurvey, codeClinical, codeFlagAdmin, codeUnknown)
+	return append(out, codeVitalSigns, codeSurvey, codeLaboratory, codeExam, codeClinical, codeFlagAdmin, codeUnknown)
 }

@@ -66,6 +66,11 @@ func oneDay() day {
 	entry(13, t0.Add(9*time.Hour), observations.HomeVisit, "nurse.jo",
 		&observations.ErrorMark{At: t0.Add(9*time.Hour + 30*time.Minute), By: "dr.lee", Reason: "another patient's chart"},
 		vward.Temperature, 39.5)
+	// The kinds beyond NEWS2's: the patient's own morning report, and a
+	// fall the carer saw.
+	entry(14, t0.Add(30*time.Minute), observations.PatientSelfReport, "nurse.jo", nil,
+		vward.Weight, 82.4, vward.BloodGlucose, 6.1, vward.PeakFlow, 320.0, vward.PainScore, 3.0)
+	entry(15, t0.Add(14*time.Hour), observations.Carer, "nurse.jo", nil, vward.FallEvent, 1.0)
 	raised := t0.Add(4 * time.Hour)
 	d.alerts = []alerting.Alert{
 		{ID: 41, Patient: "p-ada", Ward: "ward-a", Condition: alerting.News2, Queue: alerting.Clinical, Risk: news2.Medium, Score: 7,
@@ -222,6 +227,23 @@ func TestID(t *testing.T) {
 	for _, bad := range []string{"", "a.", "a.b", "a.x"} {
 		if s, ok := ParseID(bad); ok {
 			t.Errorf("ParseID(%q) = %q, true; want false", bad, s)
+		}
+	}
+}
+
+// Every reading kind of device protocol v1 is written as an Observation:
+// a kind FHIR has no mapping for would vanish from the record silently.
+func TestEveryKindIsWritten(t *testing.T) {
+	for _, k := range vward.ReadingKinds {
+		r := vward.Reading{Device: "d", Patient: "p", Kind: k, Value: k.PossibleRange().Max, At: time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)}
+		obs := Observations([]Reading{{Reading: r}})
+		if len(obs) != 1 {
+			t.Errorf("%s: %d Observations, want 1", k, len(obs))
+			continue
+		}
+		if o := obs[0]; o.ValueQuantity == nil && o.ValueBoolean == nil && o.ValueCodeableConcept == nil && o.Component == nil &&
+			k != vward.SupplementalOxygen {
+			t.Errorf("%s: an Observation with no value: %+v", k, o)
 		}
 	}
 }

@@ -42,13 +42,24 @@ func quantity(v float64, u Unit) *Quantity {
 type vital struct {
 	codes []Code
 	unit  Unit
+	// category, when not the zero Code, is the kind's category instead
+	// of vital signs, and the Observation claims no vital-signs profile.
+	category Code
+	profile  string // a profile beside the vital-signs one
 }
 
 var vitals = map[vward.ReadingKind]vital{
-	vward.RespiratoryRate: {[]Code{codeRespiratoryRate}, unitPerMin},
-	vward.HeartRate:       {[]Code{codeHeartRate}, unitBPM},
-	vward.SpO2:            {[]Code{codeSpO2, codeSpO2Arterial}, unitPercent},
-	vward.Temperature:     {[]Code{codeTemperature}, unitCel},
+	vward.RespiratoryRate: {codes: []Code{codeRespiratoryRate}, unit: unitPerMin},
+	vward.HeartRate:       {codes: []Code{codeHeartRate}, unit: unitBPM},
+	vward.SpO2:            {codes: []Code{codeSpO2, codeSpO2Arterial}, unit: unitPercent},
+	vward.Temperature:     {codes: []Code{codeTemperature}, unit: unitCel},
+	vward.Weight:          {codes: []Code{codeBodyWeight}, unit: unitKg, profile: BodyWeightProfile},
+	// A meter's capillary glucose is point-of-care testing, which FHIR
+	// files under laboratory; a peak flow is a simple instrument's
+	// reading (exam); a pain score is the patient's own report (survey).
+	vward.BloodGlucose: {codes: []Code{codeBloodGlucose}, unit: unitMmolL, category: codeLaboratory},
+	vward.PeakFlow:     {codes: []Code{codePeakFlow}, unit: unitLPerMin, category: codeExam},
+	vward.PainScore:    {codes: []Code{codePainScore}, unit: unitScore, category: codeSurvey},
 }
 
 func concept(cs ...Code) CodeableConcept {
@@ -95,6 +106,11 @@ func Observations(rs []Reading) []Observation {
 		if v, ok := vitals[r.Kind]; ok {
 			o := base(r, concept(v.codes...))
 			o.ValueQuantity = quantity(r.Value, v.unit)
+			if v.category != (Code{}) {
+				o.Meta, o.Category = nil, []CodeableConcept{v.category.concept()}
+			} else if v.profile != "" {
+				o.Meta.Profile = append(o.Meta.Profile, v.profile)
+			}
 			out = append(out, o)
 			continue
 		}
@@ -108,6 +124,12 @@ func Observations(rs []Reading) []Observation {
 			// so not the vital-signs profile, which wants a value.
 			o := base(r, concept(c))
 			o.Meta = nil
+			out = append(out, o)
+		case vward.FallEvent:
+			// A fall is an event observed, true whenever it is written.
+			o := base(r, concept(codeFall))
+			o.Meta, o.Category = nil, []CodeableConcept{codeExam.concept()}
+			o.ValueBoolean = ptr(true)
 			out = append(out, o)
 		case vward.Consciousness:
 			o := base(r, concept(codeACVPU))

@@ -146,6 +146,7 @@ type Observation struct {
 	Performer            []Reference       `json:"performer,omitempty"`
 	ValueQuantity        *Quantity         `json:"valueQuantity,omitempty"`
 	ValueCodeableConcept *CodeableConcept  `json:"valueCodeableConcept,omitempty"`
+	ValueBoolean         *bool             `json:"valueBoolean,omitempty"`
 	ValueInteger         *int              `json:"valueInteger,omitempty"`
 	DataAbsentReason     *CodeableConcept  `json:"dataAbsentReason,omitempty"`
 	Interpretation       []CodeableConcept `json:"interpretation,omitempty"`
