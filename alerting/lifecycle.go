@@ -59,7 +59,7 @@ type Effect struct {
 func Raise(id int64, k Key, ward vward.WardID, o Observation, p Policy, now time.Time) (Alert, Effect) {
 	reason := o.reason()
 	a := Alert{
-		ID: id, Patient: k.Patient, Ward: ward, Condition: k.Condition, Queue: k.Condition.Queue(), Device: k.Device, Channel: k.Channel,
+		ID: id, Patient: k.Patient, Ward: ward, Condition: k.Condition, Queue: k.Condition.Queue(), Device: k.Device, Channel: k.Channel, Rule: k.Rule,
 		Risk: o.Risk, Score: o.Score, State: Raised, Active: true, TierName: p.tierName(0),
 		RaisedAt: now, UnackedSince: now, EvidenceAt: o.At, Reason: reason,
 	}
