@@ -299,3 +299,44 @@ func TestCarePlanWindowIsBounded(t *testing.T) {
 		t.Errorf("window %v lost what the rules read", w.window)
 	}
 }
+
+// After a restart the open care_plan alert is the same rule's: the rule
+// still breached keeps it rather than raising a second, and a reading
+// that no longer breaks it clears it; an old reading delivered again
+// cannot raise a resolved one.
+func TestCarePlanAlertAfterRestart(t *testing.T) {
+	clk := &clock{t: t0}
+	path := dbPath(t)
+	r := newRig(t, path, clk, Config{})
+	plan := planOf(t, hrAbove100, hrAbove120)
+	r.monitor.SetCarePlan("p1", plan, 1, "set by test")
+	v := normal
+	v.hr = 125
+	r.observe(v, t0)
+	before := openCarePlan(t, r)
+
+	clk.Set(t0.Add(time.Minute))
+	r = newRig(t, path, clk, Config{})
+	r.monitor.SetCarePlan("p1", plan, 1, "node started")
+	r.observe(v, t0.Add(time.Minute))
+	if got := openCarePlan(t, r); !slices.Equal(got, before) || len(got) != 2 {
+		t.Fatalf("after the restart %v, want %v", got, before)
+	}
+	v.hr = 110
+	r.observe(v, t0.Add(2*time.Minute))
+	if got, want := openCarePlan(t, r), []string{"hr-above-100:raised:medium", "hr-above-120:cleared:high"}; !slices.Equal(got, want) {
+		t.Fatalf("after 110: %v, want %v", got, want)
+	}
+	a := carePlanAlert(t, r, "hr-above-120")
+	if _, err := r.engine.Acknowledge(context.Background(), a.ID, "nurse", ""); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(t0.Add(3 * time.Minute))
+	r = newRig(t, path, clk, Config{})
+	r.monitor.SetCarePlan("p1", plan, 1, "node started")
+	v.hr = 125
+	r.observe(v, t0) // the first round, delivered again
+	if got, want := openCarePlan(t, r), []string{"hr-above-100:raised:medium"}; !slices.Equal(got, want) {
+		t.Fatalf("an old reading again: %v, want %v", got, want)
+	}
+}
