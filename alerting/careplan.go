@@ -20,8 +20,12 @@ import (
 // patient's care plan rules, whatever the plan's look-back: a streaming
 // wearable under a week-long baseline must not grow without end. Beyond it
 // the oldest go first, so a rule then reads a shorter history than its
-// window (docs/alerts.md#care-plan-rules).
+// window (docs/alerts.md#care-plan-rules). Between trims the window may
+// hold a quarter more, so that a full one is not trimmed on every reading.
 const MaxCarePlanWindow = 4096
+
+// maxUntrimmed is the most readings a window holds before it is trimmed.
+const maxUntrimmed = MaxCarePlanWindow + MaxCarePlanWindow/4
 
 // planWatch is a patient's care plan as the monitor watches it: the plan,
 // and the readings of the kinds its rules read, in measurement order,
@@ -110,7 +114,7 @@ func (w *planWatch) trim() {
 		out = append(out[:0], out[n:]...)
 	}
 	w.window = out
-	w.prune = max(64, 2*len(out))
+	w.prune = min(max(64, 2*len(out)), maxUntrimmed)
 }
 
 // forget drops readings entered in error, and reports whether any was kept.

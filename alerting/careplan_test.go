@@ -298,6 +298,22 @@ func TestCarePlanWindowIsBounded(t *testing.T) {
 	if spo2 < w.sets || !slices.ContainsFunc(w.window, func(r vward.Reading) bool { return r.Kind == vward.HeartRate }) {
 		t.Errorf("window %v lost what the rules read", w.window)
 	}
+
+	// A day-long breach at a reading a second: bounded all the same, and
+	// the newest kept.
+	w = newPlanWatch(planOf(t, `{"id": "spo2-day", "name": "SpO2 94% or less for a day", "risk": "medium",
+		"type": "sustained", "kind": "spo2", "op": "<=", "value": 94, "for": "1d", "basis": "test"}`), 1)
+	var at time.Time
+	for i := range 3 * MaxCarePlanWindow {
+		at = t0.Add(time.Duration(i) * time.Second)
+		w.add(vward.Reading{Kind: vward.SpO2, Value: 93, At: at})
+		if len(w.window) > maxUntrimmed {
+			t.Fatalf("after %d readings the window holds %d", i+1, len(w.window))
+		}
+	}
+	if n := len(w.window); n < MaxCarePlanWindow || !w.window[n-1].At.Equal(at) {
+		t.Errorf("window of %d ending %v, want at least %d ending at %v", n, w.window[n-1].At, MaxCarePlanWindow, at)
+	}
 }
 
 // After a restart the open care_plan alert is the same rule's: the rule
