@@ -136,9 +136,10 @@ type planAssessment struct {
 	seq      uint64
 	plan     *careplan.Plan
 	findings []careplan.Finding
-	// retracted: the readings behind an alert may have been entered in
-	// error, so a rule without enough data left no longer holds.
-	retracted bool
+	// retracted are the kinds of readings entered in error: a rule of
+	// one of them left without enough data no longer holds, for what made
+	// it hold may have been the error.
+	retracted []vward.ReadingKind
 	cause     string
 }
 
@@ -281,7 +282,7 @@ func (e *Engine) assessCarePlan(pa planAssessment) {
 		w.rules[rule.ID] = seen
 		k := Key{Patient: pa.info.ID, Condition: CarePlan, Rule: rule.ID}
 		o := Observation{Met: f.State == careplan.Holds, Risk: riskOf(rule.Risk),
-			Complete: f.State != careplan.NotEnoughData || pa.retracted, At: f.Latest.At,
+			Complete: f.State != careplan.NotEnoughData || slices.Contains(pa.retracted, rule.Kind), At: f.Latest.At,
 			why: func() string {
 				s := carePlanReason(rule, f)
 				if pa.cause != "" {

@@ -29,21 +29,24 @@ const (
 		"type": "threshold", "kind": "heart_rate", "op": ">", "value": 100, "basis": "test"}`
 	hrAbove120 = `{"id": "hr-above-120", "name": "Heart rate above 120", "risk": "high",
 		"type": "threshold", "kind": "heart_rate", "op": ">", "value": 120, "basis": "test"}`
+	hrWithin1m = `{"id": "hr-within-1m", "name": "Heart rate above 100 in the last minute", "risk": "medium",
+		"type": "threshold", "kind": "heart_rate", "op": ">", "value": 100, "within": "1m", "basis": "test"}`
 	spo2Sustained = `{"id": "spo2-94-twice", "name": "SpO2 94% or less twice running", "risk": "low-medium",
 		"type": "sustained", "kind": "spo2", "op": "<=", "value": 94, "sets": 2, "basis": "test"}`
 )
 
 // cpStep is one thing that happens to patient p1, a minute after the last.
 type cpStep struct {
-	hr     float64  // a round of normal vitals but this heart rate; 0: none
-	plan   []string // a new plan of these rules (version bumped)
-	end    bool     // the plan ended
-	ack    string   // acknowledge the open care_plan alert of this rule
-	solve  string   // resolve it
-	redo   bool     // deliver the last round again
-	wrong  bool     // the last round was entered in error
-	spo2   float64  // with this SpO2 instead of normal's
-	expect []string // open care_plan alerts after the step: "rule:state:risk"
+	hr     float64           // a round of normal vitals but this heart rate; 0: none
+	plan   []string          // a new plan of these rules (version bumped)
+	end    bool              // the plan ended
+	ack    string            // acknowledge the open care_plan alert of this rule
+	solve  string            // resolve it
+	redo   bool              // deliver the last round again
+	wrong  bool              // the last round was entered in error
+	only   vward.ReadingKind // with wrong: only this kind of it
+	spo2   float64           // with this SpO2 instead of normal's
+	expect []string          // open care_plan alerts after the step: "rule:state:risk"
 }
 
 func TestCarePlanCondition(t *testing.T) {
@@ -114,6 +117,12 @@ func TestCarePlanCondition(t *testing.T) {
 			{hr: 130, expect: []string{"hr-above-100:raised:medium"}},
 			{wrong: true, expect: []string{"hr-above-100:cleared:medium"}},
 		}},
+		{name: "a reading of another kind entered in error leaves a stale rule's alert", steps: []cpStep{
+			{plan: []string{hrWithin1m, spo2Sustained}},
+			{hr: 130, expect: []string{"hr-within-1m:raised:medium"}},
+			{ack: "hr-within-1m", expect: []string{"hr-within-1m:acknowledged:medium"}},
+			{wrong: true, only: vward.SpO2, expect: []string{"hr-within-1m:acknowledged:medium"}},
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			clk := &clock{t: t0}
@@ -144,7 +153,11 @@ func TestCarePlanCondition(t *testing.T) {
 				case s.redo:
 					r.monitor.Observe(last)
 				case s.wrong:
-					if !r.monitor.Retract("p1", last, kept, "entered in error") {
+					wrong := last
+					if s.only != "" {
+						wrong = slices.DeleteFunc(slices.Clone(last), func(r vward.Reading) bool { return r.Kind != s.only })
+					}
+					if !r.monitor.Retract("p1", wrong, kept, "entered in error") {
 						t.Fatalf("step %d: Retract changed nothing", i)
 					}
 				default:

@@ -601,7 +601,8 @@ func (m *Monitor) Freshness() news2.Freshness { return m.freshness }
 // readings, takes its place; a kind with none shows as missing. A wrong
 // reading already superseded changes nothing. The patient is assessed
 // through the alert lifecycle with cause, as for a new reading, and
-// Retract reports whether the set changed.
+// Retract reports whether the set, or the readings kept for the patient's
+// care plan, changed.
 func (m *Monitor) Retract(id vward.PatientID, wrong, earlier []vward.Reading, cause string) bool {
 	now := m.now()
 	m.mu.Lock()
@@ -614,7 +615,9 @@ func (m *Monitor) Retract(id vward.PatientID, wrong, earlier []vward.Reading, ca
 	var plan *planAssessment
 	if p.plan != nil && p.plan.forget(wrong) {
 		a := m.evaluateLocked(p, now, cause)
-		a.retracted = true
+		for _, r := range wrong {
+			a.retracted = append(a.retracted, r.Kind)
+		}
 		plan = &a
 	}
 	changed := false
