@@ -290,6 +290,11 @@ func (e *Engine) assessCarePlan(pa planAssessment) {
 				}
 				return s
 			}}
+		if !o.Met && slices.Contains(pa.retracted, rule.Kind) {
+			// The reading judged now may be one already counted, before the
+			// one in error: it must still clear.
+			o.At = time.Time{}
+		}
 		evidence := func() json.RawMessage { return carePlanEvidence(seen) }
 		if a := e.open[k]; a != nil {
 			if !w.paused || !o.Met {

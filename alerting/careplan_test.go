@@ -117,6 +117,13 @@ func TestCarePlanCondition(t *testing.T) {
 			{hr: 130, expect: []string{"hr-above-100:raised:medium"}},
 			{wrong: true, expect: []string{"hr-above-100:cleared:medium"}},
 		}},
+		{name: "an entry in error after a clearing and a raise clears again", steps: []cpStep{
+			{plan: []string{hrAbove100}},
+			{hr: 130, expect: []string{"hr-above-100:raised:medium"}},
+			{hr: 80, expect: []string{"hr-above-100:cleared:medium"}},
+			{hr: 130, expect: []string{"hr-above-100:raised:medium"}},
+			{wrong: true, expect: []string{"hr-above-100:cleared:medium"}},
+		}},
 		{name: "a reading of another kind entered in error leaves a stale rule's alert", steps: []cpStep{
 			{plan: []string{hrWithin1m, spo2Sustained}},
 			{hr: 130, expect: []string{"hr-within-1m:raised:medium"}},
