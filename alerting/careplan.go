@@ -214,18 +214,22 @@ func (m *Monitor) CarePlanVersion(id vward.PatientID) int {
 // rule and its latest finding, for the evidence of timers' and clinicians'
 // changes and for what a clinician's resolution has seen.
 type ruleSeen struct {
-	rule    careplan.Rule
+	rule    *careplan.Rule // in its plan, which is never changed once parsed
 	finding careplan.Finding
 }
 
 // riskOf ranks a care plan rule's risk as NEWS2's bands, whose names it
 // shares.
 func riskOf(r careplan.Risk) news2.Risk {
-	var out news2.Risk
-	if err := out.UnmarshalText([]byte(r)); err != nil {
-		return news2.Medium // careplan.Parse refuses any other; never below low-medium by mistake
+	switch r {
+	case careplan.RiskLow:
+		return news2.Low
+	case careplan.RiskLowMedium:
+		return news2.LowMedium
+	case careplan.RiskHigh:
+		return news2.High
 	}
-	return out
+	return news2.Medium // careplan.Parse refuses any other; never low by mistake
 }
 
 // carePlanChanged withdraws the open care_plan alerts of the patient's
@@ -275,40 +279,44 @@ func (e *Engine) assessCarePlan(pa planAssessment) {
 		w.rules = make(map[string]ruleSeen, len(pa.plan.Rules))
 	}
 	p := e.cfg.PolicyFor(w.ward)
+	cause := pa.cause // not pa, which would then be on the heap
 	for i := range pa.findings {
-		f := pa.findings[i]
-		rule := pa.plan.Rules[i]
-		seen := ruleSeen{rule: rule, finding: f}
-		w.rules[rule.ID] = seen
+		f, rule := &pa.findings[i], &pa.plan.Rules[i]
+		w.rules[rule.ID] = ruleSeen{rule: rule, finding: *f}
 		k := Key{Patient: pa.info.ID, Condition: CarePlan, Rule: rule.ID}
-		o := Observation{Met: f.State == careplan.Holds, Risk: riskOf(rule.Risk),
-			Complete: f.State != careplan.NotEnoughData || slices.Contains(pa.retracted, rule.Kind), At: f.Latest.At,
+		a := e.open[k]
+		met := f.State == careplan.Holds
+		if a == nil && !met {
+			continue // the common case: nothing to change, nothing to word
+		}
+		retracted := slices.Contains(pa.retracted, rule.Kind)
+		o := Observation{Met: met, Risk: riskOf(rule.Risk), Complete: f.State != careplan.NotEnoughData || retracted, At: f.Latest.At,
 			why: func() string {
 				s := carePlanReason(rule, f)
-				if pa.cause != "" {
-					s += "; evaluated again because " + pa.cause
+				if cause != "" {
+					s += "; evaluated again because " + cause
 				}
 				return s
 			}}
-		if !o.Met && slices.Contains(pa.retracted, rule.Kind) {
+		if !met && retracted {
 			// The reading judged now may be one already counted, before the
 			// one in error: it must still clear.
 			o.At = time.Time{}
 		}
-		evidence := func() json.RawMessage { return carePlanEvidence(seen) }
-		if a := e.open[k]; a != nil {
-			if !w.paused || !o.Met {
+		evidence := func() json.RawMessage { return carePlanEvidence(ruleSeen{rule: rule, finding: *f}) }
+		if a != nil {
+			if !w.paused || !met {
 				e.stepLocked(a, now, evidence, func(a Alert) (Alert, Effect) { return a.Assess(o, p, now) })
 			}
-		} else if o.Met && !w.paused && f.Latest.At.After(e.watermarks[k]) {
+		} else if !w.paused && f.Latest.At.After(e.watermarks[k]) {
 			e.raiseLocked(k, w.ward, o, p, now, evidence)
 		}
 	}
 }
 
 // carePlanReason names the rule and says what it found, for the audit.
-func carePlanReason(r careplan.Rule, f careplan.Finding) string {
-	return fmt.Sprintf("care plan rule %s: %s", r.ID, r.Describe(f))
+func carePlanReason(r *careplan.Rule, f *careplan.Finding) string {
+	return fmt.Sprintf("care plan rule %s: %s", r.ID, r.Describe(*f))
 }
 
 // carePlanEvidence is a care_plan alert's evidence: the rule, its

@@ -381,7 +381,7 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 	now := m.now()
 	rowChanges := make([]RowChange, 0, 2) // on the stack, as assess
 	assess := make([]assessment, 0, 2)    // on the stack: a message is nearly always one patient
-	var plans []planAssessment            // only for patients with a care plan
+	plans := make([]planAssessment, 0, 1) // on the stack; used only for patients with a care plan
 	m.mu.Lock()
 	var last *patient
 	dirty, planDirty := false, false
