@@ -155,6 +155,12 @@ func TestCarePlanAlertOverMQTT(t *testing.T) {
 		len(open.Alerts) != 1 || open.Alerts[0].ID != a.ID || open.Alerts[0].Rule != "af-hr-above-100" {
 		t.Fatalf("open alerts: %d %+v, want the care plan alert alone", code, open.Alerts)
 	}
+	for cond, want := range map[string]int{"care_plan": 1, "news2": 0} {
+		var of struct{ Alerts []alerting.Alert }
+		if code := n.do("GET", "/api/v1/alerts?state=open&condition="+cond, nil, &of); code != http.StatusOK || len(of.Alerts) != want {
+			t.Errorf("open %s alerts: %d %+v, want %d", cond, code, of.Alerts, want)
+		}
+	}
 	var one web.AlertWithAudit
 	if code := n.do("GET", fmt.Sprintf("/api/v1/alerts/%d", a.ID), nil, &one); code != http.StatusOK || len(one.Audit) == 0 ||
 		!strings.Contains(string(one.Audit[0].Observations), `"id":"af-hr-above-100"`) {
