@@ -41,7 +41,6 @@ type planWatch struct {
 	prune    int // len(window) that prunes next: twice what was kept
 	eval     careplan.Evaluator
 	findings []careplan.Finding
-	seq      uint64
 }
 
 func newPlanWatch(plan *careplan.Plan, version int) *planWatch {
@@ -153,8 +152,8 @@ func (m *Monitor) evaluateLocked(p *patient, now time.Time, cause string) planAs
 		at = w.window[n-1].At
 	}
 	w.findings = w.eval.Evaluate(w.plan, w.window, at, w.findings[:0])
-	w.seq++
-	return planAssessment{watch: p.watch, info: p.info, seq: w.seq, plan: w.plan,
+	p.planSeq++
+	return planAssessment{watch: p.watch, info: p.info, seq: p.planSeq, plan: w.plan,
 		findings: slices.Clone(w.findings), cause: cause}
 }
 
@@ -179,7 +178,6 @@ func (m *Monitor) SetCarePlan(id vward.PatientID, plan *careplan.Plan, version i
 	if plan != nil {
 		p.plan = newPlanWatch(plan, version)
 		if old != nil {
-			p.plan.seq = old.seq
 			for _, r := range old.window {
 				p.plan.add(r)
 			}

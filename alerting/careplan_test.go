@@ -99,6 +99,8 @@ func TestCarePlanCondition(t *testing.T) {
 			{hr: 125, expect: []string{"hr-above-100:raised:medium", "hr-above-120:raised:high"}},
 			{end: true},
 			{hr: 125},
+			{plan: []string{hrAbove100}},
+			{hr: 126, expect: []string{"hr-above-100:raised:medium"}},
 		}},
 		{name: "a changed rule is judged at once on the readings kept", steps: []cpStep{
 			{plan: []string{hrAbove120}},

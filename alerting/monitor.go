@@ -165,8 +165,10 @@ type patient struct {
 	deviceWatch *deviceWatch
 
 	// plan is the patient's care plan and the readings its rules read;
-	// nil for a patient without one, who so costs nothing more.
-	plan *planWatch
+	// nil for a patient without one, who so costs nothing more. planSeq
+	// numbers its evaluations, as seq the rescores, across plans.
+	plan    *planWatch
+	planSeq uint64
 }
 
 // assessment is a rescored patient on its way to the engine.
