@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/vward/vward"
-	"github.com/vward/vward/careplan"
 )
 
 // Scenario is a scenario file: the patients of a stretch of ward life,
@@ -66,33 +65,6 @@ type PatientSpec struct {
 	// CarePlan is put as the patient's care plan before the scenario
 	// plays, through the board's REST API with the clinician's session.
 	CarePlan *CarePlanSpec `json:"care_plan,omitempty"`
-}
-
-// CarePlanSpec is a scenario patient's care plan (docs/careplans.md): a
-// pathway template's copy, or a plan in careplan's format. Exactly one.
-type CarePlanSpec struct {
-	Template string          `json:"template,omitempty"`
-	Plan     json.RawMessage `json:"plan,omitempty"`
-}
-
-// check reads the plan as vward will, so that a plan vward would refuse
-// fails the scenario's load rather than its run.
-func (c *CarePlanSpec) check() error {
-	switch {
-	case c.Template != "" && len(c.Plan) > 0:
-		return errors.New("care_plan: give a template or a plan, not both")
-	case c.Template != "":
-		if _, err := careplan.Template(c.Template); err != nil {
-			return fmt.Errorf("care_plan: template %q: not one of %v", c.Template, careplan.TemplateNames())
-		}
-	case len(c.Plan) > 0:
-		if _, err := careplan.Parse(c.Plan); err != nil {
-			return fmt.Errorf("care_plan: plan: %w", err)
-		}
-	default:
-		return errors.New("care_plan: give a template (like \"heart_failure\") or a plan")
-	}
-	return nil
 }
 
 // BaselineSpec sets parts of a patient's baseline; what it leaves out is
