@@ -183,8 +183,8 @@ type EventKind string
 // Events.
 const (
 	// Fall is a fall at home: a stress response (pulse, breathing and blood
-	// pressure up) that settles over the next hour or two. Device protocol
-	// v1 has no fall reading, so the board sees a fall only through the
+	// pressure up) that settles over the next hour or two. No device sends
+	// a fall_event reading yet, so the board sees a fall only through the
 	// physiology and any confusion that follows (add a Confusion event).
 	Fall EventKind = "fall"
 	// Confusion is new confusion (delirium): consciousness C, which NEWS2
