@@ -174,6 +174,16 @@ type Reading struct {
 	At      time.Time // when measured, not when sent or received
 }
 
+// PersonDevicePrefix begins the device id of every reading a person
+// entered (observations). It holds a colon, which no registered device id
+// may (devices.ValidID), so an entered reading is never taken for a
+// device's.
+const PersonDevicePrefix = "person:"
+
+// Entered reports whether a person entered the reading, rather than a
+// device measuring it.
+func (r Reading) Entered() bool { return strings.HasPrefix(string(r.Device), PersonDevicePrefix) }
+
 // Bool reads a boolean reading's value.
 func (r Reading) Bool() bool { return r.Value != 0 }
 

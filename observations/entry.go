@@ -37,16 +37,15 @@ const (
 // Sources lists every source, in the order the board offers them.
 var Sources = []Source{Telephone, HomeVisit, Carer, CareHomeStaff, PatientSelfReport}
 
-// DevicePrefix begins the device id of every entered reading. It holds a
-// colon, which no registered device id may (devices.ValidID), so an entered
-// reading is never taken for a device's.
-const DevicePrefix = "person:"
+// DevicePrefix begins the device id of every entered reading: the root
+// package's vward.PersonDevicePrefix.
+const DevicePrefix = vward.PersonDevicePrefix
 
 // Device is the device id an entry's readings are stored under.
 func (s Source) Device() vward.DeviceID { return vward.DeviceID(DevicePrefix + string(s)) }
 
 // Entered reports whether a reading was entered by a person.
-func Entered(r vward.Reading) bool { return strings.HasPrefix(string(r.Device), DevicePrefix) }
+func Entered(r vward.Reading) bool { return r.Entered() }
 
 // ParseSource reads a source's name.
 func ParseSource(s string) (Source, error) {
