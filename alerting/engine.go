@@ -71,6 +71,17 @@ type watch struct {
 
 	planSeq uint64              // the newest care plan assessment taken (assessCarePlan)
 	rules   map[string]ruleSeen // by rule ID; nil for a patient who never had a plan
+
+	confirming confirming // a streaming device's set that would raise, held for confirmation
+}
+
+// confirming is a NEWS2 raise held because a streaming device's reading
+// made it (Policy.StreamConfirm): a moment's artefact, a probe slipping,
+// must not page anyone. It is not kept across a restart: the stream's
+// next reading holds it again.
+type confirming struct {
+	since time.Time // the engine's clock when the hold began; zero: nothing held
+	setAt time.Time // the measurement time of the set that began it
 }
 
 // deviceWatch is what the engine knows of a device.
@@ -300,7 +311,7 @@ func (e *Engine) persistWatchLocked(id vward.PatientID, w *watch) {
 // sets of one patient (the Monitor numbers them); a set older than one
 // already assessed is ignored. It is cheap unless an alert changes state.
 func (e *Engine) Assess(info PatientInfo, seq uint64, set news2.Set, res news2.Result) {
-	e.assess(nil, info, seq, set, res, "")
+	e.assess(nil, info, seq, set, res, "", false)
 }
 
 // assess is Assess with the patient's watch if the caller kept it (from
@@ -308,8 +319,10 @@ func (e *Engine) Assess(info PatientInfo, seq uint64, set news2.Set, res news2.R
 // reading (cause, for the audit; "" for a reading).
 //
 // A paused patient's alerts may clear but nothing is raised or upgraded
-// for them: they are in hospital for now.
-func (e *Engine) assess(kept *watch, info PatientInfo, seq uint64, set news2.Set, res news2.Result, cause string) {
+// for them: they are in hospital for now. streamed says a streaming
+// device's reading made the set (Monitor.Observe): a NEWS2 alert it would
+// raise waits for confirmation (holdLocked).
+func (e *Engine) assess(kept *watch, info PatientInfo, seq uint64, set news2.Set, res news2.Result, cause string, streamed bool) {
 	e.Stats.Assessed.Add(1)
 	setAt := set.LatestAt()
 	e.mu.Lock()
@@ -356,13 +369,50 @@ func (e *Engine) assess(kept *watch, info PatientInfo, seq uint64, set news2.Set
 			e.stepLocked(a, now, evidence, func(a Alert) (Alert, Effect) { return a.Assess(o, p, now) })
 		}
 	} else if o.Met && !w.paused && setAt.After(e.watermarks[k]) {
-		e.raiseLocked(k, w.ward, o, p, now, evidence)
+		// A rescore while a raise is held (cause) is no new reading: it
+		// neither confirms the hold nor raises past it.
+		if !e.holdLocked(w, p, streamed || (cause != "" && !w.confirming.since.IsZero()), setAt, now, &o) {
+			e.raiseLocked(k, w.ward, o, p, now, evidence)
+		}
+	}
+	if !o.Met || w.paused {
+		w.confirming = confirming{}
 	}
 	if a := e.open[Key{Patient: info.ID, Condition: Overdue}]; a != nil && complete && !now.After(w.lastSetAt.Add(w.interval)) {
 		o := Observation{Complete: true, At: setAt, Risk: res.Risk, Score: res.Score,
 			why: func() string { return "a complete-enough set was measured at " + setAt.UTC().Format(time.RFC3339) }}
 		e.stepLocked(a, now, evidence, func(a Alert) (Alert, Effect) { return a.Assess(o, p, now) })
 	}
+}
+
+// holdLocked reports whether a NEWS2 raise o waits for confirmation: it
+// does when hold (a streaming device's reading made it) and the ward's
+// Policy.StreamConfirm is on, until a set still meeting it is measured
+// StreamConfirm after the first, or StreamConfirm has passed on the
+// engine's clock (Tick) with nothing newer to say otherwise. A set of a
+// spot-check device or a person raises at once, whatever is held. A raise
+// confirmed says so in its reason.
+func (e *Engine) holdLocked(w *watch, p Policy, hold bool, setAt, now time.Time, o *Observation) bool {
+	delay := p.StreamConfirm
+	if !hold || delay <= 0 {
+		w.confirming = confirming{}
+		return false
+	}
+	c := &w.confirming
+	if c.since.IsZero() {
+		*c = confirming{since: now, setAt: setAt}
+		return true
+	}
+	if setAt.Sub(c.setAt) < delay && now.Sub(c.since) < delay {
+		return true
+	}
+	held := max(setAt.Sub(c.setAt), now.Sub(c.since)).Round(time.Second)
+	*c = confirming{}
+	why := o.why
+	o.why = func() string {
+		return why() + fmt.Sprintf("; held %s on a streaming device's readings to confirm it", held)
+	}
+	return false
 }
 
 // describe says what a score means, for audit reasons.
@@ -483,6 +533,9 @@ func (e *Engine) Tick() {
 		e.stepLocked(a, now, e.evidenceOf(a), func(a Alert) (Alert, Effect) { return a.Tick(p, now) })
 	}
 	for id, w := range e.patients {
+		if !w.confirming.since.IsZero() {
+			e.confirmLocked(id, w, now)
+		}
 		due := w.lastSetAt.Add(w.interval)
 		if w.paused || !now.After(due) {
 			continue
@@ -529,6 +582,31 @@ func (e *Engine) Tick() {
 		if e.open[k] == nil {
 			e.raiseLocked(k, d.ward, Observation{Met: true, Reason: reason}, p, now, deviceEvidence(id, d))
 		}
+	}
+}
+
+// confirmLocked raises the NEWS2 alert held for the patient once the
+// ward's StreamConfirm has passed on the engine's clock and the latest
+// set still meets it: a stream that stops mid-dip is not forgotten.
+func (e *Engine) confirmLocked(id vward.PatientID, w *watch, now time.Time) {
+	p := e.cfg.PolicyFor(w.ward)
+	k := Key{Patient: id, Condition: News2}
+	if w.paused || w.res.Risk < news2.LowMedium || e.open[k] != nil || p.StreamConfirm <= 0 {
+		w.confirming = confirming{}
+		return
+	}
+	if now.Sub(w.confirming.since) < p.StreamConfirm {
+		return
+	}
+	setAt := w.set.LatestAt()
+	if !setAt.After(e.watermarks[k]) {
+		w.confirming = confirming{}
+		return
+	}
+	o := Observation{Met: true, Risk: w.res.Risk, Score: w.res.Score, Complete: p.completeEnough(w.res), At: setAt,
+		why: func() string { return describe(w.res) }}
+	if !e.holdLocked(w, p, true, setAt, now, &o) {
+		e.raiseLocked(k, w.ward, o, p, now, func() json.RawMessage { return setEvidence(w) })
 	}
 }
 

@@ -173,11 +173,12 @@ type patient struct {
 
 // assessment is a rescored patient on its way to the engine.
 type assessment struct {
-	watch *watch
-	info  PatientInfo
-	seq   uint64
-	set   news2.Set
-	res   news2.Result
+	watch    *watch
+	info     PatientInfo
+	seq      uint64
+	set      news2.Set
+	res      news2.Result
+	streamed bool // a streaming device's reading changed the set (Engine.assess)
 }
 
 // Monitor keeps every patient's observation set and score.
@@ -245,7 +246,7 @@ func (m *Monitor) Update(info PatientInfo, cause string) {
 	m.mu.Unlock()
 	m.publishRows(rowChanges)
 	if assess != nil {
-		m.engine.assess(assess.watch, assess.info, assess.seq, assess.set, assess.res, cause)
+		m.engine.assess(assess.watch, assess.info, assess.seq, assess.set, assess.res, cause, false)
 	}
 }
 
@@ -386,7 +387,7 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 	plans := make([]planAssessment, 0, 1) // on the stack; used only for patients with a care plan
 	m.mu.Lock()
 	var last *patient
-	dirty, planDirty := false, false
+	dirty, planDirty, streamed := false, false, false
 	flush := func() {
 		if last != nil && planDirty && m.engine != nil {
 			plans = append(plans, m.evaluateLocked(last, now, ""))
@@ -398,7 +399,7 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 			}
 			if m.engine != nil {
 				last.seq++
-				assess = append(assess, assessment{watch: last.watch, info: last.info, seq: last.seq, set: last.set, res: last.score})
+				assess = append(assess, assessment{watch: last.watch, info: last.info, seq: last.seq, set: last.set, res: last.score, streamed: streamed})
 			}
 		}
 	}
@@ -410,7 +411,7 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 		}
 		if p != last {
 			flush()
-			last, dirty, planDirty = p, false, false
+			last, dirty, planDirty, streamed = p, false, false, false
 		}
 		if p.plan != nil && p.plan.add(r) {
 			planDirty = true
@@ -425,6 +426,11 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 			cur := &p.vitals[i]
 			ok := cur.Kind != ""
 			if !ok || !r.At.Before(cur.At) {
+				// The same device measuring the same kind again less than
+				// StreamingGap later is streaming: a wearable, a patch.
+				if ok && cur.Device == r.Device && r.At.After(cur.At) && r.At.Sub(cur.At) < StreamingGap && !r.Entered() {
+					streamed = true
+				}
 				if !ok || cur.At != r.At || cur.Value != r.Value {
 					*cur = r
 					dirty = true
@@ -440,7 +446,7 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 	m.publishRows(rowChanges)
 	if m.engine != nil {
 		for _, a := range assess {
-			m.engine.assess(a.watch, a.info, a.seq, a.set, a.res, "")
+			m.engine.assess(a.watch, a.info, a.seq, a.set, a.res, "", a.streamed)
 		}
 		for _, a := range plans {
 			m.engine.assessCarePlan(a)
@@ -676,7 +682,7 @@ func (m *Monitor) Retract(id vward.PatientID, wrong, earlier []vward.Reading, ca
 	m.mu.Unlock()
 	m.publishRows(rowChanges)
 	if assess != nil {
-		m.engine.assess(assess.watch, assess.info, assess.seq, assess.set, assess.res, cause)
+		m.engine.assess(assess.watch, assess.info, assess.seq, assess.set, assess.res, cause, false)
 	}
 	if plan != nil && m.engine != nil {
 		m.engine.assessCarePlan(*plan)

@@ -95,7 +95,25 @@ type Policy struct {
 	// clears it, so a battery hovering at the threshold does not flap.
 	BatteryLow   float64
 	BatteryClear float64
+	// StreamConfirm is how long a NEWS2 alert that a streaming device's
+	// reading would raise is held for confirmation, so that a moment's
+	// artefact pages nobody; a spot check's or a person's set raises at
+	// once. At most MaxStreamConfirm; NoStreamConfirm raises at once.
+	StreamConfirm time.Duration
 }
+
+// MaxStreamConfirm bounds Policy.StreamConfirm: a real deterioration on a
+// wearable waits no longer than this to be raised.
+const MaxStreamConfirm = time.Minute
+
+// NoStreamConfirm, as Policy.StreamConfirm, raises a streaming device's
+// set at once.
+const NoStreamConfirm time.Duration = -1
+
+// StreamingGap: two readings of one kind from one device measured less
+// than this apart make the device streaming (a wearable, a patch sending
+// every few seconds), not a spot check.
+const StreamingGap = time.Minute
 
 // DefaultPolicy returns the product's defaults (docs/alerts.md, "Timers").
 func DefaultPolicy() Policy {
@@ -115,6 +133,7 @@ func DefaultPolicy() Policy {
 		OfflineGrace:  5 * time.Minute,
 		BatteryLow:    0.2,
 		BatteryClear:  0.3,
+		StreamConfirm: 30 * time.Second,
 	}
 }
 
@@ -142,6 +161,12 @@ func (p Policy) over(def Policy) Policy {
 	}
 	if out.BatteryClear < out.BatteryLow {
 		out.BatteryClear = max(def.BatteryClear, out.BatteryLow)
+	}
+	switch {
+	case out.StreamConfirm == 0:
+		out.StreamConfirm = def.StreamConfirm
+	case out.StreamConfirm > MaxStreamConfirm:
+		out.StreamConfirm = MaxStreamConfirm
 	}
 	return out
 }

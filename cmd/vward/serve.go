@@ -107,6 +107,7 @@ func newServeCmd() *cobra.Command {
 
 		mqttPasswordFile string
 		ackTimeouts      []string
+		streamConfirm    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -148,6 +149,9 @@ local disk (fsync'd) or, with --no-journal, once InfluxDB has stored it.`,
 			if cfg.Alerting.Policy.AckTimeout, err = parseAckTimeouts(ackTimeouts); err != nil {
 				return usageError{err}
 			}
+			if cfg.Alerting.Policy.StreamConfirm, err = streamConfirmOf(streamConfirm); err != nil {
+				return usageError{err}
+			}
 			cfg.Ingest = tune.cfg
 			cfg.Log = logger(cmd)
 			cfg.Log.Debug("garbage collector target", "gogc", tuneGC())
@@ -179,11 +183,24 @@ local disk (fsync'd) or, with --no-journal, once InfluxDB has stored it.`,
 	fs.StringSliceVar(&proxies, "trusted-proxy", nil, "reverse proxies in front of the board (addresses or CIDR ranges): from them the client is read from X-Forwarded-For, for the sign-in limits, and X-Forwarded-Proto: https marks the session cookie Secure (env VWARD_TRUSTED_PROXIES, comma-separated)")
 	fs.StringVar(&cfg.Notify.BoardURL, "public-url", "", "the board's address as people reach it (https://vward.example.nhs.uk), for the links in notifications; empty: no link (env VWARD_PUBLIC_URL)")
 	fs.StringSliceVar(&ackTimeouts, "ack-timeout", nil, "how long an alert may stay unacknowledged before it escalates to the next tier, per risk: high=10m,medium=30m,low-medium=1h,low=4h (the defaults; docs/alerts.md) (env VWARD_ACK_TIMEOUT, comma-separated)")
+	fs.DurationVar(&streamConfirm, "stream-confirm", alerting.DefaultPolicy().StreamConfirm, "how long a NEWS2 alert a streaming device's readings would raise is held to confirm it (a moment's artefact pages nobody), 0 to 1m; 0 raises at once; spot checks and people's entries always raise at once (docs/alerts.md) (env VWARD_STREAM_CONFIRM)")
 	fs.StringVar(&pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this address (loopback only, e.g. 127.0.0.1:6060) for profiling; off when empty (env VWARD_PPROF_ADDR)")
 	influx.register(fs)
 	tune.register(fs)
 	journalF.register(fs)
 	return cmd
+}
+
+// streamConfirmOf checks --stream-confirm: at most alerting.MaxStreamConfirm,
+// 0 for no hold.
+func streamConfirmOf(d time.Duration) (time.Duration, error) {
+	switch {
+	case d < 0 || d > alerting.MaxStreamConfirm:
+		return 0, fmt.Errorf("--stream-confirm %s: give a duration from 0 (raise at once) to %s", d, alerting.MaxStreamConfirm)
+	case d == 0:
+		return alerting.NoStreamConfirm, nil
+	}
+	return d, nil
 }
 
 // parsePrefix reads an address (one host) or a CIDR range.
