@@ -231,3 +231,58 @@ func decodeAnswer(def *vward.QuestionnaireDef, wa wireAnswer, seen map[string]bo
 	seen[q.ID] = true
 	return vward.Answer{Question: q.ID, Value: v, RedFlag: q.RedFlag(v)}, nil
 }
+
+// decodeQuestionnaire reads an answered questionnaire and attributes it to
+// the patient its device was bound to when it was answered. A refused one
+// is dead-lettered and its device told, exactly as a refused reading
+// message; one with some refused answers keeps the rest.
+func (p *Pipeline) decodeQuestionnaire(device vward.DeviceID, d Delivery, item pending, now time.Time) pending {
+	p.metrics.Received.WithLabelValues(questionnaireLeaf).Inc()
+	if d.Redelivered {
+		p.metrics.Redelivered.Inc()
+	}
+	m, err := DecodeQuestionnaire(device, d.Payload, now, p.cfg.Limits)
+	rej := func(code, reason string) *Rejection {
+		return &Rejection{Device: device, Topic: d.Topic, MsgID: m.Answered.MsgID, Code: code, Reason: reason, Payload: d.Payload, Received: now}
+	}
+	if err != nil {
+		code, reason := RejectJSON, err.Error()
+		var re *RejectError
+		if errors.As(err, &re) {
+			code, reason = re.Code, re.Detail
+		}
+		item.rejection = rej(code, reason)
+		return item
+	}
+	q := m.Answered
+	patient, ward, err := p.registry.PatientAt(device, q.At)
+	switch {
+	case errors.Is(err, vward.ErrNotFound):
+		item.rejection = rej(RejectDevice, fmt.Sprintf("device %s is not registered", device))
+		return item
+	case err != nil:
+		item.rejection = rej(RejectUnassigned, fmt.Sprintf("device %s was not bound to a patient when the questionnaire was answered at %s", device, q.At.Format(time.RFC3339)))
+		return item
+	}
+	q.Patient, q.Ward = patient, ward
+	item.answered = &q
+	if len(m.Problems) > 0 {
+		item.rejection = rej(RejectAnswers, AnswerProblemsText(m.Problems))
+	}
+	return item
+}
+
+// observeQuestionnaireOnce passes an answered questionnaire to the
+// observer unless the same message was seen recently.
+func (p *Pipeline) observeQuestionnaireOnce(d Delivery, q *vward.Answered) {
+	// Its own namespace of ids: a device's readings and questionnaires may
+	// number their messages alike.
+	switch p.recent.check(q.Device, questionnaireLeaf+"/"+q.MsgID, d.Payload) {
+	case duplicate:
+		p.metrics.Duplicates.Inc()
+		return
+	case reused:
+		p.log.Warn("msg_id reused with a different questionnaire; assessing it as a new message", "device", q.Device, "msg_id", q.MsgID)
+	}
+	p.asked.ObserveQuestionnaire(*q)
+}

@@ -1,13 +1,19 @@
 package ingest
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vward/vward"
+	"github.com/vward/vward/devices/devicestest"
 )
 
 func TestDecodeQuestionnaire(t *testing.T) {
@@ -121,5 +127,106 @@ func TestQuestionnaireTopicDevice(t *testing.T) {
 		if _, ok := QuestionnaireTopicDevice(topic); ok {
 			t.Errorf("%s read as a questionnaire topic", topic)
 		}
+	}
+}
+
+// answerList keeps questionnaires in memory, and fails while failing is set.
+type answerList struct {
+	mu      sync.Mutex
+	failing atomic.Bool
+	qs      []vward.Answered
+}
+
+func (a *answerList) Keep(_ context.Context, qs []vward.Answered) error {
+	if a.failing.Load() {
+		return errors.New("sqlite is locked")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.qs = append(a.qs, qs...)
+	return nil
+}
+
+func (a *answerList) list() []vward.Answered {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.qs)
+}
+
+func (o *observed) ObserveQuestionnaire(q vward.Answered) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.asked = append(o.asked, q)
+}
+
+func (o *observed) questionnaires() []vward.Answered {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.asked)
+}
+
+func questionnaire(msgID string, at time.Time, answers string) string {
+	return fmt.Sprintf(`{"msg_id":%q,"ts":%q,"questionnaire":{"id":"soft_signs","version":1},"answered_by":"carer","answers":[%s]}`,
+		msgID, at.Format(time.RFC3339Nano), answers)
+}
+
+// A questionnaire is attributed to its patient, observed at once (once,
+// however often it is delivered), and acknowledged only once it is kept;
+// a refused one is dead-lettered like a refused reading message.
+func TestPipelineQuestionnaire(t *testing.T) {
+	bound1, bound2 := now.Add(-2*time.Hour), now.Add(-time.Hour)
+	r := newRig(t, Config{}, registry(t, bound1, bound2))
+	r.answers.failing.Store(true)
+	r.run(t)
+	ctx := context.Background()
+	submit := func(device vward.DeviceID, id, payload string) {
+		t.Helper()
+		if err := r.p.Submit(ctx, Delivery{Topic: vward.QuestionnaireTopic(device), Payload: []byte(payload), Ack: r.acks.ack(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	worried := questionnaire("q1", now, `{"question":"carer_worried","value":true},{"question":"new_pain","value":"yes"}`)
+	submit("ox-1", "q1", worried)
+	submit("ox-1", "q1-again", worried)
+	waitFor(t, "the questionnaire observed", func() bool { return len(r.obs.questionnaires()) == 1 })
+	time.Sleep(20 * time.Millisecond)
+	if got := r.acks.list(); len(got) != 0 {
+		t.Fatalf("acknowledged %v before the questionnaire was kept", got)
+	}
+	r.answers.failing.Store(false)
+	submit("ox-idle", "unassigned", questionnaire("q2", now, `{"question":"carer_worried","value":true}`))
+	submit("ox-1", "unknown-version", strings.Replace(worried, `"version":1`, `"version":3`, 1))
+	waitFor(t, "every message acknowledged", func() bool { return len(r.acks.list()) == 4 })
+
+	q := r.obs.questionnaires()[0]
+	if q.Patient != "p2" || q.Device != "ox-1" || len(q.Answers) != 1 || !q.Answers[0].RedFlag {
+		t.Fatalf("observed %+v", q)
+	}
+	if kept := r.answers.list(); len(kept) != 2 || kept[0].Patient != "p2" || kept[1].MsgID != "q1" {
+		t.Fatalf("kept %+v, want q1 for p2 twice (the store keeps it once)", kept)
+	}
+	var codes []string
+	for _, rej := range r.dead.list() {
+		codes = append(codes, rej.MsgID+" "+rej.Code)
+	}
+	slices.Sort(codes) // two writers: batches may keep their dead letters in any order
+	want := []string{"q1 bad_answers", "q1 bad_answers", "q1 bad_questionnaire", "q2 unassigned_device"}
+	if !slices.Equal(codes, want) {
+		t.Fatalf("dead letters %v, want %v", codes, want)
+	}
+}
+
+// Without a place to keep questionnaires, the topic is refused rather
+// than acknowledged and lost.
+func TestPipelineWithoutAnswersRefusesQuestionnaires(t *testing.T) {
+	r := newRig(t, Config{}, registry(t, now.Add(-2*time.Hour), now.Add(-time.Hour)))
+	r.p = NewPipeline(Config{BatchWait: time.Millisecond}, r.store, devicestest.TwoStays(t, now.Add(-2*time.Hour), now.Add(-time.Hour)), r.obs, r.dead, nil, nil, r.m, quietLog)
+	r.run(t)
+	if err := r.p.Submit(context.Background(), Delivery{Topic: vward.QuestionnaireTopic("ox-1"), Payload: []byte(questionnaire("q1", now, `{"question":"carer_worried","value":true}`)), Ack: r.acks.ack("q1")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the message acknowledged", func() bool { return len(r.acks.list()) == 1 })
+	if d := r.dead.list(); len(d) != 1 || d[0].Code != RejectTopic {
+		t.Fatalf("dead letters %+v", d)
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/vward/vward/notify"
 	"github.com/vward/vward/observations"
 	"github.com/vward/vward/planstore"
+	"github.com/vward/vward/questionnaires"
 	"github.com/vward/vward/registrysync"
 	"github.com/vward/vward/sqlitedb"
 	"github.com/vward/vward/tokens"
@@ -85,8 +86,11 @@ type Node struct {
 	// Observations are the observations people enter, and how they reach
 	// the monitor and the history.
 	Observations *observations.Service
-	Notes        *notes.Store     // the patients' notes and contact log
-	CarePlans    *planstore.Store // the patients' care plans, versioned
+	Notes        *notes.Store // the patients' notes and contact log
+	// Questionnaires holds what patients and carers answered on their
+	// devices' questionnaire topic.
+	Questionnaires *questionnaires.Store
+	CarePlans      *planstore.Store // the patients' care plans, versioned
 	// Tokens are the machine clients' API tokens, for FHIR.
 	Tokens    *tokens.Store
 	Handovers *handover.Service // SBARD handovers from alerts, and their outcomes
@@ -178,6 +182,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if n.Notes, err = notes.Open(ctx, db, n.Registry); err != nil {
 		return fail(err)
 	}
+	if n.Questionnaires, err = questionnaires.Open(ctx, db); err != nil {
+		return fail(err)
+	}
 	if n.CarePlans, err = planstore.Open(ctx, db, n.Registry); err != nil {
 		return fail(err)
 	}
@@ -200,7 +207,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	// broker connection, which feeds the pipeline: a channel between them
 	// lets each be built without the other.
 	notices := make(chan ingest.Rejection, rejectionNotices)
-	n.Pipeline = ingest.NewPipeline(cfg.Ingest, n.History, n.Registry, n.Monitor, n.Dead, notices, ingest.NewMetrics(n.Metrics), cfg.Log)
+	n.Pipeline = ingest.NewPipeline(cfg.Ingest, n.History, n.Registry, n.Monitor, n.Dead, n.Questionnaires, notices, ingest.NewMetrics(n.Metrics), cfg.Log)
 	n.Source = mqttsource.NewSource(cfg.MQTT, n.Pipeline, notices, mqttsource.NewMetrics(n.Metrics), cfg.Log)
 	if n.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return fail(fmt.Errorf("listen for http on %s: %w", cfg.HTTPAddr, err))
