@@ -34,7 +34,7 @@ const (
 
 // Conditions lists every condition, for the hazard log's check that each
 // is covered (safety.Required).
-var Conditions = []Condition{News2, Overdue, DeviceOffline, BatteryLow, ChannelFailing}
+var Conditions = []Condition{News2, Overdue, DeviceOffline, BatteryLow, ChannelFailing, Concern}
 
 // Queue separates clinical alarms from technical ones: a technical alert is
 // never escalated, never reminded and never pages a clinician.

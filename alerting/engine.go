@@ -41,7 +41,8 @@ type Engine struct {
 	patients   map[vward.PatientID]*watch   // watched: admitted, or heard of since start
 	saved      map[vward.PatientID]watchRow // overdue baselines read back, until watched
 	devices    map[vward.DeviceID]*deviceWatch
-	watermarks map[Key]time.Time // newest evidence of each key's resolved alerts
+	watermarks map[Key]time.Time                   // newest evidence of each key's resolved alerts
+	concerns   map[vward.PatientID]json.RawMessage // the questionnaire behind each open concern (concern.go)
 
 	q writeQueue
 
@@ -218,9 +219,10 @@ func (e *Engine) pausedLocked(id vward.PatientID) bool {
 
 // withdrawLocked resolves a patient's open overdue and device alerts:
 // their condition no longer applies (the patient paused or discharged).
+// A concern stays open, as NEWS2 does: it is what a person reported.
 func (e *Engine) withdrawLocked(id vward.PatientID, reason string, now time.Time) {
 	for k, a := range e.open {
-		if k.Patient != id || k.Condition == News2 {
+		if k.Patient != id || k.Condition == News2 || k.Condition == Concern {
 			continue
 		}
 		e.stepLocked(a, now, e.evidenceOf(a), func(a Alert) (Alert, Effect) { return a.Withdraw(reason, now) })
@@ -539,6 +541,10 @@ func (e *Engine) evidenceOf(a *Alert) func() json.RawMessage {
 	case DeviceOffline, BatteryLow:
 		if d := e.devices[a.Device]; d != nil {
 			return deviceEvidence(a.Device, d)
+		}
+	case Concern:
+		if ev := e.concerns[a.Patient]; ev != nil {
+			return func() json.RawMessage { return ev }
 		}
 	}
 	return nil

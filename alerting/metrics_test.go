@@ -23,7 +23,7 @@ func TestEngineMetrics(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(r.engine.Collector())
-	if got := testenv.Samples(t, reg); len(got) != 5*4+5*5+5 {
+	if got := testenv.Samples(t, reg); len(got) != 6*4+6*5+6 {
 		t.Errorf("series at start: %d, want every condition and state at 0:\n%v", len(got), slices.Sorted(maps.Keys(got)))
 	}
 	check := func(when string, want map[string]float64) {
