@@ -75,11 +75,11 @@ func (s *Store) Keep(ctx context.Context, qs []vward.Answered) error {
 	return nil
 }
 
-// List returns a patient's questionnaires answered from since, oldest
-// first.
-func (s *Store) List(ctx context.Context, patient vward.PatientID, since time.Time) ([]vward.Answered, error) {
+// List returns a patient's questionnaires answered from since, newest
+// first, at most limit of them.
+func (s *Store) List(ctx context.Context, patient vward.PatientID, since time.Time, limit int) ([]vward.Answered, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT patient_id, ward_id, device_id, msg_id, questionnaire, version, answered_by, answered_at, answers
-		FROM questionnaire_answers WHERE patient_id = ? AND answered_at >= ? ORDER BY answered_at, id`, patient, since.UnixNano())
+		FROM questionnaire_answers WHERE patient_id = ? AND answered_at >= ? ORDER BY answered_at DESC, id DESC LIMIT ?`, patient, since.UnixNano(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list questionnaires of %s: %w", patient, err)
 	}

@@ -38,14 +38,17 @@ func TestKeepAndList(t *testing.T) {
 	if err := s.Keep(ctx, []vward.Answered{again, older}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.List(ctx, "p1", at.Add(-2*time.Hour))
+	got, err := s.List(ctx, "p1", at.Add(-2*time.Hour), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []vward.Answered{older, q}; !reflect.DeepEqual(got, want) {
+	if want := []vward.Answered{q, older}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("List = %+v\nwant %+v", got, want)
 	}
-	if got, _ := s.List(ctx, "p1", at); len(got) != 1 || got[0].MsgID != "q1" {
+	if got, _ := s.List(ctx, "p1", at, 10); len(got) != 1 || got[0].MsgID != "q1" {
 		t.Fatalf("List since %s = %+v", at, got)
+	}
+	if got, _ := s.List(ctx, "p1", time.Time{}, 1); len(got) != 1 || got[0].MsgID != "q1" {
+		t.Fatalf("List of 1 = %+v, want the newest", got)
 	}
 }

@@ -320,7 +320,7 @@ func (n *Node) Run(ctx context.Context) error {
 		Auth: n.Auth, Monitor: n.Monitor, History: n.History, Hub: n.Hub,
 		Wards: n.Registry, Registry: n.Registry, Checks: checks, Status: n.Status, Log: n.log,
 		Ops: web.Ops{Rejections: n.Dead, Metrics: n.Metrics, Registerer: n.Metrics}, Alerts: n.Alerts, Sync: n.Sync,
-		Observations: n.Observations, Notes: n.Notes, CarePlans: n.CarePlans, Handovers: n.Handovers,
+		Observations: n.Observations, Notes: n.Notes, Questionnaires: n.Questionnaires, CarePlans: n.CarePlans, Handovers: n.Handovers,
 		Notify: n.Notify, Tokens: n.Tokens,
 	})
 	g, gctx := errgroup.WithContext(ctx)
