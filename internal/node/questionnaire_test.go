@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/vward/vward"
@@ -144,5 +145,30 @@ func TestQuestionnaireMalformedIsRejected(t *testing.T) {
 	}
 	if s.node.Alerts.HasOpenAlerts(patient) {
 		t.Error("a refused questionnaire raised an alert")
+	}
+}
+
+// The patient view shows the questionnaire on the timeline, red flags
+// first, and the concern's raise beside it.
+func TestQuestionnaireOnTheTimelineInBrowser(t *testing.T) {
+	s := start(t)
+	publish(t, s.broker.URL, "ox-1-c", vward.QuestionnaireTopic(device), softSigns("q-1", time.Now().Add(-time.Minute), "carer",
+		`{"question":"new_pain","value":false},{"question":"carer_worried","value":true}`))
+	eventually(t, "the concern raised", func() bool { return s.node.Alerts.HasOpenAlerts(patient) })
+
+	b := browser(t)
+	signInBoard(t, b, s.node.URL(), nurse)
+	// The row's centre is its alert's buttons: open the view as Enter on the row does.
+	read(t, b, "open the patient", chromedp.Evaluate[string](`location.hash = "patient/p1"`))
+	step(t, b, "open the patient", chromedp.WaitVisible(`#tl-items .tl-questionnaire[data-questionnaire="q-1"]`),
+		chromedp.WaitVisible(`#tl-items .tl-alert.act-raised`))
+	item := text(t, b, `#tl-items .tl-questionnaire[data-questionnaire="q-1"]`)
+	for _, want := range []string{"Questionnaire · soft signs v1", "by carer", "Red flags: carer worried: yes", "new pain: no"} {
+		if !strings.Contains(item, want) {
+			t.Errorf("the questionnaire reads %q, without %q", item, want)
+		}
+	}
+	if alert := text(t, b, `#tl-items .tl-alert.act-raised`); !strings.Contains(alert, "concern reported") {
+		t.Errorf("the concern's raise reads %q", alert)
 	}
 }
