@@ -83,6 +83,11 @@ func (s *Store) List(ctx context.Context, patient vward.PatientID, since time.Ti
 	if err != nil {
 		return nil, fmt.Errorf("list questionnaires of %s: %w", patient, err)
 	}
+	return scan(rows, "questionnaires of "+string(patient))
+}
+
+// scan reads answered questionnaires from rows, and closes them.
+func scan(rows *sql.Rows, what string) ([]vward.Answered, error) {
 	defer rows.Close()
 	out := []vward.Answered{}
 	for rows.Next() {
@@ -90,7 +95,7 @@ func (s *Store) List(ctx context.Context, patient vward.PatientID, since time.Ti
 		var at int64
 		var answers string
 		if err := rows.Scan(&q.Patient, &q.Ward, &q.Device, &q.MsgID, &q.Questionnaire, &q.Version, &q.AnsweredBy, &at, &answers); err != nil {
-			return nil, fmt.Errorf("list questionnaires of %s: %w", patient, err)
+			return nil, fmt.Errorf("read %s: %w", what, err)
 		}
 		q.At = time.Unix(0, at).UTC()
 		if err := json.Unmarshal([]byte(answers), &q.Answers); err != nil {
@@ -99,7 +104,21 @@ func (s *Store) List(ctx context.Context, patient vward.PatientID, since time.Ti
 		out = append(out, q)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list questionnaires of %s: %w", patient, err)
+		return nil, fmt.Errorf("read %s: %w", what, err)
 	}
 	return out, nil
+}
+
+// Latest returns each patient's newest questionnaire answered from since:
+// what a starting node assesses again, so that a questionnaire kept and
+// acknowledged just before a crash still raises its concern.
+func (s *Store) Latest(ctx context.Context, since time.Time) ([]vward.Answered, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT patient_id, ward_id, device_id, msg_id, questionnaire, version, answered_by, answered_at, answers
+		FROM questionnaire_answers q WHERE answered_at >= ? AND id = (SELECT id FROM questionnaire_answers
+			WHERE patient_id = q.patient_id ORDER BY answered_at DESC, id DESC LIMIT 1)
+		ORDER BY patient_id`, since.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("read the latest questionnaires: %w", err)
+	}
+	return scan(rows, "the latest questionnaires")
 }

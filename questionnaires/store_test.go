@@ -51,4 +51,14 @@ func TestKeepAndList(t *testing.T) {
 	if got, _ := s.List(ctx, "p1", time.Time{}, 1); len(got) != 1 || got[0].MsgID != "q1" {
 		t.Fatalf("List of 1 = %+v, want the newest", got)
 	}
+	latest, err := s.Latest(ctx, at.Add(-2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []vward.Answered{q, other}; !reflect.DeepEqual(latest, want) {
+		t.Fatalf("Latest = %+v\nwant each patient's newest, %+v", latest, want)
+	}
+	if latest, _ := s.Latest(ctx, at.Add(time.Second)); len(latest) != 0 {
+		t.Fatalf("Latest after every answer = %+v", latest)
+	}
 }

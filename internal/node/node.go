@@ -277,6 +277,8 @@ func (n *Node) restore(ctx context.Context) {
 	} else {
 		n.Monitor.RestoreTrends(t.ts)
 	}
+	// From SQLite, not the history: a concern does not wait on InfluxDB.
+	n.restoreConcerns(ctx, began.Add(-RestoreLookback))
 	if err != nil {
 		if len(rs) == 0 {
 			n.log.Error("restore the board from the history: rows stay empty until each patient's next reading", "err", err)
@@ -486,5 +488,23 @@ func (n *Node) Close() {
 	}
 	if n.DB != nil {
 		n.DB.Close()
+	}
+}
+
+// restoreConcerns assesses each admitted patient's latest questionnaire
+// again, as restore does their readings: one kept and acknowledged just
+// before a crash, whose concern alert was not yet stored, raises it now.
+// The engine's watermarks keep a concern already raised, cleared or
+// resolved from being raised again.
+func (n *Node) restoreConcerns(ctx context.Context, since time.Time) {
+	qs, err := n.Questionnaires.Latest(ctx, since)
+	if err != nil {
+		n.log.Error("restore concerns from the questionnaires: a concern kept just before a stop may be missing", "err", err)
+		return
+	}
+	for _, q := range qs {
+		if _, admitted := n.Monitor.Patient(q.Patient); admitted {
+			n.Monitor.ObserveQuestionnaire(q)
+		}
 	}
 }

@@ -1,8 +1,11 @@
 package node_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,7 +16,12 @@ import (
 
 	"github.com/vward/vward"
 	"github.com/vward/vward/alerting"
+	"github.com/vward/vward/devices"
+	"github.com/vward/vward/history"
 	"github.com/vward/vward/ingest"
+	"github.com/vward/vward/internal/node"
+	"github.com/vward/vward/internal/testenv"
+	"github.com/vward/vward/mqttsource"
 	"github.com/vward/vward/news2"
 	"github.com/vward/vward/web"
 )
@@ -170,5 +178,85 @@ func TestQuestionnaireOnTheTimelineInBrowser(t *testing.T) {
 	}
 	if alert := text(t, b, `#tl-items .tl-alert.act-raised`); !strings.Contains(alert, "concern reported") {
 		t.Errorf("the concern's raise reads %q", alert)
+	}
+}
+
+// A questionnaire kept and acknowledged just before vward stopped, whose
+// concern was not yet stored, raises the concern when vward starts; one
+// whose concern a clinician resolved does not raise it again.
+func TestQuestionnaireConcernRestoredAtStart(t *testing.T) {
+	broker := testenv.StartMosquitto(t)
+	influx := testenv.StartInflux(t)
+	cfg := node.Config{
+		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0",
+		MQTT:   mqttsource.Config{URL: broker.URL, ClientID: "vward-test"},
+		Influx: &history.InfluxConfig{URL: influx.URL, Bucket: influx.Bucket},
+		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	// run opens a node on the data directory; setup runs before it serves.
+	run := func(setup func(n *node.Node)) (*node.Node, func()) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		n, err := node.Open(ctx, cfg)
+		if err != nil {
+			t.Fatalf("open node: %v", err)
+		}
+		setup(n)
+		return n, serveNode(t, n, ctx, cancel)
+	}
+	ctx := t.Context()
+	worried := func(p vward.PatientID, msgID string, at time.Time) vward.Answered {
+		return vward.Answered{Device: "hub-" + vward.DeviceID(p), Patient: p, Ward: ward, MsgID: msgID, At: at, Questionnaire: "soft_signs", Version: 1,
+			AnsweredBy: vward.RespondentCarer, Answers: []vward.Answer{{Question: "carer_worried", Value: 1, RedFlag: true}}}
+	}
+	openConcern := func(n *node.Node, p vward.PatientID) *alerting.Alert {
+		as, err := n.Alerts.Alerts(ctx, alerting.Filter{Patient: p, State: "open"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range as {
+			if as[i].Condition == alerting.Concern {
+				return &as[i]
+			}
+		}
+		return nil
+	}
+	resolved := worried("p2", "q-p2", time.Now().Add(-time.Hour))
+	n, stop := run(func(n *node.Node) {
+		if err := n.Registry.AddWard(ctx, devices.Ward{ID: ward, Name: "Respiratory"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []vward.PatientID{patient, "p2"} {
+			if err := n.Registry.Admit(ctx, devices.Patient{ID: p, Ward: ward, Name: "Patient " + string(p)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := n.LoadPatients(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// p2's concern was raised and resolved by a clinician before the stop.
+	if err := n.Questionnaires.Keep(ctx, []vward.Answered{resolved}); err != nil {
+		t.Fatal(err)
+	}
+	n.Monitor.ObserveQuestionnaire(resolved)
+	eventually(t, "p2's concern raised", func() bool { return openConcern(n, "p2") != nil })
+	if _, err := n.Alerts.Resolve(ctx, openConcern(n, "p2").ID, nurse, "rang the carer"); err != nil {
+		t.Fatal(err)
+	}
+	// p1's questionnaire is kept, as ingest keeps it before acknowledging,
+	// and vward stops before its concern is assessed.
+	if err := n.Questionnaires.Keep(ctx, []vward.Answered{worried(patient, "q-p1", time.Now().Add(-time.Minute))}); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+
+	n, _ = run(func(*node.Node) {})
+	eventually(t, "p1's concern raised at start", func() bool { return openConcern(n, patient) != nil })
+	if a := openConcern(n, patient); a.Risk != news2.Medium || a.State != alerting.Raised {
+		t.Errorf("p1's concern after the start = %+v", a)
+	}
+	if a := openConcern(n, "p2"); a != nil {
+		t.Errorf("p2's resolved concern raised again at start: %+v", a)
 	}
 }
