@@ -30,11 +30,15 @@ const (
 	// ward (notify gave up on several notifications in a row): alerts may
 	// reach nobody away from the board. It is the ward's, not a patient's.
 	ChannelFailing Condition = "channel_failing"
+	// CarePlan holds while a rule of the patient's care plan holds
+	// (careplan.Finding). It is one alert per rule, named by Key.Rule, at
+	// the rule's risk; it is raised beside NEWS2, never instead of it.
+	CarePlan Condition = "care_plan"
 )
 
 // Conditions lists every condition, for the hazard log's check that each
 // is covered (safety.Required).
-var Conditions = []Condition{News2, Overdue, DeviceOffline, BatteryLow, ChannelFailing, Concern}
+var Conditions = []Condition{News2, Overdue, DeviceOffline, BatteryLow, ChannelFailing, CarePlan, Concern}
 
 // Queue separates clinical alarms from technical ones: a technical alert is
 // never escalated, never reminded and never pages a clinician.
@@ -77,13 +81,15 @@ func (s State) Open() bool { return s != Resolved && s != "" }
 
 // Key names the one open alert a patient may have for a condition. Device is
 // empty for the clinical conditions. An alert of no patient (a failing
-// notification channel) is one per ward and channel.
+// notification channel) is one per ward and channel. Rule is the care plan
+// rule's ID of a care_plan alert: one open alert per rule, not per plan.
 type Key struct {
 	Patient   vward.PatientID
 	Condition Condition
 	Device    vward.DeviceID
 	Ward      vward.WardID // only when Patient is empty
 	Channel   string
+	Rule      string
 }
 
 // Alert is one alert as the REST API, the board and the store see it.
@@ -98,6 +104,8 @@ type Alert struct {
 	Device    vward.DeviceID  `json:"device,omitempty"`
 	// Channel is the notification channel a channel_failing alert is about.
 	Channel string `json:"channel,omitempty"`
+	// Rule is the ID of the care plan rule a care_plan alert is about.
+	Rule string `json:"rule,omitempty"`
 
 	// Risk is the highest band the condition reached since the alert was
 	// last (re)raised; technical alerts are "low".
@@ -145,7 +153,7 @@ type Alert struct {
 
 // Key returns the alert's key.
 func (a *Alert) Key() Key {
-	k := Key{Patient: a.Patient, Condition: a.Condition, Device: a.Device, Channel: a.Channel}
+	k := Key{Patient: a.Patient, Condition: a.Condition, Device: a.Device, Channel: a.Channel, Rule: a.Rule}
 	if a.Patient == "" {
 		k.Ward = a.Ward
 	}

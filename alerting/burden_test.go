@@ -143,6 +143,21 @@ func TestAlarmBurden(t *testing.T) {
 			}),
 		},
 		{
+			name:   "a care plan alert counts as a clinical alert of its own condition",
+			alerts: []alertOf{{id: 1, patient: "p1", ward: "w1", condition: CarePlan, state: Resolved}},
+			steps: []step{
+				{alert: 1, min: 10, action: ActRaised, to: Raised, risk: news2.Medium},
+				{alert: 1, min: 15, action: ActAcknowledged, from: Raised, to: Acknowledged, risk: news2.Medium, respSec: 300},
+				{alert: 1, min: 60, action: ActCleared, from: Acknowledged, to: Resolved, risk: news2.Medium},
+			},
+			want: with(func(b *Burden) {
+				b.Raised[CarePlan] = 1
+				b.Cleared[CarePlan] = 1
+				b.TimeToAcknowledge = []ResponseTime{{Ward: "w1", Risk: news2.Medium, Count: 1, MeanSeconds: 300, MedianSeconds: 300, P90Seconds: 300, MaxSeconds: 300}}
+				b.Patients = []PatientAlerts{{Patient: "p1", Alerts: 1, ByCondition: map[Condition]int{CarePlan: 1}}}
+			}),
+		},
+		{
 			name: "escalations and reminders",
 			alerts: []alertOf{
 				{id: 1, patient: "p1", ward: "w1", condition: News2, state: Raised, tier: 2, tierName: "on-call GP"},

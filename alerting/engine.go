@@ -69,6 +69,9 @@ type watch struct {
 	persisted      watchRow      // as last written
 	unwatched      bool          // discharged (Unwatch): no longer the patient's watch, if they come back
 	paused         bool          // in hospital for now (setPaused): nothing is raised for them
+
+	planSeq uint64              // the newest care plan assessment taken (assessCarePlan)
+	rules   map[string]ruleSeen // by rule ID; nil for a patient who never had a plan
 }
 
 // deviceWatch is what the engine knows of a device.
@@ -219,10 +222,11 @@ func (e *Engine) pausedLocked(id vward.PatientID) bool {
 
 // withdrawLocked resolves a patient's open overdue and device alerts:
 // their condition no longer applies (the patient paused or discharged).
-// A concern stays open, as NEWS2 does: it is what a person reported.
+// Care plan alerts and concerns stay open, as NEWS2's do: they are
+// clinical findings, and a concern is what a person reported.
 func (e *Engine) withdrawLocked(id vward.PatientID, reason string, now time.Time) {
 	for k, a := range e.open {
-		if k.Patient != id || k.Condition == News2 || k.Condition == Concern {
+		if k.Patient != id || k.Condition == News2 || k.Condition == CarePlan || k.Condition == Concern {
 			continue
 		}
 		e.stepLocked(a, now, e.evidenceOf(a), func(a Alert) (Alert, Effect) { return a.Withdraw(reason, now) })
@@ -542,6 +546,12 @@ func (e *Engine) evidenceOf(a *Alert) func() json.RawMessage {
 		if d := e.devices[a.Device]; d != nil {
 			return deviceEvidence(a.Device, d)
 		}
+	case CarePlan:
+		if w := e.patients[a.Patient]; w != nil {
+			if s, ok := w.rules[a.Rule]; ok {
+				return func() json.RawMessage { return carePlanEvidence(s) }
+			}
+		}
 	case Concern:
 		if ev := e.concerns[a.Patient]; ev != nil {
 			return func() json.RawMessage { return ev }
@@ -760,6 +770,14 @@ func (e *Engine) Resolve(ctx context.Context, id int64, actor, note string) (Ale
 			// set still meeting the condition raises again.
 			if w := e.patients[a.Patient]; w != nil && w.lastAssessedAt.After(a.EvidenceAt) {
 				a.EvidenceAt = w.lastAssessedAt
+			}
+		}
+		if a.Active && a.Condition == CarePlan {
+			// Likewise: only a newer reading that still breaks the rule.
+			if w := e.patients[a.Patient]; w != nil {
+				if at := w.rules[a.Rule].finding.Latest.At; at.After(a.EvidenceAt) {
+					a.EvidenceAt = at
+				}
 			}
 		}
 		return a.Resolve(actor, note, now)

@@ -6,21 +6,26 @@ import (
 	"time"
 
 	"github.com/vward/vward"
+	"github.com/vward/vward/careplan"
 	"github.com/vward/vward/news2"
 )
 
 // BenchmarkAlertObserve measures the delivery path: one SpO2 reading folded
 // into a patient's set, scored, and assessed by the engine. "quiet" patients
-// score 0; "alerting" ones have an open high alert the reading only confirms.
+// score 0; "alerting" ones have an open high alert the reading only confirms;
+// "care-plan" ones are quiet, with the acute respiratory infection plan's
+// two SpO2 rules evaluated on every reading.
 func BenchmarkAlertObserve(b *testing.B) {
 	for _, tc := range []struct {
 		name   string
 		v      vitals
 		engine bool
+		plan   bool
 	}{
-		{"monitor-only", normal, false},
-		{"quiet", normal, true},
-		{"alerting", high, true},
+		{"monitor-only", normal, false, false},
+		{"quiet", normal, true, false},
+		{"alerting", high, true, false},
+		{"care-plan", normal, true, true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			clk := &clock{t: t0}
@@ -33,6 +38,13 @@ func BenchmarkAlertObserve(b *testing.B) {
 			for i := range patients {
 				p := vward.PatientID(fmt.Sprintf("p%d", i))
 				r.monitor.Admit(PatientInfo{ID: p, Ward: "w1"})
+				if tc.plan {
+					plan, err := careplan.Template("acute_respiratory_infection")
+					if err != nil {
+						b.Fatal(err)
+					}
+					r.monitor.SetCarePlan(p, plan, 1, "benchmark")
+				}
 				r.monitor.Observe(tc.v.readings(p, t0, "m0"))
 			}
 			b.ReportAllocs()

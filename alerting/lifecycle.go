@@ -59,7 +59,7 @@ type Effect struct {
 func Raise(id int64, k Key, ward vward.WardID, o Observation, p Policy, now time.Time) (Alert, Effect) {
 	reason := o.reason()
 	a := Alert{
-		ID: id, Patient: k.Patient, Ward: ward, Condition: k.Condition, Queue: k.Condition.Queue(), Device: k.Device, Channel: k.Channel,
+		ID: id, Patient: k.Patient, Ward: ward, Condition: k.Condition, Queue: k.Condition.Queue(), Device: k.Device, Channel: k.Channel, Rule: k.Rule,
 		Risk: o.Risk, Score: o.Score, State: Raised, Active: true, TierName: p.tierName(0),
 		RaisedAt: now, UnackedSince: now, EvidenceAt: o.At, Reason: reason,
 	}
@@ -89,7 +89,8 @@ func (a *Alert) entry(now time.Time, actor, action string, from State, reason st
 
 // hysteresis returns how many consecutive better sets, over how long, clear
 // the condition. Only NEWS2 waits: an overdue set is ended by the set that
-// arrives, and a device by being heard from.
+// arrives, a device by being heard from, and a care plan rule by a finding
+// that no longer holds (careplan's sustained rules do their own waiting).
 func hysteresis(c Condition, p Policy) (sets int, period time.Duration) {
 	if c == News2 {
 		return p.ClearSets, p.ClearPeriod

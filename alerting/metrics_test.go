@@ -23,7 +23,8 @@ func TestEngineMetrics(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(r.engine.Collector())
-	if got := testenv.Samples(t, reg); len(got) != 6*4+6*5+6 {
+	n := len(conditions)
+	if got := testenv.Samples(t, reg); len(got) != n*4+n*5+n {
 		t.Errorf("series at start: %d, want every condition and state at 0:\n%v", len(got), slices.Sorted(maps.Keys(got)))
 	}
 	check := func(when string, want map[string]float64) {

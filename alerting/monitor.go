@@ -163,6 +163,12 @@ type patient struct {
 	// (ObserveDevice).
 	device      vward.DeviceID
 	deviceWatch *deviceWatch
+
+	// plan is the patient's care plan and the readings its rules read;
+	// nil for a patient without one, who so costs nothing more. planSeq
+	// numbers its evaluations, as seq the rescores, across plans.
+	plan    *planWatch
+	planSeq uint64
 }
 
 // assessment is a rescored patient on its way to the engine.
@@ -377,10 +383,14 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 	now := m.now()
 	rowChanges := make([]RowChange, 0, 2) // on the stack, as assess
 	assess := make([]assessment, 0, 2)    // on the stack: a message is nearly always one patient
+	plans := make([]planAssessment, 0, 1) // on the stack; used only for patients with a care plan
 	m.mu.Lock()
 	var last *patient
-	dirty := false
+	dirty, planDirty := false, false
 	flush := func() {
+		if last != nil && planDirty && m.engine != nil {
+			plans = append(plans, m.evaluateLocked(last, now, ""))
+		}
 		if last != nil && dirty {
 			m.rescoreLocked(last, now)
 			if m.listeningTo(last.info.Ward) {
@@ -400,7 +410,10 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 		}
 		if p != last {
 			flush()
-			last, dirty = p, false
+			last, dirty, planDirty = p, false, false
+		}
+		if p.plan != nil && p.plan.add(r) {
+			planDirty = true
 		}
 		if r.Ward != "" {
 			p.info.Ward = r.Ward
@@ -428,6 +441,9 @@ func (m *Monitor) Observe(rs []vward.Reading) {
 	if m.engine != nil {
 		for _, a := range assess {
 			m.engine.assess(a.watch, a.info, a.seq, a.set, a.res, "")
+		}
+		for _, a := range plans {
+			m.engine.assessCarePlan(a)
 		}
 	}
 }
@@ -555,6 +571,7 @@ func (m *Monitor) Run(ctx context.Context, every time.Duration) error {
 func (m *Monitor) rescoreAll() {
 	now := m.now()
 	var rowChanges []RowChange
+	var plans []planAssessment
 	m.mu.Lock()
 	for _, p := range m.patients {
 		before := p.score
@@ -562,9 +579,17 @@ func (m *Monitor) rescoreAll() {
 		if p.score != before && m.listeningTo(p.info.Ward) {
 			rowChanges = append(rowChanges, m.rowChangeLocked(p))
 		}
+		if p.plan != nil && m.engine != nil {
+			// A rule reading within a time (a fall in the last day) ends
+			// by the clock, not by a reading.
+			plans = append(plans, m.evaluateLocked(p, now, ""))
+		}
 	}
 	m.mu.Unlock()
 	m.publishRows(rowChanges)
+	for _, a := range plans {
+		m.engine.assessCarePlan(a)
+	}
 }
 
 // Freshness is how long each parameter's latest value stays current here:
@@ -578,7 +603,8 @@ func (m *Monitor) Freshness() news2.Freshness { return m.freshness }
 // readings, takes its place; a kind with none shows as missing. A wrong
 // reading already superseded changes nothing. The patient is assessed
 // through the alert lifecycle with cause, as for a new reading, and
-// Retract reports whether the set changed.
+// Retract reports whether the set, or the readings kept for the patient's
+// care plan, changed.
 func (m *Monitor) Retract(id vward.PatientID, wrong, earlier []vward.Reading, cause string) bool {
 	now := m.now()
 	m.mu.Lock()
@@ -588,6 +614,14 @@ func (m *Monitor) Retract(id vward.PatientID, wrong, earlier []vward.Reading, ca
 		return false
 	}
 	var forgot [vward.NumReadingKinds]bool
+	var plan *planAssessment
+	if p.plan != nil && p.plan.forget(wrong) {
+		a := m.evaluateLocked(p, now, cause)
+		for _, r := range wrong {
+			a.retracted = append(a.retracted, r.Kind)
+		}
+		plan = &a
+	}
 	changed := false
 	for _, r := range wrong {
 		i := r.Kind.Index()
@@ -606,7 +640,10 @@ func (m *Monitor) Retract(id vward.PatientID, wrong, earlier []vward.Reading, ca
 	}
 	if !changed {
 		m.mu.Unlock()
-		return false
+		if plan != nil && m.engine != nil {
+			m.engine.assessCarePlan(*plan)
+		}
+		return plan != nil
 	}
 	for _, r := range earlier {
 		i := r.Kind.Index()
@@ -640,6 +677,9 @@ func (m *Monitor) Retract(id vward.PatientID, wrong, earlier []vward.Reading, ca
 	m.publishRows(rowChanges)
 	if assess != nil {
 		m.engine.assess(assess.watch, assess.info, assess.seq, assess.set, assess.res, cause)
+	}
+	if plan != nil && m.engine != nil {
+		m.engine.assessCarePlan(*plan)
 	}
 	return true
 }

@@ -63,6 +63,10 @@ var migrations = []string{
 	`ALTER TABLE alerts ADD COLUMN channel TEXT NOT NULL DEFAULT '';
 	DROP INDEX alerts_one_open;
 	CREATE UNIQUE INDEX alerts_one_open ON alerts(patient, condition, device, channel, (CASE WHEN patient = '' THEN ward ELSE '' END)) WHERE state <> 'resolved';`,
+	// A care_plan alert is one open per patient and rule.
+	`ALTER TABLE alerts ADD COLUMN rule TEXT NOT NULL DEFAULT '';
+	DROP INDEX alerts_one_open;
+	CREATE UNIQUE INDEX alerts_one_open ON alerts(patient, condition, device, channel, rule, (CASE WHEN patient = '' THEN ward ELSE '' END)) WHERE state <> 'resolved';`,
 }
 
 // Store keeps alerts and their audit trail in SQLite.
@@ -123,11 +127,11 @@ func writeTx(ctx context.Context, tx *sql.Tx, a *Alert, audit []AuditEntry, w *w
 		if err != nil {
 			return fmt.Errorf("encode alert %d: %w", a.ID, err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO alerts (id, patient, ward, condition, device, channel, state, risk, raised_at, updated_at, evidence_at, body)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO alerts (id, patient, ward, condition, device, channel, rule, state, risk, raised_at, updated_at, evidence_at, body)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT(id) DO UPDATE SET ward = excluded.ward, state = excluded.state, risk = excluded.risk,
 				updated_at = excluded.updated_at, evidence_at = excluded.evidence_at, body = excluded.body`,
-			a.ID, a.Patient, a.Ward, a.Condition, a.Device, a.Channel, a.State, a.Risk.String(),
+			a.ID, a.Patient, a.Ward, a.Condition, a.Device, a.Channel, a.Rule, a.State, a.Risk.String(),
 			nanos(a.RaisedAt), nanos(a.UpdatedAt), nanos(a.EvidenceAt), body); err != nil {
 			return fmt.Errorf("write alert %d: %w", a.ID, err)
 		}
@@ -218,7 +222,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Alert, error) {
 	}
 	switch f.Queue {
 	case Clinical:
-		where = append(where, "condition IN ('news2', 'overdue', 'concern')")
+		where = append(where, "condition IN ('news2', 'overdue', 'care_plan', 'concern')")
 	case Technical:
 		where = append(where, "condition IN ('device_offline', 'battery_low', 'channel_failing')")
 	}
@@ -329,7 +333,7 @@ func (s *Store) load(ctx context.Context) (loaded, error) {
 	if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM alerts").Scan(&l.maxID); err != nil {
 		return l, fmt.Errorf("read alert ids: %w", err)
 	}
-	rows, err := s.db.QueryContext(ctx, "SELECT patient, condition, device, MAX(evidence_at) FROM alerts GROUP BY patient, condition, device")
+	rows, err := s.db.QueryContext(ctx, "SELECT patient, condition, device, rule, MAX(evidence_at) FROM alerts GROUP BY patient, condition, device, rule")
 	if err != nil {
 		return l, fmt.Errorf("read alert watermarks: %w", err)
 	}
@@ -337,7 +341,7 @@ func (s *Store) load(ctx context.Context) (loaded, error) {
 	for rows.Next() {
 		var k Key
 		var ns int64
-		if err := rows.Scan(&k.Patient, &k.Condition, &k.Device, &ns); err != nil {
+		if err := rows.Scan(&k.Patient, &k.Condition, &k.Device, &k.Rule, &ns); err != nil {
 			rows.Close()
 			return l, fmt.Errorf("read alert watermarks: %w", err)
 		}
@@ -387,7 +391,7 @@ type ResponseTime struct {
 // acknowledgement.
 func (s *Store) ResponseTimes(ctx context.Context, wards []vward.WardID, since time.Time) ([]ResponseTime, error) {
 	q := `SELECT au.ward, au.risk, au.response_ms FROM alert_audit au JOIN alerts al ON al.id = au.alert_id
-		WHERE au.action = 'acknowledged' AND au.response_ms IS NOT NULL AND al.condition IN ('news2', 'overdue', 'concern') AND au.at >= ?`
+		WHERE au.action = 'acknowledged' AND au.response_ms IS NOT NULL AND al.condition IN ('news2', 'overdue', 'care_plan', 'concern') AND au.at >= ?`
 	args := []any{nanos(since)}
 	if wards != nil {
 		if len(wards) == 0 {

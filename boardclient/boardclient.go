@@ -66,6 +66,9 @@ type Stream struct {
 	mu     sync.Mutex
 	ws     *websocket.Conn
 	closed bool
+	// csrf is the session's token, which every state-changing request
+	// must carry (docs/websocket.md's sign-in).
+	csrf string
 
 	reconnects atomic.Int64
 }
@@ -222,6 +225,15 @@ func (s *Stream) signIn(ctx context.Context) error {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("sign in to the board as %q: status %d: %s", s.login.Username, resp.StatusCode, strings.TrimSpace(string(msg)))
 	}
+	var sess struct {
+		CSRF string `json:"csrf_token"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&sess); err != nil {
+		return fmt.Errorf("sign in to the board as %q: read the session: %w", s.login.Username, err)
+	}
+	s.mu.Lock()
+	s.csrf = sess.CSRF
+	s.mu.Unlock()
 	return nil
 }
 
@@ -282,19 +294,46 @@ func (s *Stream) dial(ctx context.Context) (*websocket.Conn, []byte, time.Time, 
 // /api/v1/alerts) into v, with the stream's session, signing in again if
 // it has ended.
 func (s *Stream) Get(ctx context.Context, path string, v any) error {
+	return s.do(ctx, http.MethodGet, path, nil, v)
+}
+
+// Put sends body as JSON to the board's REST API with the stream's
+// session, as Get does, and reads the answer into v unless v is nil.
+func (s *Stream) Put(ctx context.Context, path string, body, v any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("put %s: %w", path, err)
+	}
+	return s.do(ctx, http.MethodPut, path, b, v)
+}
+
+func (s *Stream) do(ctx context.Context, method, path string, body []byte, v any) error {
+	verb := strings.ToLower(method)
 	for attempt := 0; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(s.login.URL, "/")+path, nil)
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(s.login.URL, "/")+path, rd)
 		if err != nil {
-			return fmt.Errorf("get %s: %w", path, err)
+			return fmt.Errorf("%s %s: %w", verb, path, err)
+		}
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if method != http.MethodGet {
+			s.mu.Lock()
+			req.Header.Set("X-CSRF-Token", s.csrf)
+			s.mu.Unlock()
 		}
 		resp, err := s.client.Do(req)
 		if err != nil {
-			return fmt.Errorf("get %s: %w", path, err)
+			return fmt.Errorf("%s %s: %w", verb, path, err)
 		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		answer, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 		resp.Body.Close()
 		if err != nil {
-			return fmt.Errorf("get %s: %w", path, err)
+			return fmt.Errorf("%s %s: %w", verb, path, err)
 		}
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized && attempt == 0:
@@ -303,10 +342,13 @@ func (s *Stream) Get(ctx context.Context, path string, v any) error {
 			}
 			continue
 		case resp.StatusCode != http.StatusOK:
-			return fmt.Errorf("get %s: status %d: %s", path, resp.StatusCode, strings.TrimSpace(string(body[:min(len(body), 512)])))
+			return fmt.Errorf("%s %s: status %d: %s", verb, path, resp.StatusCode, strings.TrimSpace(string(answer[:min(len(answer), 512)])))
 		}
-		if err := json.Unmarshal(body, v); err != nil {
-			return fmt.Errorf("get %s: decode: %w", path, err)
+		if v == nil {
+			return nil
+		}
+		if err := json.Unmarshal(answer, v); err != nil {
+			return fmt.Errorf("%s %s: decode: %w", verb, path, err)
 		}
 		return nil
 	}

@@ -38,6 +38,25 @@ func newFakeBoard(t *testing.T) (*fakeBoard, *httptest.Server) {
 		tok := f.session
 		f.mu.Unlock()
 		http.SetCookie(w, &http.Cookie{Name: "session", Value: tok, Path: "/"})
+		_ = json.NewEncoder(w).Encode(map[string]string{"csrf_token": "csrf-" + tok})
+	})
+	mux.HandleFunc("PUT /api/v1/things/{id}", func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie("session")
+		f.mu.Lock()
+		ok := err == nil && c.Value == f.session
+		csrf := r.Header.Get("X-CSRF-Token") == "csrf-"+f.session
+		f.mu.Unlock()
+		var in map[string]string
+		switch {
+		case !ok:
+			http.Error(w, `{"error":"sign in first"}`, http.StatusUnauthorized)
+		case !csrf:
+			http.Error(w, `{"error":"missing or wrong CSRF token"}`, http.StatusForbidden)
+		case json.NewDecoder(r.Body).Decode(&in) != nil || r.Header.Get("Content-Type") != "application/json":
+			http.Error(w, `{"error":"bad body"}`, http.StatusBadRequest)
+		default:
+			_ = json.NewEncoder(w).Encode(map[string]string{"id": r.PathValue("id"), "reason": in["reason"]})
+		}
 	})
 	up := websocket.Upgrader{}
 	mux.HandleFunc("GET /api/v1/stream", func(w http.ResponseWriter, r *http.Request) {
@@ -154,5 +173,40 @@ func TestStreamWithoutReconnect(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return when the stream dropped")
+	}
+}
+
+// Put carries the session's CSRF token and a JSON body, signs in again
+// once when the session has ended, and says what a refusal answered.
+func TestPut(t *testing.T) {
+	f, srv := newFakeBoard(t)
+	ctx := context.Background()
+	s, err := Open(ctx, Login{URL: srv.URL, Username: "sam", Password: "pw"}, func(time.Time, []byte) {}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var out map[string]string
+	if err := s.Put(ctx, "/api/v1/things/a", map[string]string{"reason": "why"}, &out); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	if out["id"] != "a" || out["reason"] != "why" {
+		t.Errorf("answer %v", out)
+	}
+	f.mu.Lock()
+	f.session = "ended"
+	f.mu.Unlock()
+	if err := s.Put(ctx, "/api/v1/things/b", map[string]string{"reason": "again"}, nil); err != nil {
+		t.Fatalf("put after the session ended: %v", err)
+	}
+	if f.logins != 2 {
+		t.Errorf("%d sign-ins, want 2", f.logins)
+	}
+	s.mu.Lock()
+	s.csrf = "stale"
+	s.mu.Unlock()
+	err = s.Put(ctx, "/api/v1/things/c", map[string]string{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "status 403") || !strings.Contains(err.Error(), "CSRF") {
+		t.Errorf("put with a wrong token: %v, want the 403 and its message", err)
 	}
 }

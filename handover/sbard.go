@@ -442,8 +442,9 @@ func ago(t, now time.Time) string {
 }
 
 var conditionWords = map[alerting.Condition]string{
-	alerting.News2:   "NEWS2",
-	alerting.Overdue: "observations overdue",
+	alerting.News2:    "NEWS2",
+	alerting.Overdue:  "observations overdue",
+	alerting.CarePlan: "care plan rule",
 }
 
 var stateWords = map[alerting.State]string{

@@ -460,7 +460,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, a alerting.Alert, change stri
 func (d *Dispatcher) notification(a alerting.Alert, change, id string, t target, detail Detail, p devices.Patient, now time.Time) Notification {
 	n := Notification{
 		Schema: SchemaVersion, ID: id, AlertID: a.ID, AlertVersion: a.Version, Event: change,
-		Ward: a.Ward, Device: a.Device, Condition: a.Condition, Queue: a.Queue, Risk: a.Risk.String(), Score: a.Score,
+		Ward: a.Ward, Device: a.Device, Rule: a.Rule, Condition: a.Condition, Queue: a.Queue, Risk: a.Risk.String(), Score: a.Score,
 		State: a.State, Tier: a.Tier, TierName: a.TierName, Reason: a.Reason,
 		Recipient: t.recipient, Address: t.address, Channel: t.channel, EvidenceAt: a.EvidenceAt, At: a.UpdatedAt,
 	}

@@ -74,6 +74,7 @@ type Notification struct {
 	Ward      vward.WardID       `json:"ward"`
 	Patient   *PatientRef        `json:"patient,omitempty"`
 	Device    vward.DeviceID     `json:"device,omitempty"`
+	Rule      string             `json:"rule,omitempty"` // the care plan rule of a care_plan alert
 	Condition alerting.Condition `json:"condition"`
 	Queue     alerting.Queue     `json:"queue"`
 	Risk      string             `json:"risk"`
@@ -144,6 +145,8 @@ func (n Notification) Subject() string {
 		what = "device " + string(n.Device) + " offline"
 	case alerting.BatteryLow:
 		what = "device " + string(n.Device) + " battery low"
+	case alerting.CarePlan:
+		what = "care plan rule " + n.Rule + ", " + n.Risk + " risk"
 	}
 	return fmt.Sprintf("[vward %s] %s%s: %s (%s)", n.Ward, strings.ToUpper(n.Event[:1])+n.Event[1:], who, what, n.TierName)
 }

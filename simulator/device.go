@@ -36,10 +36,17 @@ const (
 	// every Every and publishes what it collected every Batch, each reading
 	// with its own ts.
 	Gateway DeviceKind = "gateway"
+	// Scale is bathroom scales that send the weight, once a morning at
+	// 07:30 by default: heart failure's daily weighing.
+	Scale DeviceKind = "scale"
 )
 
 // DeviceKinds lists every kind, for validation and docs.
-var DeviceKinds = []DeviceKind{Hub, Oximeter, BPCuff, Thermometer, Wearable, Gateway}
+var DeviceKinds = []DeviceKind{Hub, Oximeter, BPCuff, Thermometer, Wearable, Gateway, Scale}
+
+// Measurable are the reading kinds the simulator's physiology has a value
+// for; a device may measure only these.
+var Measurable = append(slices.Clone(fullSet), vward.Weight)
 
 var fullSet = []vward.ReadingKind{
 	vward.RespiratoryRate, vward.SpO2, vward.SupplementalOxygen, vward.SystolicBP,
@@ -49,6 +56,7 @@ var fullSet = []vward.ReadingKind{
 type kindDefaults struct {
 	measures []vward.ReadingKind
 	every    time.Duration
+	times    []ClockTime // spot checks at times of day, in place of every
 	batch    time.Duration
 	drain    float64 // battery per simulated hour
 	noise    noise
@@ -62,6 +70,9 @@ var kindTable = map[DeviceKind]kindDefaults{
 	Wearable: {measures: []vward.ReadingKind{vward.HeartRate, vward.SpO2, vward.RespiratoryRate}, every: time.Minute, drain: 0.02,
 		noise: noise{rr: 1.5, spo2: 1, hr: 2.5}},
 	Gateway: {measures: fullSet, every: 15 * time.Minute, batch: time.Hour, drain: 0, noise: defaultNoise},
+	// Weighed once a day, after voiding and before breakfast, as heart
+	// failure self-care advice says; AA batteries last months.
+	Scale: {measures: []vward.ReadingKind{vward.Weight}, times: []ClockTime{ClockTime(7*time.Hour + 30*time.Minute)}, drain: 0.0002, noise: defaultNoise},
 }
 
 // Schedule says when a device measures, in scenario time.
@@ -143,6 +154,9 @@ func (d DeviceSpec) withDefaults() DeviceSpec {
 	}
 	if d.Every <= 0 && len(d.Times) == 0 {
 		d.Every = Duration(k.every)
+		if len(k.times) > 0 {
+			d.Every, d.Times = 0, slices.Clone(k.times)
+		}
 	}
 	if d.Kind == Gateway && d.Batch <= 0 {
 		d.Batch = Duration(k.batch)

@@ -62,7 +62,9 @@ type DryRunStats struct {
 // DryRun plays a plan on clock without a broker or vward and scores what
 // vward would accept the way its monitor does (latest value per parameter by
 // measurement time; values current within an hour of the wall clock at
-// delivery; the patient's SpO2 scale). Its observations are what a perfect,
+// delivery; the patient's SpO2 scale), and judges the patients' care plan
+// rules on every reading, each rule that comes to hold raising a care_plan
+// alert once. Its observations are what a perfect,
 // instant vward would show, so a scenario's expectations can be checked —
 // and its windows set — before any service runs.
 func DryRun(plan *Plan, clock Clock) ([]Observation, DryRunStats) {
@@ -76,6 +78,7 @@ func DryRun(plan *Plan, clock Clock) ([]Observation, DryRunStats) {
 		sets[p.ID] = &news2.Set{Scale: news2.Scale(p.SpO2Scale)}
 	}
 	fresh := news2.DefaultFreshness()
+	plans := newCarePlanJudge(plan)
 	var obs []Observation
 	var st DryRunStats
 	Merge(steps, func(_ int, s Step) bool {
@@ -92,6 +95,7 @@ func DryRun(plan *Plan, clock Clock) ([]Observation, DryRunStats) {
 		if s.Class&Backfill != 0 {
 			st.Backfilled++
 		}
+		obs = plans.add(s.Patient, s.Readings, s.At, clock.Due(s.At), obs)
 		set := sets[s.Patient]
 		changed := false
 		for _, r := range s.Readings {

@@ -174,7 +174,8 @@ func (r *Report) Passed() bool {
 func Evaluate(plan *Plan, obs []Observation) *Report { return evaluate(plan, obs, true) }
 
 // EvaluateDryRun judges a dry run's observations: expectations of alert
-// events are skipped, since a dry run has no alert engine.
+// events are skipped, since a dry run has no alert engine, except those
+// of care plan rules, which the dry run judges as vward does.
 func EvaluateDryRun(plan *Plan, obs []Observation) *Report { return evaluate(plan, obs, false) }
 
 func evaluate(plan *Plan, obs []Observation, alerts bool) *Report {
@@ -201,7 +202,7 @@ func evaluate(plan *Plan, obs []Observation, alerts bool) *Report {
 		e := &sc.Expect[i]
 		want, _ := ParseRisk(e.Risk)
 		res := Result{Expectation: e, Patient: e.Patient, Risk: want, Status: Missing}
-		if !alerts && e.source() == FromAlert {
+		if !alerts && e.source() == FromAlert && e.Condition != CarePlanCondition {
 			res.Status = Skipped
 			rep.Results = append(rep.Results, res)
 			continue
@@ -259,12 +260,20 @@ func sourceMatches(e *Expectation, o *Observation) bool {
 }
 
 // allowed reports whether some expectation or allowance of the patient
-// covers the band observed.
+// covers the band observed. An expected alert of another condition than
+// NEWS2's (a care plan rule's) covers only alerts of that condition: a
+// care plan alert of medium must not excuse a NEWS2 of medium.
 func allowed(sc *Scenario, o *Observation) bool {
 	for _, e := range sc.Expect {
-		if r, _ := ParseRisk(e.Risk); e.Patient == o.Patient && r >= o.Risk {
-			return true
+		r, _ := ParseRisk(e.Risk)
+		if e.Patient != o.Patient || r < o.Risk {
+			continue
 		}
+		if e.source() == FromAlert && e.Condition != "" && e.Condition != "news2" &&
+			(o.Source != FromAlert || o.Condition != e.Condition) {
+			continue
+		}
+		return true
 	}
 	for _, a := range sc.Allow {
 		if r, _ := ParseRisk(a.Risk); a.Patient == o.Patient && r >= o.Risk {
@@ -349,6 +358,9 @@ func (o *Observation) describe() string {
 		s := fmt.Sprintf("alert %s", o.Risk)
 		if o.Condition != "" {
 			s += " (" + o.Condition + ")"
+		}
+		if o.Detail != "" {
+			s += " [" + o.Detail + "]"
 		}
 		return s
 	}

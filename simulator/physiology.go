@@ -30,6 +30,9 @@ type Vitals struct {
 	HeartRate       float64
 	Consciousness   vward.Level
 	Temperature     float64
+	// Weight is in kg. It follows the day, not the hour: lightest in the
+	// morning after voiding, up to about 0.8 kg heavier by the evening.
+	Weight float64
 	// IrregularPulse is set during atrial fibrillation: beat-to-beat
 	// variation makes a device's pulse reading scatter widely.
 	IrregularPulse bool
@@ -52,25 +55,32 @@ const (
 
 // BaselineFor draws a person's usual vitals from a profile. The ranges sit
 // inside NEWS2's zero bands (except oxygen for COPD), so that a stable
-// patient's noise alone seldom scores and never reaches medium.
+// patient's noise alone seldom scores and never reaches medium. Weight is
+// drawn last, so that it did not move the other vitals' draws when added.
 func BaselineFor(p Profile, rng *rand.Rand) Vitals {
 	u := func(lo, hi float64) float64 { return lo + rng.Float64()*(hi-lo) }
 	switch p {
 	case Frail:
-		return Vitals{
+		v := Vitals{
 			RespiratoryRate: u(14, 17), SpO2: u(96.5, 98), SystolicBP: u(122, 145),
 			DiastolicBP: u(66, 80), HeartRate: u(64, 80), Temperature: u(36.5, 36.9),
 		}
+		v.Weight = u(48, 75)
+		return v
 	case COPDProfile:
-		return Vitals{
+		v := Vitals{
 			RespiratoryRate: u(16, 18), SpO2: u(89.5, 91), OnOxygen: true, SystolicBP: u(124, 142),
 			DiastolicBP: u(70, 82), HeartRate: u(72, 82), Temperature: u(36.6, 37.0),
 		}
+		v.Weight = u(55, 85)
+		return v
 	default:
-		return Vitals{
+		v := Vitals{
 			RespiratoryRate: u(13, 16), SpO2: u(97, 98.5), SystolicBP: u(118, 140),
 			DiastolicBP: u(70, 82), HeartRate: u(60, 78), Temperature: u(36.6, 37.0),
 		}
+		v.Weight = u(60, 95)
+		return v
 	}
 }
 
@@ -102,10 +112,23 @@ const (
 	// Hypotension is falling blood pressure (over-treatment, dehydration,
 	// bleeding) with a compensating rise in pulse and breathing.
 	Hypotension Trajectory = "hypotension"
+	// FluidRetention is heart failure's early warning: weight rises by
+	// Magnitude kg (default 1) over Span, days before breathlessness, so
+	// that the other vitals stay where they were.
+	FluidRetention Trajectory = "fluid_retention"
 )
 
 // Trajectories lists every trajectory, for validation and docs.
-var Trajectories = []Trajectory{Stable, Sepsis, Recovery, COPDExacerbation, AtrialFibrillation, Hypotension}
+var Trajectories = []Trajectory{Stable, Sepsis, Recovery, COPDExacerbation, AtrialFibrillation, Hypotension, FluidRetention}
+
+// MaxFluidGain bounds a fluid_retention course's magnitude, in kg: beyond
+// it a patient is in hospital, not on a virtual ward.
+const MaxFluidGain = 20.0
+
+// dayToDay is how far a patient's weight wanders from one day to the next
+// (food, fluid, bowels), in kg either way: the noise a heart failure team
+// reads a trend through.
+const dayToDay = 0.3
 
 // delta is a change to vitals at full severity.
 type delta struct {
@@ -160,8 +183,8 @@ type EventKind string
 // Events.
 const (
 	// Fall is a fall at home: a stress response (pulse, breathing and blood
-	// pressure up) that settles over the next hour or two. Device protocol
-	// v1 has no fall reading, so the board sees a fall only through the
+	// pressure up) that settles over the next hour or two. No device sends
+	// a fall_event reading yet, so the board sees a fall only through the
 	// physiology and any confusion that follows (add a Confusion event).
 	Fall EventKind = "fall"
 	// Confusion is new confusion (delirium): consciousness C, which NEWS2
@@ -190,6 +213,9 @@ type Patient struct {
 
 	drift  [5]wave
 	bursts []burst
+	// days are the weight's day-to-day offsets, one per day of the
+	// patient's calendar from the first.
+	days []float64
 }
 
 // wave is one component of a patient's slow drift.
@@ -229,6 +255,11 @@ func NewPatient(id vward.PatientID, baseline Vitals, courses []Course, events []
 			t += length + time.Duration(rng.ExpFloat64()*mean)
 		}
 	}
+	// Drawn after everything else, so that adding weight moved no other
+	// draw.
+	for range int((dayStart+end)/(24*time.Hour)) + 1 {
+		p.days = append(p.days, (2*rng.Float64()-1)*dayToDay)
+	}
 	return p
 }
 
@@ -255,6 +286,12 @@ func (p *Patient) Truth(t time.Duration) Vitals {
 	v.HeartRate += 4 * circ
 	v.SystolicBP += 5 * circ
 	v.RespiratoryRate += 0.7 * circ
+	// Weight: lightest at 07:00, after the night and before breakfast,
+	// 0.8 kg more by 19:00; and each day a little off the last.
+	v.Weight += 0.4 * (1 - math.Cos((hour-7)/24*2*math.Pi))
+	if d := int((p.DayStart + t) / (24 * time.Hour)); d >= 0 && d < len(p.days) {
+		v.Weight += p.days[d]
+	}
 
 	ft := float64(t)
 	d := func(i int) float64 {
@@ -277,6 +314,9 @@ func (p *Patient) Truth(t time.Duration) Vitals {
 		case Recovery:
 			s = (1 - c.Severity(t)) * c.magnitude()
 		case AtrialFibrillation, Stable:
+			continue
+		case FluidRetention:
+			v.Weight += s
 			continue
 		}
 		dl := deltas[c.Kind]
@@ -319,9 +359,9 @@ func (p *Patient) Truth(t time.Duration) Vitals {
 }
 
 // noise is one device's measurement error (standard deviations).
-type noise struct{ rr, spo2, sbp, dbp, hr, temp float64 }
+type noise struct{ rr, spo2, sbp, dbp, hr, temp, weight float64 }
 
-var defaultNoise = noise{rr: 1, spo2: 0.7, sbp: 4, dbp: 3, hr: 2, temp: 0.1}
+var defaultNoise = noise{rr: 1, spo2: 0.7, sbp: 4, dbp: 3, hr: 2, temp: 0.1, weight: 0.05}
 
 // measure reads one kind from the patient's state as a device reports it:
 // with noise drawn from rng, rounded to the device's resolution and clamped
@@ -351,6 +391,9 @@ func measure(v Vitals, k vward.ReadingKind, n noise, rng *rand.Rand) any {
 		return v.Consciousness.String()
 	case vward.Temperature:
 		return clamp(math.Round((v.Temperature+rng.NormFloat64()*n.temp)*10)/10, 33, 42)
+	case vward.Weight:
+		// Home scales show tenths of a kilogram.
+		return clamp(math.Round((v.Weight+rng.NormFloat64()*n.weight)*10)/10, 1, 500)
 	}
 	return nil
 }

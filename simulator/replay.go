@@ -43,10 +43,11 @@ type RunOptions struct {
 }
 
 // RunScenario plays a scenario against a broker — and, with Board set,
-// checks what vward's board showed against the scenario's expectations —
-// and reports. It is what `vward replay FILE --expect` runs. An error means
-// the run could not be set up (a bad scenario, the board refused the
-// clinician); what went wrong during the run is in the report's Problems.
+// puts the patients' care plans as the clinician and checks what vward's
+// board showed against the scenario's expectations — and reports. It is
+// what `vward replay FILE --expect` runs. An error means the run could not
+// be set up (a bad scenario, the board refused the clinician or a care
+// plan); what went wrong during the run is in the report's Problems.
 func RunScenario(ctx context.Context, sc *Scenario, o RunOptions) (*Report, error) {
 	plan, err := sc.Plan()
 	if err != nil {
@@ -71,6 +72,12 @@ func RunScenario(ctx context.Context, sc *Scenario, o RunOptions) (*Report, erro
 			return nil, err
 		}
 		defer watch.Close()
+		// Before any reading, so that the rules judge every one of them.
+		if err := PutCarePlans(ctx, watch.stream.Put, plan); err != nil {
+			return nil, err
+		}
+	} else if plan.HasCarePlans() {
+		o.Log.Warn("the scenario's care plans are put with a clinician's session, which only --expect opens; they are not set", "scenario", sc.Name)
 	}
 	fleet, err := NewFleet(FleetConfig{BrokerURL: o.MQTTURL, Ramp: o.Ramp, Rate: o.Rate, ConnectTimeout: o.ConnectTimeout, Log: o.Log}, ids)
 	if err != nil {

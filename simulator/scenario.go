@@ -62,6 +62,9 @@ type PatientSpec struct {
 	Trajectories []Course      `json:"trajectories,omitempty"`
 	Events       []Event       `json:"events,omitempty"`
 	Devices      []DeviceSpec  `json:"devices"`
+	// CarePlan is put as the patient's care plan before the scenario
+	// plays, through the board's REST API with the clinician's session.
+	CarePlan *CarePlanSpec `json:"care_plan,omitempty"`
 }
 
 // BaselineSpec sets parts of a patient's baseline; what it leaves out is
@@ -75,6 +78,7 @@ type BaselineSpec struct {
 	HeartRate       *float64 `json:"heart_rate,omitempty"`
 	Consciousness   string   `json:"consciousness,omitempty"`
 	Temperature     *float64 `json:"temperature,omitempty"`
+	Weight          *float64 `json:"weight,omitempty"` // kg
 }
 
 // Cohort is Count patients made from one template: ids Prefix-001…, each
@@ -137,9 +141,12 @@ type PlanPatient struct {
 	Name      string
 	Ward      vward.WardID
 	SpO2Scale int
-	Model     *Patient
-	Devices   []DeviceSpec
-	Outages   map[vward.DeviceID][]Spell
+	// CarePlan, when set, is put as the patient's care plan before the
+	// run.
+	CarePlan *CarePlanSpec
+	Model    *Patient
+	Devices  []DeviceSpec
+	Outages  map[vward.DeviceID][]Spell
 }
 
 // DeviceRef names a device and its patient.
@@ -254,6 +261,9 @@ func (sc *Scenario) Plan() (*Plan, error) {
 			if c.Onset < 0 || c.Span < 0 || c.Magnitude < 0 {
 				bad("%s: trajectory %s has a negative onset, span or magnitude", where, c.Kind)
 			}
+			if c.Kind == FluidRetention && c.Magnitude > MaxFluidGain {
+				bad("%s: trajectory fluid_retention: magnitude %g kg is more than the %g kg a virtual ward would see; magnitude is the gain in kg", where, c.Magnitude, MaxFluidGain)
+			}
 		}
 		for _, e := range ps.Events {
 			if e.Kind != Fall && e.Kind != Confusion {
@@ -263,7 +273,12 @@ func (sc *Scenario) Plan() (*Plan, error) {
 		if len(ps.Devices) == 0 {
 			bad("%s has no devices", where)
 		}
-		pp := &PlanPatient{ID: ps.ID, Name: ps.Name, Ward: ps.Ward, SpO2Scale: ps.SpO2Scale, Outages: map[vward.DeviceID][]Spell{}}
+		if ps.CarePlan != nil {
+			if err := ps.CarePlan.check(); err != nil {
+				bad("%s: %v", where, err)
+			}
+		}
+		pp := &PlanPatient{ID: ps.ID, Name: ps.Name, Ward: ps.Ward, SpO2Scale: ps.SpO2Scale, CarePlan: ps.CarePlan, Outages: map[vward.DeviceID][]Spell{}}
 		if pp.Ward == "" {
 			pp.Ward = ward
 		}
@@ -299,8 +314,11 @@ func (sc *Scenario) Plan() (*Plan, error) {
 			}
 			devices[d.ID] = true
 			for _, k := range d.Measures {
-				if !k.Known() {
+				switch {
+				case !k.Known():
 					bad("device %q: %q is not a reading kind of device protocol v1", d.ID, k)
+				case !slices.Contains(Measurable, k):
+					bad("device %q: the simulator has no physiology for %q; a device may measure %v", d.ID, k, Measurable)
 				}
 			}
 			if d.Every < 0 || d.Jitter < 0 || d.Batch < 0 {
@@ -406,6 +424,12 @@ func (b *BaselineSpec) apply(v *Vitals) error {
 	set(&v.DiastolicBP, b.DiastolicBP)
 	set(&v.HeartRate, b.HeartRate)
 	set(&v.Temperature, b.Temperature)
+	if b.Weight != nil {
+		if r := vward.Weight.PossibleRange(); !r.Contains(*b.Weight) {
+			return fmt.Errorf("baseline weight %g kg is outside %g–%g kg", *b.Weight, r.Min, r.Max)
+		}
+		v.Weight = *b.Weight
+	}
 	if b.OnOxygen != nil {
 		v.OnOxygen = *b.OnOxygen
 	}

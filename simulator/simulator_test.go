@@ -35,7 +35,7 @@ const everything = `{
     {"id": "p-af", "profile": "frail", "trajectories": [{"kind": "af", "bursts_per_day": 12}], "events": [{"kind": "confusion", "at": "5h", "for": "1h"}],
      "devices": [{"kind": "bp_cuff", "every": "3h"}, {"kind": "thermometer", "every": "4h", "faults": {"battery": {"start": 0.2, "drain_per_hour": 0.1, "dies": true}}}]},
     {"id": "p-hypo", "trajectories": [{"kind": "hypotension", "onset": "1h", "span": "3h"}, {"kind": "recovery", "onset": "6h", "span": "4h"}],
-     "devices": [{"kind": "hub", "every": "30m", "faults": {"malformed_rate": 1}}]}
+     "devices": [{"kind": "hub", "every": "30m", "faults": {"malformed_rate": 1}}, {"kind": "scale", "faults": {"malformed_rate": 0.5}}]}
   ],
   "outages": [{"at": "9h", "for": "30m", "patients": ["p-c*"]}],
   "expect": [{"patient": "p-sepsis", "risk": "high", "after": "2h"}]
@@ -99,8 +99,8 @@ func TestSameSeedSameBytes(t *testing.T) {
 		return out
 	}
 	a, b := gen(42, false), gen(42, true)
-	if len(a) != 7 {
-		t.Fatalf("got %d device streams, want 7", len(a))
+	if len(a) != 8 {
+		t.Fatalf("got %d device streams, want 8", len(a))
 	}
 	for d, s := range a {
 		if s != b[d] {

@@ -83,6 +83,7 @@ func (s *Server) putCarePlan(w http.ResponseWriter, r *http.Request) {
 		s.carePlanError(w, r, err)
 		return
 	}
+	s.followCarePlan(r, id)
 	writeJSON(w, http.StatusOK, map[string]any{"care_plan": planstore.Present(v)})
 }
 
@@ -101,7 +102,20 @@ func (s *Server) endCarePlan(w http.ResponseWriter, r *http.Request) {
 		s.carePlanError(w, r, err)
 		return
 	}
+	s.followCarePlan(r, id)
 	writeJSON(w, http.StatusOK, map[string]any{"care_plan": planstore.Present(v)})
+}
+
+// followCarePlan tells the monitor of the change at once, so that the
+// plan's rules alert from the next reading; failing that, the follower's
+// next read of the store does.
+func (s *Server) followCarePlan(r *http.Request, id vward.PatientID) {
+	if s.CarePlanSync == nil {
+		return
+	}
+	if err := s.CarePlanSync.Patient(r.Context(), id); err != nil {
+		s.log.Warn("care plan changed but not yet watched; the next read of the plans retries", "patient", id, "err", err)
+	}
 }
 
 func (s *Server) carePlanHistory(w http.ResponseWriter, r *http.Request) {

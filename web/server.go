@@ -97,6 +97,9 @@ type Deps struct {
 	// CarePlans serves the patients' care plans (careplans.go); nil
 	// leaves those routes out.
 	CarePlans *planstore.Store
+	// CarePlanSync tells the monitor of each care plan change made here at
+	// once (planstore.Follower); nil builds one of CarePlans into Monitor.
+	CarePlanSync CarePlanSync
 	// Handovers hands patients over from alerts (handovers.go) and adds
 	// the ward report's step-up figures; nil leaves those out.
 	Handovers HandoverService
@@ -116,6 +119,12 @@ type RegistrySync interface {
 	Device(ctx context.Context, id vward.DeviceID)
 }
 
+// CarePlanSync brings the monitor up to date with a patient's care plan
+// after a change (planstore.Follower).
+type CarePlanSync interface {
+	Patient(ctx context.Context, id vward.PatientID) error
+}
+
 // Server is the HTTP side of vward.
 type Server struct {
 	Deps
@@ -133,6 +142,9 @@ type Server struct {
 func NewServer(ctx context.Context, d Deps) *Server {
 	if d.Sync == nil && d.Registry != nil && d.Monitor != nil {
 		d.Sync = registrysync.New(d.Registry, d.Monitor, d.Log)
+	}
+	if d.CarePlanSync == nil && d.CarePlans != nil && d.Monitor != nil {
+		d.CarePlanSync = planstore.NewFollower(d.CarePlans, d.Monitor, d.Log)
 	}
 	s := &Server{Deps: d, auth: d.Auth, monitor: d.Monitor, history: d.History, hub: d.Hub, checks: d.Checks, log: d.Log.With("component", "web"), ctx: ctx}
 	if d.Ops.Registerer != nil {

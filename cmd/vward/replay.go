@@ -299,6 +299,19 @@ func dryRun(cmd *cobra.Command, sc *simulator.Scenario, speed float64) error {
 		}
 		fmt.Fprintln(out)
 	}
+	// Care plan rules read readings, not the noise-free physiology: when
+	// they first hold in the dry run is the guide for a care_plan window.
+	header := false
+	for _, o := range obs {
+		if o.Source != simulator.FromAlert || o.Condition != simulator.CarePlanCondition {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(out, "care plan rules first hold on the dry run's readings (scenario time):")
+			header = true
+		}
+		fmt.Fprintf(out, "  %-16s  %s %s at %s\n", o.Patient, o.Risk, o.Detail, o.At.Round(time.Minute))
+	}
 	if _, err := rep.WriteTo(out); err != nil {
 		return err
 	}

@@ -3,11 +3,18 @@ package node_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/vward/vward"
+	"github.com/vward/vward/alerting"
+	"github.com/vward/vward/devices"
+	"github.com/vward/vward/news2"
 	"github.com/vward/vward/planstore"
+	"github.com/vward/vward/web"
 )
 
 // carePlanTEP is a plan with a treatment escalation plan, as a clinician
@@ -103,5 +110,75 @@ func TestCarePlanOverREST(t *testing.T) {
 		"careplan.set by nurse: Admitted with decompensated heart failure"
 	if strings.Join(changes, ", ") != want {
 		t.Errorf("the patient's audit of care plans:\n%v\nwant\n%s", changes, want)
+	}
+}
+
+// afHeartRate is a plan for a patient in rate-controlled atrial
+// fibrillation: a heart rate above 100 means the rate is no longer
+// controlled, though NEWS2 scores it 1 or 2.
+const afHeartRate = `{"version": 1, "name": "Rate-controlled AF",
+	"rules": [{"id": "af-hr-above-100", "name": "Heart rate above 100 in rate-controlled AF", "risk": "medium",
+		"type": "threshold", "kind": "heart_rate", "op": ">", "value": 100,
+		"basis": "Resting ventricular rate under 110, ideally under 100 (ESC 2020 AF guidelines, lenient rate control)."}]}`
+
+// A plan put over REST watches the patient from the next reading: a device
+// publishes a heart rate that breaks the plan's rule while NEWS2 stays
+// low, and a care_plan alert naming the rule reaches the board and the
+// alerts API, with no NEWS2 alert. A plan changed outside the web server
+// (the CLI) without the rule withdraws its alert within seconds.
+func TestCarePlanAlertOverMQTT(t *testing.T) {
+	s := start(t)
+	n := signIn(t, s.node.URL(), nurse)
+	board := feed(t, n.dialBoard())
+	board.next("snapshot", func(e boardEvent) bool { return e.Type == "snapshot" })
+	path := "/api/v1/patients/" + string(patient) + "/careplan"
+	var out carePlanAnswer
+	put := map[string]any{"plan": json.RawMessage(afHeartRate), "reason": "AF, rate control with bisoprolol"}
+	if code := n.do("PUT", path, put, &out); code != http.StatusOK {
+		t.Fatalf("put the plan: %d %+v", code, out)
+	}
+	if v := s.node.Monitor.CarePlanVersion(patient); v != out.CarePlan.Version {
+		t.Fatalf("the monitor watches version %d, want %d at once", v, out.CarePlan.Version)
+	}
+
+	// RR 16, SpO2 97, SBP 124, HR 112 → 2, 37.0 °C: NEWS2 2, low.
+	at := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
+	publish(t, s.broker.URL, "ox-1-client", vward.ReadingsTopic(device), vitalsMessage("ox-1-cp-1", at, 16, 97, 124, 112, "A", 37.0))
+	raised := board.alert(alerting.ActRaised)
+	a := raised.Alert
+	if a.Condition != alerting.CarePlan || a.Rule != "af-hr-above-100" || a.Patient != patient || a.Risk != news2.Medium ||
+		!raised.Page || !strings.Contains(a.Reason, "Heart rate above 100 in rate-controlled AF: heart_rate 112") {
+		t.Fatalf("raised %+v (page %v), want the care plan rule's alert", a, raised.Page)
+	}
+	var open struct{ Alerts []alerting.Alert }
+	if code := n.do("GET", "/api/v1/alerts?state=open&ward=w1", nil, &open); code != http.StatusOK ||
+		len(open.Alerts) != 1 || open.Alerts[0].ID != a.ID || open.Alerts[0].Rule != "af-hr-above-100" {
+		t.Fatalf("open alerts: %d %+v, want the care plan alert alone", code, open.Alerts)
+	}
+	for cond, want := range map[string]int{"care_plan": 1, "news2": 0} {
+		var of struct{ Alerts []alerting.Alert }
+		if code := n.do("GET", "/api/v1/alerts?state=open&condition="+cond, nil, &of); code != http.StatusOK || len(of.Alerts) != want {
+			t.Errorf("open %s alerts: %d %+v, want %d", cond, code, of.Alerts, want)
+		}
+	}
+	var one web.AlertWithAudit
+	if code := n.do("GET", fmt.Sprintf("/api/v1/alerts/%d", a.ID), nil, &one); code != http.StatusOK || len(one.Audit) == 0 ||
+		!strings.Contains(string(one.Audit[0].Observations), `"id":"af-hr-above-100"`) {
+		t.Fatalf("alert %d: %d %+v", a.ID, code, one)
+	}
+	row, ok := s.node.Monitor.Patient(patient)
+	if !ok || row.Result.Score != 2 || row.Result.Risk != news2.Low {
+		t.Errorf("NEWS2 %+v, want 2, low", row.Result)
+	}
+
+	// Changed as the CLI does, from outside the web server: the rule is
+	// gone, so its alert is withdrawn.
+	ctx := devices.WithActor(context.Background(), "cli:ward-manager")
+	if _, err := s.node.CarePlans.PutTemplate(ctx, patient, "acute_respiratory_infection", "AF settled; watching the chest infection"); err != nil {
+		t.Fatal(err)
+	}
+	gone := board.alert(alerting.ActResolved)
+	if gone.Alert.ID != a.ID || gone.Alert.State != alerting.Resolved || !strings.Contains(gone.Alert.Reason, "af-hr-above-100 removed from the plan") {
+		t.Fatalf("resolved %+v", gone.Alert)
 	}
 }

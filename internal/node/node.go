@@ -92,7 +92,9 @@ type Node struct {
 	Questionnaires *questionnaires.Store
 	CarePlans      *planstore.Store // the patients' care plans, versioned
 	// Tokens are the machine clients' API tokens, for FHIR.
-	Tokens    *tokens.Store
+	Tokens *tokens.Store
+	// Plans keeps the monitor's care plans in step with CarePlans.
+	Plans     *planstore.Follower
 	Handovers *handover.Service // SBARD handovers from alerts, and their outcomes
 	Sync      *registrysync.Sync
 	Hub       *web.Hub
@@ -203,6 +205,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	})
 	n.Metrics.MustRegister(n.Alerts.Collector(), n.Hub.Collector(), n.Registry.Collector())
 	n.Sync = registrysync.New(n.Registry, n.Monitor, cfg.Log)
+	n.Plans = planstore.NewFollower(n.CarePlans, n.Monitor, cfg.Log)
 	// The pipeline tells devices why it refused their messages through the
 	// broker connection, which feeds the pipeline: a channel between them
 	// lets each be built without the other.
@@ -213,6 +216,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("listen for http on %s: %w", cfg.HTTPAddr, err))
 	}
 	if err := n.LoadPatients(ctx); err != nil {
+		return fail(err)
+	}
+	// After the patients: the monitor takes a plan only for a patient it has.
+	if err := n.Plans.All(ctx); err != nil {
 		return fail(err)
 	}
 	if n.historyDown, err = n.verifyHistory(ctx); err != nil {
@@ -322,7 +329,7 @@ func (n *Node) Run(ctx context.Context) error {
 		Auth: n.Auth, Monitor: n.Monitor, History: n.History, Hub: n.Hub,
 		Wards: n.Registry, Registry: n.Registry, Checks: checks, Status: n.Status, Log: n.log,
 		Ops: web.Ops{Rejections: n.Dead, Metrics: n.Metrics, Registerer: n.Metrics}, Alerts: n.Alerts, Sync: n.Sync,
-		Observations: n.Observations, Notes: n.Notes, Questionnaires: n.Questionnaires, CarePlans: n.CarePlans, Handovers: n.Handovers,
+		Observations: n.Observations, Notes: n.Notes, Questionnaires: n.Questionnaires, CarePlans: n.CarePlans, CarePlanSync: n.Plans, Handovers: n.Handovers,
 		Notify: n.Notify, Tokens: n.Tokens,
 	})
 	g, gctx := errgroup.WithContext(ctx)
@@ -346,6 +353,8 @@ func (n *Node) Run(ctx context.Context) error {
 	// Observations entered with the CLI reach the monitor and the history
 	// here: only this process writes the history (docs/observations.md).
 	g.Go(func() error { return n.Observations.Run(gctx, RegistryWatchInterval) })
+	// Care plans the CLI changes reach the monitor here (docs/alerts.md#care-plan-rules).
+	g.Go(func() error { return n.Plans.Run(gctx, RegistryWatchInterval) })
 	g.Go(func() error {
 		err := web.Serve(gctx, n.listener, srv.Handler())
 		n.cancel() // end the board streams

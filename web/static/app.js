@@ -235,7 +235,15 @@ function scoreCell(p) {
   return td;
 }
 
-const CONDITION_WORD = { news2: "NEWS2", overdue: "observations overdue", device_offline: "device offline", battery_low: "battery low", concern: "concern reported" };
+const CONDITION_WORD = { news2: "NEWS2", overdue: "observations overdue", device_offline: "device offline", battery_low: "battery low", care_plan: "care plan", concern: "concern reported" };
+
+// alertWhat names an alert for people: NEWS2 with its band, a care plan
+// alert with its rule, the others by their condition.
+function alertWhat(a, risk) {
+  if (a.condition === "news2") return "NEWS2 " + (RISK_WORD[risk] || risk);
+  if (a.condition === "care_plan") return "care plan: " + a.rule + " (" + (PLAN_RISK_WORD[risk] || risk) + " risk)";
+  return CONDITION_WORD[a.condition] || a.condition;
+}
 
 function stateWord(a) {
   switch (a.state) {
@@ -260,7 +268,7 @@ function alertCell(p) {
   for (const a of alertsOf(p.patient)) {
     const box = el("div", "alert " + a.queue + " st-" + a.state + (a.tier > 0 ? " escalated" : ""));
     box.dataset.alert = a.id;
-    const what = a.condition === "news2" ? "NEWS2 " + (RISK_WORD[a.risk] || a.risk) : CONDITION_WORD[a.condition] || a.condition;
+    const what = alertWhat(a, a.risk);
     box.appendChild(el("span", "what", what));
     box.appendChild(el("span", "state", stateWord(a)));
     if (me && (me.role === "admin" || me.role === "clinician")) {
@@ -787,7 +795,7 @@ function noteItem(id, it) {
 // alert carries its actions, so they stay where the clinician reads.
 function alertItem(it, newest) {
   const a = it.alert, e = it.event;
-  const what = a.condition === "news2" ? "NEWS2 " + (RISK_WORD[e.risk] || e.risk) : CONDITION_WORD[a.condition] || a.condition;
+  const what = alertWhat(a, e.risk);
   const [li, body] = tlItem("tl-alert " + a.queue + " act-" + e.action, e.at, what + " — " + (ACTION_WORD[e.action] || e.action), e.actor);
   li.dataset.alert = a.id;
   const why = e.reason + (e.note ? " — “" + e.note + "”" : "");
@@ -1038,7 +1046,7 @@ let handingOver = null;
 function openHandover(a) {
   handingOver = a;
   const p = patients.get(a.patient);
-  const what = a.condition === "news2" ? "NEWS2 " + (RISK_WORD[a.risk] || a.risk) : CONDITION_WORD[a.condition] || a.condition;
+  const what = alertWhat(a, a.risk);
   $("handover-patient").textContent = ((p && p.name) || a.patient) + " — alert " + a.id + ", " + what;
   $("handover-form").hidden = false;
   $("handover-result").hidden = true;

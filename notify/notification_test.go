@@ -1,0 +1,18 @@
+package notify_test
+
+import (
+	"testing"
+
+	"github.com/vward/vward/alerting"
+	"github.com/vward/vward/notify"
+)
+
+// A care_plan notification names its rule and the rule's risk, not a
+// NEWS2 score it does not have.
+func TestCarePlanSubject(t *testing.T) {
+	n := notify.Notification{Event: "raised", Ward: "w1", Patient: &notify.PatientRef{ID: "p1", Initials: "AL"},
+		Condition: alerting.CarePlan, Rule: "af-hr-above-100", Risk: "medium", TierName: "ward clinician"}
+	if got, want := n.Subject(), "[vward w1] Raised AL: care plan rule af-hr-above-100, medium risk (ward clinician)"; got != want {
+		t.Errorf("subject %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,172 @@
+package planstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/careplan"
+)
+
+// Monitor is what a Follower tells of each patient's current plan
+// (alerting.Monitor).
+type Monitor interface {
+	// SetCarePlan gives the patient's plan, nil when none, at its version;
+	// it reports false for a patient it does not watch.
+	SetCarePlan(id vward.PatientID, plan *careplan.Plan, version int, cause string) bool
+	// CarePlanVersion is the version it watches, 0 for none.
+	CarePlanVersion(id vward.PatientID) int
+}
+
+// Follower keeps the monitor's care plans in step with the store: each
+// change made in this process at once (the web server calls Patient after
+// it), and those the CLI makes from another process when Run next reads
+// the versions written since.
+type Follower struct {
+	store *Store
+	mon   Monitor
+	log   *slog.Logger
+
+	mu   sync.Mutex // one sync at a time, so the monitor hears versions in order
+	seen int64      // the newest version row read (rowid)
+}
+
+// NewFollower builds a Follower of store into mon.
+func NewFollower(store *Store, mon Monitor, log *slog.Logger) *Follower {
+	return &Follower{store: store, mon: mon, log: log.With("component", "planstore")}
+}
+
+// Resync is how often Run gives the monitor every current plan even when
+// none changed: a patient admitted again after their plan was read gets
+// it back within this long.
+const Resync = time.Minute
+
+// All gives the monitor every patient's current plan that it does not
+// have yet, and ends those that ended.
+func (f *Follower) All(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var top int64
+	if err := f.store.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(rowid), 0) FROM care_plan_versions`).Scan(&top); err != nil {
+		return fmt.Errorf("follow care plans: %w", err)
+	}
+	rows, err := f.store.db.QueryContext(ctx, `SELECT patient_id, MAX(version) FROM care_plan_versions GROUP BY patient_id`)
+	if err != nil {
+		return fmt.Errorf("follow care plans: %w", err)
+	}
+	type head struct {
+		id      vward.PatientID
+		version int
+	}
+	var heads []head
+	for rows.Next() {
+		var h head
+		if err := rows.Scan(&h.id, &h.version); err != nil {
+			rows.Close()
+			return fmt.Errorf("follow care plans: %w", err)
+		}
+		heads = append(heads, h)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("follow care plans: %w", err)
+	}
+	for _, h := range heads {
+		// An ended plan's version is never the monitor's (0), so it is
+		// read again each time: a query a patient whose plan ended.
+		if f.mon.CarePlanVersion(h.id) != h.version {
+			if err := f.patientLocked(ctx, h.id); err != nil {
+				return err
+			}
+		}
+	}
+	f.seen = max(f.seen, top)
+	return nil
+}
+
+// Patient gives the monitor one patient's current plan, or ends it.
+func (f *Follower) Patient(ctx context.Context, id vward.PatientID) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.patientLocked(ctx, id)
+}
+
+func (f *Follower) patientLocked(ctx context.Context, id vward.PatientID) error {
+	vs, err := f.store.query(ctx, selectVersion+` WHERE patient_id = ? ORDER BY version DESC LIMIT 1`, id)
+	if err != nil {
+		return fmt.Errorf("follow the care plan of %s: %w", id, err)
+	}
+	if len(vs) == 0 {
+		return nil
+	}
+	v := vs[0]
+	if v.Ended() && f.mon.CarePlanVersion(id) == 0 || !v.Ended() && f.mon.CarePlanVersion(id) == v.Number {
+		return nil
+	}
+	cause := fmt.Sprintf("care plan version %d by %s: %s", v.Number, v.Author, v.Reason)
+	if v.Ended() {
+		cause = fmt.Sprintf("care plan ended (version %d) by %s: %s", v.Number, v.Author, v.Reason)
+	}
+	f.mon.SetCarePlan(id, v.Plan, v.Number, cause)
+	return nil
+}
+
+// changed gives the monitor the plans of the patients whose plans were
+// written since the last read, by any process.
+func (f *Follower) changed(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// Versions are only ever added (the triggers), so rowid orders them.
+	rows, err := f.store.db.QueryContext(ctx, `SELECT rowid, patient_id FROM care_plan_versions WHERE rowid > ? ORDER BY rowid LIMIT 1000`, f.seen)
+	if err != nil {
+		return fmt.Errorf("follow care plans: %w", err)
+	}
+	var ids []vward.PatientID
+	top := f.seen
+	for rows.Next() {
+		var id vward.PatientID
+		if err := rows.Scan(&top, &id); err != nil {
+			rows.Close()
+			return fmt.Errorf("follow care plans: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("follow care plans: %w", err)
+	}
+	for _, id := range ids {
+		if err := f.patientLocked(ctx, id); err != nil {
+			return err
+		}
+	}
+	f.seen = top
+	return nil
+}
+
+// Run reads the versions written since its last read every interval, and
+// every plan every Resync, until ctx ends.
+func (f *Follower) Run(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	resync := time.NewTicker(Resync)
+	defer resync.Stop()
+	for {
+		var err error
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			err = f.changed(ctx)
+		case <-resync.C:
+			err = f.All(ctx)
+		}
+		if err != nil && !errors.Is(err, context.Canceled) {
+			f.log.Warn("following care plans failed; the next read retries", "err", err)
+		}
+	}
+}

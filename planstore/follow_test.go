@@ -1,0 +1,89 @@
+package planstore_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vward/vward"
+	"github.com/vward/vward/careplan"
+	"github.com/vward/vward/planstore"
+)
+
+// monitor records the plans a Follower gives it; it watches p1 and p2.
+type monitor struct {
+	mu       sync.Mutex
+	versions map[vward.PatientID]int
+	told     []string
+}
+
+func (m *monitor) SetCarePlan(id vward.PatientID, plan *careplan.Plan, version int, cause string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if id != "p1" && id != "p2" {
+		return false
+	}
+	if plan == nil {
+		version = 0
+	}
+	m.versions[id] = version
+	m.told = append(m.told, fmt.Sprintf("%s v%d: %s", id, version, cause))
+	return true
+}
+
+func (m *monitor) CarePlanVersion(id vward.PatientID) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.versions[id]
+}
+
+func (m *monitor) said() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.told)
+}
+
+// The follower gives the monitor each current plan once at start, each
+// change written by this process or another as it reads it, and the end
+// of a plan; a plan it already has is not given again.
+func TestFollower(t *testing.T) {
+	f := open(t)
+	if _, err := f.store.Put(f.ctx, "p1", []byte(smallPlan), "low SpO2 at home"); err != nil {
+		t.Fatal(err)
+	}
+	m := &monitor{versions: map[vward.PatientID]int{}}
+	fl := planstore.NewFollower(f.store, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := fl.All(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := fl.All(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"p1 v1: care plan version 1 by dr.patel: low SpO2 at home"}
+	if got := m.said(); !slices.Equal(got, want) {
+		t.Fatalf("at start the monitor was told %q, want %q", got, want)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- fl.Run(ctx, 10*time.Millisecond) }()
+	defer func() { cancel(); <-done }()
+	if _, err := f.store.PutTemplate(f.ctx, "p2", "heart_failure", "heart failure"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.End(f.ctx, "p1", "recovered"); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, "p2 v1: care plan version 1 by dr.patel: heart failure", "p1 v0: care plan ended (version 2) by dr.patel: recovered")
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Equal(m.said(), want) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := m.said(); !slices.Equal(got, want) {
+		t.Errorf("the monitor was told %q, want %q", got, want)
+	}
+}
