@@ -273,6 +273,9 @@ const (
 	SenMLFilter = TopicPrefix + "+/senml"
 	// StatusFilter subscribes to every device's retained online status.
 	StatusFilter = TopicPrefix + "+/status"
+	// QuestionnaireFilter subscribes to every device's answered
+	// questionnaires (questionnaire.go).
+	QuestionnaireFilter = TopicPrefix + "+/questionnaire"
 )
 
 // ReadingsTopic is where a device publishes its readings.
@@ -286,3 +289,7 @@ func RejectedTopic(d DeviceID) string { return TopicPrefix + string(d) + "/rejec
 
 // StatusTopic carries a device's retained online/offline status.
 func StatusTopic(d DeviceID) string { return TopicPrefix + string(d) + "/status" }
+
+// QuestionnaireTopic is where a device (a patient app, a hub, a carer's
+// tablet) publishes an answered questionnaire.
+func QuestionnaireTopic(d DeviceID) string { return TopicPrefix + string(d) + "/questionnaire" }

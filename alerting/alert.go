@@ -38,7 +38,7 @@ const (
 
 // Conditions lists every condition, for the hazard log's check that each
 // is covered (safety.Required).
-var Conditions = []Condition{News2, Overdue, DeviceOffline, BatteryLow, ChannelFailing, CarePlan}
+var Conditions = []Condition{News2, Overdue, DeviceOffline, BatteryLow, ChannelFailing, CarePlan, Concern}
 
 // Queue separates clinical alarms from technical ones: a technical alert is
 // never escalated, never reminded and never pages a clinician.

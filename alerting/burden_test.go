@@ -129,6 +129,20 @@ func TestAlarmBurden(t *testing.T) {
 			}),
 		},
 		{
+			name:   "a concern counts as a clinical alert of its own condition, acknowledged in time",
+			alerts: []alertOf{{id: 1, patient: "p1", ward: "w1", condition: Concern, state: Resolved}},
+			steps: []step{
+				{alert: 1, min: 20, action: ActRaised, to: Raised, risk: news2.Medium},
+				{alert: 1, min: 30, action: ActAcknowledged, from: Raised, to: Acknowledged, risk: news2.Medium, respSec: 600},
+				{alert: 1, min: 90, action: ActResolved, from: Acknowledged, to: Resolved, risk: news2.Medium},
+			},
+			want: with(func(b *Burden) {
+				b.Raised[Concern] = 1
+				b.TimeToAcknowledge = []ResponseTime{{Ward: "w1", Risk: news2.Medium, Count: 1, MeanSeconds: 600, MedianSeconds: 600, P90Seconds: 600, MaxSeconds: 600}}
+				b.Patients = []PatientAlerts{{Patient: "p1", Alerts: 1, ByCondition: map[Condition]int{Concern: 1}}}
+			}),
+		},
+		{
 			name:   "a care plan alert counts as a clinical alert of its own condition",
 			alerts: []alertOf{{id: 1, patient: "p1", ward: "w1", condition: CarePlan, state: Resolved}},
 			steps: []step{

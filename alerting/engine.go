@@ -41,7 +41,8 @@ type Engine struct {
 	patients   map[vward.PatientID]*watch   // watched: admitted, or heard of since start
 	saved      map[vward.PatientID]watchRow // overdue baselines read back, until watched
 	devices    map[vward.DeviceID]*deviceWatch
-	watermarks map[Key]time.Time // newest evidence of each key's resolved alerts
+	watermarks map[Key]time.Time                   // newest evidence of each key's resolved alerts
+	concerns   map[vward.PatientID]json.RawMessage // the questionnaire behind each open concern (concern.go)
 
 	q writeQueue
 
@@ -232,10 +233,11 @@ func (e *Engine) pausedLocked(id vward.PatientID) bool {
 
 // withdrawLocked resolves a patient's open overdue and device alerts:
 // their condition no longer applies (the patient paused or discharged).
-// Care plan alerts stay open, as NEWS2's do: they are clinical findings.
+// Care plan alerts and concerns stay open, as NEWS2's do: they are
+// clinical findings, and a concern is what a person reported.
 func (e *Engine) withdrawLocked(id vward.PatientID, reason string, now time.Time) {
 	for k, a := range e.open {
-		if k.Patient != id || k.Condition == News2 || k.Condition == CarePlan {
+		if k.Patient != id || k.Condition == News2 || k.Condition == CarePlan || k.Condition == Concern {
 			continue
 		}
 		e.stepLocked(a, now, e.evidenceOf(a), func(a Alert) (Alert, Effect) { return a.Withdraw(reason, now) })
@@ -627,6 +629,10 @@ func (e *Engine) evidenceOf(a *Alert) func() json.RawMessage {
 			if s, ok := w.rules[a.Rule]; ok {
 				return func() json.RawMessage { return carePlanEvidence(s) }
 			}
+		}
+	case Concern:
+		if ev := e.concerns[a.Patient]; ev != nil {
+			return func() json.RawMessage { return ev }
 		}
 	}
 	return nil

@@ -10,7 +10,7 @@ import (
 // each series exported from the start, at 0, so a dashboard or a rule
 // never meets a series that is missing because nothing happened yet.
 var (
-	conditions = [...]Condition{News2, Overdue, DeviceOffline, BatteryLow, ChannelFailing, CarePlan}
+	conditions = [...]Condition{News2, Overdue, DeviceOffline, BatteryLow, ChannelFailing, CarePlan, Concern}
 	openStates = [...]State{Raised, Acknowledged, Shelved, Cleared}
 	allStates  = [...]State{Raised, Acknowledged, Shelved, Cleared, Resolved}
 )

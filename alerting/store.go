@@ -222,7 +222,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Alert, error) {
 	}
 	switch f.Queue {
 	case Clinical:
-		where = append(where, "condition IN ('news2', 'overdue', 'care_plan')")
+		where = append(where, "condition IN ('news2', 'overdue', 'care_plan', 'concern')")
 	case Technical:
 		where = append(where, "condition IN ('device_offline', 'battery_low', 'channel_failing')")
 	}
@@ -391,7 +391,7 @@ type ResponseTime struct {
 // acknowledgement.
 func (s *Store) ResponseTimes(ctx context.Context, wards []vward.WardID, since time.Time) ([]ResponseTime, error) {
 	q := `SELECT au.ward, au.risk, au.response_ms FROM alert_audit au JOIN alerts al ON al.id = au.alert_id
-		WHERE au.action = 'acknowledged' AND au.response_ms IS NOT NULL AND al.condition IN ('news2', 'overdue', 'care_plan') AND au.at >= ?`
+		WHERE au.action = 'acknowledged' AND au.response_ms IS NOT NULL AND al.condition IN ('news2', 'overdue', 'care_plan', 'concern') AND au.at >= ?`
 	args := []any{nanos(since)}
 	if wards != nil {
 		if len(wards) == 0 {

@@ -294,8 +294,8 @@ func (a *access) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool 
 	return true
 }
 
-// OnACLCheck lets a device write only its own readings, SenML and status
-// topics, the protocol's, and read only its own rejected topic; the
+// OnACLCheck lets a device write only its own readings, SenML, status and
+// questionnaire topics, the protocol's, and read only its own rejected topic; the
 // service account may do anything. A refused publish is answered: an
 // MQTT 5 device gets "not authorized" in its PUBACK, a 3.1.1 device is
 // disconnected (3.1.1 has no negative PUBACK), so a typo in a topic never
@@ -307,7 +307,8 @@ func (a *access) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	}
 	d := vward.DeviceID(user)
 	if write {
-		return topic == vward.ReadingsTopic(d) || topic == vward.SenMLTopic(d) || topic == vward.StatusTopic(d)
+		return topic == vward.ReadingsTopic(d) || topic == vward.SenMLTopic(d) || topic == vward.StatusTopic(d) ||
+			topic == vward.QuestionnaireTopic(d)
 	}
 	return topic == vward.RejectedTopic(d)
 }

@@ -182,6 +182,24 @@ func TestBrokerDeviceSpeaksOnlyForItself(t *testing.T) {
 	default:
 	}
 
+	// Likewise a device answers questionnaires only on its own topic.
+	answers := listen(t, svc, vward.QuestionnaireFilter)
+	forger = mustConnect(t, url, "dev-a", f.secrets["dev-a"])
+	_ = publish(forger, vward.QuestionnaireTopic("dev-b"), "answered for dev-b by dev-a")
+	forger.Disconnect(100)
+	a = mustConnect(t, url, "dev-a", f.secrets["dev-a"])
+	if err := publish(a, vward.QuestionnaireTopic("dev-a"), "own answers"); err != nil {
+		t.Fatalf("dev-a publishing its own questionnaire: %v", err)
+	}
+	select {
+	case m := <-answers:
+		if m.topic != vward.QuestionnaireTopic("dev-a") || m.payload != "own answers" {
+			t.Fatalf("service account received %q on %s first; want only dev-a's own answers", m.payload, m.topic)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("dev-a's own questionnaire never reached the service account")
+	}
+
 	// A device reads only its own rejected topic, and may not write it.
 	if subscribeGranted(t, a, vward.RejectedTopic("dev-b")) {
 		t.Error("dev-a may subscribe to dev-b's rejected topic")

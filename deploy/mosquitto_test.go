@@ -244,6 +244,18 @@ func TestMosquittoACL(t *testing.T) {
 	expect(t, svcGot, "vward/v1/devices/ox-1/readings", "not for ox-2", broker)
 	pub(t, svc, "vward/v1/devices/ox-2/rejected", "control")
 	expect(t, ox2Got, "vward/v1/devices/ox-2/rejected", "control", broker)
+
+	// A device answers questionnaires on its own topic only.
+	sub(t, svc, "vward/v1/devices/+/questionnaire")
+	pub(t, ox1, "vward/v1/devices/ox-2/questionnaire", "ox-1 answering for ox-2")
+	pub(t, ox1, "vward/v1/devices/ox-1/questionnaire", "ox-1 own answers")
+	expect(t, svcGot, "vward/v1/devices/ox-1/questionnaire", "ox-1 own answers", broker)
+	// Nor reads another device's answers.
+	sub(t, ox2, "vward/v1/devices/ox-1/questionnaire")
+	pub(t, ox1, "vward/v1/devices/ox-1/questionnaire", "not for ox-2")
+	expect(t, svcGot, "vward/v1/devices/ox-1/questionnaire", "not for ox-2", broker)
+	pub(t, svc, "vward/v1/devices/ox-2/rejected", "control again")
+	expect(t, ox2Got, "vward/v1/devices/ox-2/rejected", "control again", broker)
 }
 
 type msg struct{ topic, payload string }

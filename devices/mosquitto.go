@@ -130,9 +130,9 @@ func (r *Registry) ExportMosquittoPasswd(ctx context.Context, serviceUser, servi
 }
 
 // MosquittoACL returns a Mosquitto ACL file for device protocol v1: the
-// service account reads every device's readings, SenML and status and
-// writes their rejected topics; a device (username = device id, "%u")
-// writes only its own readings, SenML and status, and reads only its own
+// service account reads every device's readings, SenML, status and
+// questionnaires and writes their rejected topics; a device (username =
+// device id, "%u") writes only its own of those, and reads only its own
 // rejected topic. Unlike a "%u/#" grant, a device cannot forge its own
 // rejection notices, matching the embedded broker.
 func MosquittoACL(serviceUser string) ([]byte, error) {
@@ -149,12 +149,14 @@ user ` + serviceUser + `
 topic read ` + p + `+/readings
 topic read ` + p + `+/senml
 topic read ` + p + `+/status
+topic read ` + p + `+/questionnaire
 topic write ` + p + `+/rejected
 
 # Devices: the username is the device id. Pattern lines apply to every user.
 pattern write ` + p + `%u/readings
 pattern write ` + p + `%u/senml
 pattern write ` + p + `%u/status
+pattern write ` + p + `%u/questionnaire
 pattern read ` + p + `%u/rejected
 `), nil
 }

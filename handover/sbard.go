@@ -445,6 +445,7 @@ var conditionWords = map[alerting.Condition]string{
 	alerting.News2:    "NEWS2",
 	alerting.Overdue:  "observations overdue",
 	alerting.CarePlan: "care plan rule",
+	alerting.Concern:  "concern reported by the patient or carer",
 }
 
 var stateWords = map[alerting.State]string{

@@ -80,10 +80,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	m.StoreUp.Set(1)
-	for _, f := range []string{string(FormatV1), string(FormatSenML), statusLeaf} {
+	for _, f := range []string{string(FormatV1), string(FormatSenML), statusLeaf, questionnaireLeaf} {
 		m.Received.WithLabelValues(f)
 	}
-	for _, s := range []string{storeHistory, storeDeadLetters} {
+	for _, s := range []string{storeHistory, storeDeadLetters, storeQuestionnaires} {
 		m.WriteFailures.WithLabelValues(s)
 	}
 	return m
@@ -91,6 +91,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // Store labels of WriteFailures.
 const (
-	storeHistory     = "history"
-	storeDeadLetters = "dead_letters"
+	storeHistory        = "history"
+	storeDeadLetters    = "dead_letters"
+	storeQuestionnaires = "questionnaires"
 )

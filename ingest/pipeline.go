@@ -59,6 +59,20 @@ type DeviceObserver interface {
 	DeviceStatus(device vward.DeviceID, patient vward.PatientID, ward vward.WardID, online bool, at time.Time)
 }
 
+// QuestionnaireObserver, when the Observer also implements it, receives
+// each answered questionnaire as soon as it is decoded and attributed, as
+// readings are (alerting.Monitor raises the concern alert from it); a
+// recent duplicate is not passed on.
+type QuestionnaireObserver interface {
+	ObserveQuestionnaire(q vward.Answered)
+}
+
+// Answers keeps answered questionnaires durably (package
+// questionnaires); Keep returns nil only when they are.
+type Answers interface {
+	Keep(ctx context.Context, qs []vward.Answered) error
+}
+
 // DeadLetters keeps refused messages for inspection.
 type DeadLetters interface {
 	Keep(ctx context.Context, rs []Rejection) error
@@ -204,6 +218,7 @@ type pending struct {
 	readings  []vward.Reading
 	battery   *float64
 	status    *statusUpdate
+	answered  *vward.Answered
 	rejection *Rejection
 	ack       func()
 	weight    int64 // against MaxInFlightBytes
@@ -225,8 +240,10 @@ type Pipeline struct {
 	store    Store
 	registry Registry
 	observer Observer
-	devices  DeviceObserver // the observer, if it hears of devices too
+	devices  DeviceObserver        // the observer, if it hears of devices too
+	asked    QuestionnaireObserver // the observer, if it hears of questionnaires too
 	dead     DeadLetters
+	answers  Answers
 	notices  chan<- Rejection
 	metrics  *Metrics
 	log      *slog.Logger
@@ -255,13 +272,15 @@ type Pipeline struct {
 // tell the device (mqttsource); it is the send side of a channel the
 // wiring makes, so that neither needs the other to be built. observer and
 // notices may be nil; so may metrics, for tests that do not look at them.
-func NewPipeline(cfg Config, store Store, reg Registry, observer Observer, dead DeadLetters, notices chan<- Rejection, metrics *Metrics, log *slog.Logger) *Pipeline {
+// answers keeps questionnaires; with nil, the questionnaire topic is
+// refused (bad_topic), since nothing could keep what it carries.
+func NewPipeline(cfg Config, store Store, reg Registry, observer Observer, dead DeadLetters, answers Answers, notices chan<- Rejection, metrics *Metrics, log *slog.Logger) *Pipeline {
 	cfg = cfg.withDefaults()
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
 	p := &Pipeline{
-		cfg: cfg, store: store, registry: reg, observer: observer, dead: dead, notices: notices,
+		cfg: cfg, store: store, registry: reg, observer: observer, dead: dead, answers: answers, notices: notices,
 		metrics: metrics,
 		log:     log.With("component", "ingest"),
 		now:     time.Now,
@@ -273,6 +292,7 @@ func NewPipeline(cfg Config, store Store, reg Registry, observer Observer, dead 
 		drained: make(chan struct{}),
 	}
 	p.devices, _ = observer.(DeviceObserver)
+	p.asked, _ = observer.(QuestionnaireObserver)
 	p.closingCtx, p.cancelClosing = context.WithCancel(context.Background())
 	p.storeOK.Store(true)
 	return p
@@ -327,6 +347,9 @@ func (p *Pipeline) Submit(ctx context.Context, d Delivery) error {
 	}
 	if st := item.status; st != nil && p.devices != nil {
 		p.devices.DeviceStatus(st.device, st.patient, st.ward, st.Online, st.At)
+	}
+	if q := item.answered; q != nil && p.asked != nil {
+		p.observeQuestionnaireOnce(d, q)
 	}
 	// in has room for every slot, so this never blocks.
 	p.in <- item
@@ -415,6 +438,9 @@ func (p *Pipeline) decode(d Delivery) pending {
 	item := pending{ack: d.Ack}
 	if device, ok := StatusTopicDevice(d.Topic); ok {
 		return p.decodeStatus(device, d, item, now)
+	}
+	if device, ok := QuestionnaireTopicDevice(d.Topic); ok && p.answers != nil {
+		return p.decodeQuestionnaire(device, d, item, now)
 	}
 	device, format, err := ParseDeviceTopic(d.Topic)
 	p.metrics.Received.WithLabelValues(string(formatLabel(format))).Inc()
@@ -689,11 +715,15 @@ func (p *Pipeline) write(ctx context.Context, batch []pending) error {
 	}()
 	readings := slices.Grow((*buf)[:0], n)
 	var rejections []Rejection
+	var answered []vward.Answered
 	for _, item := range batch {
 		if item.stored {
 			continue
 		}
 		readings = append(readings, item.readings...)
+		if item.answered != nil {
+			answered = append(answered, *item.answered)
+		}
 		if item.rejection != nil {
 			rejections = append(rejections, *item.rejection)
 		}
@@ -707,6 +737,13 @@ func (p *Pipeline) write(ctx context.Context, batch []pending) error {
 				p.metrics.WriteDuration.Observe(time.Since(began).Seconds())
 			}
 			return err
+		}); err != nil {
+			return err
+		}
+	}
+	if len(answered) > 0 {
+		if err := p.retry(ctx, "keep questionnaires", storeQuestionnaires, func(ctx context.Context) error {
+			return p.answers.Keep(ctx, answered)
 		}); err != nil {
 			return err
 		}

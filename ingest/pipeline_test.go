@@ -103,6 +103,7 @@ type observed struct {
 	rs       []vward.Reading
 	devices  []string // ObserveDevice calls
 	statuses []string // DeviceStatus calls
+	asked    []vward.Answered
 }
 
 func (o *observed) ObserveDevice(device vward.DeviceID, patient vward.PatientID, ward vward.WardID, battery *float64, at time.Time) {
@@ -166,26 +167,27 @@ func registry(t *testing.T, bound1, bound2 time.Time) *devices.Registry {
 }
 
 type rig struct {
-	p     *Pipeline
-	store *gatedStore
-	dead  *deadList
-	obs   *observed
-	acks  *acks
-	m     *Metrics
-	done  chan error
-	stop  context.CancelFunc
+	p       *Pipeline
+	store   *gatedStore
+	dead    *deadList
+	answers *answerList
+	obs     *observed
+	acks    *acks
+	m       *Metrics
+	done    chan error
+	stop    context.CancelFunc
 }
 
 func newRig(t *testing.T, cfg Config, reg Registry) *rig {
 	t.Helper()
-	r := &rig{store: newGatedStore(), dead: &deadList{}, obs: &observed{}, acks: &acks{}, m: NewMetrics(nil)}
+	r := &rig{store: newGatedStore(), dead: &deadList{}, answers: &answerList{}, obs: &observed{}, acks: &acks{}, m: NewMetrics(nil)}
 	if cfg.BatchWait == 0 {
 		cfg.BatchWait = time.Millisecond
 	}
 	if cfg.RetryMin == 0 {
 		cfg.RetryMin, cfg.RetryMax = time.Millisecond, 10*time.Millisecond
 	}
-	r.p = NewPipeline(cfg, r.store, reg, r.obs, r.dead, nil, r.m, quietLog)
+	r.p = NewPipeline(cfg, r.store, reg, r.obs, r.dead, r.answers, nil, r.m, quietLog)
 	r.p.now = func() time.Time { return now }
 	return r
 }

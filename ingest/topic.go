@@ -20,8 +20,8 @@ const (
 )
 
 // Filters are the subscriptions ingest makes: every accepted reading
-// format, and devices' status.
-var Filters = []string{vward.ReadingsFilter, vward.SenMLFilter, vward.StatusFilter}
+// format, devices' status, and answered questionnaires.
+var Filters = []string{vward.ReadingsFilter, vward.SenMLFilter, vward.StatusFilter, vward.QuestionnaireFilter}
 
 // ParseTopic reads the device id from a readings or senml topic.
 func ParseTopic(topic string) (vward.DeviceID, error) {

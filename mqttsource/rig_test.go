@@ -131,7 +131,7 @@ func newRig(t *testing.T, cfg ingest.Config, reg ingest.Registry) *rig {
 	if cfg.RetryMin == 0 {
 		cfg.RetryMin, cfg.RetryMax = time.Millisecond, 10*time.Millisecond
 	}
-	r.p = ingest.NewPipeline(cfg, r.store, reg, r.obs, &deadList{}, r.notices, r.m, quietLog)
+	r.p = ingest.NewPipeline(cfg, r.store, reg, r.obs, &deadList{}, nil, r.notices, r.m, quietLog)
 	return r
 }
 

@@ -147,6 +147,8 @@ func (n Notification) Subject() string {
 		what = "device " + string(n.Device) + " battery low"
 	case alerting.CarePlan:
 		what = "care plan rule " + n.Rule + ", " + n.Risk + " risk"
+	case alerting.Concern:
+		what = "concern reported by the patient or carer, " + n.Risk + " risk"
 	}
 	return fmt.Sprintf("[vward %s] %s%s: %s (%s)", n.Ward, strings.ToUpper(n.Event[:1])+n.Event[1:], who, what, n.TierName)
 }

@@ -16,3 +16,13 @@ func TestCarePlanSubject(t *testing.T) {
 		t.Errorf("subject %q, want %q", got, want)
 	}
 }
+
+// A concern's notification says a person reported it, with no NEWS2
+// score it does not have.
+func TestConcernSubject(t *testing.T) {
+	n := notify.Notification{Event: "raised", Ward: "w1", Patient: &notify.PatientRef{ID: "p1", Initials: "AL"},
+		Condition: alerting.Concern, Risk: "medium", TierName: "ward clinician"}
+	if got, want := n.Subject(), "[vward w1] Raised AL: concern reported by the patient or carer, medium risk (ward clinician)"; got != want {
+		t.Errorf("subject %q, want %q", got, want)
+	}
+}

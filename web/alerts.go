@@ -123,9 +123,9 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch f.Condition {
-	case "", alerting.News2, alerting.Overdue, alerting.DeviceOffline, alerting.BatteryLow, alerting.ChannelFailing, alerting.CarePlan:
+	case "", alerting.News2, alerting.Overdue, alerting.DeviceOffline, alerting.BatteryLow, alerting.ChannelFailing, alerting.CarePlan, alerting.Concern:
 	default:
-		writeError(w, http.StatusBadRequest, "condition must be news2, overdue, device_offline, battery_low, channel_failing or care_plan")
+		writeError(w, http.StatusBadRequest, "condition must be news2, overdue, device_offline, battery_low, channel_failing, care_plan or concern")
 		return
 	}
 	if f.Queue != "" && f.Queue != alerting.Clinical && f.Queue != alerting.Technical {

@@ -23,6 +23,7 @@ import (
 	"github.com/vward/vward/notify"
 	"github.com/vward/vward/observations"
 	"github.com/vward/vward/planstore"
+	"github.com/vward/vward/questionnaires"
 	"github.com/vward/vward/registrysync"
 	"github.com/vward/vward/tokens"
 )
@@ -90,6 +91,9 @@ type Deps struct {
 	// Notes serves the patients' notes and contact log (notes.go); nil
 	// leaves those routes out.
 	Notes *notes.Store
+	// Questionnaires serves what patients and carers answered on their
+	// devices (questionnaires.go); nil leaves those routes out.
+	Questionnaires *questionnaires.Store
 	// CarePlans serves the patients' care plans (careplans.go); nil
 	// leaves those routes out.
 	CarePlans *planstore.Store
@@ -185,16 +189,17 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("GET /api/v1/stream", s.stream)
 	api.HandleFunc("GET /api/v1/status", s.status)
 	api.HandleFunc("GET /api/v1/rejections", s.rejections)
-	s.alertRoutes(api)       // /api/v1/alerts…, /api/v1/reports/response-times (alerts.go)
-	s.registryRoutes(api)    // /api/v1/wards…, patients' stays, /api/v1/devices… (registry.go)
-	s.observationRoutes(api) // /api/v1/patients/{id}/observations, /api/v1/observations… (observations.go)
-	s.noteRoutes(api)        // /api/v1/patients/{id}/notes, /api/v1/notes… (notes.go)
-	s.carePlanRoutes(api)    // /api/v1/patients/{id}/careplan…, /api/v1/careplan/templates (careplans.go)
-	s.timelineRoutes(api)    // /api/v1/patients/{id}/timeline (timeline.go)
-	s.handoverRoutes(api)    // /api/v1/alerts/{id}/handover(s), /api/v1/handovers/{id}/outcome (handovers.go)
-	s.burdenRoutes(api)      // /api/v1/wards/{id}/alarm-burden (burden.go)
-	s.notifyRoutes(api)      // /api/v1/alerts/{id}/notifications, /api/v1/notify/… (notify.go)
-	s.tokenRoutes(api)       // /api/v1/tokens… (tokens.go)
+	s.alertRoutes(api)         // /api/v1/alerts…, /api/v1/reports/response-times (alerts.go)
+	s.registryRoutes(api)      // /api/v1/wards…, patients' stays, /api/v1/devices… (registry.go)
+	s.observationRoutes(api)   // /api/v1/patients/{id}/observations, /api/v1/observations… (observations.go)
+	s.noteRoutes(api)          // /api/v1/patients/{id}/notes, /api/v1/notes… (notes.go)
+	s.carePlanRoutes(api)      // /api/v1/patients/{id}/careplan…, /api/v1/careplan/templates (careplans.go)
+	s.timelineRoutes(api)      // /api/v1/patients/{id}/timeline (timeline.go)
+	s.questionnaireRoutes(api) // /api/v1/patients/{id}/questionnaires (questionnaires.go)
+	s.handoverRoutes(api)      // /api/v1/alerts/{id}/handover(s), /api/v1/handovers/{id}/outcome (handovers.go)
+	s.burdenRoutes(api)        // /api/v1/wards/{id}/alarm-burden (burden.go)
+	s.notifyRoutes(api)        // /api/v1/alerts/{id}/notifications, /api/v1/notify/… (notify.go)
+	s.tokenRoutes(api)         // /api/v1/tokens… (tokens.go)
 	mux.Handle("/api/", s.auth.Require(api))
 	s.fhirRoutes(mux) // /fhir/R4/… (fhir.go)
 	h := secure(mux)

@@ -17,8 +17,8 @@ import (
 
 // Timeline is a patient's one timeline (GET /api/v1/patients/{id}/timeline):
 // observations people entered, notes and contacts with their addenda,
-// changes of the care plan, and every change of the patient's alerts,
-// newest first.
+// changes of the care plan, questionnaires answered on devices, and every
+// change of the patient's alerts, newest first.
 type Timeline struct {
 	Patient vward.PatientID `json:"patient"`
 	// From is where the timeline starts: the start of the hours asked
@@ -38,11 +38,13 @@ type Timeline struct {
 // one of Observation, Note, CarePlan, or Alert with Event.
 type TimelineItem struct {
 	At          time.Time             `json:"at"`
-	Type        string                `json:"type"` // "observation", "note", "careplan" or "alert"
+	Type        string                `json:"type"` // "observation", "note", "careplan", "questionnaire" or "alert"
 	By          string                `json:"by"`
 	Observation *observations.View    `json:"observation,omitempty"`
 	Note        *notes.View           `json:"note,omitempty"`
 	CarePlan    *planstore.ChangeView `json:"care_plan,omitempty"`
+	// Questionnaire is one a patient or carer answered on a device.
+	Questionnaire *vward.Answered `json:"questionnaire,omitempty"`
 	// Alert is the alert as it is now, for its actions; Event the change
 	// this item records (without its evidence, which GET
 	// /api/v1/alerts/{id} gives).
@@ -52,10 +54,11 @@ type TimelineItem struct {
 
 // The kinds of timeline item.
 const (
-	ItemObservation = "observation"
-	ItemNote        = "note"
-	ItemCarePlan    = "careplan"
-	ItemAlert       = "alert"
+	ItemObservation   = "observation"
+	ItemNote          = "note"
+	ItemCarePlan      = "careplan"
+	ItemQuestionnaire = "questionnaire"
+	ItemAlert         = "alert"
 )
 
 // timelineRoutes serves the patient's timeline: observations, notes and
@@ -175,6 +178,18 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 			for _, v := range vs {
 				c := planstore.PresentChange(v)
 				p.items = append(p.items, TimelineItem{At: v.At, Type: ItemCarePlan, By: v.Author, CarePlan: &c})
+			}
+			parts = append(parts, p)
+		}
+	}
+	if s.Questionnaires != nil {
+		qs, err := s.questionnairesSeen(r, id, from)
+		if err != nil {
+			unavailable("questionnaires", err)
+		} else {
+			p := timelinePart{truncated: len(qs) == timelineLimit}
+			for i := range qs {
+				p.items = append(p.items, TimelineItem{At: qs[i].At, Type: ItemQuestionnaire, By: string(qs[i].AnsweredBy), Questionnaire: &qs[i]})
 			}
 			parts = append(parts, p)
 		}

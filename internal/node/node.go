@@ -32,6 +32,7 @@ import (
 	"github.com/vward/vward/notify"
 	"github.com/vward/vward/observations"
 	"github.com/vward/vward/planstore"
+	"github.com/vward/vward/questionnaires"
 	"github.com/vward/vward/registrysync"
 	"github.com/vward/vward/sqlitedb"
 	"github.com/vward/vward/tokens"
@@ -85,8 +86,11 @@ type Node struct {
 	// Observations are the observations people enter, and how they reach
 	// the monitor and the history.
 	Observations *observations.Service
-	Notes        *notes.Store     // the patients' notes and contact log
-	CarePlans    *planstore.Store // the patients' care plans, versioned
+	Notes        *notes.Store // the patients' notes and contact log
+	// Questionnaires holds what patients and carers answered on their
+	// devices' questionnaire topic.
+	Questionnaires *questionnaires.Store
+	CarePlans      *planstore.Store // the patients' care plans, versioned
 	// Tokens are the machine clients' API tokens, for FHIR.
 	Tokens *tokens.Store
 	// Plans keeps the monitor's care plans in step with CarePlans.
@@ -180,6 +184,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if n.Notes, err = notes.Open(ctx, db, n.Registry); err != nil {
 		return fail(err)
 	}
+	if n.Questionnaires, err = questionnaires.Open(ctx, db); err != nil {
+		return fail(err)
+	}
 	if n.CarePlans, err = planstore.Open(ctx, db, n.Registry); err != nil {
 		return fail(err)
 	}
@@ -203,7 +210,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	// broker connection, which feeds the pipeline: a channel between them
 	// lets each be built without the other.
 	notices := make(chan ingest.Rejection, rejectionNotices)
-	n.Pipeline = ingest.NewPipeline(cfg.Ingest, n.History, n.Registry, n.Monitor, n.Dead, notices, ingest.NewMetrics(n.Metrics), cfg.Log)
+	n.Pipeline = ingest.NewPipeline(cfg.Ingest, n.History, n.Registry, n.Monitor, n.Dead, n.Questionnaires, notices, ingest.NewMetrics(n.Metrics), cfg.Log)
 	n.Source = mqttsource.NewSource(cfg.MQTT, n.Pipeline, notices, mqttsource.NewMetrics(n.Metrics), cfg.Log)
 	if n.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return fail(fmt.Errorf("listen for http on %s: %w", cfg.HTTPAddr, err))
@@ -277,6 +284,8 @@ func (n *Node) restore(ctx context.Context) {
 	} else {
 		n.Monitor.RestoreTrends(t.ts)
 	}
+	// From SQLite, not the history: a concern does not wait on InfluxDB.
+	n.restoreConcerns(ctx, began.Add(-RestoreLookback))
 	if err != nil {
 		if len(rs) == 0 {
 			n.log.Error("restore the board from the history: rows stay empty until each patient's next reading", "err", err)
@@ -320,7 +329,7 @@ func (n *Node) Run(ctx context.Context) error {
 		Auth: n.Auth, Monitor: n.Monitor, History: n.History, Hub: n.Hub,
 		Wards: n.Registry, Registry: n.Registry, Checks: checks, Status: n.Status, Log: n.log,
 		Ops: web.Ops{Rejections: n.Dead, Metrics: n.Metrics, Registerer: n.Metrics}, Alerts: n.Alerts, Sync: n.Sync,
-		Observations: n.Observations, Notes: n.Notes, CarePlans: n.CarePlans, CarePlanSync: n.Plans, Handovers: n.Handovers,
+		Observations: n.Observations, Notes: n.Notes, Questionnaires: n.Questionnaires, CarePlans: n.CarePlans, CarePlanSync: n.Plans, Handovers: n.Handovers,
 		Notify: n.Notify, Tokens: n.Tokens,
 	})
 	g, gctx := errgroup.WithContext(ctx)
@@ -488,5 +497,23 @@ func (n *Node) Close() {
 	}
 	if n.DB != nil {
 		n.DB.Close()
+	}
+}
+
+// restoreConcerns assesses each admitted patient's latest questionnaire
+// again, as restore does their readings: one kept and acknowledged just
+// before a crash, whose concern alert was not yet stored, raises it now.
+// The engine's watermarks keep a concern already raised, cleared or
+// resolved from being raised again.
+func (n *Node) restoreConcerns(ctx context.Context, since time.Time) {
+	qs, err := n.Questionnaires.Latest(ctx, since)
+	if err != nil {
+		n.log.Error("restore concerns from the questionnaires: a concern kept just before a stop may be missing", "err", err)
+		return
+	}
+	for _, q := range qs {
+		if _, admitted := n.Monitor.Patient(q.Patient); admitted {
+			n.Monitor.ObserveQuestionnaire(q)
+		}
 	}
 }

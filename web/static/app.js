@@ -235,7 +235,7 @@ function scoreCell(p) {
   return td;
 }
 
-const CONDITION_WORD = { news2: "NEWS2", overdue: "observations overdue", device_offline: "device offline", battery_low: "battery low", care_plan: "care plan" };
+const CONDITION_WORD = { news2: "NEWS2", overdue: "observations overdue", device_offline: "device offline", battery_low: "battery low", care_plan: "care plan", concern: "concern reported" };
 
 // alertWhat names an alert for people: NEWS2 with its band, a care plan
 // alert with its rule, the others by their condition.
@@ -862,6 +862,7 @@ async function showTimeline(id) {
     if (it.type === "observation") items.push(observationItem(id, it));
     else if (it.type === "note") items.push(noteItem(id, it));
     else if (it.type === "careplan") items.push(carePlanItem(it));
+    else if (it.type === "questionnaire") items.push(questionnaireItem(it));
     else if (it.type === "alert") { items.push(alertItem(it, !seen.has(it.alert.id))); seen.add(it.alert.id); }
   }
   if (items.length === 0) items.push(el("li", "none", "Nothing in the last " + $("tl-hours").selectedOptions[0].textContent + "."));
@@ -942,6 +943,19 @@ function carePlanBody(v) {
   if (!p.rules || p.rules.length === 0) rules.appendChild(el("li", "none", "none"));
   out.push(rules);
   return out;
+}
+
+// questionnaireItem is a questionnaire a patient or carer answered on a
+// device; red flags first, each marked, as they raised the concern.
+function questionnaireItem(it) {
+  const q = it.questionnaire;
+  const [li, body] = tlItem("tl-questionnaire", it.at, "Questionnaire · " + q.questionnaire.replaceAll("_", " ") + " v" + q.version, it.by);
+  li.dataset.questionnaire = q.msg_id;
+  const word = a => a.question.replaceAll("_", " ") + ": " + (a.question.endsWith("severity") ? a.value + "/10" : a.value ? "yes" : "no");
+  const flags = q.answers.filter(a => a.red_flag), rest = q.answers.filter(a => !a.red_flag);
+  if (flags.length) body.appendChild(el("p", "tl-text red-flags", "Red flags: " + flags.map(word).join(", ")));
+  if (rest.length) body.appendChild(el("span", "values", rest.map(word).join(", ")));
+  return li;
 }
 
 // carePlanItem is a change of the care plan on the timeline.
