@@ -4,10 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,10 +13,8 @@ import (
 	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/devices"
 	"github.com/vward/vward/history"
-	"github.com/vward/vward/news2"
 	"github.com/vward/vward/notes"
 	"github.com/vward/vward/observations"
-	"github.com/vward/vward/sqlitedb"
 )
 
 // notesAPI serves the notes, observation, alert and timeline routes on a
@@ -32,35 +27,8 @@ type notesAPI struct {
 
 func newNotesAPI(t *testing.T) *notesAPI {
 	t.Helper()
-	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "vward.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	reg, err := devices.Open(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range []vward.WardID{"w1", "w2"} {
-		if err := reg.AddWard(ctx, devices.Ward{ID: w, Name: string(w)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, p := range []devices.Patient{{ID: "p1", Ward: "w1", Name: "Ada", Admitted: time.Now().Add(-48 * time.Hour)}, {ID: "p2", Ward: "w2", Name: "Bea"}} {
-		if err := reg.Admit(ctx, p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e, err := alerting.OpenEngine(ctx, db, alerting.Config{}, nil, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := alerting.NewMonitor(news2.DefaultFreshness(), nil, e, log)
-	for _, p := range []alerting.PatientInfo{{ID: "p1", Ward: "w1", Name: "Ada"}, {ID: "p2", Ward: "w2", Name: "Bea"}} {
-		m.Admit(p)
-	}
+	r := newWardsRig(t, adaAndBea())
+	ctx, log, db, reg, e, m := r.ctx, r.log, r.db, r.reg, r.engine, r.monitor
 	entries, err := observations.Open(ctx, db, reg)
 	if err != nil {
 		t.Fatal(err)
