@@ -60,7 +60,7 @@ var Served = []CapabilityResource{
 		{Name: "identifier", Type: "token", Documentation: NHSNumber + "|<NHS number>, or the number alone"}, count, offset}},
 	{Type: "EpisodeOfCare", Interaction: []Interaction{{"read"}}},
 	{Type: "Device", Interaction: []Interaction{{"read"}}},
-	{Type: "Observation", SupportedProfile: []string{VitalSignsProfile, BPProfile}, Interaction: []Interaction{{"search-type"}}, SearchParam: []SearchParam{
+	{Type: "Observation", SupportedProfile: []string{VitalSignsProfile, BPProfile}, Interaction: []Interaction{{"read"}, {"search-type"}}, SearchParam: []SearchParam{
 		byPat,
 		{Name: "code", Type: "token", Documentation: "[system|]code, comma-separated for any of them"},
 		{Name: "date", Type: "date", Documentation: "eq (the default), ge, gt, le or lt, then YYYY-MM-DD (a UTC day) or a dateTime with its zone; may be given twice"},

@@ -247,3 +247,36 @@ func TestEveryKindIsWritten(t *testing.T) {
 		}
 	}
 }
+
+// An Observation's id names its patient, so that a read by id reads one
+// patient's history; a patient id too long for that gives a hash alone.
+func TestObservationPatient(t *testing.T) {
+	long := vward.PatientID(strings.Repeat("p", 50))
+	for _, c := range []struct {
+		id        string
+		patient   vward.PatientID
+		named, ok bool
+	}{
+		{id: patientHashID("vs-", "p-ada", "ox-1"), patient: "p-ada", named: true, ok: true},
+		{id: patientHashID("news2-", "ward_a-7", "1"), patient: "ward_a-7", named: true, ok: true},
+		{id: patientHashID("news2-", long, "1"), ok: true},
+		{id: "vs-" + strings.Repeat("0", 24), ok: true},
+		{id: "vs-p-ada-0123456789abcdeg"},
+		{id: "vs-p-ada-0123456789abcde"},
+		{id: "vs--0123456789abcdef"},
+		{id: "vs-p.x-0123456789abcdef"},
+		{id: "flag-p-ada-0123456789abcdef"},
+		{id: "p-ada"},
+	} {
+		p, named, ok := ObservationPatient(c.id)
+		if p != c.patient || named != c.named || ok != c.ok {
+			t.Errorf("ObservationPatient(%q) = %q, %v, %v; want %q, %v, %v", c.id, p, named, ok, c.patient, c.named, c.ok)
+		}
+		if len(c.id) > 64 {
+			t.Errorf("%q: longer than a FHIR id may be", c.id)
+		}
+	}
+	if NamesPatient(long) || !NamesPatient("p-ada") {
+		t.Errorf("NamesPatient: %v for a long id, %v for p-ada", NamesPatient(long), NamesPatient("p-ada"))
+	}
+}

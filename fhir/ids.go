@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"strings"
 	"time"
+
+	"github.com/vward/vward"
 )
 
 // ID writes a vward id (a patient's, a device's) as a FHIR id. vward's ids
@@ -69,6 +71,65 @@ func hashID(prefix string, parts ...string) string {
 		h.Write([]byte{0})
 	}
 	return prefix + hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// Observation ids are of a patient's records: they carry the patient,
+// so that a read by id reads one patient's history rather than every
+// ward's. obsPrefixes are their kinds: a reading's, a NEWS2's.
+var obsPrefixes = []string{"vs-", "news2-"}
+
+// obsHashLen is the hex digits of an Observation id's hash when the id
+// names its patient: the hash need tell apart only one patient's records.
+const obsHashLen = 16
+
+// patientHashID is the id of a patient's record: prefix, the patient's
+// FHIR id, '-' and a hash of the parts. A patient id too long for that
+// within FHIR's 64 characters gets prefix and a longer hash alone, which
+// ObservationPatient reports as naming no patient.
+func patientHashID(prefix string, patient vward.PatientID, parts ...string) string {
+	h := hashID("", append([]string{string(patient)}, parts...)...)
+	if pid := ID(string(patient)); pid != "" && len(prefix)+len(pid)+1+obsHashLen <= 64 {
+		return prefix + pid + "-" + h[:obsHashLen]
+	}
+	return prefix + h
+}
+
+// ObservationPatient reads the patient an Observation id names. named is
+// false for an id of a patient whose id is too long to be written in it
+// (patientHashID); ok is false for an id vward never writes.
+func ObservationPatient(id string) (patient vward.PatientID, named, ok bool) {
+	for _, prefix := range obsPrefixes {
+		rest, found := strings.CutPrefix(id, prefix)
+		if !found {
+			continue
+		}
+		if len(rest) == 2*12 && isHex(rest) {
+			return "", false, true
+		}
+		cut := len(rest) - obsHashLen - 1
+		if cut < 1 || rest[cut] != '-' || !isHex(rest[cut+1:]) {
+			return "", false, false
+		}
+		p, ok := ParseID(rest[:cut])
+		return vward.PatientID(p), ok, ok
+	}
+	return "", false, false
+}
+
+// NamesPatient reports whether the ids of a patient's Observations name
+// the patient; false for a patient id too long to fit in one.
+func NamesPatient(patient vward.PatientID) bool {
+	_, named, _ := ObservationPatient(patientHashID("news2-", patient))
+	return named
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !('0' <= s[i] && s[i] <= '9' || 'a' <= s[i] && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // DateTime writes a time as a FHIR dateTime or instant, in UTC.

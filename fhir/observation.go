@@ -31,7 +31,7 @@ func observationID(r vward.Reading) string {
 	if r.Kind == vward.SystolicBP || r.Kind == vward.DiastolicBP {
 		kind = "bp"
 	}
-	return hashID("vs-", string(r.Patient), string(r.Device), r.MsgID, kind, strconv.FormatInt(r.At.UnixNano(), 10))
+	return patientHashID("vs-", r.Patient, string(r.Device), r.MsgID, kind, strconv.FormatInt(r.At.UnixNano(), 10))
 }
 
 func quantity(v float64, u Unit) *Quantity {
@@ -205,7 +205,7 @@ func scoreOf(pt alerting.ScorePoint, rs []vward.Reading, patient vward.PatientID
 	res := pt.Result
 	score := res.Score
 	o := Observation{ResourceType: "Observation", Status: "final",
-		ID:                hashID("news2-", string(patient), strconv.FormatInt(pt.At.UnixNano(), 10)),
+		ID:                patientHashID("news2-", patient, strconv.FormatInt(pt.At.UnixNano(), 10)),
 		Category:          []CodeableConcept{codeSurvey.concept()},
 		Code:              concept(codeNEWS2),
 		Subject:           Reference{Reference: "Patient/" + ID(string(patient))},

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,6 +63,7 @@ func (s *Server) fhirAPI() http.Handler {
 	api.HandleFunc("GET /fhir/R4/EpisodeOfCare/{id}", s.fhirEpisode)
 	api.HandleFunc("GET /fhir/R4/Device/{id}", s.fhirDevice)
 	api.HandleFunc("GET /fhir/R4/Observation", s.fhirObservations)
+	api.HandleFunc("GET /fhir/R4/Observation/{id}", s.fhirObservation)
 	api.HandleFunc("GET /fhir/R4/Flag", s.fhirFlags)
 	api.HandleFunc("/fhir/R4/", func(w http.ResponseWriter, r *http.Request) {
 		writeFHIR(w, http.StatusNotFound, fhir.Outcome("not-supported",
@@ -465,42 +467,111 @@ func (s *Server) fhirObservations(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	obs, err := s.patientObservations(r.Context(), p, search.from, search.to)
+	if err != nil {
+		s.fhirFailed(w, r, "the reading history", err)
+		return
+	}
+	var all []fhir.Resource
+	for _, o := range obs {
+		if search.matches(o) {
+			all = append(all, o)
+		}
+	}
+	s.page(w, r, "Observation", q, pg, all)
+}
+
+// patientObservations writes a patient's readings and NEWS2 scores
+// effective in [from, to), oldest first; a zero from or to is open.
+func (s *Server) patientObservations(ctx context.Context, p devices.Patient, from, to time.Time) ([]fhir.Observation, error) {
 	// Not bounded by the stay: a device bound before the admission (set
 	// up at the bedside) measured for the patient, and the history holds
 	// only what was attributed to them. An hour ahead: a device's clock
 	// may run fast.
-	from, to := time.Unix(0, 0).UTC(), time.Now().Add(time.Hour)
-	if !search.from.IsZero() && search.from.After(from) {
-		from = search.from
+	lo, hi := time.Unix(0, 0).UTC(), time.Now().Add(time.Hour)
+	if !from.IsZero() && from.After(lo) {
+		lo = from
 	}
-	if !search.to.IsZero() && search.to.Before(to) {
-		to = search.to
+	if !to.IsZero() && to.Before(hi) {
+		hi = to
 	}
-	var all []fhir.Resource
-	if from.Before(to) {
-		f := s.monitor.Freshness()
-		var longest time.Duration
-		for _, d := range f {
-			longest = max(longest, d)
+	if !lo.Before(hi) {
+		return nil, nil
+	}
+	f := s.monitor.Freshness()
+	var longest time.Duration
+	for _, d := range f {
+		longest = max(longest, d)
+	}
+	// From a window earlier: the score at lo is of the values current then.
+	crs, err := s.chartReadings(ctx, p.ID, lo.Add(-longest), hi)
+	if err != nil {
+		return nil, err
+	}
+	rs := make([]fhir.Reading, len(crs))
+	for i, cr := range crs {
+		rs[i] = fhir.Reading{Reading: cr.Reading, Entry: cr.entry}
+	}
+	obs := fhir.Observations(rs)
+	obs = append(obs, fhir.Scores(rs, p.ID, news2.Scale(p.SpO2Scale), f, lo, hi.Add(-time.Nanosecond))...)
+	fhir.SortByTime(obs)
+	out := obs[:0]
+	for _, o := range obs {
+		if !o.At().Before(lo) {
+			out = append(out, o)
 		}
-		// From a window earlier: the score at from is of the values current then.
-		crs, err := s.chartReadings(r.Context(), p.ID, from.Add(-longest), to)
+	}
+	return out, nil
+}
+
+// fhirObservation reads an Observation by id. Its id names the patient
+// (fhir.ObservationPatient), so the read is of that one patient's
+// history, as a search without a date is; the few patients whose ids are
+// too long to be named in one are searched in turn.
+func (s *Server) fhirObservation(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	pid, named, ok := fhir.ObservationPatient(id)
+	if !ok {
+		fhirNotFound(w, "observation")
+		return
+	}
+	var stays []devices.Patient
+	if named {
+		p, err := s.stayOf(r, pid)
+		if errors.Is(err, vward.ErrNotFound) {
+			fhirNotFound(w, "observation")
+			return
+		}
+		if err != nil {
+			s.fhirFailed(w, r, "the registry", err)
+			return
+		}
+		stays = append(stays, p)
+	} else {
+		u, _ := CurrentUser(r)
+		ps, err := s.Registry.ListPatients(r.Context(), devices.PatientQuery{Discharged: true})
+		if err != nil {
+			s.fhirFailed(w, r, "the registry", err)
+			return
+		}
+		for _, p := range ps {
+			if u.Sees(p.Ward) && !fhir.NamesPatient(p.ID) {
+				stays = append(stays, p)
+			}
+		}
+	}
+	for _, p := range stays {
+		obs, err := s.patientObservations(r.Context(), p, time.Time{}, time.Time{})
 		if err != nil {
 			s.fhirFailed(w, r, "the reading history", err)
 			return
 		}
-		rs := make([]fhir.Reading, len(crs))
-		for i, cr := range crs {
-			rs[i] = fhir.Reading{Reading: cr.Reading, Entry: cr.entry}
-		}
-		obs := fhir.Observations(rs)
-		obs = append(obs, fhir.Scores(rs, p.ID, news2.Scale(p.SpO2Scale), f, from, to.Add(-time.Nanosecond))...)
-		fhir.SortByTime(obs)
 		for _, o := range obs {
-			if !o.At().Before(from) && search.matches(o) {
-				all = append(all, o)
+			if o.ID == id {
+				writeFHIR(w, http.StatusOK, o)
+				return
 			}
 		}
 	}
-	s.page(w, r, "Observation", q, pg, all)
+	fhirNotFound(w, "observation")
 }

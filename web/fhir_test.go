@@ -294,6 +294,37 @@ func TestFHIRObservationSearch(t *testing.T) {
 	}
 }
 
+// Every Observation a search finds reads by its id, the same; another
+// ward's, or an id vward never wrote, is not found.
+func TestFHIRObservationRead(t *testing.T) {
+	api := newFHIRAPI(t)
+	_, b := api.get(t, alice, "/fhir/R4/Observation?patient=p1&_count=500")
+	entries := b["entry"].([]any)
+	var scores int
+	for _, e := range entries {
+		o := e.(map[string]any)["resource"].(map[string]any)
+		id := o["id"].(string)
+		if strings.HasPrefix(id, "news2-") {
+			scores++
+		}
+		code, got := api.get(t, alice, "/fhir/R4/Observation/"+id)
+		if code != http.StatusOK || mustJSON(got) != mustJSON(o) {
+			t.Errorf("read %s: %d %s, want the search's %s", id, code, mustJSON(got), mustJSON(o))
+		}
+		if code, _ := api.get(t, "bob:clinician:w2", "/fhir/R4/Observation/"+id); code != http.StatusNotFound {
+			t.Errorf("bob (w2) reads w1's %s: %d, want 404", id, code)
+		}
+	}
+	if len(entries) < 20 || scores == 0 {
+		t.Fatalf("p1's observations: %d, %d scores", len(entries), scores)
+	}
+	for _, id := range []string{"vs-p1-0123456789abcdef", "vs-" + strings.Repeat("0", 24), "vs-p2-0123456789abcdef", "nothing", "news2-nobody-0123456789abcdef"} {
+		if code, b := api.get(t, alice, "/fhir/R4/Observation/"+id); code != http.StatusNotFound || b["resourceType"] != "OperationOutcome" {
+			t.Errorf("read %s: %d %v, want a 404 OperationOutcome", id, code, b)
+		}
+	}
+}
+
 // countBeforeDay counts the 10-minute readings from t0 that fall on a
 // later UTC day than t0's, which a date=<t0's day> search leaves out.
 func countBeforeDay(t0 time.Time, n int) int {
@@ -358,7 +389,9 @@ func TestFHIRServesWhatItSays(t *testing.T) {
 	if code != http.StatusOK || cs["resourceType"] != "CapabilityStatement" || cs["fhirVersion"] != "4.0.1" {
 		t.Fatalf("metadata: %d %v", code, cs)
 	}
-	ids := map[string]string{"Patient": "p1", "EpisodeOfCare": "p1", "Device": "ox-1"}
+	_, b := api.get(t, alice, "/fhir/R4/Observation?patient=p1&_count=1")
+	obs := b["entry"].([]any)[0].(map[string]any)["resource"].(map[string]any)
+	ids := map[string]string{"Patient": "p1", "EpisodeOfCare": "p1", "Device": "ox-1", "Observation": obs["id"].(string)}
 	for _, r := range fhir.Served {
 		for _, in := range r.Interaction {
 			path := "/fhir/R4/" + r.Type
