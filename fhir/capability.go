@@ -50,6 +50,7 @@ type CapabilityStatement struct {
 var (
 	count  = SearchParam{Name: "_count", Type: "number", Documentation: "entries per page, 0 to 500 (more is taken as 500); 0 gives the total alone"}
 	offset = SearchParam{Name: "_offset", Type: "number", Documentation: "entries to skip: the next and previous links carry it"}
+	lastUp = SearchParam{Name: "_lastUpdated", Type: "date", Documentation: "meta.lastUpdated, as date: eq, ge, gt, le or lt; may be given twice"}
 	byPat  = SearchParam{Name: "patient", Type: "reference", Documentation: "required: Patient/<id> or <id>"}
 )
 
@@ -64,8 +65,8 @@ var Served = []CapabilityResource{
 		byPat,
 		{Name: "code", Type: "token", Documentation: "[system|]code, comma-separated for any of them"},
 		{Name: "date", Type: "date", Documentation: "eq (the default), ge, gt, le or lt, then YYYY-MM-DD (a UTC day) or a dateTime with its zone; may be given twice"},
-		count, offset}},
-	{Type: "Flag", Interaction: []Interaction{{"search-type"}}, SearchParam: []SearchParam{byPat, count, offset}},
+		lastUp, count, offset}},
+	{Type: "Flag", Interaction: []Interaction{{"search-type"}}, SearchParam: []SearchParam{byPat, lastUp, count, offset}},
 }
 
 // Capability writes the server's CapabilityStatement; date is when the

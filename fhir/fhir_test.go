@@ -280,3 +280,38 @@ func TestObservationPatient(t *testing.T) {
 		t.Errorf("NamesPatient: %v for a long id, %v for p-ada", NamesPatient(long), NamesPatient("p-ada"))
 	}
 }
+
+// An Observation's meta.lastUpdated is when vward last changed what it
+// knows: a device's reading when measured (vward keeps no received time),
+// an entry when entered or marked in error, a score at its own time.
+func TestLastUpdated(t *testing.T) {
+	d := oneDay()
+	t0 := d.from
+	want := map[string]time.Time{
+		"m-0800": t0,
+		"obs-12": t0.Add(8*time.Hour + 15*time.Minute),
+		"obs-13": t0.Add(9*time.Hour + 30*time.Minute),
+	}
+	seen := 0
+	for _, o := range Observations(d.readings) {
+		if len(o.Identifier) == 0 {
+			t.Fatalf("%s: no identifier", o.ID)
+		}
+		w, ok := want[o.Identifier[0].Value]
+		if !ok {
+			continue
+		}
+		seen++
+		if !o.Updated().Equal(w) || o.Meta == nil || o.Meta.LastUpdated != DateTime(w) {
+			t.Errorf("%s: updated %v, meta %+v; want %v", o.Identifier[0].Value, o.Updated(), o.Meta, w)
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no observation of the messages looked for")
+	}
+	for _, o := range Scores(d.readings, d.patient.ID, news2.Scale1, news2.DefaultFreshness(), d.from, d.to) {
+		if !o.Updated().Equal(o.At()) || o.Meta == nil || o.Meta.LastUpdated != o.EffectiveDateTime {
+			t.Errorf("score %s: updated %v, meta %+v; want its time %v", o.ID, o.Updated(), o.Meta, o.At())
+		}
+	}
+}

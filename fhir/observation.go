@@ -22,6 +22,20 @@ type Reading struct {
 	Entry *observations.Entry // nil for a device's reading
 }
 
+// lastUpdated is when vward last changed what it knows of the reading.
+// vward keeps no time a device's reading was received, so a device's
+// reading was last updated when it was measured; an entered one when it
+// was entered, or marked entered in error.
+func (r Reading) lastUpdated() time.Time {
+	if r.Entry == nil {
+		return r.At
+	}
+	if r.Entry.Error != nil && r.Entry.Error.At.After(r.Entry.EnteredAt) {
+		return r.Entry.Error.At
+	}
+	return r.Entry.EnteredAt
+}
+
 func (r Reading) inError() bool { return r.Entry != nil && r.Entry.Error != nil }
 
 // observationID is the id of the Observation a reading is written in. The
@@ -107,7 +121,7 @@ func Observations(rs []Reading) []Observation {
 			o := base(r, concept(v.codes...))
 			o.ValueQuantity = quantity(r.Value, v.unit)
 			if v.category != (Code{}) {
-				o.Meta, o.Category = nil, []CodeableConcept{v.category.concept()}
+				o.Meta.Profile, o.Category = nil, []CodeableConcept{v.category.concept()}
 			} else if v.profile != "" {
 				o.Meta.Profile = append(o.Meta.Profile, v.profile)
 			}
@@ -123,17 +137,17 @@ func Observations(rs []Reading) []Observation {
 			// A finding in code, no value: the CareConnect profile's way,
 			// so not the vital-signs profile, which wants a value.
 			o := base(r, concept(c))
-			o.Meta = nil
+			o.Meta.Profile = nil
 			out = append(out, o)
 		case vward.FallEvent:
 			// A fall is an event observed, true whenever it is written.
 			o := base(r, concept(codeFall))
-			o.Meta, o.Category = nil, []CodeableConcept{codeExam.concept()}
+			o.Meta.Profile, o.Category = nil, []CodeableConcept{codeExam.concept()}
 			o.ValueBoolean = ptr(true)
 			out = append(out, o)
 		case vward.Consciousness:
 			o := base(r, concept(codeACVPU))
-			o.Meta = nil
+			o.Meta.Profile = nil
 			if l := r.Level(); l >= 0 && int(l) < len(acvpu) {
 				o.ValueCodeableConcept = ptr(concept(acvpu[l]))
 			} else {
@@ -149,8 +163,10 @@ func ptr[T any](v T) *T { return &v }
 
 // base is what every reading's Observation has: who, when, from what.
 func base(r Reading, code CodeableConcept) Observation {
+	updated := r.lastUpdated()
 	o := Observation{ResourceType: "Observation", ID: observationID(r.Reading), Status: "final",
-		Meta:              &Meta{Profile: []string{VitalSignsProfile}},
+		Meta:              &Meta{LastUpdated: DateTime(updated), Profile: []string{VitalSignsProfile}},
+		updated:           updated,
 		Category:          []CodeableConcept{codeVitalSigns.concept()},
 		Code:              code,
 		Subject:           Reference{Reference: "Patient/" + ID(string(r.Patient))},
@@ -210,6 +226,10 @@ func scoreOf(pt alerting.ScorePoint, rs []vward.Reading, patient vward.PatientID
 		Code:              concept(codeNEWS2),
 		Subject:           Reference{Reference: "Patient/" + ID(string(patient))},
 		EffectiveDateTime: DateTime(pt.At), at: pt.At,
+		// A score is not stored: it is scored afresh from the readings
+		// on every answer, as of its own time.
+		Meta:           &Meta{LastUpdated: DateTime(pt.At)},
+		updated:        pt.At,
 		ValueInteger:   &score,
 		Interpretation: []CodeableConcept{{Text: res.Risk.String() + " clinical risk"}},
 		Extension: []Extension{

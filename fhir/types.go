@@ -155,8 +155,12 @@ type Observation struct {
 	DerivedFrom          []Reference       `json:"derivedFrom,omitempty"`
 	Component            []Component       `json:"component,omitempty"`
 
-	at time.Time // effective time, to sort by
+	at      time.Time // effective time, to sort by
+	updated time.Time // meta.lastUpdated, to search by
 }
+
+// Updated is when the Observation last changed (meta.lastUpdated).
+func (o Observation) Updated() time.Time { return o.updated }
 
 // At is the Observation's effective time.
 func (o Observation) At() time.Time { return o.at }

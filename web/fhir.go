@@ -318,10 +318,14 @@ func (s *Server) fhirPatients(w http.ResponseWriter, r *http.Request) {
 // fhirFlags lists a patient's alerts, open and past, most recently
 // changed first.
 func (s *Server) fhirFlags(w http.ResponseWriter, r *http.Request) {
-	q, pg, err := searchQuery(r.URL.Query(), "patient")
+	q, pg, err := searchQuery(r.URL.Query(), "patient", "_lastUpdated")
 	var id string
+	var from, to time.Time
 	if err == nil {
 		id, err = patientParam(q)
+	}
+	if err == nil {
+		from, to, err = dateRange(q, "_lastUpdated")
 	}
 	if err != nil {
 		answerParamError(w, err)
@@ -340,9 +344,11 @@ func (s *Server) fhirFlags(w http.ResponseWriter, r *http.Request) {
 		s.fhirFailed(w, r, "the alerts", err)
 		return
 	}
-	all := make([]fhir.Resource, len(as))
-	for i, a := range as {
-		all[i] = fhir.FlagOf(a)
+	var all []fhir.Resource
+	for _, a := range as {
+		if within(a.UpdatedAt, from, to) {
+			all = append(all, fhir.FlagOf(a))
+		}
 	}
 	s.page(w, r, "Flag", q, pg, all)
 }
@@ -351,6 +357,9 @@ func (s *Server) fhirFlags(w http.ResponseWriter, r *http.Request) {
 type obsSearch struct {
 	codes    []codeToken
 	from, to time.Time // effective time in [from, to); zero: open
+	// meta.lastUpdated in [updFrom, updTo): when vward last changed
+	// the record (fhir.Observation.Updated).
+	updFrom, updTo time.Time
 }
 
 // codeToken is one [system|]code of a code parameter.
@@ -380,32 +389,50 @@ func parseObsSearch(q url.Values) (obsSearch, error) {
 			o.codes = append(o.codes, codeToken{sys, code})
 		}
 	}
-	for _, v := range q["date"] {
-		lo, hi, prefix, err := parseDateParam(v)
-		if err != nil {
-			return o, paramError{"date", err.Error()}
-		}
-		var from, to time.Time
-		switch prefix {
-		case "eq":
-			from, to = lo, hi
-		case "ge":
-			from = lo
-		case "gt":
-			from = hi
-		case "le":
-			to = hi
-		case "lt":
-			to = lo
-		}
-		if !from.IsZero() && (o.from.IsZero() || from.After(o.from)) {
-			o.from = from
-		}
-		if !to.IsZero() && (o.to.IsZero() || to.Before(o.to)) {
-			o.to = to
-		}
+	var err error
+	if o.from, o.to, err = dateRange(q, "date"); err != nil {
+		return o, err
+	}
+	if o.updFrom, o.updTo, err = dateRange(q, "_lastUpdated"); err != nil {
+		return o, err
 	}
 	return o, nil
+}
+
+// dateRange reads a date parameter's values, each [prefix]value, as the
+// span [from, to) all of them allow; a zero from or to is open.
+func dateRange(q url.Values, param string) (from, to time.Time, err error) {
+	for _, v := range q[param] {
+		lo, hi, prefix, err := parseDateParam(v)
+		if err != nil {
+			return from, to, paramError{param, param + " " + err.Error()}
+		}
+		var f, t time.Time
+		switch prefix {
+		case "eq":
+			f, t = lo, hi
+		case "ge":
+			f = lo
+		case "gt":
+			f = hi
+		case "le":
+			t = hi
+		case "lt":
+			t = lo
+		}
+		if !f.IsZero() && (from.IsZero() || f.After(from)) {
+			from = f
+		}
+		if !t.IsZero() && (to.IsZero() || t.Before(to)) {
+			to = t
+		}
+	}
+	return from, to, nil
+}
+
+// within reports whether t is in [from, to), a zero bound open.
+func within(t, from, to time.Time) bool {
+	return (from.IsZero() || !t.Before(from)) && (to.IsZero() || t.Before(to))
 }
 
 // parseDateParam reads [prefix]value of a date parameter as the span
@@ -418,7 +445,7 @@ func parseDateParam(v string) (lo, hi time.Time, prefix string, err error) {
 		switch prefix {
 		case "eq", "ge", "gt", "le", "lt":
 		default:
-			return lo, hi, "", fmt.Errorf("date prefix %q: want eq, ge, gt, le or lt", prefix)
+			return lo, hi, "", fmt.Errorf("prefix %q: want eq, ge, gt, le or lt", prefix)
 		}
 	}
 	if d, err := time.Parse(time.DateOnly, v); err == nil {
@@ -426,14 +453,13 @@ func parseDateParam(v string) (lo, hi time.Time, prefix string, err error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
-		return lo, hi, "", fmt.Errorf("date %q: want YYYY-MM-DD or a dateTime with its zone, such as 2026-03-02T08:00:00Z, after eq, ge, gt, le or lt", v)
+		return lo, hi, "", fmt.Errorf("%q: want YYYY-MM-DD or a dateTime with its zone, such as 2026-03-02T08:00:00Z, after eq, ge, gt, le or lt", v)
 	}
 	return t, t.Add(time.Nanosecond), prefix, nil
 }
 
 func (o obsSearch) matches(ob fhir.Observation) bool {
-	at := ob.At()
-	if !o.from.IsZero() && at.Before(o.from) || !o.to.IsZero() && !at.Before(o.to) {
+	if !within(ob.At(), o.from, o.to) || !within(ob.Updated(), o.updFrom, o.updTo) {
 		return false
 	}
 	if len(o.codes) == 0 {
@@ -450,7 +476,7 @@ func (o obsSearch) matches(ob fhir.Observation) bool {
 // fhirObservations searches a patient's readings and NEWS2 scores,
 // oldest first.
 func (s *Server) fhirObservations(w http.ResponseWriter, r *http.Request) {
-	q, pg, err := searchQuery(r.URL.Query(), "patient", "code", "date")
+	q, pg, err := searchQuery(r.URL.Query(), "patient", "code", "date", "_lastUpdated")
 	var id string
 	var search obsSearch
 	if err == nil {

@@ -325,6 +325,58 @@ func TestFHIRObservationRead(t *testing.T) {
 	}
 }
 
+// _lastUpdated searches meta.lastUpdated, which for a device's reading is
+// its measured time, and for a Flag the alert's last change; ge and le
+// are inclusive, gt and lt are not.
+func TestFHIRLastUpdated(t *testing.T) {
+	api := newFHIRAPI(t)
+	total := func(path string) float64 {
+		t.Helper()
+		code, b := api.get(t, alice, path)
+		if code != http.StatusOK {
+			t.Fatalf("%s: %d %v", path, code, b)
+		}
+		n, _ := b["total"].(float64)
+		return n
+	}
+	at := func(i int) string {
+		return url.QueryEscape(fhir.DateTime(api.t0.Add(time.Duration(i) * 10 * time.Minute)))
+	}
+	hr := "/fhir/R4/Observation?patient=p1&code=8867-4"
+	for _, c := range []struct {
+		q    string
+		want float64
+	}{
+		{"&_lastUpdated=ge" + at(3) + "&_lastUpdated=le" + at(5), 3},
+		{"&_lastUpdated=gt" + at(3) + "&_lastUpdated=lt" + at(5), 1},
+		{"&_lastUpdated=ge" + at(17), 1},
+		{"&_lastUpdated=gt" + at(17), 0},
+		{"&_lastUpdated=le" + at(0), 1},
+		{"&_lastUpdated=lt" + at(0), 0},
+		{"&_lastUpdated=" + at(4), 1},
+		{"&_lastUpdated=ge" + at(2) + "&date=le" + at(3), 2},
+	} {
+		if n := total(hr + c.q); n != c.want {
+			t.Errorf("%s: total %v, want %v", c.q, n, c.want)
+		}
+	}
+	_, b := api.get(t, alice, "/fhir/R4/Flag?patient=p1")
+	f := b["entry"].([]any)[0].(map[string]any)["resource"].(map[string]any)
+	updated := url.QueryEscape(f["meta"].(map[string]any)["lastUpdated"].(string))
+	for prefix, want := range map[string]float64{"ge": 1, "le": 1, "eq": 1, "gt": 0, "lt": 0} {
+		if n := total("/fhir/R4/Flag?patient=p1&_lastUpdated=" + prefix + updated); n != want {
+			t.Errorf("Flag _lastUpdated=%s<its lastUpdated>: total %v, want %v", prefix, n, want)
+		}
+	}
+	for _, path := range []string{hr + "&_lastUpdated=yesterday", "/fhir/R4/Flag?patient=p1&_lastUpdated=ge2026-3-2"} {
+		code, b := api.get(t, alice, path)
+		if code != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", path, code)
+		}
+		outcomeNames(t, path, b, "_lastUpdated")
+	}
+}
+
 // countBeforeDay counts the 10-minute readings from t0 that fall on a
 // later UTC day than t0's, which a date=<t0's day> search leaves out.
 func countBeforeDay(t0 time.Time, n int) int {
