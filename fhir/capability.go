@@ -22,11 +22,19 @@ type CapabilityResource struct {
 	SearchParam      []SearchParam `json:"searchParam,omitempty"`
 }
 
+// CapabilityOperation is an operation the server serves.
+type CapabilityOperation struct {
+	Name          string `json:"name"`
+	Definition    string `json:"definition"`
+	Documentation string `json:"documentation,omitempty"`
+}
+
 // CapabilityRest is the server's REST side.
 type CapabilityRest struct {
-	Mode          string               `json:"mode"`
-	Documentation string               `json:"documentation,omitempty"`
-	Resource      []CapabilityResource `json:"resource"`
+	Mode          string                `json:"mode"`
+	Documentation string                `json:"documentation,omitempty"`
+	Resource      []CapabilityResource  `json:"resource"`
+	Operation     []CapabilityOperation `json:"operation,omitempty"`
 }
 
 // Software names the server.
@@ -69,12 +77,20 @@ var Served = []CapabilityResource{
 	{Type: "Flag", Interaction: []Interaction{{"search-type"}}, SearchParam: []SearchParam{byPat, lastUp, count, offset}},
 }
 
+// ServedOperations are the system operations the web layer serves, each
+// GET /fhir/R4/$<name>. The export is not FHIR Bulk Data's asynchronous
+// one, so it names vward's own definition rather than claim that one.
+var ServedOperations = []CapabilityOperation{
+	{Name: "export", Definition: Namespace + "/OperationDefinition/ward-export",
+		Documentation: "GET $export?ward=<ward id>[&_since=<instant>][&_type=...]: the ward's Patients, EpisodeOfCares, Devices, Observations and Flags as application/fhir+ndjson, answered at once (not Bulk Data's asynchronous kick-off)"},
+}
+
 // Capability writes the server's CapabilityStatement; date is when the
 // running server started, version vward's.
 func Capability(date, version string) CapabilityStatement {
 	return CapabilityStatement{ResourceType: "CapabilityStatement", Status: "active", Date: date, Kind: "instance",
 		Software: Software{Name: "vward", Version: version}, FHIRVersion: "4.0.1",
 		Format: []string{"application/fhir+json"},
-		Rest: []CapabilityRest{{Mode: "server", Resource: Served,
+		Rest: []CapabilityRest{{Mode: "server", Resource: Served, Operation: ServedOperations,
 			Documentation: "Read-only. A signed-in clinician's board session, or a machine client's API token (Authorization: Bearer), reads its own wards' patients; any other patient is not found."}}}
 }

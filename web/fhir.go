@@ -54,7 +54,8 @@ func (s *Server) fhirMetadata(started time.Time) http.HandlerFunc {
 	}
 }
 
-// fhirAPI is the routes behind sign-in. Each is in fhir.Served, which
+// fhirAPI is the routes behind sign-in. Each is in fhir.Served or
+// fhir.ServedOperations, which
 // the CapabilityStatement lists (TestFHIRServesWhatItSays).
 func (s *Server) fhirAPI() http.Handler {
 	api := http.NewServeMux()
@@ -65,6 +66,7 @@ func (s *Server) fhirAPI() http.Handler {
 	api.HandleFunc("GET /fhir/R4/Observation", s.fhirObservations)
 	api.HandleFunc("GET /fhir/R4/Observation/{id}", s.fhirObservation)
 	api.HandleFunc("GET /fhir/R4/Flag", s.fhirFlags)
+	api.HandleFunc("GET /fhir/R4/$export", s.fhirExport)
 	api.HandleFunc("/fhir/R4/", func(w http.ResponseWriter, r *http.Request) {
 		writeFHIR(w, http.StatusNotFound, fhir.Outcome("not-supported",
 			fmt.Sprintf("%s %s is not served: GET /fhir/R4/metadata lists what is", r.Method, r.URL.Path)))

@@ -461,6 +461,116 @@ func TestFHIRServesWhatItSays(t *testing.T) {
 			}
 		}
 	}
+	for _, op := range fhir.ServedOperations {
+		if code, _ := api.do(t, alice, "GET", "/fhir/R4/$"+op.Name+"?ward=w1", ""); code != http.StatusOK {
+			t.Errorf("$%s: %d", op.Name, code)
+		}
+	}
+}
+
+// exportLines asks for an export and checks each line of the answer is
+// a resource the strict R4 parser reads; it counts them by type.
+func exportLines(t *testing.T, req *http.Request) (int, map[string]int, []map[string]any) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, nil, nil
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/fhir+ndjson" {
+		t.Errorf("export: Content-Type %q", ct)
+	}
+	u, err := jsonformat.NewUnmarshaller("UTC", fhirversion.R4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	var all []map[string]any
+	for i, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		if _, err := u.UnmarshalR4([]byte(line)); err != nil {
+			t.Errorf("export line %d: not FHIR R4: %v\n%s", i+1, err, line)
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("export line %d: %v", i+1, err)
+		}
+		kinds[m["resourceType"].(string)]++
+		all = append(all, m)
+	}
+	return resp.StatusCode, kinds, all
+}
+
+// A ward's export holds its patients, stays, devices, observations and
+// flags, each line R4; another ward's, for a user or a token of w1, is
+// not found.
+func TestFHIRExport(t *testing.T) {
+	api := newFHIRAPI(t)
+	ask := func(user, q string) (int, map[string]int, []map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", api.url+"/fhir/R4/$export?"+q, nil)
+		req.Header.Set("X-Test-User", user)
+		return exportLines(t, req)
+	}
+	_, search := api.get(t, alice, "/fhir/R4/Observation?patient=p1&_count=0")
+	code, kinds, all := ask(alice, "ward=w1")
+	want := map[string]int{"Patient": 2, "EpisodeOfCare": 2, "Device": 1, "Observation": int(search["total"].(float64)), "Flag": 1}
+	if code != http.StatusOK || mustJSON(kinds) != mustJSON(want) {
+		t.Errorf("alice exports w1: %d %v, want %v", code, kinds, want)
+	}
+	for _, r := range all {
+		if r["resourceType"] == "Patient" && r["id"] == "p2" {
+			t.Errorf("w1's export holds w2's patient")
+		}
+	}
+	// _since keeps the records changed since, and every patient, stay
+	// and device, whose changes vward does not date.
+	last := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	if code, kinds, _ := ask(alice, "ward=w1&_since="+url.QueryEscape(last)); code != http.StatusOK || mustJSON(kinds) != mustJSON(map[string]int{"Patient": 2, "EpisodeOfCare": 2, "Device": 1}) {
+		t.Errorf("_since an hour ahead: %d %v", code, kinds)
+	}
+	mid := url.QueryEscape(fhir.DateTime(api.t0.Add(170 * time.Minute)))
+	if _, kinds, _ := ask(alice, "ward=w1&_type=Observation&_since="+mid); kinds["Observation"] == 0 || kinds["Observation"] >= want["Observation"] || len(kinds) != 1 {
+		t.Errorf("_since the last readings: %v, want some of %d observations alone", kinds, want["Observation"])
+	}
+	if _, kinds, _ := ask(alice, "ward=w1&_type=Patient,Flag"); mustJSON(kinds) != `{"Flag":1,"Patient":2}` {
+		t.Errorf("_type=Patient,Flag: %v", kinds)
+	}
+	for _, c := range []struct{ user, q string }{{alice, "ward=w2"}, {alice, "ward=w9"}, {"root:admin:", "ward=w9"}} {
+		if code, _, _ := ask(c.user, c.q); code != http.StatusNotFound {
+			t.Errorf("%s exports %s: %d, want 404", c.user, c.q, code)
+		}
+	}
+	if code, kinds, _ := ask("root:admin:", "ward=w2"); code != http.StatusOK || kinds["Patient"] != 1 {
+		t.Errorf("an admin exports w2: %d %v", code, kinds)
+	}
+	for q, param := range map[string]string{"": "ward", "ward=w1&ward=w2": "ward", "ward=w1&_since=yesterday": "_since",
+		"ward=w1&_type=Encounter": "_type", "ward=w1&_count=5": "_count"} {
+		code, b := api.get(t, alice, "/fhir/R4/$export?"+q)
+		if code != http.StatusBadRequest {
+			t.Errorf("$export?%s: %d, want 400", q, code)
+		}
+		outcomeNames(t, q, b, param)
+	}
+
+	// A token of w1 exports w1, never w2.
+	secret, _, err := api.tokens.Create(context.Background(), "analytics", []vward.WardID{"w1"}, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ward, wantCode := range map[string]int{"w1": http.StatusOK, "w2": http.StatusNotFound} {
+		req, _ := http.NewRequest("GET", api.bearer+"/fhir/R4/$export?ward="+ward, nil)
+		req.Header.Set("Authorization", "Bearer "+secret)
+		if code, _, _ := exportLines(t, req); code != wantCode {
+			t.Errorf("the w1 token exports %s: %d, want %d", ward, code, wantCode)
+		}
+	}
 }
 
 func mustJSON(v any) string {
