@@ -36,6 +36,8 @@ type fhirTestAPI struct {
 	t0     time.Time     // p1's first reading
 	tokens *tokens.Store // the API tokens
 	bearer string        // the server's URL behind fhirSession, for tokens
+	reg    *devices.Registry
+	hist   *history.Memory
 }
 
 func newFHIRAPI(t *testing.T) *fhirTestAPI {
@@ -109,7 +111,7 @@ func newFHIRAPI(t *testing.T) *fhirTestAPI {
 	srv := asTestUser(t, mux)
 	bearer := httptest.NewServer(s.fhirSession(s.fhirAPI()))
 	t.Cleanup(bearer.Close)
-	return &fhirTestAPI{alertAPI: &alertAPI{url: srv.URL, engine: e, monitor: m}, t0: t0, tokens: tok, bearer: bearer.URL}
+	return &fhirTestAPI{alertAPI: &alertAPI{url: srv.URL, engine: e, monitor: m}, t0: t0, tokens: tok, bearer: bearer.URL, reg: reg, hist: hist}
 }
 
 // get asks as a user and checks the answer is FHIR JSON that the strict
@@ -374,6 +376,41 @@ func TestFHIRLastUpdated(t *testing.T) {
 			t.Errorf("%s: %d, want 400", path, code)
 		}
 		outcomeNames(t, path, b, "_lastUpdated")
+	}
+}
+
+// A patient whose id is too long to be named in an Observation's id has
+// Observations of a hash alone, which read all the same.
+func TestFHIRObservationReadOfALongPatientID(t *testing.T) {
+	api := newFHIRAPI(t)
+	ctx := context.Background()
+	long := vward.PatientID("p_" + strings.Repeat("x", 45))
+	if err := api.reg.Admit(ctx, devices.Patient{ID: long, Ward: "w1", Name: "Di", Admitted: api.t0}); err != nil {
+		t.Fatal(err)
+	}
+	rs := []vward.Reading{
+		{Device: "ox-1", Patient: long, Ward: "w1", MsgID: "l1", Kind: vward.HeartRate, Value: 80, At: api.t0},
+		{Device: "ox-1", Patient: long, Ward: "w1", MsgID: "l1", Kind: vward.SpO2, Value: 96, At: api.t0},
+	}
+	if err := api.hist.WriteReadings(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	_, b := api.get(t, alice, "/fhir/R4/Observation?patient="+fhir.ID(string(long)))
+	entries, _ := b["entry"].([]any)
+	if len(entries) < 3 {
+		t.Fatalf("the long id's observations: %v", b)
+	}
+	for _, e := range entries {
+		id := e.(map[string]any)["resource"].(map[string]any)["id"].(string)
+		if _, named, _ := fhir.ObservationPatient(id); named && strings.HasPrefix(id, "news2-") {
+			t.Errorf("%s names a patient whose id is too long for a NEWS2's", id)
+		}
+		if code, _ := api.get(t, alice, "/fhir/R4/Observation/"+id); code != http.StatusOK {
+			t.Errorf("read %s: %d", id, code)
+		}
+		if code, _ := api.get(t, "bob:clinician:w2", "/fhir/R4/Observation/"+id); code != http.StatusNotFound {
+			t.Errorf("bob (w2) reads %s: %d, want 404", id, code)
+		}
 	}
 }
 
