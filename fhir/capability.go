@@ -74,7 +74,7 @@ var Served = []CapabilityResource{
 		{Name: "code", Type: "token", Documentation: "[system|]code, comma-separated for any of them"},
 		{Name: "date", Type: "date", Documentation: "eq (the default), ge, gt, le or lt, then YYYY-MM-DD (a UTC day) or a dateTime with its zone; may be given twice"},
 		lastUp, count, offset}},
-	{Type: "Flag", Interaction: []Interaction{{"search-type"}}, SearchParam: []SearchParam{byPat, lastUp, count, offset}},
+	{Type: "Flag", Interaction: []Interaction{{"read"}, {"search-type"}}, SearchParam: []SearchParam{byPat, lastUp, count, offset}},
 }
 
 // ServedOperations are the system operations the web layer serves, each

@@ -66,6 +66,7 @@ func (s *Server) fhirAPI() http.Handler {
 	api.HandleFunc("GET /fhir/R4/Observation", s.fhirObservations)
 	api.HandleFunc("GET /fhir/R4/Observation/{id}", s.fhirObservation)
 	api.HandleFunc("GET /fhir/R4/Flag", s.fhirFlags)
+	api.HandleFunc("GET /fhir/R4/Flag/{id}", s.fhirFlag)
 	api.HandleFunc("GET /fhir/R4/$export", s.fhirExport)
 	api.HandleFunc("/fhir/R4/", func(w http.ResponseWriter, r *http.Request) {
 		writeFHIR(w, http.StatusNotFound, fhir.Outcome("not-supported",
@@ -353,6 +354,31 @@ func (s *Server) fhirFlags(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.page(w, r, "Flag", q, pg, all)
+}
+
+// fhirFlag reads one alert as a Flag, by its alert id. Another ward's
+// alert is not found, as another ward's patient is.
+func (s *Server) fhirFlag(w http.ResponseWriter, r *http.Request) {
+	u, _ := CurrentUser(r)
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		fhirNotFound(w, "flag")
+		return
+	}
+	if s.Alerts == nil {
+		writeFHIR(w, http.StatusServiceUnavailable, fhir.Outcome("transient", "alerting is not running"))
+		return
+	}
+	a, _, err := s.Alerts.Alert(r.Context(), id)
+	if errors.Is(err, vward.ErrNotFound) || err == nil && u.Role != RoleAdmin && !u.Sees(a.Ward) {
+		fhirNotFound(w, "flag")
+		return
+	}
+	if err != nil {
+		s.fhirFailed(w, r, "the alerts", err)
+		return
+	}
+	writeFHIR(w, http.StatusOK, fhir.FlagOf(a))
 }
 
 // obsSearch is an Observation search's filters.

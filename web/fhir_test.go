@@ -167,7 +167,7 @@ func TestFHIRReadsOnlyTheUsersWards(t *testing.T) {
 	// Another ward's patient, and one that does not exist, answer alike.
 	for _, path := range []string{
 		"/fhir/R4/Patient/p2", "/fhir/R4/Patient/nobody", "/fhir/R4/EpisodeOfCare/p2",
-		"/fhir/R4/Observation?patient=p2", "/fhir/R4/Flag?patient=Patient/p2",
+		"/fhir/R4/Observation?patient=p2", "/fhir/R4/Flag?patient=Patient/p2", "/fhir/R4/Flag/999", "/fhir/R4/Flag/x",
 	} {
 		code, body := api.get(t, alice, path)
 		if code != http.StatusNotFound || body["resourceType"] != "OperationOutcome" {
@@ -480,7 +480,12 @@ func TestFHIRServesWhatItSays(t *testing.T) {
 	}
 	_, b := api.get(t, alice, "/fhir/R4/Observation?patient=p1&_count=1")
 	obs := b["entry"].([]any)[0].(map[string]any)["resource"].(map[string]any)
-	ids := map[string]string{"Patient": "p1", "EpisodeOfCare": "p1", "Device": "ox-1", "Observation": obs["id"].(string)}
+	_, b = api.get(t, alice, "/fhir/R4/Flag?patient=p1&_count=1")
+	flag := b["entry"].([]any)[0].(map[string]any)["resource"].(map[string]any)
+	ids := map[string]string{"Patient": "p1", "EpisodeOfCare": "p1", "Device": "ox-1", "Observation": obs["id"].(string), "Flag": flag["id"].(string)}
+	if code, _ := api.get(t, "bob:clinician:w2", "/fhir/R4/Flag/"+ids["Flag"]); code != http.StatusNotFound {
+		t.Errorf("bob of w2 reads p1's Flag: %d, want 404", code)
+	}
 	for _, r := range fhir.Served {
 		for _, in := range r.Interaction {
 			path := "/fhir/R4/" + r.Type
