@@ -46,10 +46,12 @@ func browser(t *testing.T) context.Context {
 }
 
 // step runs browser actions with a deadline, failing the test with what
-// was being waited for.
+// was being waited for. The deadline is a hang guard, not a timing: a
+// patient view opening under -race beside the rest of the suite on two
+// cores has taken over 20 s.
 func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, 45*time.Second)
 	defer cancel()
 	if err := chromedp.Do(sctx, actions...); err != nil {
 		t.Fatalf("browser: %s: %v", what, err)
