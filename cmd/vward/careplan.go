@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"os"
@@ -32,25 +33,9 @@ func newPatientsCarePlanCmd() *cobra.Command {
 // openCarePlans opens the care plans in the data dir, with a context
 // naming the actor.
 func (o *registryOpts) openCarePlans(ctx context.Context) (*planstore.Store, *devices.Registry, context.Context, func(), error) {
-	db, err := openStore(o.dataDir, false)
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	reg, err := devices.Open(ctx, db)
-	if err != nil {
-		db.Close()
-		return nil, nil, nil, nil, err
-	}
-	store, err := planstore.Open(ctx, db, reg)
-	if err != nil {
-		db.Close()
-		return nil, nil, nil, nil, err
-	}
-	actor := strings.TrimSpace(o.actor)
-	if actor == "" {
-		actor = defaultActor()
-	}
-	return store, reg, devices.WithActor(ctx, actor), func() { db.Close() }, nil
+	return openOnRegistry(ctx, o, func(ctx context.Context, db *sql.DB, reg *devices.Registry) (*planstore.Store, error) {
+		return planstore.Open(ctx, db, reg)
+	})
 }
 
 func newCarePlanShowCmd() *cobra.Command {

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -21,19 +22,25 @@ import (
 // openNotes opens the notes in the data dir, with a context naming the
 // actor.
 func (o *registryOpts) openNotes(ctx context.Context) (*notes.Store, *devices.Registry, context.Context, func(), error) {
+	return openOnRegistry(ctx, o, func(ctx context.Context, db *sql.DB, reg *devices.Registry) (*notes.Store, error) {
+		return notes.Open(ctx, db, reg)
+	})
+}
+
+// openOnRegistry opens the data dir's registry and a store kept beside it
+// (notes, observation entries, care plans), with a context naming the
+// actor; done closes the database.
+func openOnRegistry[S any](ctx context.Context, o *registryOpts, open func(context.Context, *sql.DB, *devices.Registry) (S, error)) (store S, reg *devices.Registry, actx context.Context, done func(), err error) {
 	db, err := openStore(o.dataDir, false)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return store, nil, nil, nil, err
 	}
-	reg, err := devices.Open(ctx, db)
+	if reg, err = devices.Open(ctx, db); err == nil {
+		store, err = open(ctx, db, reg)
+	}
 	if err != nil {
 		db.Close()
-		return nil, nil, nil, nil, err
-	}
-	store, err := notes.Open(ctx, db, reg)
-	if err != nil {
-		db.Close()
-		return nil, nil, nil, nil, err
+		return store, nil, nil, nil, err
 	}
 	actor := strings.TrimSpace(o.actor)
 	if actor == "" {

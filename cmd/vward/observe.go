@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"strings"
 	"time"
@@ -23,25 +24,10 @@ import (
 // openEntries opens the observation entries in the data dir, with a
 // context naming the actor.
 func (o *registryOpts) openEntries(ctx context.Context) (*observations.Store, context.Context, func(), error) {
-	db, err := openStore(o.dataDir, false)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	reg, err := devices.Open(ctx, db)
-	if err != nil {
-		db.Close()
-		return nil, nil, nil, err
-	}
-	store, err := observations.Open(ctx, db, reg)
-	if err != nil {
-		db.Close()
-		return nil, nil, nil, err
-	}
-	actor := strings.TrimSpace(o.actor)
-	if actor == "" {
-		actor = defaultActor()
-	}
-	return store, devices.WithActor(ctx, actor), func() { db.Close() }, nil
+	store, _, actx, done, err := openOnRegistry(ctx, o, func(ctx context.Context, db *sql.DB, reg *devices.Registry) (*observations.Store, error) {
+		return observations.Open(ctx, db, reg)
+	})
+	return store, actx, done, err
 }
 
 // kindFlag is a reading kind's flag name: respiratory_rate is
