@@ -100,7 +100,7 @@ func (s *Store) Add(ctx context.Context, patient vward.PatientID, in Input) (Not
 	}
 	n := Note{Patient: p.ID, Ward: p.Ward, Kind: kind, Text: text, OccurredAt: at, CreatedAt: now, Author: devices.ActorOf(ctx)}
 	detail := func(n Note) string {
-		return fmt.Sprintf("%s %s, occurred %s: %s", n.Name(), n.Kind, formatTime(n.OccurredAt), clip(n.Text))
+		return fmt.Sprintf("%s %s, occurred %s: %s", n.Name(), n.Kind, sqlitedb.FormatTime(n.OccurredAt), clip(n.Text))
 	}
 	return s.insert(ctx, n, "note.add", detail)
 }
@@ -128,7 +128,7 @@ func (s *Store) Addendum(ctx context.Context, amends int64, text string) (Note, 
 		n.Ward = p.Ward
 	}
 	detail := func(n Note) string {
-		return fmt.Sprintf("%s amends %s (%s of %s by %s): %s", n.Name(), orig.Name(), orig.Kind, formatTime(orig.OccurredAt), orig.Author, clip(n.Text))
+		return fmt.Sprintf("%s amends %s (%s of %s by %s): %s", n.Name(), orig.Name(), orig.Kind, sqlitedb.FormatTime(orig.OccurredAt), orig.Author, clip(n.Text))
 	}
 	return s.insert(ctx, n, "note.addendum", detail)
 }
@@ -144,7 +144,7 @@ func (s *Store) insert(ctx context.Context, n Note, action string, detail func(N
 		amends = n.Amends
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO patient_notes (patient_id, ward_id, kind, text, occurred_at, created_at, author, amends)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, n.Patient, n.Ward, n.Kind, n.Text, formatTime(n.OccurredAt), formatTime(n.CreatedAt), n.Author, amends)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, n.Patient, n.Ward, n.Kind, n.Text, sqlitedb.FormatTime(n.OccurredAt), sqlitedb.FormatTime(n.CreatedAt), n.Author, amends)
 	if err != nil {
 		return Note{}, fmt.Errorf("write a note of %s: %w", n.Patient, err)
 	}
@@ -186,7 +186,7 @@ func (s *Store) List(ctx context.Context, patient vward.PatientID, since time.Ti
 		SELECT n.id, n.patient_id, n.ward_id, n.kind, n.text, n.occurred_at, n.created_at, n.author, COALESCE(n.amends, 0)
 		FROM patient_notes n JOIN patient_notes o ON o.id = COALESCE(n.amends, n.id)
 		WHERE COALESCE(n.amends, n.id) IN (SELECT id FROM shown)
-		ORDER BY o.occurred_at DESC, o.id DESC, n.amends IS NOT NULL, n.id`, patient, formatTime(since), limit)
+		ORDER BY o.occurred_at DESC, o.id DESC, n.amends IS NOT NULL, n.id`, patient, sqlitedb.FormatTime(since), limit)
 }
 
 // Recent returns a patient's notes that occurred at or after since, newest
@@ -212,21 +212,11 @@ func (s *Store) query(ctx context.Context, q string, args ...any) ([]Note, error
 		if err := rows.Scan(&n.ID, &n.Patient, &n.Ward, &n.Kind, &n.Text, &occurred, &created, &n.Author, &n.Amends); err != nil {
 			return nil, fmt.Errorf("read notes: %w", err)
 		}
-		n.OccurredAt, n.CreatedAt = parseTime(occurred), parseTime(created)
+		n.OccurredAt, n.CreatedAt = sqlitedb.ParseTime(occurred), sqlitedb.ParseTime(created)
 		out = append(out, n)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read notes: %w", err)
 	}
 	return out, nil
-}
-
-// timeLayout has a fixed width, so that times compare as text in SQL.
-const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
-
-func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
-
-func parseTime(s string) time.Time {
-	t, _ := time.Parse(time.RFC3339Nano, s)
-	return t
 }

@@ -97,7 +97,7 @@ func (s *Store) Enter(ctx context.Context, patient vward.PatientID, in Input) (E
 	}
 	defer tx.Rollback()
 	res, err := tx.ExecContext(ctx, `INSERT INTO observation_entries (patient_id, ward_id, source, author, measured_at, entered_at, readings)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, e.Patient, e.Ward, e.Source, e.Author, formatTime(e.MeasuredAt), formatTime(e.EnteredAt), string(js))
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, e.Patient, e.Ward, e.Source, e.Author, sqlitedb.FormatTime(e.MeasuredAt), sqlitedb.FormatTime(e.EnteredAt), string(js))
 	if err != nil {
 		return Entry{}, fmt.Errorf("enter observations of %s: %w", patient, err)
 	}
@@ -105,7 +105,7 @@ func (s *Store) Enter(ctx context.Context, patient vward.PatientID, in Input) (E
 		return Entry{}, fmt.Errorf("enter observations of %s: %w", patient, err)
 	}
 	e.attribute()
-	detail := fmt.Sprintf("%s by %s, measured %s: %s", e.Name(), e.Source, formatTime(e.MeasuredAt), e.summary())
+	detail := fmt.Sprintf("%s by %s, measured %s: %s", e.Name(), e.Source, sqlitedb.FormatTime(e.MeasuredAt), e.summary())
 	if err := devices.RecordPatientAudit(ctx, tx, "observation.enter", e.Patient, detail, ""); err != nil {
 		return Entry{}, err
 	}
@@ -138,10 +138,10 @@ func (s *Store) MarkEnteredInError(ctx context.Context, id int64, reason string)
 	}
 	e.Error = &ErrorMark{At: s.now().UTC(), By: devices.ActorOf(ctx), Reason: reason}
 	if _, err := tx.ExecContext(ctx, `UPDATE observation_entries SET error_at = ?, error_by = ?, error_reason = ? WHERE id = ?`,
-		formatTime(e.Error.At), e.Error.By, reason, id); err != nil {
+		sqlitedb.FormatTime(e.Error.At), e.Error.By, reason, id); err != nil {
 		return Entry{}, fmt.Errorf("mark %s entered in error: %w", e.Name(), err)
 	}
-	detail := fmt.Sprintf("%s by %s, measured %s: %s", e.Name(), e.Source, formatTime(e.MeasuredAt), e.summary())
+	detail := fmt.Sprintf("%s by %s, measured %s: %s", e.Name(), e.Source, sqlitedb.FormatTime(e.MeasuredAt), e.summary())
 	if err := devices.RecordPatientAudit(ctx, tx, "observation.entered_in_error", e.Patient, detail, reason); err != nil {
 		return Entry{}, err
 	}
@@ -168,14 +168,14 @@ func (s *Store) List(ctx context.Context, patient vward.PatientID, limit int) ([
 // one patient or, with patient "", of every patient, oldest first.
 func (s *Store) Since(ctx context.Context, patient vward.PatientID, from time.Time) ([]Entry, error) {
 	return s.query(ctx, selectEntry+` WHERE (? = '' OR patient_id = ?) AND measured_at >= ? AND error_at = '' ORDER BY measured_at, id`,
-		patient, patient, formatTime(from))
+		patient, patient, sqlitedb.FormatTime(from))
 }
 
 // Measured returns a patient's entries measured in [from, to), those
 // marked in error too, oldest first: what the charts draw.
 func (s *Store) Measured(ctx context.Context, patient vward.PatientID, from, to time.Time) ([]Entry, error) {
 	return s.query(ctx, selectEntry+` WHERE patient_id = ? AND measured_at >= ? AND measured_at < ? ORDER BY measured_at, id`,
-		patient, formatTime(from), formatTime(to))
+		patient, sqlitedb.FormatTime(from), sqlitedb.FormatTime(to))
 }
 
 // unstored returns the entries whose readings are not in the history yet.
@@ -190,7 +190,7 @@ func (s *Store) unapplied(ctx context.Context) ([]Entry, error) {
 }
 
 func (s *Store) markStored(ctx context.Context, id int64) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE observation_entries SET stored_at = ? WHERE id = ?`, formatTime(s.now()), id); err != nil {
+	if _, err := s.db.ExecContext(ctx, `UPDATE observation_entries SET stored_at = ? WHERE id = ?`, sqlitedb.FormatTime(s.now()), id); err != nil {
 		return fmt.Errorf("mark %s stored: %w", Name(id), err)
 	}
 	return nil
@@ -233,9 +233,9 @@ func scanEntry(row interface{ Scan(...any) error }) (Entry, error) {
 	if err != nil {
 		return Entry{}, fmt.Errorf("read observation entry: %w", err)
 	}
-	e.MeasuredAt, e.EnteredAt, e.Stored = parseTime(measured), parseTime(entered), stored != ""
+	e.MeasuredAt, e.EnteredAt, e.Stored = sqlitedb.ParseTime(measured), sqlitedb.ParseTime(entered), stored != ""
 	if errAt != "" {
-		e.Error = &ErrorMark{At: parseTime(errAt), By: errBy, Reason: errReason}
+		e.Error = &ErrorMark{At: sqlitedb.ParseTime(errAt), By: errBy, Reason: errReason}
 	}
 	var values map[string]float64
 	if err := json.Unmarshal([]byte(readings), &values); err != nil {
@@ -248,14 +248,4 @@ func scanEntry(row interface{ Scan(...any) error }) (Entry, error) {
 	}
 	e.attribute()
 	return e, nil
-}
-
-// timeLayout has a fixed width, so that times compare as text in SQL.
-const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
-
-func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
-
-func parseTime(s string) time.Time {
-	t, _ := time.Parse(time.RFC3339Nano, s)
-	return t
 }

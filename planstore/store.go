@@ -198,7 +198,7 @@ func (s *Store) insert(ctx context.Context, pt devices.Patient, plan *careplan.P
 	}
 	v.Number = last + 1
 	if _, err := tx.ExecContext(ctx, `INSERT INTO care_plan_versions (patient_id, version, ward_id, plan, author, reason, changed_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, v.Patient, v.Number, v.Ward, string(js), v.Author, v.Reason, formatTime(v.At)); err != nil {
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, v.Patient, v.Number, v.Ward, string(js), v.Author, v.Reason, sqlitedb.FormatTime(v.At)); err != nil {
 		if strings.Contains(err.Error(), "UNIQUE") {
 			return Version{}, vward.Errorf(vward.ErrConflict, "the care plan of %s changed meanwhile: read it again and repeat the change", patient)
 		}
@@ -288,7 +288,7 @@ func (s *Store) History(ctx context.Context, patient vward.PatientID) ([]Version
 // Since returns the versions of the patient's care plan written at or
 // after from, newest first, at most limit of them.
 func (s *Store) Since(ctx context.Context, patient vward.PatientID, from time.Time, limit int) ([]Version, error) {
-	return s.query(ctx, selectVersion+` WHERE patient_id = ? AND changed_at >= ? ORDER BY version DESC LIMIT ?`, patient, formatTime(from), limit)
+	return s.query(ctx, selectVersion+` WHERE patient_id = ? AND changed_at >= ? ORDER BY version DESC LIMIT ?`, patient, sqlitedb.FormatTime(from), limit)
 }
 
 func (s *Store) query(ctx context.Context, q string, args ...any) ([]Version, error) {
@@ -304,7 +304,7 @@ func (s *Store) query(ctx context.Context, q string, args ...any) ([]Version, er
 		if err := rows.Scan(&v.Patient, &v.Ward, &v.Number, &plan, &v.Author, &v.Reason, &at); err != nil {
 			return nil, fmt.Errorf("read care plans: %w", err)
 		}
-		v.At = parseTime(at)
+		v.At = sqlitedb.ParseTime(at)
 		if plan != "" {
 			// Stored plans were parsed when put; one that no longer
 			// parses (a format this build does not read) is an error,
@@ -319,14 +319,4 @@ func (s *Store) query(ctx context.Context, q string, args ...any) ([]Version, er
 		return nil, fmt.Errorf("read care plans: %w", err)
 	}
 	return out, nil
-}
-
-// timeLayout has a fixed width, so that times compare as text in SQL.
-const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
-
-func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
-
-func parseTime(s string) time.Time {
-	t, _ := time.Parse(time.RFC3339Nano, s)
-	return t
 }
