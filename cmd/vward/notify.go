@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strconv"
 	"strings"
@@ -41,25 +42,14 @@ running vward uses a change at the next notification.`,
 // notifyDo runs f with the notify store and the registry of the data dir,
 // and a context naming the actor.
 func notifyDo(cmd *cobra.Command, o *registryOpts, f func(ctx context.Context, st *notify.Store, reg *devices.Registry) error) error {
-	db, err := openStore(o.dataDir, false)
+	st, reg, ctx, done, err := openOnRegistry(cmd.Context(), o, func(ctx context.Context, db *sql.DB, _ *devices.Registry) (*notify.Store, error) {
+		return notify.OpenStore(ctx, db)
+	})
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	ctx := cmd.Context()
-	reg, err := devices.Open(ctx, db)
-	if err != nil {
-		return err
-	}
-	st, err := notify.OpenStore(ctx, db)
-	if err != nil {
-		return err
-	}
-	actor := strings.TrimSpace(o.actor)
-	if actor == "" {
-		actor = defaultActor()
-	}
-	return f(devices.WithActor(ctx, actor), st, reg)
+	defer done()
+	return f(ctx, st, reg)
 }
 
 func newNotifyChannelsCmd() *cobra.Command {

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -33,25 +34,14 @@ revocation and use is audited.`,
 // doTokens runs f with the tokens' store and the registry of the data
 // dir, and a context naming the actor.
 func (o *registryOpts) doTokens(cmd *cobra.Command, f func(ctx context.Context, reg *devices.Registry, ts *tokens.Store) error) error {
-	db, err := openStore(o.dataDir, false)
+	ts, reg, ctx, done, err := openOnRegistry(cmd.Context(), o, func(ctx context.Context, db *sql.DB, _ *devices.Registry) (*tokens.Store, error) {
+		return tokens.Open(ctx, db)
+	})
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	ctx := cmd.Context()
-	reg, err := devices.Open(ctx, db)
-	if err != nil {
-		return err
-	}
-	ts, err := tokens.Open(ctx, db)
-	if err != nil {
-		return err
-	}
-	actor := strings.TrimSpace(o.actor)
-	if actor == "" {
-		actor = defaultActor()
-	}
-	return f(devices.WithActor(ctx, actor), reg, ts)
+	defer done()
+	return f(ctx, reg, ts)
 }
 
 func newTokensAddCmd() *cobra.Command {
