@@ -35,6 +35,7 @@ type planWatch struct {
 	plan     *careplan.Plan
 	version  int // the plan's version in the store, to tell a new one
 	kinds    []vward.ReadingKind
+	expects  []vward.ReadingKind // the plan's expected kinds, by plan.Expected
 	lookback time.Duration
 	sets     int
 	window   []vward.Reading
@@ -50,13 +51,33 @@ func newPlanWatch(plan *careplan.Plan, version int) *planWatch {
 			w.kinds = append(w.kinds, r.Kind)
 		}
 	}
+	for _, e := range plan.Expected {
+		w.expects = append(w.expects, e.Kind)
+	}
 	return w
 }
 
-// add keeps r if a rule reads its kind, and reports whether it did.
+// measured is the time of the patient's latest reading of each kind the
+// plan expects, by plan.Expected (zero: none), nil when it expects none.
+// The caller holds m.mu.
+func (p *patient) measured() []time.Time {
+	if len(p.plan.expects) == 0 {
+		return nil
+	}
+	out := make([]time.Time, len(p.plan.expects))
+	for i, k := range p.plan.expects {
+		if j := k.Index(); j >= 0 && p.vitals[j].Kind != "" {
+			out[i] = p.vitals[j].At
+		}
+	}
+	return out
+}
+
+// add keeps r if a rule reads its kind, and reports whether it did or the
+// plan expects the kind: either way the plan is evaluated again.
 func (w *planWatch) add(r vward.Reading) bool {
 	if !slices.Contains(w.kinds, r.Kind) {
-		return false
+		return slices.Contains(w.expects, r.Kind)
 	}
 	// In measurement order; a redelivered reading replaces itself.
 	i := len(w.window)
@@ -139,7 +160,10 @@ type planAssessment struct {
 	// one of them left without enough data no longer holds, for what made
 	// it hold may have been the error.
 	retracted []vward.ReadingKind
-	cause     string
+	// measured is when each measurement the plan expects was last made,
+	// by plan.Expected (patient.measured).
+	measured []time.Time
+	cause    string
 }
 
 // evaluateLocked evaluates the patient's plan as of now (or of their
@@ -154,17 +178,19 @@ func (m *Monitor) evaluateLocked(p *patient, now time.Time, cause string) planAs
 	w.findings = w.eval.Evaluate(w.plan, w.window, at, w.findings[:0])
 	p.planSeq++
 	return planAssessment{watch: p.watch, info: p.info, seq: p.planSeq, plan: w.plan,
-		findings: slices.Clone(w.findings), cause: cause}
+		findings: slices.Clone(w.findings), measured: p.measured(), cause: cause}
 }
 
 // SetCarePlan gives the monitor a patient's current care plan, version
 // its number in the store, or nil when the patient has none any more;
-// cause says who changed it and why, for the alert audit. The rules are
-// evaluated at once on the readings kept for the plan before, and the
-// alerts of rules the new plan no longer has are withdrawn. It reports
-// false, changing nothing, for a patient the monitor does not have (not
-// admitted) or a plan version it already has.
-func (m *Monitor) SetCarePlan(id vward.PatientID, plan *careplan.Plan, version int, cause string) bool {
+// since says when the plan began to expect each of its measurements
+// (planstore.ExpectedSince; a kind not in it counts from now), and cause
+// who changed it and why, for the alert audit. The rules are evaluated at
+// once on the readings kept for the plan before, and the alerts of rules
+// and expected measurements the new plan no longer has are withdrawn. It
+// reports false, changing nothing, for a patient the monitor does not
+// have (not admitted) or a plan version it already has.
+func (m *Monitor) SetCarePlan(id vward.PatientID, plan *careplan.Plan, version int, since map[vward.ReadingKind]time.Time, cause string) bool {
 	now := m.now()
 	m.mu.Lock()
 	p, ok := m.patients[id]
@@ -175,6 +201,7 @@ func (m *Monitor) SetCarePlan(id vward.PatientID, plan *careplan.Plan, version i
 	old := p.plan
 	p.plan = nil
 	var a *planAssessment
+	var measured []time.Time
 	if plan != nil {
 		p.plan = newPlanWatch(plan, version)
 		if old != nil {
@@ -183,14 +210,14 @@ func (m *Monitor) SetCarePlan(id vward.PatientID, plan *careplan.Plan, version i
 			}
 		}
 		as := m.evaluateLocked(p, now, cause)
-		a = &as
+		a, measured = &as, as.measured
 	}
 	w, info := p.watch, p.info
 	m.mu.Unlock()
 	if m.engine == nil {
 		return true
 	}
-	m.engine.carePlanChanged(w, info, plan, cause)
+	m.engine.carePlanChanged(w, info, plan, since, measured, cause)
 	if a != nil {
 		m.engine.assessCarePlan(*a)
 	}
@@ -232,8 +259,9 @@ func riskOf(r careplan.Risk) news2.Risk {
 
 // carePlanChanged withdraws the open care_plan alerts of the patient's
 // rules that plan (nil: none) no longer has: the rule they are about is
-// gone, so nothing can clear them.
-func (e *Engine) carePlanChanged(kept *watch, info PatientInfo, plan *careplan.Plan, cause string) {
+// gone, so nothing can clear them. The plan's expected measurements are
+// watched from now on (setExpectedLocked).
+func (e *Engine) carePlanChanged(kept *watch, info PatientInfo, plan *careplan.Plan, since map[vward.ReadingKind]time.Time, measured []time.Time, cause string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.now()
@@ -256,6 +284,7 @@ func (e *Engine) carePlanChanged(kept *watch, info PatientInfo, plan *careplan.P
 			delete(w.rules, id)
 		}
 	}
+	e.setExpectedLocked(w, info.ID, plan, since, measured, cause, now)
 }
 
 // assessCarePlan takes a patient's care plan findings, one per rule: a
@@ -273,6 +302,7 @@ func (e *Engine) assessCarePlan(pa planAssessment) {
 		return
 	}
 	w.planSeq = pa.seq
+	e.measuredLocked(w, pa.info.ID, pa.plan, pa.measured, pa.retracted)
 	if w.rules == nil {
 		w.rules = make(map[string]ruleSeen, len(pa.plan.Rules))
 	}

@@ -146,11 +146,11 @@ func TestCarePlanCondition(t *testing.T) {
 				switch {
 				case s.plan != nil:
 					version++
-					if !r.monitor.SetCarePlan("p1", planOf(t, s.plan...), version, "set by test") {
+					if !r.monitor.SetCarePlan("p1", planOf(t, s.plan...), version, nil, "set by test") {
 						t.Fatalf("step %d: SetCarePlan changed nothing", i)
 					}
 				case s.end:
-					r.monitor.SetCarePlan("p1", nil, 0, "ended by test")
+					r.monitor.SetCarePlan("p1", nil, 0, nil, "ended by test")
 				case s.ack != "":
 					if _, err := r.engine.Acknowledge(ctx, carePlanAlert(t, r, s.ack).ID, "nurse", ""); err != nil {
 						t.Fatal(err)
@@ -217,7 +217,7 @@ func carePlanAlert(t *testing.T, r *rig, rule string) Alert {
 func TestCarePlanAlertNamesItsRule(t *testing.T) {
 	clk := &clock{t: t0}
 	r := newRig(t, dbPath(t), clk, Config{})
-	r.monitor.SetCarePlan("p1", planOf(t, hrAbove100), 1, "set by test")
+	r.monitor.SetCarePlan("p1", planOf(t, hrAbove100), 1, nil, "set by test")
 	v := normal
 	v.hr = 112
 	r.observe(v, t0)
@@ -259,7 +259,7 @@ func TestCarePlanLeavesNEWS2Alone(t *testing.T) {
 		clk := &clock{t: t0}
 		r := newRig(t, dbPath(t), clk, Config{})
 		if plan != nil {
-			r.monitor.SetCarePlan("p1", plan, 1, "set by test")
+			r.monitor.SetCarePlan("p1", plan, 1, nil, "set by test")
 		}
 		for i, v := range rounds {
 			at := t0.Add(time.Duration(i) * 20 * time.Minute)
@@ -347,7 +347,7 @@ func TestCarePlanAlertAfterRestart(t *testing.T) {
 	path := dbPath(t)
 	r := newRig(t, path, clk, Config{})
 	plan := planOf(t, hrAbove100, hrAbove120)
-	r.monitor.SetCarePlan("p1", plan, 1, "set by test")
+	r.monitor.SetCarePlan("p1", plan, 1, nil, "set by test")
 	v := normal
 	v.hr = 125
 	r.observe(v, t0)
@@ -355,7 +355,7 @@ func TestCarePlanAlertAfterRestart(t *testing.T) {
 
 	clk.Set(t0.Add(time.Minute))
 	r = newRig(t, path, clk, Config{})
-	r.monitor.SetCarePlan("p1", plan, 1, "node started")
+	r.monitor.SetCarePlan("p1", plan, 1, nil, "node started")
 	r.observe(v, t0.Add(time.Minute))
 	if got := openCarePlan(t, r); !slices.Equal(got, before) || len(got) != 2 {
 		t.Fatalf("after the restart %v, want %v", got, before)
@@ -371,7 +371,7 @@ func TestCarePlanAlertAfterRestart(t *testing.T) {
 	}
 	clk.Set(t0.Add(3 * time.Minute))
 	r = newRig(t, path, clk, Config{})
-	r.monitor.SetCarePlan("p1", plan, 1, "node started")
+	r.monitor.SetCarePlan("p1", plan, 1, nil, "node started")
 	v.hr = 125
 	r.observe(v, t0) // the first round, delivered again
 	if got, want := openCarePlan(t, r), []string{"hr-above-100:raised:medium"}; !slices.Equal(got, want) {

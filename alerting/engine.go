@@ -38,8 +38,9 @@ type Engine struct {
 	nextID     int64
 	open       map[Key]*Alert
 	byID       map[int64]*Alert
-	patients   map[vward.PatientID]*watch   // watched: admitted, or heard of since start
-	saved      map[vward.PatientID]watchRow // overdue baselines read back, until watched
+	patients   map[vward.PatientID]*watch                          // watched: admitted, or heard of since start
+	saved      map[vward.PatientID]watchRow                        // overdue baselines read back, until watched
+	measured   map[vward.PatientID]map[vward.ReadingKind]time.Time // care plans' measurements read back, until a plan is given
 	devices    map[vward.DeviceID]*deviceWatch
 	watermarks map[Key]time.Time                   // newest evidence of each key's resolved alerts
 	concerns   map[vward.PatientID]json.RawMessage // the questionnaire behind each open concern (concern.go)
@@ -70,8 +71,12 @@ type watch struct {
 	unwatched      bool          // discharged (Unwatch): no longer the patient's watch, if they come back
 	paused         bool          // in hospital for now (setPaused): nothing is raised for them
 
-	planSeq uint64              // the newest care plan assessment taken (assessCarePlan)
-	rules   map[string]ruleSeen // by rule ID; nil for a patient who never had a plan
+	planSeq  uint64              // the newest care plan assessment taken (assessCarePlan)
+	rules    map[string]ruleSeen // by rule ID; nil for a patient who never had a plan
+	expected []expected          // the care plan's expected measurements (expected.go)
+	// resumedAt is when monitoring last resumed: what a care plan expects
+	// is due no sooner than an interval after it, as NEWS2's set.
+	resumedAt time.Time
 
 	confirming confirming // a streaming device's set that would raise, held for confirmation
 }
@@ -115,7 +120,7 @@ func OpenEngine(ctx context.Context, db *sql.DB, cfg Config, publish Publisher, 
 		nextID: l.maxID, open: make(map[Key]*Alert), byID: make(map[int64]*Alert),
 		patients: make(map[vward.PatientID]*watch), saved: make(map[vward.PatientID]watchRow),
 		devices:    make(map[vward.DeviceID]*deviceWatch),
-		watermarks: l.watermarks,
+		watermarks: l.watermarks, measured: l.measured,
 	}
 	e.q.init(cfg.QueueSize)
 	for i := range l.open {
@@ -215,6 +220,10 @@ func (e *Engine) setPaused(kept *watch, info PatientInfo, paused bool, cause str
 	}
 	if w.lastSetAt.Before(now) {
 		w.lastSetAt = now
+	}
+	w.resumedAt = now
+	for i := range w.expected {
+		w.expected[i].since = now
 	}
 	for _, d := range e.devices {
 		if d.patient == info.ID && d.watchedFrom.Before(now) {
@@ -538,6 +547,9 @@ func (e *Engine) Tick() {
 		if !w.confirming.since.IsZero() {
 			e.confirmLocked(id, w, now)
 		}
+		if len(w.expected) > 0 && !w.paused {
+			e.expectedLocked(id, w, now)
+		}
 		due := w.lastSetAt.Add(w.interval)
 		if w.paused || !now.After(due) {
 			continue
@@ -618,6 +630,12 @@ func (e *Engine) evidenceOf(a *Alert) func() json.RawMessage {
 	switch a.Condition {
 	case News2, Overdue:
 		if w := e.patients[a.Patient]; w != nil {
+			if a.Condition == Overdue && a.Rule != "" {
+				if x := w.expectedOf(a.Rule); x != nil {
+					return func() json.RawMessage { return expectedEvidence(*x, x.due(e.cfg.Location, e.now())) }
+				}
+				return nil
+			}
 			return func() json.RawMessage { return setEvidence(w) }
 		}
 	case DeviceOffline, BatteryLow:
@@ -927,8 +945,10 @@ type write struct {
 	alert *Alert
 	audit []AuditEntry
 	watch *watchRow
-	event *Event
-	done  chan error // told when stored, for a clinician waiting on it
+	// measured is a care plan's expected measurement made (expected.go).
+	measured *measuredRow
+	event    *Event
+	done     chan error // told when stored, for a clinician waiting on it
 }
 
 func (e *Engine) enqueueLocked(w write) {

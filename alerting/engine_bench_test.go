@@ -43,7 +43,7 @@ func BenchmarkAlertObserve(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					r.monitor.SetCarePlan(p, plan, 1, "benchmark")
+					r.monitor.SetCarePlan(p, plan, 1, nil, "benchmark")
 				}
 				r.monitor.Observe(tc.v.readings(p, t0, "m0"))
 			}

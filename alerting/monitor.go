@@ -8,6 +8,7 @@ package alerting
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -621,7 +622,13 @@ func (m *Monitor) Retract(id vward.PatientID, wrong, earlier []vward.Reading, ca
 	}
 	var forgot [vward.NumReadingKinds]bool
 	var plan *planAssessment
-	if p.plan != nil && p.plan.forget(wrong) {
+	planChanged := p.plan != nil && p.plan.forget(wrong)
+	// The plan is evaluated once the vitals are put right, for the latest
+	// measurement of what it expects may be the one in error.
+	evaluatePlan := func() {
+		if p.plan == nil || !planChanged && !slices.ContainsFunc(wrong, func(r vward.Reading) bool { return slices.Contains(p.plan.expects, r.Kind) }) {
+			return
+		}
 		a := m.evaluateLocked(p, now, cause)
 		for _, r := range wrong {
 			a.retracted = append(a.retracted, r.Kind)
@@ -645,6 +652,7 @@ func (m *Monitor) Retract(id vward.PatientID, wrong, earlier []vward.Reading, ca
 		forgot[i], changed = true, true
 	}
 	if !changed {
+		evaluatePlan()
 		m.mu.Unlock()
 		if plan != nil && m.engine != nil {
 			m.engine.assessCarePlan(*plan)
@@ -670,6 +678,7 @@ func (m *Monitor) Retract(id vward.PatientID, wrong, earlier []vward.Reading, ca
 		}
 	}
 	m.rescoreLocked(p, now)
+	evaluatePlan()
 	var rowChanges []RowChange
 	if m.listeningTo(p.info.Ward) {
 		rowChanges = append(rowChanges, m.rowChangeLocked(p))

@@ -206,6 +206,9 @@ type Config struct {
 	Tick time.Duration
 	// Clock is the engine's clock; nil is time.Now. Tests inject one.
 	Clock func() time.Time
+	// Location is the wards' day, for the deadlines of care plans'
+	// expected measurements ("weight daily by 10:00"); nil is time.Local.
+	Location *time.Location
 	// QueueSize bounds transitions waiting to be written. A full queue
 	// makes the caller wait: a transition is never dropped. Default 1024.
 	QueueSize int
@@ -226,6 +229,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = 1024
+	}
+	if c.Location == nil {
+		c.Location = time.Local
 	}
 	return c
 }

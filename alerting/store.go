@@ -67,6 +67,14 @@ var migrations = []string{
 	`ALTER TABLE alerts ADD COLUMN rule TEXT NOT NULL DEFAULT '';
 	DROP INDEX alerts_one_open;
 	CREATE UNIQUE INDEX alerts_one_open ON alerts(patient, condition, device, channel, rule, (CASE WHEN patient = '' THEN ward ELSE '' END)) WHERE state <> 'resolved';`,
+	// When each measurement a care plan expects was last made, so that its
+	// overdue check survives a restart as NEWS2's does (alert_watch).
+	`CREATE TABLE alert_expected (
+		patient TEXT NOT NULL,
+		kind TEXT NOT NULL,
+		last_at INTEGER NOT NULL,
+		PRIMARY KEY (patient, kind)
+	);`,
 }
 
 // Store keeps alerts and their audit trail in SQLite.
@@ -99,6 +107,17 @@ type watchRow struct {
 	Risk      news2.Risk
 }
 
+// measuredRow is when a measurement a patient's care plan expects was
+// last made, as persisted.
+type measuredRow struct {
+	Patient vward.PatientID
+	Kind    vward.ReadingKind
+	At      time.Time // zero: none any more
+	// Retracted: the latest was entered in error, and At, earlier, is
+	// the latest now.
+	Retracted bool
+}
+
 // writeAll stores transitions in one transaction, all or none: each its
 // alert, its audit entries (their IDs are filled in) and a watch row, any
 // of which may be absent. One commit (one fsync) for many is what lets a
@@ -113,6 +132,16 @@ func (s *Store) writeAll(ctx context.Context, ws []write) error {
 	for i := range ws {
 		if err := writeTx(ctx, tx, ws[i].alert, ws[i].audit, ws[i].watch); err != nil {
 			return err
+		}
+		if m := ws[i].measured; m != nil {
+			q := `INSERT INTO alert_expected (patient, kind, last_at) VALUES (?, ?, ?)
+				ON CONFLICT(patient, kind) DO UPDATE SET last_at = MAX(last_at, excluded.last_at)`
+			if m.Retracted {
+				q = `INSERT OR REPLACE INTO alert_expected (patient, kind, last_at) VALUES (?, ?, ?)`
+			}
+			if _, err := tx.ExecContext(ctx, q, m.Patient, m.Kind, nanos(m.At)); err != nil {
+				return fmt.Errorf("write the last %s of %s: %w", m.Kind, m.Patient, err)
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -320,7 +349,8 @@ func (s *Store) PatientAudit(ctx context.Context, patient vward.PatientID, since
 type loaded struct {
 	open       []Alert
 	watches    []watchRow
-	watermarks map[Key]time.Time // newest evidence per key, resolved alerts included
+	measured   map[vward.PatientID]map[vward.ReadingKind]time.Time // care plans' expected measurements, last made
+	watermarks map[Key]time.Time                                   // newest evidence per key, resolved alerts included
 	maxID      int64
 }
 
@@ -369,7 +399,41 @@ func (s *Store) load(ctx context.Context) (loaded, error) {
 		w.LastSetAt, w.Interval = time.Unix(0, at).UTC(), time.Duration(iv)
 		l.watches = append(l.watches, w)
 	}
-	return l, rows.Err()
+	if err := rows.Err(); err != nil {
+		return l, fmt.Errorf("read overdue watches: %w", err)
+	}
+	rows.Close()
+	if l.measured, err = s.loadMeasured(ctx); err != nil {
+		return l, err
+	}
+	return l, nil
+}
+
+func (s *Store) loadMeasured(ctx context.Context) (map[vward.PatientID]map[vward.ReadingKind]time.Time, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT patient, kind, last_at FROM alert_expected")
+	if err != nil {
+		return nil, fmt.Errorf("read care plans' last measurements: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[vward.PatientID]map[vward.ReadingKind]time.Time)
+	for rows.Next() {
+		var m measuredRow
+		var at int64
+		if err := rows.Scan(&m.Patient, &m.Kind, &at); err != nil {
+			return nil, fmt.Errorf("read care plans' last measurements: %w", err)
+		}
+		if at == 0 {
+			continue // none any more: the only one was entered in error
+		}
+		if out[m.Patient] == nil {
+			out[m.Patient] = make(map[vward.ReadingKind]time.Time)
+		}
+		out[m.Patient][m.Kind] = time.Unix(0, at).UTC()
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read care plans' last measurements: %w", err)
+	}
+	return out, nil
 }
 
 // ResponseTime is the time to acknowledge clinical alerts of one risk in one

@@ -1,6 +1,7 @@
 package careplan
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/vward/vward"
@@ -29,35 +30,49 @@ type Due struct {
 // earlier than it would be had the plan started with no measurement: Every
 // after start, or by the first deadline at or after start.
 func (p *Plan) Due(t, start time.Time, last map[vward.ReadingKind]time.Time, loc *time.Location, into []Due) []Due {
+	for _, e := range p.Expected {
+		into = append(into, e.Due(t, start, last[e.Kind], loc))
+	}
+	return into
+}
+
+// Due is when the expected measurement falls due and whether it is
+// overdue at t, as Plan.Due says, given when it began to be expected
+// (start) and its latest measurement (last, zero when there is none).
+func (e Expectation) Due(t, start, last time.Time, loc *time.Location) Due {
 	if loc == nil {
 		loc = time.UTC
 	}
-	for _, e := range p.Expected {
-		d := Due{Kind: e.Kind}
-		l, measured := last[e.Kind]
-		if e.By == 0 {
-			d.At = start.Add(e.Every)
-			if measured && l.Add(e.Every).After(d.At) {
-				d.At = l.Add(e.Every)
-			}
-		} else {
-			d.At = deadline(start, 0, e.By, loc)
-			if d.At.Before(start) {
-				d.At = deadline(start, 1, e.By, loc)
-			}
-			if measured {
-				if next := deadline(l, int(e.Every/day), e.By, loc); next.After(d.At) {
-					d.At = next
-				}
-			}
+	d := Due{Kind: e.Kind, Last: last}
+	measured := !last.IsZero()
+	if e.By == 0 {
+		d.At = start.Add(e.Every)
+		if measured && last.Add(e.Every).After(d.At) {
+			d.At = last.Add(e.Every)
+		}
+	} else {
+		d.At = deadline(start, 0, e.By, loc)
+		if d.At.Before(start) {
+			d.At = deadline(start, 1, e.By, loc)
 		}
 		if measured {
-			d.Last = l
+			if next := deadline(last, int(e.Every/day), e.By, loc); next.After(d.At) {
+				d.At = next
+			}
 		}
-		d.Overdue = t.After(d.At)
-		into = append(into, d)
 	}
-	return into
+	d.Overdue = t.After(d.At)
+	return d
+}
+
+// String says how often the measurement is expected, as people read it:
+// "every 4h", "every 1d by 10:00".
+func (e Expectation) String() string {
+	s := "every " + formatDuration(e.Every)
+	if e.By != 0 {
+		s += fmt.Sprintf(" by %02d:%02d", int(e.By.Hours()), int(e.By.Minutes())%60)
+	}
+	return s
 }
 
 // deadline is the time by on the local day days after t's.

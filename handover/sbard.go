@@ -202,6 +202,7 @@ type Situation struct {
 type AlertSummary struct {
 	ID        int64              `json:"id"`
 	Condition alerting.Condition `json:"condition"`
+	Rule      string             `json:"rule,omitempty"` // the care plan rule, or expected measurement, it is about
 	Risk      news2.Risk         `json:"risk"`
 	Score     int                `json:"score"`
 	State     alerting.State     `json:"state"`
@@ -319,7 +320,7 @@ func Build(ev Evidence) Summary {
 	s.Situation = Situation{
 		Patient: ev.Patient.ID, Name: ev.Patient.Name, NHSNumber: ev.Patient.NHSNumber,
 		Ward: ev.Ward.ID, WardName: ev.Ward.Name,
-		Alert: AlertSummary{ID: ev.Alert.ID, Condition: ev.Alert.Condition, Risk: ev.Alert.Risk, Score: ev.Alert.Score,
+		Alert: AlertSummary{ID: ev.Alert.ID, Condition: ev.Alert.Condition, Rule: ev.Alert.Rule, Risk: ev.Alert.Risk, Score: ev.Alert.Score,
 			State: ev.Alert.State, RaisedAt: ev.Alert.RaisedAt, Tier: ev.Alert.Tier, TierName: ev.Alert.TierName},
 	}
 	if res.Present != 0 {
@@ -471,6 +472,9 @@ func text(s Summary, ev Evidence, res news2.Result) string {
 	line("Patient: %s (%s), on %s (%s)", who, sit.Patient, orID(sit.WardName, string(sit.Ward)), sit.Ward)
 	al := sit.Alert
 	what := conditionWords[al.Condition]
+	if kind, ok := alerting.ExpectedKind(al.Rule); ok && al.Condition == alerting.Overdue {
+		what = string(kind) + " overdue, as the care plan expects,"
+	}
 	if what == "" {
 		what = string(al.Condition)
 	}

@@ -26,3 +26,12 @@ func TestConcernSubject(t *testing.T) {
 		t.Errorf("subject %q, want %q", got, want)
 	}
 }
+
+// The overdue alert of a measurement the care plan expects names it.
+func TestExpectedOverdueSubject(t *testing.T) {
+	n := notify.Notification{Event: "raised", Ward: "w1", Patient: &notify.PatientRef{ID: "p1", Initials: "AL"},
+		Condition: alerting.Overdue, Rule: alerting.ExpectedRule("weight"), Risk: "low", TierName: "ward clinician"}
+	if got, want := n.Subject(), "[vward w1] Raised AL: weight overdue, as the care plan expects (ward clinician)"; got != want {
+		t.Errorf("subject %q, want %q", got, want)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,9 +16,10 @@ import (
 // Monitor is what a Follower tells of each patient's current plan
 // (alerting.Monitor).
 type Monitor interface {
-	// SetCarePlan gives the patient's plan, nil when none, at its version;
-	// it reports false for a patient it does not watch.
-	SetCarePlan(id vward.PatientID, plan *careplan.Plan, version int, cause string) bool
+	// SetCarePlan gives the patient's plan, nil when none, at its version,
+	// and since when the plan has expected each of its measurements
+	// (ExpectedSince); it reports false for a patient it does not watch.
+	SetCarePlan(id vward.PatientID, plan *careplan.Plan, version int, since map[vward.ReadingKind]time.Time, cause string) bool
 	// CarePlanVersion is the version it watches, 0 for none.
 	CarePlanVersion(id vward.PatientID) int
 }
@@ -96,7 +98,7 @@ func (f *Follower) Patient(ctx context.Context, id vward.PatientID) error {
 }
 
 func (f *Follower) patientLocked(ctx context.Context, id vward.PatientID) error {
-	vs, err := f.store.query(ctx, selectVersion+` WHERE patient_id = ? ORDER BY version DESC LIMIT 1`, id)
+	vs, err := f.store.History(ctx, id)
 	if err != nil {
 		return fmt.Errorf("follow the care plan of %s: %w", id, err)
 	}
@@ -111,8 +113,31 @@ func (f *Follower) patientLocked(ctx context.Context, id vward.PatientID) error 
 	if v.Ended() {
 		cause = fmt.Sprintf("care plan ended (version %d) by %s: %s", v.Number, v.Author, v.Reason)
 	}
-	f.mon.SetCarePlan(id, v.Plan, v.Number, cause)
+	f.mon.SetCarePlan(id, v.Plan, v.Number, ExpectedSince(vs), cause)
 	return nil
+}
+
+// ExpectedSince says since when the current plan has expected each of its
+// measurements, given a patient's versions newest first: the time of the
+// oldest version in the unbroken run back from the newest that expected the
+// kind, however often it was expected. A measurement added to a plan is
+// so due a full interval after it was added, and a plan edited for another
+// reason does not postpone one that was already due. It is empty when the
+// plan ended.
+func ExpectedSince(vs []Version) map[vward.ReadingKind]time.Time {
+	out := map[vward.ReadingKind]time.Time{}
+	if len(vs) == 0 || vs[0].Ended() {
+		return out
+	}
+	for _, e := range vs[0].Plan.Expected {
+		for _, v := range vs {
+			if v.Ended() || !slices.ContainsFunc(v.Plan.Expected, func(x careplan.Expectation) bool { return x.Kind == e.Kind }) {
+				break
+			}
+			out[e.Kind] = v.At
+		}
+	}
+	return out
 }
 
 // changed gives the monitor the plans of the patients whose plans were

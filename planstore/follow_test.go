@@ -22,7 +22,7 @@ type monitor struct {
 	told     []string
 }
 
-func (m *monitor) SetCarePlan(id vward.PatientID, plan *careplan.Plan, version int, cause string) bool {
+func (m *monitor) SetCarePlan(id vward.PatientID, plan *careplan.Plan, version int, _ map[vward.ReadingKind]time.Time, cause string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if id != "p1" && id != "p2" {
@@ -85,5 +85,55 @@ func TestFollower(t *testing.T) {
 	}
 	if got := m.said(); !slices.Equal(got, want) {
 		t.Errorf("the monitor was told %q, want %q", got, want)
+	}
+}
+
+// Each measurement counts from the oldest version of the unbroken run that
+// expected it: an edit does not postpone it, an added one counts from when
+// it was added, and a plan ended and begun again starts afresh.
+func TestExpectedSince(t *testing.T) {
+	at := func(d int) time.Time { return time.Date(2026, 11, d, 9, 0, 0, 0, time.UTC) }
+	plan := func(kinds ...vward.ReadingKind) *careplan.Plan {
+		p := &careplan.Plan{Version: careplan.FormatVersion, Name: "test"}
+		for _, k := range kinds {
+			p.Expected = append(p.Expected, careplan.Expectation{Kind: k, Every: 24 * time.Hour})
+		}
+		return p
+	}
+	v := func(n, day int, p *careplan.Plan) planstore.Version {
+		return planstore.Version{Patient: "p1", Number: n, Plan: p, At: at(day)}
+	}
+	cases := []struct {
+		name string
+		vs   []planstore.Version // newest first
+		want map[vward.ReadingKind]time.Time
+	}{
+		{"one version", []planstore.Version{v(1, 2, plan(careplan.Weight))}, map[vward.ReadingKind]time.Time{careplan.Weight: at(2)}},
+		{"an edit keeps the clock", []planstore.Version{v(2, 5, plan(careplan.Weight)), v(1, 2, plan(careplan.Weight))},
+			map[vward.ReadingKind]time.Time{careplan.Weight: at(2)}},
+		{"an added measurement counts from when it was added",
+			[]planstore.Version{v(2, 5, plan(careplan.Weight, vward.SpO2)), v(1, 2, plan(careplan.Weight))},
+			map[vward.ReadingKind]time.Time{careplan.Weight: at(2), vward.SpO2: at(5)}},
+		{"dropped and added again: from when it came back",
+			[]planstore.Version{v(3, 7, plan(careplan.Weight)), v(2, 5, plan(vward.SpO2)), v(1, 2, plan(careplan.Weight))},
+			map[vward.ReadingKind]time.Time{careplan.Weight: at(7)}},
+		{"ended and begun again",
+			[]planstore.Version{v(3, 7, plan(careplan.Weight)), v(2, 5, nil), v(1, 2, plan(careplan.Weight))},
+			map[vward.ReadingKind]time.Time{careplan.Weight: at(7)}},
+		{"ended", []planstore.Version{v(2, 5, nil), v(1, 2, plan(careplan.Weight))}, map[vward.ReadingKind]time.Time{}},
+		{"none", nil, map[vward.ReadingKind]time.Time{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := planstore.ExpectedSince(c.vs)
+			if len(got) != len(c.want) {
+				t.Fatalf("got %v, want %v", got, c.want)
+			}
+			for k, w := range c.want {
+				if !got[k].Equal(w) {
+					t.Errorf("%s since %v, want %v", k, got[k], w)
+				}
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,8 +13,10 @@ import (
 	"github.com/vward/vward"
 	"github.com/vward/vward/alerting"
 	"github.com/vward/vward/devices"
+	"github.com/vward/vward/internal/node"
 	"github.com/vward/vward/news2"
 	"github.com/vward/vward/planstore"
+	"github.com/vward/vward/sqlitedb"
 	"github.com/vward/vward/web"
 )
 
@@ -180,5 +183,53 @@ func TestCarePlanAlertOverMQTT(t *testing.T) {
 	gone := board.alert(alerting.ActResolved)
 	if gone.Alert.ID != a.ID || gone.Alert.State != alerting.Resolved || !strings.Contains(gone.Alert.Reason, "af-hr-above-100 removed from the plan") {
 		t.Fatalf("resolved %+v", gone.Alert)
+	}
+}
+
+// A plan written two days ago by another process expects a daily weight
+// that never came: the running node raises its overdue alert on the board
+// and the REST API, beside nothing from NEWS2, and a weight sent over MQTT
+// clears it.
+func TestCarePlanExpectedWeight(t *testing.T) {
+	var dataDir string
+	s := start(t, func(c *node.Config) { dataDir = c.DataDir })
+	n := signIn(t, s.node.URL(), nurse)
+	board := feed(t, n.dialBoard())
+	board.next("snapshot", func(e boardEvent) bool { return e.Type == "snapshot" })
+
+	db, err := sqlitedb.Open(filepath.Join(dataDir, "vward.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	written := time.Now().Add(-48 * time.Hour)
+	if _, err := db.Exec(`INSERT INTO care_plan_versions (patient_id, version, ward_id, plan, author, reason, changed_at) VALUES (?, 1, ?, ?, 'cli:ward-manager', 'heart failure', ?)`,
+		patient, ward, `{"version": 1, "name": "Heart failure", "expected": [{"kind": "weight", "every": "1d"}]}`, sqlitedb.FormatTime(written)); err != nil {
+		t.Fatal(err)
+	}
+	isWeight := func(e boardEvent) bool {
+		return e.Type == "alert" && e.Alert != nil && e.Alert.Condition == alerting.Overdue && e.Alert.Rule == alerting.ExpectedRule(vward.Weight)
+	}
+	raised := board.next("the weight's overdue alert", func(e boardEvent) bool { return isWeight(e) && e.Change == alerting.ActRaised })
+	if a := raised.Alert; a.Patient != patient || !raised.Page || !strings.Contains(a.Reason, "no weight since the care plan began to expect it") {
+		t.Fatalf("raised %+v (page %v)", a, raised.Page)
+	}
+	var open struct{ Alerts []alerting.Alert }
+	if code := n.do("GET", "/api/v1/alerts?state=open&condition=overdue", nil, &open); code != http.StatusOK ||
+		len(open.Alerts) != 1 || open.Alerts[0].ID != raised.Alert.ID {
+		t.Fatalf("open overdue alerts: %d %+v, want the weight's alone", code, open.Alerts)
+	}
+	var one web.AlertWithAudit
+	if code := n.do("GET", fmt.Sprintf("/api/v1/alerts/%d", raised.Alert.ID), nil, &one); code != http.StatusOK || len(one.Audit) == 0 ||
+		!strings.Contains(string(one.Audit[0].Observations), `"expected":"every 1d"`) {
+		t.Fatalf("alert %d: %d %+v", raised.Alert.ID, code, one)
+	}
+
+	at := time.Now().UTC().Truncate(time.Second)
+	publish(t, s.broker.URL, "ox-1-client", vward.ReadingsTopic(device), fmt.Appendf(nil,
+		`{"msg_id":"ox-1-w1","ts":%q,"readings":[{"type":"weight","value":82.4}]}`, at.Format(time.RFC3339)))
+	cleared := board.next("the weight's alert cleared", func(e boardEvent) bool { return isWeight(e) && e.Change == alerting.ActCleared })
+	if cleared.Alert.ID != raised.Alert.ID || cleared.Alert.Active {
+		t.Fatalf("cleared %+v", cleared.Alert)
 	}
 }

@@ -238,9 +238,14 @@ function scoreCell(p) {
 const CONDITION_WORD = { news2: "NEWS2", overdue: "observations overdue", device_offline: "device offline", battery_low: "battery low", care_plan: "care plan", concern: "concern reported" };
 
 // alertWhat names an alert for people: NEWS2 with its band, a care plan
-// alert with its rule, the others by their condition.
+// alert with its rule, a measurement the care plan expects by its kind,
+// the others by their condition.
 function alertWhat(a, risk) {
   if (a.condition === "news2") return "NEWS2 " + (RISK_WORD[risk] || risk);
+  if (a.condition === "overdue" && a.rule && a.rule.startsWith("expected:")) {
+    const kind = a.rule.slice("expected:".length);
+    return (LABEL[kind] || kind.replace(/_/g, " ")) + " overdue (care plan)";
+  }
   if (a.condition === "care_plan") return "care plan: " + a.rule + " (" + (PLAN_RISK_WORD[risk] || risk) + " risk)";
   return CONDITION_WORD[a.condition] || a.condition;
 }
