@@ -224,6 +224,35 @@ func (m *Monitor) SetCarePlan(id vward.PatientID, plan *careplan.Plan, version i
 	return true
 }
 
+// FillCarePlan adds readings read back from the history to those kept for
+// the rules of the patient's care plan, if it is still at version, and
+// evaluates them again with cause: after a restart, or a plan that reads
+// kinds or a window the monitor had not kept, a rule sees its whole
+// window, not only what came since. A reading already kept replaces
+// itself. It reports false, changing nothing, for a patient not admitted
+// or a plan at another version.
+func (m *Monitor) FillCarePlan(id vward.PatientID, version int, rs []vward.Reading, cause string) bool {
+	now := m.now()
+	m.mu.Lock()
+	p, ok := m.patients[id]
+	if !ok || p.plan == nil || p.plan.version != version {
+		m.mu.Unlock()
+		return false
+	}
+	for _, r := range rs {
+		if r.Patient == id {
+			r.Ward = "" // the registry's, not the one stored with an old reading
+			p.plan.add(r)
+		}
+	}
+	a := m.evaluateLocked(p, now, cause)
+	m.mu.Unlock()
+	if m.engine != nil {
+		m.engine.assessCarePlan(a)
+	}
+	return true
+}
+
 // CarePlanVersion returns the version of the patient's care plan the
 // monitor watches, 0 for none.
 func (m *Monitor) CarePlanVersion(id vward.PatientID) int {

@@ -378,3 +378,38 @@ func TestCarePlanAlertAfterRestart(t *testing.T) {
 		t.Fatalf("an old reading again: %v, want %v", got, want)
 	}
 }
+
+// Readings read back from the history fill a rule's window: a weight gain
+// over three days raises at once, for the plan at its version only; a
+// plan changed since, or a patient not admitted, takes nothing.
+func TestFillCarePlan(t *testing.T) {
+	clk := &clock{t: t0}
+	r := newRig(t, dbPath(t), clk, Config{})
+	gain := planOf(t, `{"id": "weight-gain-3d", "name": "Weight up more than 2 kg in 3 days", "risk": "medium",
+		"type": "change", "kind": "weight", "direction": "rise", "op": ">", "value": 2, "window": "3d", "basis": "test"}`)
+	r.monitor.SetCarePlan("p1", gain, 2, nil, "set by test")
+	r.monitor.Observe([]vward.Reading{weighed(t0.Add(-time.Hour))})
+	if got := openCarePlan(t, r); len(got) != 0 {
+		t.Fatalf("one weight: %v", got)
+	}
+	earlier := []vward.Reading{weighed(t0.Add(-60 * time.Hour)), weighed(t0.Add(-30 * time.Hour))}
+	earlier[0].Value, earlier[1].Value = 79.0, 80.2
+	if r.monitor.FillCarePlan("p1", 1, earlier, "read back") {
+		t.Fatal("filled a plan at another version")
+	}
+	if r.monitor.FillCarePlan("p9", 2, earlier, "read back") {
+		t.Fatal("filled the plan of a patient not admitted")
+	}
+	if got := openCarePlan(t, r); len(got) != 0 {
+		t.Fatalf("after fills refused: %v", got)
+	}
+	if !r.monitor.FillCarePlan("p1", 2, earlier, "read back from the history") {
+		t.Fatal("FillCarePlan refused the plan's version")
+	}
+	if got, want := openCarePlan(t, r), []string{"weight-gain-3d:raised:medium"}; !slices.Equal(got, want) {
+		t.Fatalf("after the read back: %v, want %v", got, want)
+	}
+	if a := carePlanAlert(t, r, "weight-gain-3d"); !strings.Contains(a.Reason, "read back from the history") {
+		t.Errorf("reason %q", a.Reason)
+	}
+}

@@ -18,6 +18,10 @@ type Store interface {
 	WriteReadings(ctx context.Context, rs []vward.Reading) error
 	// Readings returns a patient's readings measured in [from, to), oldest first.
 	Readings(ctx context.Context, p vward.PatientID, from, to time.Time) ([]vward.Reading, error)
+	// ReadingsOf returns a patient's readings of the kinds measured in
+	// [from, to), oldest first, at most the newest limit of each kind from
+	// each device: what a care plan's rules read back after a restart.
+	ReadingsOf(ctx context.Context, p vward.PatientID, kinds []vward.ReadingKind, from, to time.Time, limit int) ([]vward.Reading, error)
 	// Latest returns every patient's newest reading of each kind measured
 	// in [from, to), in one query however many patients there are: what a
 	// restarted vward rebuilds the board and the scores from. With an

@@ -207,6 +207,59 @@ func TestLatestOfEveryPatient(t *testing.T) {
 	}
 }
 
+// ReadingsOf gives one patient's readings of the kinds asked for in the
+// window, oldest first, the newest limit of each kind, the same from
+// InfluxDB and from memory.
+func TestReadingsOfKinds(t *testing.T) {
+	influx := testenv.StartInflux(t)
+	in := history.NewInflux(history.InfluxConfig{URL: influx.URL, Bucket: influx.Bucket})
+	defer in.Close()
+	ctx := context.Background()
+	base := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Millisecond)
+	var rs []vward.Reading
+	for _, p := range []vward.PatientID{"p1", "p2"} {
+		for i := range 10 {
+			for _, k := range []vward.ReadingKind{vward.Weight, vward.SpO2, vward.HeartRate} {
+				rs = append(rs, vward.Reading{Device: "d-" + vward.DeviceID(p), Patient: p, Ward: "w1",
+					MsgID: fmt.Sprintf("%s-%d", p, i), Kind: k, Value: float64(80 + i), At: base.Add(time.Duration(i) * time.Minute)})
+			}
+		}
+	}
+	mem := history.NewMemory(1000)
+	for name, s := range map[string]history.Store{"influx": in, "memory": mem} {
+		t.Run(name, func(t *testing.T) {
+			if err := s.WriteReadings(ctx, rs); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.ReadingsOf(ctx, "p1", []vward.ReadingKind{vward.Weight, vward.SpO2}, base.Add(2*time.Minute), base.Add(time.Hour), 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var words []string
+			for _, r := range got {
+				if r.Patient != "p1" || r.Device != "d-p1" {
+					t.Fatalf("another patient's reading %+v", r)
+				}
+				words = append(words, fmt.Sprintf("%s@%d", r.Kind, int(r.At.Sub(base)/time.Minute)))
+			}
+			// Minutes 2–9 are in the window; the newest five of each kind
+			// are 5–9, oldest first (the two kinds of one minute in either
+			// order).
+			if len(got) != 10 {
+				t.Fatalf("%d readings %v, want the newest 5 weights and 5 SpO2s", len(got), words)
+			}
+			for i, r := range got {
+				if want := base.Add(time.Duration(5+i/2) * time.Minute); !r.At.Equal(want) || r.Value != float64(85+i/2) {
+					t.Fatalf("readings %v: %d is %+v, want measured at %v", words, i, r, want)
+				}
+			}
+			if none, err := s.ReadingsOf(ctx, "p1", nil, base, base.Add(time.Hour), 5); err != nil || len(none) != 0 {
+				t.Errorf("no kinds: %v %v", none, err)
+			}
+		})
+	}
+}
+
 // BenchmarkLatest is the start-up read of a whole node's board from
 // InfluxDB: the newest full set of each of VWARD_BENCH_PATIENTS patients
 // (default 12,700), with a quarter of an hour of older sets behind it.

@@ -187,6 +187,31 @@ func (i *Influx) Readings(ctx context.Context, p vward.PatientID, from, to time.
 	return out, nil
 }
 
+// ReadingsOf implements Store: tail() keeps the newest limit points of
+// each series and field, so a streaming wearable's day is not read whole.
+func (i *Influx) ReadingsOf(ctx context.Context, p vward.PatientID, kinds []vward.ReadingKind, from, to time.Time, limit int) ([]vward.Reading, error) {
+	if len(kinds) == 0 || limit <= 0 {
+		return nil, nil
+	}
+	fields := make([]string, len(kinds))
+	for j, k := range kinds {
+		fields[j] = fmt.Sprintf("r._field == %q", string(k))
+	}
+	flux := fmt.Sprintf(`from(bucket: %q)
+  |> range(start: %s, stop: %s)
+  |> filter(fn: (r) => r._measurement == %q and r.patient == %q)
+  |> filter(fn: (r) => %s)
+  |> tail(n: %d)
+  |> keep(columns: ["_time", "_value", "_field", "device", "patient", "ward"])`,
+		i.cfg.Bucket, from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano), Measurement, string(p),
+		strings.Join(fields, " or "), limit)
+	out, err := i.queryReadings(ctx, flux)
+	if err != nil {
+		return nil, fmt.Errorf("readings of %s (%v): %w", p, kinds, err)
+	}
+	return out, nil
+}
+
 // Latest implements Store with one Flux query: last() keeps the newest
 // point of each series (device, patient, ward) and field, so the answer is
 // a few rows a patient, not their whole window.

@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -83,6 +84,28 @@ func (m *Memory) Readings(_ context.Context, p vward.PatientID, from, to time.Ti
 		}
 	}
 	sortByTime(out)
+	return out, nil
+}
+
+// ReadingsOf implements Store.
+func (m *Memory) ReadingsOf(ctx context.Context, p vward.PatientID, kinds []vward.ReadingKind, from, to time.Time, limit int) ([]vward.Reading, error) {
+	rs, _ := m.Readings(ctx, p, from, to)
+	type series struct {
+		device vward.DeviceID
+		kind   vward.ReadingKind
+	}
+	kept := make(map[series]int)
+	out := make([]vward.Reading, 0, len(rs))
+	for i := len(rs) - 1; i >= 0; i-- { // newest first, for the limit
+		r := rs[i]
+		s := series{r.Device, r.Kind}
+		if !slices.Contains(kinds, r.Kind) || kept[s] >= limit {
+			continue
+		}
+		kept[s]++
+		out = append(out, r)
+	}
+	slices.Reverse(out)
 	return out, nil
 }
 

@@ -633,6 +633,11 @@ func (j *Journal) Readings(ctx context.Context, p vward.PatientID, from, to time
 	return j.next.Readings(ctx, p, from, to)
 }
 
+// ReadingsOf implements history.Store from the history behind the journal.
+func (j *Journal) ReadingsOf(ctx context.Context, p vward.PatientID, kinds []vward.ReadingKind, from, to time.Time, limit int) ([]vward.Reading, error) {
+	return j.next.ReadingsOf(ctx, p, kinds, from, to, limit)
+}
+
 // Latest implements history.Store: the history's answer, with the first
 // call adding the newest readings the journal held at Open and had not yet
 // forwarded, so that a restart after an outage restores the board whole.

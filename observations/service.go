@@ -168,13 +168,19 @@ func (s *Service) retract(ctx context.Context, e Entry) error {
 // measured since from: the history's newest entered reading of a kind may
 // be one in error, and the entries' store knows.
 func (s *Service) Restore(ctx context.Context, readings []vward.Reading, from time.Time) []vward.Reading {
+	return s.RestoreOf(ctx, "", readings, from)
+}
+
+// RestoreOf is Restore for one patient's readings (every patient's when
+// patient is empty).
+func (s *Service) RestoreOf(ctx context.Context, patient vward.PatientID, readings []vward.Reading, from time.Time) []vward.Reading {
 	out := make([]vward.Reading, 0, len(readings))
 	for _, r := range readings {
 		if !Entered(r) {
 			out = append(out, r)
 		}
 	}
-	es, err := s.store.Since(ctx, "", from)
+	es, err := s.store.Since(ctx, patient, from)
 	if err != nil {
 		s.warn(ctx, "restore the entered observations: the board shows the devices' readings only", err)
 		return out

@@ -22,25 +22,50 @@ type Monitor interface {
 	SetCarePlan(id vward.PatientID, plan *careplan.Plan, version int, since map[vward.ReadingKind]time.Time, cause string) bool
 	// CarePlanVersion is the version it watches, 0 for none.
 	CarePlanVersion(id vward.PatientID) int
+	// FillCarePlan adds readings read back from the history to those the
+	// plan's rules read, if the plan is still at version.
+	FillCarePlan(id vward.PatientID, version int, rs []vward.Reading, cause string) bool
+}
+
+// History reads back a patient's readings of some kinds measured in
+// [from, to), oldest first, for their plan's rules: the history's, with
+// readings entered in error left out (the node wires the history and the
+// observation entries).
+type History interface {
+	CarePlanReadings(ctx context.Context, p vward.PatientID, kinds []vward.ReadingKind, from, to time.Time) ([]vward.Reading, error)
 }
 
 // Follower keeps the monitor's care plans in step with the store: each
 // change made in this process at once (the web server calls Patient after
 // it), and those the CLI makes from another process when Run next reads
-// the versions written since.
+// the versions written since. Each plan it gives the monitor has its
+// rules' readings read back from the history by Run, so that after a
+// restart, or for a rule of a kind the monitor did not keep, a rule reads
+// its whole window.
 type Follower struct {
 	store *Store
 	mon   Monitor
+	hist  History // nil: nothing is read back
 	log   *slog.Logger
 
 	mu   sync.Mutex // one sync at a time, so the monitor hears versions in order
 	seen int64      // the newest version row read (rowid)
+
+	pendingMu sync.Mutex
+	pending   map[vward.PatientID]Version // plans whose readings are still to read back
+	wake      chan struct{}
 }
 
-// NewFollower builds a Follower of store into mon.
-func NewFollower(store *Store, mon Monitor, log *slog.Logger) *Follower {
-	return &Follower{store: store, mon: mon, log: log.With("component", "planstore")}
+// NewFollower builds a Follower of store into mon, reading the plans'
+// readings back from hist (nil: none).
+func NewFollower(store *Store, mon Monitor, hist History, log *slog.Logger) *Follower {
+	return &Follower{store: store, mon: mon, hist: hist, log: log.With("component", "planstore"),
+		pending: make(map[vward.PatientID]Version), wake: make(chan struct{}, 1)}
 }
+
+// MinReadBack is the least a plan's rules' readings are read back for,
+// whatever their window: a threshold rule reads the latest, however old.
+const MinReadBack = 24 * time.Hour
 
 // Resync is how often Run gives the monitor every current plan even when
 // none changed: a patient admitted again after their plan was read gets
@@ -113,8 +138,57 @@ func (f *Follower) patientLocked(ctx context.Context, id vward.PatientID) error 
 	if v.Ended() {
 		cause = fmt.Sprintf("care plan ended (version %d) by %s: %s", v.Number, v.Author, v.Reason)
 	}
-	f.mon.SetCarePlan(id, v.Plan, v.Number, ExpectedSince(vs), cause)
+	if f.mon.SetCarePlan(id, v.Plan, v.Number, ExpectedSince(vs), cause) && !v.Ended() && f.hist != nil && len(v.Plan.Rules) > 0 {
+		f.readBackLater(v)
+	}
 	return nil
+}
+
+// readBackLater has Run read back the readings the rules of v read.
+func (f *Follower) readBackLater(v Version) {
+	f.pendingMu.Lock()
+	f.pending[v.Patient] = v
+	f.pendingMu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// readBack reads back the readings of the plans waiting for them. One the
+// history cannot give now waits for the next try (Resync).
+func (f *Follower) readBack(ctx context.Context) {
+	f.pendingMu.Lock()
+	vs := make([]Version, 0, len(f.pending))
+	for _, v := range f.pending {
+		vs = append(vs, v)
+	}
+	clear(f.pending)
+	f.pendingMu.Unlock()
+	for _, v := range vs {
+		if ctx.Err() != nil {
+			return
+		}
+		var kinds []vward.ReadingKind
+		for _, r := range v.Plan.Rules {
+			if !slices.Contains(kinds, r.Kind) {
+				kinds = append(kinds, r.Kind)
+			}
+		}
+		now := time.Now()
+		from := now.Add(-max(v.Plan.Lookback(), MinReadBack))
+		rs, err := f.hist.CarePlanReadings(ctx, v.Patient, kinds, from, now.Add(time.Minute))
+		if err != nil {
+			f.log.Warn("read back a care plan's readings: its rules read what comes until the next try", "patient", v.Patient, "err", err)
+			f.pendingMu.Lock()
+			if _, newer := f.pending[v.Patient]; !newer {
+				f.pending[v.Patient] = v
+			}
+			f.pendingMu.Unlock()
+			continue
+		}
+		f.mon.FillCarePlan(v.Patient, v.Number, rs, fmt.Sprintf("care plan version %d's readings read back from the history", v.Number))
+	}
 }
 
 // ExpectedSince says since when the current plan has expected each of its
@@ -174,7 +248,8 @@ func (f *Follower) changed(ctx context.Context) error {
 }
 
 // Run reads the versions written since its last read every interval, and
-// every plan every Resync, until ctx ends.
+// every plan every Resync, and reads back the readings of each plan given,
+// until ctx ends.
 func (f *Follower) Run(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -189,6 +264,11 @@ func (f *Follower) Run(ctx context.Context, every time.Duration) error {
 			err = f.changed(ctx)
 		case <-resync.C:
 			err = f.All(ctx)
+			if err == nil {
+				f.readBack(ctx) // what the history could not give before
+			}
+		case <-f.wake:
+			f.readBack(ctx)
 		}
 		if err != nil && !errors.Is(err, context.Canceled) {
 			f.log.Warn("following care plans failed; the next read retries", "err", err)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ type monitor struct {
 	mu       sync.Mutex
 	versions map[vward.PatientID]int
 	told     []string
+	filled   []string // "p1 v1: 2 readings"
 }
 
 func (m *monitor) SetCarePlan(id vward.PatientID, plan *careplan.Plan, version int, _ map[vward.ReadingKind]time.Time, cause string) bool {
@@ -34,6 +36,34 @@ func (m *monitor) SetCarePlan(id vward.PatientID, plan *careplan.Plan, version i
 	m.versions[id] = version
 	m.told = append(m.told, fmt.Sprintf("%s v%d: %s", id, version, cause))
 	return true
+}
+
+func (m *monitor) FillCarePlan(id vward.PatientID, version int, rs []vward.Reading, _ string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.versions[id] != version {
+		return false
+	}
+	m.filled = append(m.filled, fmt.Sprintf("%s v%d: %d readings", id, version, len(rs)))
+	return true
+}
+
+// history answers with a reading of each kind asked for, and records what
+// it was asked.
+type history struct {
+	mu    sync.Mutex
+	asked []string
+}
+
+func (h *history) CarePlanReadings(_ context.Context, p vward.PatientID, kinds []vward.ReadingKind, from, to time.Time) ([]vward.Reading, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.asked = append(h.asked, fmt.Sprintf("%s %v over %s", p, kinds, to.Sub(from).Round(time.Hour)))
+	var rs []vward.Reading
+	for _, k := range kinds {
+		rs = append(rs, vward.Reading{Patient: p, Kind: k, Value: 1, At: from.Add(time.Hour)})
+	}
+	return rs, nil
 }
 
 func (m *monitor) CarePlanVersion(id vward.PatientID) int {
@@ -57,7 +87,7 @@ func TestFollower(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := &monitor{versions: map[vward.PatientID]int{}}
-	fl := planstore.NewFollower(f.store, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	fl := planstore.NewFollower(f.store, m, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := fl.All(f.ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -135,5 +165,53 @@ func TestExpectedSince(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Each plan given to the monitor, at start or changed, has its rules'
+// readings read back by Run, as far back as its rules read and a day at
+// least; a plan without rules reads nothing back.
+func TestFollowerReadsBack(t *testing.T) {
+	f := open(t)
+	if _, err := f.store.PutTemplate(f.ctx, "p1", "heart_failure", "heart failure"); err != nil {
+		t.Fatal(err)
+	}
+	m := &monitor{versions: map[vward.PatientID]int{}}
+	h := &history{}
+	fl := planstore.NewFollower(f.store, m, h, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := fl.All(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- fl.Run(ctx, 10*time.Millisecond) }()
+	defer func() { cancel(); <-done }()
+	if _, err := f.store.Put(f.ctx, "p2", []byte(smallPlan), "low SpO2 at home"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m.mu.Lock()
+		n := len(m.filled)
+		m.mu.Unlock()
+		if n >= 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	m.mu.Lock()
+	filled := slices.Clone(m.filled)
+	m.mu.Unlock()
+	slices.Sort(filled)
+	h.mu.Lock()
+	asked := slices.Clone(h.asked)
+	h.mu.Unlock()
+	slices.Sort(asked)
+	if len(filled) != 2 || !strings.HasPrefix(filled[0], "p1 v1: ") || !strings.HasPrefix(filled[1], "p2 v1: ") {
+		t.Fatalf("filled %q, asked %q: want both plans read back", filled, asked)
+	}
+	// The heart failure template's weight rule reads three days.
+	if len(asked) != 2 || !strings.Contains(asked[0], "weight") || !strings.HasSuffix(asked[0], "over 72h0m0s") || !strings.HasSuffix(asked[1], "over 24h0m0s") {
+		t.Errorf("asked %q", asked)
 	}
 }

@@ -144,7 +144,7 @@ func NewServer(ctx context.Context, d Deps) *Server {
 		d.Sync = registrysync.New(d.Registry, d.Monitor, d.Log)
 	}
 	if d.CarePlanSync == nil && d.CarePlans != nil && d.Monitor != nil {
-		d.CarePlanSync = planstore.NewFollower(d.CarePlans, d.Monitor, d.Log)
+		d.CarePlanSync = planstore.NewFollower(d.CarePlans, d.Monitor, nil, d.Log)
 	}
 	s := &Server{Deps: d, auth: d.Auth, monitor: d.Monitor, history: d.History, hub: d.Hub, checks: d.Checks, log: d.Log.With("component", "web"), ctx: ctx}
 	if d.Ops.Registerer != nil {

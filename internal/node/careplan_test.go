@@ -233,3 +233,40 @@ func TestCarePlanExpectedWeight(t *testing.T) {
 		t.Fatalf("cleared %+v", cleared.Alert)
 	}
 }
+
+// A plan given to a patient whose weights are already in the history reads
+// them back: its three-day weight rule sees the gain at once, not only the
+// weights sent after it. A restarted node reads back every plan's readings
+// the same way.
+func TestCarePlanReadsItsWindowBack(t *testing.T) {
+	s := start(t)
+	n := signIn(t, s.node.URL(), nurse)
+	board := feed(t, n.dialBoard())
+	board.next("snapshot", func(e boardEvent) bool { return e.Type == "snapshot" })
+	// Weighed over the last three days by the scale the patient had then:
+	// in the history, as they would be after a restart.
+	now := time.Now().UTC().Truncate(time.Second)
+	var weights []vward.Reading
+	for i, w := range []struct {
+		ago time.Duration
+		kg  float64
+	}{{60 * time.Hour, 80.0}, {30 * time.Hour, 81.2}, {time.Hour, 82.3}} {
+		weights = append(weights, vward.Reading{Device: "scale-1", Patient: patient, Ward: ward, MsgID: fmt.Sprintf("scale-1-%d", i),
+			Kind: vward.Weight, Value: w.kg, At: now.Add(-w.ago)})
+	}
+	if err := s.node.History.WriteReadings(context.Background(), weights); err != nil {
+		t.Fatal(err)
+	}
+
+	var out carePlanAnswer
+	put := map[string]any{"plan": json.RawMessage(carePlanTEP), "reason": "heart failure, home on diuretics"}
+	if code := n.do("PUT", "/api/v1/patients/"+string(patient)+"/careplan", put, &out); code != http.StatusOK {
+		t.Fatalf("put the plan: %d %+v", code, out)
+	}
+	raised := board.next("the weight rule's alert", func(e boardEvent) bool {
+		return e.Type == "alert" && e.Alert != nil && e.Alert.Condition == alerting.CarePlan && e.Change == alerting.ActRaised
+	})
+	if a := raised.Alert; a.Rule != "hf-weight-gain-3d" || !strings.Contains(a.Reason, "read back from the history") {
+		t.Fatalf("raised %+v", a)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -205,7 +206,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	})
 	n.Metrics.MustRegister(n.Alerts.Collector(), n.Hub.Collector(), n.Registry.Collector())
 	n.Sync = registrysync.New(n.Registry, n.Monitor, cfg.Log)
-	n.Plans = planstore.NewFollower(n.CarePlans, n.Monitor, cfg.Log)
+	n.Plans = planstore.NewFollower(n.CarePlans, n.Monitor, planReadings{n.History, n.Observations}, cfg.Log)
 	// The pipeline tells devices why it refused their messages through the
 	// broker connection, which feeds the pipeline: a channel between them
 	// lets each be built without the other.
@@ -295,6 +296,26 @@ func (n *Node) restore(ctx context.Context) {
 	}
 	n.Monitor.Restore(rs)
 	n.log.Info("board restored from the history", "readings", len(rs), "took", time.Since(began).Round(time.Millisecond))
+}
+
+// planReadings is where the rules of a care plan read their readings back
+// from (planstore.History): the history, with the readings entered by
+// people as the observation entries say, those in error left out.
+type planReadings struct {
+	history      history.Store
+	observations *observations.Service
+}
+
+func (p planReadings) CarePlanReadings(ctx context.Context, id vward.PatientID, kinds []vward.ReadingKind, from, to time.Time) ([]vward.Reading, error) {
+	rs, err := p.history.ReadingsOf(ctx, id, kinds, from, to, alerting.MaxCarePlanWindow)
+	if err != nil {
+		return nil, err
+	}
+	rs = slices.DeleteFunc(p.observations.RestoreOf(ctx, id, rs, from), func(r vward.Reading) bool {
+		return !slices.Contains(kinds, r.Kind) || !r.At.Before(to)
+	})
+	slices.SortStableFunc(rs, func(a, b vward.Reading) int { return a.At.Compare(b.At) })
+	return rs, nil
 }
 
 // RegistryWatchInterval is how often a running node checks whether another
