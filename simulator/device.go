@@ -313,6 +313,7 @@ func NewStream(d DeviceSpec, p *Patient, outages []Spell, clock Clock, end time.
 			s.push(Step{At: sp.to, Op: GoOnline, Device: d.ID, Patient: p.ID})
 		}
 	}
+	s.pushEvents()
 	if len(d.Times) > 0 {
 		slices.Sort(d.Times)
 		s.dev.Times = d.Times
@@ -478,11 +479,17 @@ func (s *Stream) measureAt(t time.Duration) {
 	smp := sample{at: t}
 	stamp := s.clock.Stamp(t).Add(s.dev.Faults.ClockSkew.D())
 	for _, k := range s.dev.Measures {
+		if k == vward.FallEvent {
+			continue // sent at each fall, not measured (pushEvents)
+		}
 		val := measure(v, k, s.noise, s.rng)
 		smp.readings = append(smp.readings, WireReading{Type: k, Value: val})
 		smp.accepted = append(smp.accepted, vward.Reading{
 			Device: s.dev.ID, Patient: s.patient.ID, Kind: k, Value: readingValue(val), At: stamp,
 		})
+	}
+	if len(smp.readings) == 0 && s.dev.Kind != Gateway {
+		return // a fall detector alone: nothing to measure
 	}
 	if s.dev.Kind == Gateway {
 		smp.readings = slices.Clone(smp.readings)
@@ -502,6 +509,9 @@ func (s *Stream) measureAt(t time.Duration) {
 			acc = append(acc, b.accepted...)
 		}
 		s.batch = nil
+		if len(all) == 0 {
+			return
+		}
 		smp = sample{at: t, readings: all, accepted: acc}
 	}
 	s.emit(t, stamp, smp, level)
@@ -513,7 +523,7 @@ func (s *Stream) measureAt(t time.Duration) {
 func (s *Stream) emit(t time.Duration, stamp time.Time, smp sample, level float64) {
 	s.seq++
 	msgID := fmt.Sprintf("%s-%06d", s.dev.ID, s.seq)
-	battery := math.Round(clamp(level, 0, 1)*100) / 100
+	battery := roundBattery(level)
 	p := Payload{MsgID: msgID, TS: stamp.Format(time.RFC3339Nano), Readings: smp.readings, Battery: &battery}
 	body, _ := json.Marshal(p) // plain types only: cannot fail
 	st := Step{At: t, Op: Publish, Device: s.dev.ID, Patient: s.patient.ID, MsgID: msgID, Payload: body, Readings: smp.accepted}
@@ -555,6 +565,10 @@ func (s *Stream) emit(t time.Duration, stamp time.Time, smp sample, level float6
 		s.push(d)
 	}
 }
+
+// roundBattery is a battery level as a device reports it, 0–1 in
+// hundredths.
+func roundBattery(level float64) float64 { return math.Round(clamp(level, 0, 1)*100) / 100 }
 
 func (s *Stream) push(st Step) {
 	s.order++

@@ -183,20 +183,35 @@ type EventKind string
 // Events.
 const (
 	// Fall is a fall at home: a stress response (pulse, breathing and blood
-	// pressure up) that settles over the next hour or two. No device sends
-	// a fall_event reading yet, so the board sees a fall only through the
-	// physiology and any confusion that follows (add a Confusion event).
+	// pressure up) that settles over the next hour or two. A device that
+	// measures fall_event (a pendant, a wearable with fall detection)
+	// sends a fall_event reading at it.
 	Fall EventKind = "fall"
 	// Confusion is new confusion (delirium): consciousness C, which NEWS2
 	// scores 3, for For (0: until the end).
 	Confusion EventKind = "confusion"
+	// Questionnaire is a questionnaire answered at At on the patient's hub
+	// (device protocol v1's soft_signs, version 1): what the patient or a
+	// carer reports, that no sensor measures.
+	Questionnaire EventKind = "questionnaire"
 )
+
+// EventKinds lists every event kind, for validation and docs.
+var EventKinds = []EventKind{Fall, Confusion, Questionnaire}
 
 // Event is something that happens to a patient at scenario time At.
 type Event struct {
 	Kind EventKind `json:"kind"`
 	At   Duration  `json:"at"`
 	For  Duration  `json:"for,omitempty"`
+	// A questionnaire's answers, by question: true or false, or a whole
+	// number on a scale question.
+	Answers map[string]any `json:"answers,omitempty"`
+	// AnsweredBy is who answered a questionnaire: patient, carer (the
+	// default) or hub.
+	AnsweredBy string `json:"answered_by,omitempty"`
+	// Device sends a questionnaire; the patient's first hub by default.
+	Device vward.DeviceID `json:"device,omitempty"`
 }
 
 // Patient is a virtual patient: a baseline, the courses and events the

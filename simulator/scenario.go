@@ -266,8 +266,11 @@ func (sc *Scenario) Plan() (*Plan, error) {
 			}
 		}
 		for _, e := range ps.Events {
-			if e.Kind != Fall && e.Kind != Confusion {
-				bad("%s: event %q is not fall or confusion", where, e.Kind)
+			if !slices.Contains(EventKinds, e.Kind) {
+				bad("%s: event %q is not one of %v", where, e.Kind, EventKinds)
+			}
+			if e.Kind != Questionnaire && (e.Answers != nil || e.AnsweredBy != "" || e.Device != "") {
+				bad("%s: event %s at %s: answers, answered_by and device are a questionnaire's", where, e.Kind, e.At.D())
 			}
 		}
 		if len(ps.Devices) == 0 {
@@ -317,8 +320,9 @@ func (sc *Scenario) Plan() (*Plan, error) {
 				switch {
 				case !k.Known():
 					bad("device %q: %q is not a reading kind of device protocol v1", d.ID, k)
+				case k == vward.FallEvent: // sent at each fall event
 				case !slices.Contains(Measurable, k):
-					bad("device %q: the simulator has no physiology for %q; a device may measure %v", d.ID, k, Measurable)
+					bad("device %q: the simulator has no physiology for %q; a device may measure %v, and fall_event at each fall", d.ID, k, Measurable)
 				}
 			}
 			if d.Every < 0 || d.Jitter < 0 || d.Batch < 0 {
@@ -335,11 +339,12 @@ func (sc *Scenario) Plan() (*Plan, error) {
 			}
 			pp.Devices = append(pp.Devices, d)
 		}
+		events := questionnaireDevices(ps.Events, pp.Devices, where, bad)
 		base := BaselineFor(profile, rand.New(rand.NewPCG(sc.Seed, hashString("baseline:"+string(ps.ID)))))
 		if err := ps.Baseline.apply(&base); err != nil {
 			bad("%s: %v", where, err)
 		}
-		pp.Model = NewPatient(ps.ID, base, ps.Trajectories, ps.Events, sc.dayStart(), end,
+		pp.Model = NewPatient(ps.ID, base, ps.Trajectories, events, sc.dayStart(), end,
 			rand.New(rand.NewPCG(sc.Seed, hashString("patient:"+string(ps.ID)))))
 		plan.Patients = append(plan.Patients, pp)
 		plan.byID[ps.ID] = pp
