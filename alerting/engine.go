@@ -550,12 +550,12 @@ func (e *Engine) Tick() {
 		if len(w.expected) > 0 && !w.paused {
 			e.expectedLocked(id, w, now)
 		}
-		due := w.lastSetAt.Add(w.interval)
+		k := Key{Patient: id, Condition: Overdue}
+		due := e.overdueFrom(k, w.lastSetAt).Add(w.interval)
 		if w.paused || !now.After(due) {
 			continue
 		}
 		p := e.cfg.PolicyFor(w.ward)
-		k := Key{Patient: id, Condition: Overdue}
 		monitoring := "12-hourly"
 		if w.scored {
 			monitoring = w.res.Monitoring()
@@ -632,7 +632,7 @@ func (e *Engine) evidenceOf(a *Alert) func() json.RawMessage {
 		if w := e.patients[a.Patient]; w != nil {
 			if a.Condition == Overdue && a.Rule != "" {
 				if x := w.expectedOf(a.Rule); x != nil {
-					return func() json.RawMessage { return expectedEvidence(*x, x.due(e.cfg.Location, e.now())) }
+					return func() json.RawMessage { return expectedEvidence(*x, e.expectedDue(a.Patient, x, e.now())) }
 				}
 				return nil
 			}
@@ -876,8 +876,25 @@ func (e *Engine) Resolve(ctx context.Context, id int64, actor, note string) (Ale
 				}
 			}
 		}
+		if a.Active && a.Condition == Overdue {
+			// The gap so far is the clinician's to judge: the measurement
+			// falls due again an interval after the resolution (overdueFrom).
+			a.EvidenceAt = now
+		}
 		return a.Resolve(actor, note, now)
 	})
+}
+
+// overdueFrom is when an overdue check counts from: the last measurement,
+// or the resolution of the last overdue alert of key k by a clinician
+// while it still held, whichever is later. A clinician who closes the
+// episode (the patient phoned, the scales broken) is asked again an
+// interval later, not at the next tick.
+func (e *Engine) overdueFrom(k Key, last time.Time) time.Time {
+	if wm := e.watermarks[k]; wm.After(last) {
+		return wm
+	}
+	return last
 }
 
 // Shelve silences an alert for d with a reason.

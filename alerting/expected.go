@@ -43,9 +43,12 @@ type expected struct {
 	persisted time.Time // last as last written (alert_expected)
 }
 
-// due is when the measurement falls due, as of now.
-func (x *expected) due(loc *time.Location, now time.Time) careplan.Due {
-	return x.Due(now, x.since, x.last, loc)
+// expectedDue is when the patient's expected measurement falls due, as of
+// now: an interval after the last one, or after a clinician resolved its
+// overdue alert (overdueFrom).
+func (e *Engine) expectedDue(id vward.PatientID, x *expected, now time.Time) careplan.Due {
+	k := Key{Patient: id, Condition: Overdue, Rule: ExpectedRule(x.Kind)}
+	return x.Due(now, x.since, e.overdueFrom(k, x.last), e.cfg.Location)
 }
 
 // expectedOf returns the expected measurement an overdue alert's rule
@@ -166,8 +169,8 @@ func (e *Engine) expectedLocked(id vward.PatientID, w *watch, now time.Time) {
 	p := e.cfg.PolicyFor(w.ward)
 	for i := range w.expected {
 		x := &w.expected[i]
-		d := x.due(e.cfg.Location, now)
 		k := Key{Patient: id, Condition: Overdue, Rule: ExpectedRule(x.Kind)}
+		d := e.expectedDue(id, x, now)
 		a := e.open[k]
 		if !d.Overdue && a == nil {
 			continue // the common case

@@ -1,6 +1,7 @@
 package alerting
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -190,5 +191,51 @@ func TestExpectedMeasurementPaused(t *testing.T) {
 	r.engine.Tick()
 	if expectedAlert(t, r) == nil {
 		t.Fatal("Wednesday 10:01 after resuming on Tuesday: not raised")
+	}
+}
+
+// An overdue alert a clinician resolves while the measurement is still
+// overdue is not raised again at the next tick, nor after a restart: the
+// measurement falls due again an interval after the resolution, NEWS2's
+// set as a care plan's weight.
+func TestOverdueResolvedWhileOverdue(t *testing.T) {
+	clk := &clock{t: t0}
+	path := dbPath(t)
+	r := newRig(t, path, clk, Config{Location: time.UTC})
+	r.observe(mild, t0) // NEWS2 2: a set due within 4 hours
+	r.monitor.SetCarePlan("p1", dailyWeight(t), 1, map[vward.ReadingKind]time.Time{vward.Weight: t0.Add(-time.Hour)}, "set by test")
+	resolvedAt := t0.Add(4*time.Hour + time.Minute)
+	clk.Set(resolvedAt)
+	r.engine.Tick()
+	open := r.list(t, Filter{State: "open", Condition: Overdue})
+	if len(open) != 2 {
+		t.Fatalf("%d overdue alerts, want the set's and the weight's: %+v", len(open), open)
+	}
+	for _, a := range open {
+		if _, err := r.engine.Resolve(context.Background(), a.ID, "nurse", "phoned: scales broken, obs tomorrow"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Set(resolvedAt.Add(time.Second))
+	r.engine.Tick()
+	if open := r.list(t, Filter{State: "open", Condition: Overdue}); len(open) != 0 {
+		t.Fatalf("raised again at the next tick: %+v", open)
+	}
+	clk.Set(resolvedAt.Add(3 * time.Hour))
+	r = newRig(t, path, clk, Config{Location: time.UTC})
+	r.monitor.SetCarePlan("p1", dailyWeight(t), 1, map[vward.ReadingKind]time.Time{vward.Weight: t0.Add(-time.Hour)}, "node started")
+	r.engine.Tick()
+	if open := r.list(t, Filter{State: "open", Condition: Overdue}); len(open) != 0 {
+		t.Fatalf("raised again after a restart: %+v", open)
+	}
+	clk.Set(resolvedAt.Add(4*time.Hour + time.Second)) // the set's interval after the resolution
+	r.engine.Tick()
+	if open := r.list(t, Filter{State: "open", Condition: Overdue}); len(open) != 1 || open[0].Rule != "" {
+		t.Fatalf("an interval after the resolution: %+v, want the set's overdue alert again", open)
+	}
+	clk.Set(t0.Add(24*time.Hour + time.Minute)) // Tuesday 10:01: the next day's weight
+	r.engine.Tick()
+	if expectedAlert(t, r) == nil {
+		t.Fatal("the next day's weight missing: not raised")
 	}
 }
