@@ -22,6 +22,12 @@ type Store interface {
 	// [from, to), oldest first, at most the newest limit of each kind from
 	// each device: what a care plan's rules read back after a restart.
 	ReadingsOf(ctx context.Context, p vward.PatientID, kinds []vward.ReadingKind, from, to time.Time, limit int) ([]vward.Reading, error)
+	// Thinned returns a patient's readings measured in [from, to), oldest
+	// first, thinned: of each kind from each device, in each window of
+	// every (from from), only the first, lowest, highest and last. What a
+	// chart of a long range asks for, so that a month of a 1 Hz wearable
+	// is a few thousand readings, not millions.
+	Thinned(ctx context.Context, p vward.PatientID, from, to time.Time, every time.Duration) ([]vward.Reading, error)
 	// Latest returns every patient's newest reading of each kind measured
 	// in [from, to), in one query however many patients there are: what a
 	// restarted vward rebuilds the board and the scores from. With an

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -257,6 +258,60 @@ func TestReadingsOfKinds(t *testing.T) {
 				t.Errorf("no kinds: %v %v", none, err)
 			}
 		})
+	}
+}
+
+// Thinned keeps, of each kind from each device in each window, the first,
+// lowest, highest and last reading, the same from InfluxDB and from memory.
+func TestThinned(t *testing.T) {
+	influx := testenv.StartInflux(t)
+	in := history.NewInflux(history.InfluxConfig{URL: influx.URL, Bucket: influx.Bucket})
+	defer in.Close()
+	ctx := context.Background()
+	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Hour)
+	var rs []vward.Reading
+	for i := range 360 { // an hour at one every 10 s, from two devices
+		at := base.Add(time.Duration(i) * 10 * time.Second)
+		v := float64(70 + i%17)
+		if i == 100 {
+			v = 150 // a spike mid-window that must not be lost
+		}
+		rs = append(rs, vward.Reading{Device: "wear-1", Patient: "p1", Ward: "w1", MsgID: fmt.Sprintf("w-%d", i), Kind: vward.HeartRate, Value: v, At: at},
+			vward.Reading{Device: "wear-1", Patient: "p1", Ward: "w1", MsgID: fmt.Sprintf("w-%d", i), Kind: vward.SpO2, Value: 97 - float64(i%5), At: at})
+		if i%60 == 0 {
+			rs = append(rs, vward.Reading{Device: "ox-1", Patient: "p1", Ward: "w1", MsgID: fmt.Sprintf("o-%d", i), Kind: vward.HeartRate, Value: 66, At: at.Add(5 * time.Second)})
+		}
+	}
+	mem := history.NewMemory(10000)
+	got := map[string][]string{}
+	for name, s := range map[string]history.Store{"influx": in, "memory": mem} {
+		if err := s.WriteReadings(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		th, err := s.Thinned(ctx, "p1", base, base.Add(time.Hour), 10*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range th {
+			got[name] = append(got[name], fmt.Sprintf("%s %s %s %g", r.Device, r.Kind, r.At.UTC().Format(time.RFC3339), r.Value))
+		}
+		slices.Sort(got[name])
+		// Six windows: at most four of each of wear-1's two kinds, and
+		// ox-1's one reading a window, the spike among them.
+		if n := len(th); n > 6*(4+4+1) || n < 6*(2+2+1) {
+			t.Errorf("%s: %d readings thinned from %d", name, n, len(rs))
+		}
+		if !slices.ContainsFunc(th, func(r vward.Reading) bool { return r.Value == 150 }) {
+			t.Errorf("%s: the spike is lost", name)
+		}
+		for i := 1; i < len(th); i++ {
+			if th[i].At.Before(th[i-1].At) {
+				t.Fatalf("%s: not oldest first", name)
+			}
+		}
+	}
+	if !slices.Equal(got["influx"], got["memory"]) {
+		t.Errorf("influx and memory differ:\n%v\n%v", got["influx"], got["memory"])
 	}
 }
 

@@ -109,6 +109,46 @@ func (m *Memory) ReadingsOf(ctx context.Context, p vward.PatientID, kinds []vwar
 	return out, nil
 }
 
+// Thinned implements Store, as InfluxDB's window() and selectors do.
+func (m *Memory) Thinned(ctx context.Context, p vward.PatientID, from, to time.Time, every time.Duration) ([]vward.Reading, error) {
+	rs, _ := m.Readings(ctx, p, from, to)
+	every = max(every, time.Second)
+	type window struct {
+		device vward.DeviceID
+		kind   vward.ReadingKind
+		n      int64
+	}
+	type picks struct{ first, lo, hi, last int }
+	ws := map[window]*picks{}
+	for i, r := range rs {
+		// Windows from the Unix epoch, as InfluxDB's window() draws them.
+		w := window{r.Device, r.Kind, r.At.UnixNano() / int64(every)}
+		pk := ws[w]
+		if pk == nil {
+			ws[w] = &picks{i, i, i, i}
+			continue
+		}
+		if r.Value < rs[pk.lo].Value {
+			pk.lo = i
+		}
+		if r.Value > rs[pk.hi].Value {
+			pk.hi = i
+		}
+		pk.last = i
+	}
+	keep := make([]bool, len(rs))
+	for _, pk := range ws {
+		keep[pk.first], keep[pk.lo], keep[pk.hi], keep[pk.last] = true, true, true, true
+	}
+	out := make([]vward.Reading, 0, 4*len(ws))
+	for i, r := range rs {
+		if keep[i] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
 // Latest implements Store.
 func (m *Memory) Latest(_ context.Context, from, to time.Time) ([]vward.Reading, error) {
 	m.mu.Lock()

@@ -638,6 +638,11 @@ func (j *Journal) ReadingsOf(ctx context.Context, p vward.PatientID, kinds []vwa
 	return j.next.ReadingsOf(ctx, p, kinds, from, to, limit)
 }
 
+// Thinned implements history.Store from the history behind the journal.
+func (j *Journal) Thinned(ctx context.Context, p vward.PatientID, from, to time.Time, every time.Duration) ([]vward.Reading, error) {
+	return j.next.Thinned(ctx, p, from, to, every)
+}
+
 // Latest implements history.Store: the history's answer, with the first
 // call adding the newest readings the journal held at Open and had not yet
 // forwarded, so that a restart after an outage restores the board whole.

@@ -24,8 +24,9 @@ const (
 )
 
 // continuity is the longest interval a line may cross for a kind, from
-// its counted readings' times (oldest first) and its freshness window.
-func continuity(times []time.Time, fresh time.Duration) time.Duration {
+// its counted readings' times (oldest first) and its freshness window, and
+// at least floor within it.
+func continuity(times []time.Time, fresh, floor time.Duration) time.Duration {
 	gaps := make([]time.Duration, 0, len(times))
 	for i := 1; i < len(times); i++ {
 		if d := times[i].Sub(times[i-1]); d > 0 {
@@ -36,7 +37,7 @@ func continuity(times []time.Time, fresh time.Duration) time.Duration {
 		return fresh
 	}
 	slices.Sort(gaps)
-	return min(fresh, gapFactor*gaps[len(gaps)/2])
+	return min(fresh, max(floor, gapFactor*gaps[len(gaps)/2]))
 }
 
 // freshnessOf is how long a kind's value counts: its parameter's window,
@@ -53,8 +54,8 @@ func freshnessOf(k vward.ReadingKind, f news2.Freshness) time.Duration {
 
 // markRuns sets gap on each counted reading (not entered in error) that
 // starts a run of its kind: the first, and any further than the kind's
-// continuity from the one before. rs is oldest first.
-func markRuns(rs []chartReading, f news2.Freshness) {
+// continuity (at least floor) from the one before. rs is oldest first.
+func markRuns(rs []chartReading, f news2.Freshness, floor time.Duration) {
 	byKind := map[vward.ReadingKind][]int{}
 	for i := range rs {
 		if !rs[i].inError() {
@@ -66,7 +67,7 @@ func markRuns(rs []chartReading, f news2.Freshness) {
 		for j, i := range idx {
 			times[j] = rs[i].At
 		}
-		limit := continuity(times, freshnessOf(kind, f))
+		limit := continuity(times, freshnessOf(kind, f), floor)
 		for j, i := range idx {
 			rs[i].gap = j == 0 || times[j].Sub(times[j-1]) > limit
 		}

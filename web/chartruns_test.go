@@ -54,7 +54,7 @@ func TestMarkRuns(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			markRuns(tt.rs, news2.DefaultFreshness())
+			markRuns(tt.rs, news2.DefaultFreshness(), 0)
 			if got := gaps(tt.rs); got != tt.want {
 				t.Errorf("runs start at%q, want%q", got, tt.want)
 			}
@@ -67,7 +67,7 @@ func TestMarkRuns(t *testing.T) {
 		{Reading: vward.Reading{Kind: vward.SystolicBP, At: runT0.Add(30 * time.Minute)}},
 		{Reading: vward.Reading{Kind: vward.DiastolicBP, At: runT0.Add(30 * time.Minute)}},
 	}
-	markRuns(rs, news2.DefaultFreshness())
+	markRuns(rs, news2.DefaultFreshness(), 0)
 	if !rs[0].gap || !rs[1].gap || rs[2].gap || rs[3].gap {
 		t.Errorf("blood pressure half an hour apart: %+v", rs)
 	}
@@ -93,7 +93,7 @@ func TestThin(t *testing.T) {
 	entry := &observations.Entry{}
 	rs[8000].entry = entry
 	rs[8000].Value = 71.5
-	markRuns(rs, news2.DefaultFreshness())
+	markRuns(rs, news2.DefaultFreshness(), 0)
 	from, to := runT0, runT0.Add(7*24*time.Hour)
 	got, thinned := thin(rs, from, to)
 	if !thinned || len(got) > 4*thinBuckets+10 || len(got) < thinBuckets {

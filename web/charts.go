@@ -104,6 +104,48 @@ func (s *Server) chartReadings(ctx context.Context, id vward.PatientID, from, to
 	if err != nil {
 		return nil, fmt.Errorf("read the history of %s: %w", id, err)
 	}
+	return s.withEntries(ctx, id, rs, from, to)
+}
+
+// chartSeriesLimit is the most readings of one kind from one device the
+// charts read whole; a range with more is read thinned at the source
+// (history.Store.Thinned), in thinBuckets windows: a month of a 1 Hz
+// wearable is millions of readings, which must not be held in memory to
+// draw 1500 pixels.
+const chartSeriesLimit = thinAbove
+
+// drawnReadings is chartReadings for drawing: whole, or thinned at the
+// source when some series holds more than chartSeriesLimit readings in
+// the range, when it returns the windows' width (0: whole).
+func (s *Server) drawnReadings(ctx context.Context, id vward.PatientID, from, to time.Time) ([]chartReading, time.Duration, error) {
+	rs, err := s.history.ReadingsOf(ctx, id, vward.ReadingKinds, from, to, chartSeriesLimit+1)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read the history of %s: %w", id, err)
+	}
+	type series struct {
+		device vward.DeviceID
+		kind   vward.ReadingKind
+	}
+	n := map[series]int{}
+	var every time.Duration
+	for _, r := range rs {
+		if n[series{r.Device, r.Kind}]++; n[series{r.Device, r.Kind}] > chartSeriesLimit {
+			every = max(to.Sub(from)/thinBuckets, time.Second)
+			break
+		}
+	}
+	if every > 0 {
+		if rs, err = s.history.Thinned(ctx, id, from, to, every); err != nil {
+			return nil, 0, fmt.Errorf("read the history of %s, thinned: %w", id, err)
+		}
+	}
+	out, err := s.withEntries(ctx, id, rs, from, to)
+	return out, every, err
+}
+
+// withEntries is rs, oldest first, with the entered readings as the
+// entries' store says.
+func (s *Server) withEntries(ctx context.Context, id vward.PatientID, rs []vward.Reading, from, to time.Time) ([]chartReading, error) {
 	out := make([]chartReading, 0, len(rs))
 	for _, r := range rs {
 		if s.Observations == nil || !observations.Entered(r) {
@@ -163,15 +205,18 @@ func (s *Server) readings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// An hour ahead: a device's clock may run fast.
-	rs, err := s.chartReadings(r.Context(), id, win.from, win.to.Add(time.Hour))
+	rs, every, err := s.drawnReadings(r.Context(), id, win.from, win.to.Add(time.Hour))
 	if err != nil {
 		s.log.Error("read the readings for the charts", "patient", id, "err", err)
 		writeError(w, http.StatusBadGateway, "the reading history is unavailable")
 		return
 	}
 	f := s.monitor.Freshness()
-	markRuns(rs, f)
+	// Thinned at the source, readings up to two windows apart may be one
+	// run: at that range a shorter gap is not a pixel wide.
+	markRuns(rs, f, 2*every)
 	rs, thinned := thin(rs, win.from, win.to)
+	thinned = thinned || every > 0
 	out := make([]chartPoint, len(rs))
 	for i, r := range rs {
 		p := chartPoint{Kind: r.Kind, Value: r.Value, At: r.At, Device: r.Device, Gap: r.gap}

@@ -261,3 +261,65 @@ func TestChartScores(t *testing.T) {
 		t.Errorf("after the mark the series ends at %+v, the monitor scores %d", p, row.Result.Score)
 	}
 }
+
+// thinSpy is the in-memory history, counting the thinned reads asked of it.
+type thinSpy struct {
+	*history.Memory
+	thinned int
+}
+
+func (s *thinSpy) Thinned(ctx context.Context, p vward.PatientID, from, to time.Time, every time.Duration) ([]vward.Reading, error) {
+	s.thinned++
+	return s.Memory.Thinned(ctx, p, from, to, every)
+}
+
+// A range with more readings of one series than the charts hold is read
+// thinned at the source, in thinBuckets windows, a spike kept; a range of
+// a few is read whole.
+func TestChartsThinAtTheSource(t *testing.T) {
+	ctx := context.Background()
+	spy := &thinSpy{Memory: history.NewMemory(20000)}
+	s := NewServer(ctx, Deps{History: spy, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	to := time.Now().UTC().Truncate(time.Second)
+	from := to.Add(-72 * time.Hour)
+	var rs []vward.Reading
+	for i := range chartSeriesLimit + 1000 {
+		v := 70.0 + float64(i%9)
+		if i == 4321 {
+			v = 171
+		}
+		rs = append(rs, vward.Reading{Device: "wear-1", Patient: "p1", Ward: "w1", Kind: vward.HeartRate, Value: v,
+			At: from.Add(time.Duration(i) * 36 * time.Second)})
+	}
+	if err := spy.WriteReadings(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	got, every, err := s.drawnReadings(ctx, "p1", from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spy.thinned != 1 || every != 72*time.Hour/thinBuckets {
+		t.Fatalf("thinned %d times, windows %s: want once, in %s windows", spy.thinned, every, 72*time.Hour/thinBuckets)
+	}
+	if len(got) >= len(rs) || len(got) > 4*thinBuckets {
+		t.Errorf("%d readings of %d", len(got), len(rs))
+	}
+	spike := false
+	for _, r := range got {
+		spike = spike || r.Value == 171
+	}
+	if !spike {
+		t.Error("the spike is lost")
+	}
+	markRuns(got, news2.DefaultFreshness(), 2*every)
+	for i, r := range got[1:] {
+		if r.gap {
+			t.Fatalf("a gap drawn at %v in a continuous run (%v after the one before)", r.At, r.At.Sub(got[i].At))
+		}
+	}
+
+	few, every, err := s.drawnReadings(ctx, "p1", from, from.Add(time.Hour))
+	if err != nil || every != 0 || spy.thinned != 1 || len(few) == 0 {
+		t.Errorf("an hour: %d readings, windows %s, %d thinned reads, %v; want it whole", len(few), every, spy.thinned, err)
+	}
+}
