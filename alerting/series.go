@@ -1,7 +1,7 @@
 package alerting
 
 import (
-	"slices"
+	"container/heap"
 	"time"
 
 	"github.com/vward/vward"
@@ -30,46 +30,107 @@ type ScorePoint struct {
 // (TestScoreSeriesAgreesWithTheMonitor); the series reaches as far back as
 // the history does, where the trend keeps a day.
 func ScoreSeries(rs []vward.Reading, scale news2.Scale, f news2.Freshness, from, to time.Time) []ScorePoint {
-	moments := []time.Time{from}
+	sc := NewSeriesScorer(scale, f, from, to)
+	sc.Add(rs)
+	return sc.Finish()
+}
+
+// SeriesScorer is ScoreSeries over readings given a part at a time, so
+// that a month of a wearable is scored a day at a time, never held whole:
+// it keeps the set, the moments still to score and the points so far.
+type SeriesScorer struct {
+	scale    news2.Scale
+	f        news2.Freshness
+	from, to time.Time
+
+	set     news2.Set
+	pending momentHeap // moments not yet scored: readings' times, and when values age out
+	fromDue bool       // the score at from is not taken yet
+	last    time.Time  // the latest moment scored
+	out     []ScorePoint
+}
+
+// NewSeriesScorer scores on scale with freshness f over [from, to].
+func NewSeriesScorer(scale news2.Scale, f news2.Freshness, from, to time.Time) *SeriesScorer {
+	return &SeriesScorer{scale: scale, f: f, from: from, to: to, set: news2.Set{Scale: scale}, fromDue: true}
+}
+
+// Add takes the next readings, oldest first, none older than those given
+// before.
+func (s *SeriesScorer) Add(rs []vward.Reading) {
 	for _, r := range rs {
 		p, ok := news2.ParameterOf(r.Kind)
 		if !ok {
 			continue
 		}
-		if r.At.After(from) && !r.At.After(to) {
-			moments = append(moments, r.At)
+		// Every moment before this reading is scored on the readings before it.
+		s.scoreBefore(r.At, false)
+		s.set.Update(p, r.Value, r.At)
+		if r.At.After(s.from) && !r.At.After(s.to) {
+			heap.Push(&s.pending, r.At)
 		}
 		// The value stops counting the instant after its window ends.
-		if f[p] >= 0 {
-			if gone := r.At.Add(f[p] + time.Nanosecond); gone.After(from) && !gone.After(to) {
-				moments = append(moments, gone)
+		if s.f[p] >= 0 {
+			if gone := r.At.Add(s.f[p] + time.Nanosecond); gone.After(s.from) && !gone.After(s.to) {
+				heap.Push(&s.pending, gone)
 			}
 		}
 	}
-	slices.SortFunc(moments, func(a, b time.Time) int { return a.Compare(b) })
-	moments = slices.CompactFunc(moments, func(a, b time.Time) bool { return a.Equal(b) })
+}
 
-	set := news2.Set{Scale: scale}
-	var out []ScorePoint
-	next := 0
-	for _, t := range moments {
-		for ; next < len(rs) && !rs[next].At.After(t); next++ {
-			if p, ok := news2.ParameterOf(rs[next].Kind); ok {
-				set.Update(p, rs[next].Value, rs[next].At)
-			}
+// Finish scores the moments left and returns the series.
+func (s *SeriesScorer) Finish() []ScorePoint {
+	s.scoreBefore(time.Time{}, true)
+	return s.out
+}
+
+// scoreBefore scores, in order, from (once) and each pending moment before
+// t, or every one when all.
+func (s *SeriesScorer) scoreBefore(t time.Time, all bool) {
+	for {
+		var m time.Time
+		switch {
+		case s.fromDue && (all || s.from.Before(t)) && (s.pending.Len() == 0 || !s.pending[0].Before(s.from)):
+			m, s.fromDue = s.from, false
+		case s.pending.Len() > 0 && (all || s.pending[0].Before(t)):
+			m = heap.Pop(&s.pending).(time.Time)
+		default:
+			return
 		}
-		res := news2.Score(set.Observations(t, f))
-		pt := ScorePoint{At: t, Scored: res.Present != 0}
-		if pt.Scored {
-			pt.Result = res
-		}
-		if n := len(out); n > 0 && out[n-1].Scored == pt.Scored && out[n-1].Result == pt.Result {
+		if !s.last.IsZero() && m.Equal(s.last) {
 			continue
 		}
-		if len(out) == 0 && !pt.Scored {
-			continue // nothing to say before the first score
-		}
-		out = append(out, pt)
+		s.last = m
+		s.score(m)
 	}
-	return out
+}
+
+// score takes the score at t, as a point if it differs from the last.
+func (s *SeriesScorer) score(t time.Time) {
+	res := news2.Score(s.set.Observations(t, s.f))
+	pt := ScorePoint{At: t, Scored: res.Present != 0}
+	if pt.Scored {
+		pt.Result = res
+	}
+	if n := len(s.out); n > 0 && s.out[n-1].Scored == pt.Scored && s.out[n-1].Result == pt.Result {
+		return
+	}
+	if len(s.out) == 0 && !pt.Scored {
+		return // nothing to say before the first score
+	}
+	s.out = append(s.out, pt)
+}
+
+// momentHeap is a min-heap of times.
+type momentHeap []time.Time
+
+func (h momentHeap) Len() int           { return len(h) }
+func (h momentHeap) Less(i, j int) bool { return h[i].Before(h[j]) }
+func (h momentHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *momentHeap) Push(x any)        { *h = append(*h, x.(time.Time)) }
+func (h *momentHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return t
 }

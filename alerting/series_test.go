@@ -3,6 +3,7 @@ package alerting
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -167,4 +168,85 @@ func TestScoreSeriesAgreesWithTheMonitor(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A series scored a part at a time, cut anywhere, is the series scored
+// whole: the web scores a month a day at a time.
+func TestSeriesScorerInParts(t *testing.T) {
+	kinds := []vward.ReadingKind{vward.RespiratoryRate, vward.SpO2, vward.SupplementalOxygen, vward.SystolicBP,
+		vward.HeartRate, vward.Consciousness, vward.Temperature, vward.Weight}
+	for seed := range uint64(40) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		var rs []vward.Reading
+		m := -90.0
+		for range 200 {
+			m += float64(rng.IntN(40)) // several at one minute now and then
+			k := kinds[rng.IntN(len(kinds))]
+			v := map[vward.ReadingKind]float64{vward.RespiratoryRate: 10 + float64(rng.IntN(18)), vward.SpO2: 88 + float64(rng.IntN(10)),
+				vward.SupplementalOxygen: float64(rng.IntN(2)), vward.SystolicBP: 85 + float64(rng.IntN(60)), vward.HeartRate: 45 + float64(rng.IntN(90)),
+				vward.Consciousness: 0, vward.Temperature: 35 + float64(rng.IntN(40))/10, vward.Weight: 80}[k]
+			rs = append(rs, rd(k, v, m))
+		}
+		from, to := at(0), at(m-30)
+		whole := show(ScoreSeries(rs, news2.Scale1, news2.DefaultFreshness(), from, to))
+		if ref := show(referenceSeries(rs, news2.Scale1, news2.DefaultFreshness(), from, to)); ref != whole {
+			t.Fatalf("seed %d: scored\n%s\nby the reference\n%s", seed, whole, ref)
+		}
+		sc := NewSeriesScorer(news2.Scale1, news2.DefaultFreshness(), from, to)
+		for rest := rs; len(rest) > 0; {
+			n := min(len(rest), rng.IntN(30))
+			sc.Add(rest[:n])
+			rest = rest[n:]
+		}
+		if parts := show(sc.Finish()); parts != whole {
+			t.Fatalf("seed %d: in parts\n%s\nwhole\n%s", seed, parts, whole)
+		}
+	}
+}
+
+// referenceSeries is ScoreSeries as first written, over every reading at
+// once: the oracle the scorer in parts is checked against.
+func referenceSeries(rs []vward.Reading, scale news2.Scale, f news2.Freshness, from, to time.Time) []ScorePoint {
+	moments := []time.Time{from}
+	for _, r := range rs {
+		p, ok := news2.ParameterOf(r.Kind)
+		if !ok {
+			continue
+		}
+		if r.At.After(from) && !r.At.After(to) {
+			moments = append(moments, r.At)
+		}
+		// The value stops counting the instant after its window ends.
+		if f[p] >= 0 {
+			if gone := r.At.Add(f[p] + time.Nanosecond); gone.After(from) && !gone.After(to) {
+				moments = append(moments, gone)
+			}
+		}
+	}
+	slices.SortFunc(moments, func(a, b time.Time) int { return a.Compare(b) })
+	moments = slices.CompactFunc(moments, func(a, b time.Time) bool { return a.Equal(b) })
+
+	set := news2.Set{Scale: scale}
+	var out []ScorePoint
+	next := 0
+	for _, t := range moments {
+		for ; next < len(rs) && !rs[next].At.After(t); next++ {
+			if p, ok := news2.ParameterOf(rs[next].Kind); ok {
+				set.Update(p, rs[next].Value, rs[next].At)
+			}
+		}
+		res := news2.Score(set.Observations(t, f))
+		pt := ScorePoint{At: t, Scored: res.Present != 0}
+		if pt.Scored {
+			pt.Result = res
+		}
+		if n := len(out); n > 0 && out[n-1].Scored == pt.Scored && out[n-1].Result == pt.Result {
+			continue
+		}
+		if len(out) == 0 && !pt.Scored {
+			continue // nothing to say before the first score
+		}
+		out = append(out, pt)
+	}
+	return out
 }

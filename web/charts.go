@@ -257,6 +257,9 @@ type scorePoint struct {
 	Missing  []string  `json:"missing,omitempty"`
 }
 
+// scorePart is how much of the history the scores read at a time.
+const scorePart = 24 * time.Hour
+
 // scores returns a patient's NEWS2 over a range (chartWindowOf), scored
 // from their readings as the monitor scores them (alerting.ScoreSeries):
 // the devices' and the entries not marked in error, with the monitor's
@@ -277,20 +280,32 @@ func (s *Server) scores(w http.ResponseWriter, r *http.Request) {
 	for _, d := range f {
 		longest = max(longest, d)
 	}
-	// From a window earlier: the score at from is of the values current then.
-	rs, err := s.chartReadings(r.Context(), id, win.from.Add(-longest), win.to.Add(time.Nanosecond))
-	if err != nil {
-		s.log.Error("read the readings to score", "patient", id, "err", err)
-		writeError(w, http.StatusBadGateway, "the reading history is unavailable")
-		return
-	}
-	counted := make([]vward.Reading, 0, len(rs))
-	for _, r := range rs {
-		if !r.inError() {
-			counted = append(counted, r.Reading)
+	// From a window earlier: the score at from is of the values current
+	// then. A day at a time, so that a month of a wearable is never held
+	// whole.
+	scorer := alerting.NewSeriesScorer(news2.Scale(row.SpO2Scale), f, win.from, win.to)
+	end := win.to.Add(time.Nanosecond)
+	var counted []vward.Reading
+	for part := win.from.Add(-longest); part.Before(end); part = part.Add(scorePart) {
+		upTo := part.Add(scorePart)
+		if upTo.After(end) {
+			upTo = end
 		}
+		rs, err := s.chartReadings(r.Context(), id, part, upTo)
+		if err != nil {
+			s.log.Error("read the readings to score", "patient", id, "err", err)
+			writeError(w, http.StatusBadGateway, "the reading history is unavailable")
+			return
+		}
+		counted = counted[:0]
+		for _, r := range rs {
+			if !r.inError() {
+				counted = append(counted, r.Reading)
+			}
+		}
+		scorer.Add(counted)
 	}
-	series := alerting.ScoreSeries(counted, news2.Scale(row.SpO2Scale), f, win.from, win.to)
+	series := scorer.Finish()
 	out := make([]scorePoint, len(series))
 	for i, p := range series {
 		out[i] = scorePoint{At: p.At}
