@@ -15,20 +15,12 @@ import (
 // while the hub is offline from 2h30m to 3h30m.
 func eventPlan(t *testing.T) *simulator.Plan {
 	t.Helper()
-	sc, err := simulator.Parse([]byte(`{"name": "events", "seed": 7, "duration": "6h", "speed": 3600,
+	return mustPlan(t, `{"name": "events", "seed": 7, "duration": "6h", "speed": 3600,
 	  "patients": [{"id": "p1", "profile": "frail",
 	    "events": [{"kind": "fall", "at": "2h"},
 	      {"kind": "questionnaire", "at": "3h", "answers": {"carer_worried": true, "not_eating_drinking": false, "pain_severity": 8}}],
 	    "devices": [{"kind": "hub", "every": "4h", "faults": {"offline": [{"at": "2h30m", "for": "1h"}]}},
-	      {"id": "p1-pendant", "kind": "wearable", "measures": ["fall_event"], "every": "1h"}]}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := sc.Plan()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return plan
+	      {"id": "p1-pendant", "kind": "wearable", "measures": ["fall_event"], "every": "1h"}]}]}`)
 }
 
 // A fall is a fall_event reading from the device that detects it, and a
@@ -39,41 +31,32 @@ func TestEventsAreSentAsMessages(t *testing.T) {
 	plan := eventPlan(t)
 	clock := plan.Scenario.NewClock(origin, 0)
 	var falls, questionnaires int
-	for _, s := range plan.Streams(clock) {
-		for {
-			st, ok := s.Next()
-			if !ok {
-				break
+	for _, st := range published(plan, clock) {
+		switch {
+		case st.Device == "p1-pendant":
+			falls++
+			msg, err := ingest.Decode(st.Device, st.Payload, clock.Due(st.At), ingest.DefaultLimits())
+			if err != nil {
+				t.Fatalf("the pendant's message is refused: %v: %s", err, st.Payload)
 			}
-			if st.Op != simulator.Publish {
-				continue
+			if st.At != 2*time.Hour || len(msg.Readings) != 1 || msg.Readings[0].Kind != vward.FallEvent || msg.Readings[0].Value != 1 ||
+				len(st.Readings) != 1 || !st.Readings[0].At.Equal(msg.Readings[0].At) {
+				t.Fatalf("the pendant sent %+v at %s (readings %+v)", msg.Readings, st.At, st.Readings)
 			}
-			switch {
-			case st.Device == "p1-pendant":
-				falls++
-				msg, err := ingest.Decode(st.Device, st.Payload, clock.Due(st.At), ingest.DefaultLimits())
-				if err != nil {
-					t.Fatalf("the pendant's message is refused: %v: %s", err, st.Payload)
-				}
-				if st.At != 2*time.Hour || len(msg.Readings) != 1 || msg.Readings[0].Kind != vward.FallEvent || msg.Readings[0].Value != 1 ||
-					len(st.Readings) != 1 || !st.Readings[0].At.Equal(msg.Readings[0].At) {
-					t.Fatalf("the pendant sent %+v at %s (readings %+v)", msg.Readings, st.At, st.Readings)
-				}
-			case st.Topic != "":
-				questionnaires++
-				if st.Topic != vward.QuestionnaireTopic(st.Device) || st.Device != "p1-hub" {
-					t.Fatalf("questionnaire from %s on %s", st.Device, st.Topic)
-				}
-				if st.At != 3*time.Hour+30*time.Minute || st.Class&simulator.Backfill == 0 || len(st.Readings) != 0 {
-					t.Errorf("questionnaire sent at %s (class %b), want at 3h30m when the hub reconnects", st.At, st.Class)
-				}
-				m, err := ingest.DecodeQuestionnaire(st.Device, st.Payload, clock.Due(st.At), ingest.DefaultLimits())
-				if err != nil || len(m.Problems) != 0 {
-					t.Fatalf("the questionnaire is refused: %v %v: %s", err, m.Problems, st.Payload)
-				}
-				if !strings.Contains(string(st.Payload), `"answered_by":"carer"`) || !m.Answered.At.Equal(clock.Stamp(3*time.Hour)) {
-					t.Errorf("questionnaire %s answered at %v, want by the carer at 3h", st.Payload, m.Answered.At)
-				}
+		case st.Topic != "":
+			questionnaires++
+			if st.Topic != vward.QuestionnaireTopic(st.Device) || st.Device != "p1-hub" {
+				t.Fatalf("questionnaire from %s on %s", st.Device, st.Topic)
+			}
+			if st.At != 3*time.Hour+30*time.Minute || st.Class&simulator.Backfill == 0 || len(st.Readings) != 0 {
+				t.Errorf("questionnaire sent at %s (class %b), want at 3h30m when the hub reconnects", st.At, st.Class)
+			}
+			m, err := ingest.DecodeQuestionnaire(st.Device, st.Payload, clock.Due(st.At), ingest.DefaultLimits())
+			if err != nil || len(m.Problems) != 0 {
+				t.Fatalf("the questionnaire is refused: %v %v: %s", err, m.Problems, st.Payload)
+			}
+			if !strings.Contains(string(st.Payload), `"answered_by":"carer"`) || !m.Answered.At.Equal(clock.Stamp(3*time.Hour)) {
+				t.Errorf("questionnaire %s answered at %v, want by the carer at 3h", st.Payload, m.Answered.At)
 			}
 		}
 	}

@@ -56,6 +56,24 @@ func mustPlan(t *testing.T, src string) *simulator.Plan {
 
 var origin = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
+// published is every message the plan's devices publish on clock, device
+// by device, each device's in the order it sends them.
+func published(plan *simulator.Plan, clock simulator.Clock) []simulator.Step {
+	var out []simulator.Step
+	for _, s := range plan.Streams(clock) {
+		for {
+			st, ok := s.Next()
+			if !ok {
+				break
+			}
+			if st.Op == simulator.Publish {
+				out = append(out, st)
+			}
+		}
+	}
+	return out
+}
+
 // trace is everything a device did, in order, as bytes.
 func trace(st simulator.Step) string {
 	return fmt.Sprintf("%d %d %s %s\n", st.At, st.Op, st.Topic, st.Payload)

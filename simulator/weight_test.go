@@ -81,25 +81,16 @@ func TestScaleWeighsEachMorning(t *testing.T) {
 	clock := plan.Scenario.NewClock(origin, 0)
 	var at []time.Duration
 	var weights []float64
-	for _, s := range plan.Streams(clock) {
-		for {
-			st, ok := s.Next()
-			if !ok {
-				break
-			}
-			if st.Op != simulator.Publish {
-				continue
-			}
-			if len(st.Readings) != 1 || st.Readings[0].Kind != vward.Weight {
-				t.Fatalf("a scale sent %v", st.Readings)
-			}
-			w := st.Readings[0].Value
-			if math.Abs(w*10-math.Round(w*10)) > 1e-9 {
-				t.Errorf("weight %v is not in tenths of a kg", w)
-			}
-			at = append(at, st.At)
-			weights = append(weights, w)
+	for _, st := range published(plan, clock) {
+		if len(st.Readings) != 1 || st.Readings[0].Kind != vward.Weight {
+			t.Fatalf("a scale sent %v", st.Readings)
 		}
+		w := st.Readings[0].Value
+		if math.Abs(w*10-math.Round(w*10)) > 1e-9 {
+			t.Errorf("weight %v is not in tenths of a kg", w)
+		}
+		at = append(at, st.At)
+		weights = append(weights, w)
 	}
 	// From 08:00: 07:30 is 23h30m in, then daily; the scenario is 96h.
 	want := []time.Duration{23*time.Hour + 30*time.Minute, 47*time.Hour + 30*time.Minute, 71*time.Hour + 30*time.Minute, 95*time.Hour + 30*time.Minute}
