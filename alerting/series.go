@@ -47,7 +47,8 @@ type SeriesScorer struct {
 	pending momentHeap // moments not yet scored: readings' times, and when values age out
 	fromDue bool       // the score at from is not taken yet
 	last    time.Time  // the latest moment scored
-	out     []ScorePoint
+	prev    *ScorePoint
+	out     []ScorePoint // the points not yet taken
 }
 
 // NewSeriesScorer scores on scale with freshness f over [from, to].
@@ -78,10 +79,22 @@ func (s *SeriesScorer) Add(rs []vward.Reading) {
 	}
 }
 
-// Finish scores the moments left and returns the series.
+// ScoreUntil scores every moment before t: the caller has given every
+// reading measured before it.
+func (s *SeriesScorer) ScoreUntil(t time.Time) { s.scoreBefore(t, false) }
+
+// Take returns the points scored since the last Take.
+func (s *SeriesScorer) Take() []ScorePoint {
+	out := s.out
+	s.out = nil
+	return out
+}
+
+// Finish scores the moments left and returns the points not yet taken:
+// the whole series, without Take.
 func (s *SeriesScorer) Finish() []ScorePoint {
 	s.scoreBefore(time.Time{}, true)
-	return s.out
+	return s.Take()
 }
 
 // scoreBefore scores, in order, from (once) and each pending moment before
@@ -112,12 +125,13 @@ func (s *SeriesScorer) score(t time.Time) {
 	if pt.Scored {
 		pt.Result = res
 	}
-	if n := len(s.out); n > 0 && s.out[n-1].Scored == pt.Scored && s.out[n-1].Result == pt.Result {
+	if s.prev != nil && s.prev.Scored == pt.Scored && s.prev.Result == pt.Result {
 		return
 	}
-	if len(s.out) == 0 && !pt.Scored {
+	if s.prev == nil && !pt.Scored {
 		return // nothing to say before the first score
 	}
+	s.prev = &pt
 	s.out = append(s.out, pt)
 }
 

@@ -193,12 +193,19 @@ func TestSeriesScorerInParts(t *testing.T) {
 			t.Fatalf("seed %d: scored\n%s\nby the reference\n%s", seed, whole, ref)
 		}
 		sc := NewSeriesScorer(news2.Scale1, news2.DefaultFreshness(), from, to)
+		var taken []ScorePoint
 		for rest := rs; len(rest) > 0; {
 			n := min(len(rest), rng.IntN(30))
 			sc.Add(rest[:n])
 			rest = rest[n:]
+			if len(rest) > 0 && rng.IntN(2) == 0 {
+				// As the FHIR stream does at the end of each part: every
+				// moment before the next reading is scored.
+				sc.ScoreUntil(rest[0].At)
+				taken = append(taken, sc.Take()...)
+			}
 		}
-		if parts := show(sc.Finish()); parts != whole {
+		if parts := show(append(taken, sc.Finish()...)); parts != whole {
 			t.Fatalf("seed %d: in parts\n%s\nwhole\n%s", seed, parts, whole)
 		}
 	}

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -312,6 +314,59 @@ func TestLastUpdated(t *testing.T) {
 	for _, o := range Scores(d.readings, d.patient.ID, news2.Scale1, news2.DefaultFreshness(), d.from, d.to) {
 		if !o.Updated().Equal(o.At()) || o.Meta == nil || o.Meta.LastUpdated != o.EffectiveDateTime {
 			t.Errorf("score %s: updated %v, meta %+v; want its time %v", o.ID, o.Updated(), o.Meta, o.At())
+		}
+	}
+}
+
+// The Observations written a part at a time are those written over the
+// whole, in the same order, wherever the parts are cut: the golden day,
+// and a day of a wearable beside it.
+func TestObservationStreamInParts(t *testing.T) {
+	d := oneDay()
+	rs := slices.Clone(d.readings)
+	for i := range 900 { // every 90 s, a wearable's pulse and saturation
+		at := d.from.Add(-2*time.Hour + time.Duration(i)*90*time.Second)
+		for _, k := range []vward.ReadingKind{vward.HeartRate, vward.SpO2} {
+			rs = append(rs, Reading{Reading: vward.Reading{Device: "patch-1", Patient: "p-ada", Ward: "ward-a",
+				MsgID: fmt.Sprintf("patch-%d", i), Kind: k, Value: float64(80 + i%23), At: at}})
+		}
+	}
+	slices.SortStableFunc(rs, func(a, b Reading) int { return a.At.Compare(b.At) })
+	f := news2.DefaultFreshness()
+	from, to := d.from.Add(time.Hour), d.to
+	var want []Observation
+	for _, o := range append(Observations(rs), Scores(rs, d.patient.ID, news2.Scale1, f, from, to.Add(-time.Nanosecond))...) {
+		if !o.at.Before(from) && o.at.Before(to) {
+			want = append(want, o)
+		}
+	}
+	SortByTime(want)
+	for seed := range uint64(8) {
+		rng := rand.New(rand.NewPCG(seed, 3))
+		w := NewObservationStream(d.patient.ID, news2.Scale1, f, from, to)
+		var got []Observation
+		rest := rs
+		for at := d.from.Add(-3 * time.Hour); at.Before(to); {
+			end := at.Add(time.Duration(1+rng.IntN(300)) * time.Minute)
+			if end.After(to) {
+				end = to
+			}
+			n := 0
+			for n < len(rest) && rest[n].At.Before(end) {
+				n++
+			}
+			got = append(got, w.Add(rest[:n], end)...)
+			rest, at = rest[n:], end
+		}
+		if len(got) != len(want) {
+			t.Fatalf("seed %d: %d Observations in parts, %d whole", seed, len(got), len(want))
+		}
+		for i := range want {
+			g, _ := json.Marshal(got[i])
+			x, _ := json.Marshal(want[i])
+			if string(g) != string(x) {
+				t.Fatalf("seed %d: Observation %d in parts\n%s\nwhole\n%s", seed, i, g, x)
+			}
 		}
 	}
 }

@@ -208,16 +208,95 @@ func Scores(rs []Reading, patient vward.PatientID, scale news2.Scale, f news2.Fr
 	}
 	slices.SortStableFunc(counted, func(a, b vward.Reading) int { return a.At.Compare(b.At) })
 	var out []Observation
+	used := func(p news2.Parameter, t time.Time) (vward.Reading, bool) { return usedReading(counted, p, t) }
 	for _, pt := range alerting.ScoreSeries(counted, scale, f, from, to) {
 		if !pt.Scored {
 			continue
 		}
-		out = append(out, scoreOf(pt, counted, patient, scale))
+		out = append(out, scoreOf(pt, used, patient, scale))
 	}
 	return out
 }
 
-func scoreOf(pt alerting.ScorePoint, rs []vward.Reading, patient vward.PatientID, scale news2.Scale) Observation {
+// ObservationStream writes a patient's readings and NEWS2 scores as
+// Observations a part of time at a time, as Observations and Scores do
+// over the whole: a wearable's months are never held at once.
+type ObservationStream struct {
+	patient  vward.PatientID
+	scale    news2.Scale
+	from, to time.Time
+	scorer   *alerting.SeriesScorer
+	// carried is each parameter's latest counted reading of the parts
+	// before, which a score may still have been scored from.
+	carried [news2.NumParameters]*vward.Reading
+}
+
+// NewObservationStream writes the Observations effective in [from, to).
+// Its parts begin a freshness window (the longest of f) before from, so
+// that the score at from is of the values current then.
+func NewObservationStream(patient vward.PatientID, scale news2.Scale, f news2.Freshness, from, to time.Time) *ObservationStream {
+	return &ObservationStream{patient: patient, scale: scale, from: from, to: to,
+		scorer: alerting.NewSeriesScorer(scale, f, from, to.Add(-time.Nanosecond))}
+}
+
+// Add takes every reading measured in the next part of time, up to end,
+// oldest first, and returns the Observations effective in [from, end)
+// not returned before, ordered as SortByTime orders them.
+func (w *ObservationStream) Add(rs []Reading, end time.Time) []Observation {
+	var out []Observation
+	for _, o := range Observations(rs) {
+		if !o.at.Before(w.from) && o.at.Before(w.to) {
+			out = append(out, o)
+		}
+	}
+	var byParam [news2.NumParameters][]vward.Reading
+	counted := make([]vward.Reading, 0, len(rs))
+	for _, r := range rs {
+		if r.inError() {
+			continue
+		}
+		counted = append(counted, r.Reading)
+	}
+	slices.SortStableFunc(counted, func(a, b vward.Reading) int { return a.At.Compare(b.At) })
+	for _, r := range counted {
+		if p, ok := news2.ParameterOf(r.Kind); ok {
+			byParam[p] = append(byParam[p], r)
+		}
+	}
+	used := func(p news2.Parameter, t time.Time) (vward.Reading, bool) {
+		rs := byParam[p]
+		// The latest at or before t: of this part, or carried from before.
+		i, _ := slices.BinarySearchFunc(rs, t, func(r vward.Reading, t time.Time) int {
+			if r.At.After(t) {
+				return 1
+			}
+			return -1
+		})
+		if i > 0 {
+			return rs[i-1], true
+		}
+		if c := w.carried[p]; c != nil && !c.At.After(t) {
+			return *c, true
+		}
+		return vward.Reading{}, false
+	}
+	w.scorer.Add(counted)
+	w.scorer.ScoreUntil(end)
+	for _, pt := range w.scorer.Take() {
+		if pt.Scored {
+			out = append(out, scoreOf(pt, used, w.patient, w.scale))
+		}
+	}
+	for p, rs := range byParam {
+		if len(rs) > 0 {
+			w.carried[p] = &rs[len(rs)-1]
+		}
+	}
+	SortByTime(out)
+	return out
+}
+
+func scoreOf(pt alerting.ScorePoint, used func(news2.Parameter, time.Time) (vward.Reading, bool), patient vward.PatientID, scale news2.Scale) Observation {
 	res := pt.Result
 	score := res.Score
 	o := Observation{ResourceType: "Observation", Status: "final",
@@ -241,7 +320,7 @@ func scoreOf(pt alerting.ScorePoint, rs []vward.Reading, patient vward.PatientID
 		c := Component{Code: concept(news2Parameters[p])}
 		if res.Has(p) {
 			c.ValueInteger = ptr(res.Subscores[p])
-			if r, ok := usedReading(rs, p, pt.At); ok {
+			if r, ok := used(p, pt.At); ok {
 				ref := Reference{Reference: "Observation/" + observationID(r)}
 				if !slices.Contains(o.DerivedFrom, ref) {
 					o.DerivedFrom = append(o.DerivedFrom, ref)

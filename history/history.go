@@ -28,6 +28,10 @@ type Store interface {
 	// chart of a long range asks for, so that a month of a 1 Hz wearable
 	// is a few thousand readings, not millions.
 	Thinned(ctx context.Context, p vward.PatientID, from, to time.Time, every time.Duration) ([]vward.Reading, error)
+	// Earliest returns when a patient's oldest reading was measured, false
+	// when the history holds none: where a read of all their history
+	// begins, a part at a time.
+	Earliest(ctx context.Context, p vward.PatientID) (time.Time, bool, error)
 	// Latest returns every patient's newest reading of each kind measured
 	// in [from, to), in one query however many patients there are: what a
 	// restarted vward rebuilds the board and the scores from. With an

@@ -257,6 +257,12 @@ func TestReadingsOfKinds(t *testing.T) {
 			if none, err := s.ReadingsOf(ctx, "p1", nil, base, base.Add(time.Hour), 5); err != nil || len(none) != 0 {
 				t.Errorf("no kinds: %v %v", none, err)
 			}
+			if at, ok, err := s.Earliest(ctx, "p1"); err != nil || !ok || !at.Equal(base) {
+				t.Errorf("earliest of p1: %v %v %v, want %v", at, ok, err, base)
+			}
+			if _, ok, err := s.Earliest(ctx, "p9"); err != nil || ok {
+				t.Errorf("earliest of a patient with no readings: %v %v", ok, err)
+			}
 		})
 	}
 }

@@ -232,6 +232,23 @@ union(tables: [data |> first(), data |> min(), data |> max(), data |> last()])
 	return dedupe(out), nil
 }
 
+// Earliest implements Store: first() reads the start of each series.
+func (i *Influx) Earliest(ctx context.Context, p vward.PatientID) (time.Time, bool, error) {
+	flux := fmt.Sprintf(`from(bucket: %q)
+  |> range(start: 0)
+  |> filter(fn: (r) => r._measurement == %q and r.patient == %q and r._field != "msg_id")
+  |> first()
+  |> keep(columns: ["_time", "_value", "_field", "device", "patient", "ward"])`, i.cfg.Bucket, Measurement, string(p))
+	rs, err := i.queryReadings(ctx, flux)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("the earliest reading of %s: %w", p, err)
+	}
+	if len(rs) == 0 {
+		return time.Time{}, false, nil
+	}
+	return rs[0].At, true, nil // oldest first
+}
+
 // dedupe drops the repeats of readings sorted by time: a window's first
 // reading is often its lowest or highest too.
 func dedupe(rs []vward.Reading) []vward.Reading {

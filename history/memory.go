@@ -149,6 +149,15 @@ func (m *Memory) Thinned(ctx context.Context, p vward.PatientID, from, to time.T
 	return out, nil
 }
 
+// Earliest implements Store.
+func (m *Memory) Earliest(ctx context.Context, p vward.PatientID) (time.Time, bool, error) {
+	rs, _ := m.Readings(ctx, p, time.Unix(0, 0), time.Now().Add(24*time.Hour))
+	if len(rs) == 0 {
+		return time.Time{}, false, nil
+	}
+	return rs[0].At, true, nil
+}
+
 // Latest implements Store.
 func (m *Memory) Latest(_ context.Context, from, to time.Time) ([]vward.Reading, error) {
 	m.mu.Lock()

@@ -643,6 +643,11 @@ func (j *Journal) Thinned(ctx context.Context, p vward.PatientID, from, to time.
 	return j.next.Thinned(ctx, p, from, to, every)
 }
 
+// Earliest implements history.Store from the history behind the journal.
+func (j *Journal) Earliest(ctx context.Context, p vward.PatientID) (time.Time, bool, error) {
+	return j.next.Earliest(ctx, p)
+}
+
 // Latest implements history.Store: the history's answer, with the first
 // call adding the newest readings the journal held at Open and had not yet
 // forwarded, so that a restart after an outage restores the board whole.

@@ -266,9 +266,14 @@ func answerParamError(w http.ResponseWriter, err error) {
 
 // page answers one page of a search's results, all of them given.
 func (s *Server) page(w http.ResponseWriter, r *http.Request, kind string, q url.Values, pg paging, all []fhir.Resource) {
-	p := fhir.Page{Base: s.fhirBase(r), Type: kind, Query: q, Count: pg.count, Offset: pg.offset, Total: len(all)}
 	from := min(pg.offset, len(all))
-	writeFHIR(w, http.StatusOK, fhir.Searchset(p, all[from:min(from+pg.count, len(all))]))
+	s.pageOf(w, r, kind, q, pg, all[from:min(from+pg.count, len(all))], len(all))
+}
+
+// pageOf answers a search with one page of its results, of total.
+func (s *Server) pageOf(w http.ResponseWriter, r *http.Request, kind string, q url.Values, pg paging, page []fhir.Resource, total int) {
+	p := fhir.Page{Base: s.fhirBase(r), Type: kind, Query: q, Count: pg.count, Offset: pg.offset, Total: total}
+	writeFHIR(w, http.StatusOK, fhir.Searchset(p, page))
 }
 
 // patientParam reads a search's required patient=Patient/<id> or <id>.
@@ -521,61 +526,92 @@ func (s *Server) fhirObservations(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	obs, err := s.patientObservations(r.Context(), p, search.from, search.to)
+	// Only the page is kept; the rest is counted for the total.
+	var page []fhir.Resource
+	total := 0
+	err = s.observationsOf(r.Context(), p, search.from, search.to, func(o fhir.Observation) (bool, error) {
+		if search.matches(o) {
+			if total >= pg.offset && len(page) < pg.count {
+				page = append(page, o)
+			}
+			total++
+		}
+		return true, nil
+	})
 	if err != nil {
 		s.fhirFailed(w, r, "the reading history", err)
 		return
 	}
-	var all []fhir.Resource
-	for _, o := range obs {
-		if search.matches(o) {
-			all = append(all, o)
-		}
-	}
-	s.page(w, r, "Observation", q, pg, all)
+	s.pageOf(w, r, "Observation", q, pg, page, total)
 }
 
-// patientObservations writes a patient's readings and NEWS2 scores
-// effective in [from, to), oldest first; a zero from or to is open.
-func (s *Server) patientObservations(ctx context.Context, p devices.Patient, from, to time.Time) ([]fhir.Observation, error) {
+// observationPart is how much of the history an Observation read takes
+// at a time.
+const observationPart = 24 * time.Hour
+
+// observationsOf gives each of a patient's readings' and NEWS2 scores'
+// Observations effective in [from, to) to fn, oldest first (SortByTime);
+// a zero from or to is open. The history is read a day at a time, so a
+// wearable's months are never held at once; fn returning false stops it.
+func (s *Server) observationsOf(ctx context.Context, p devices.Patient, from, to time.Time, fn func(fhir.Observation) (bool, error)) error {
 	// Not bounded by the stay: a device bound before the admission (set
 	// up at the bedside) measured for the patient, and the history holds
 	// only what was attributed to them. An hour ahead: a device's clock
 	// may run fast.
-	lo, hi := time.Unix(0, 0).UTC(), time.Now().Add(time.Hour)
-	if !from.IsZero() && from.After(lo) {
-		lo = from
-	}
+	lo, hi := from, time.Now().Add(time.Hour)
 	if !to.IsZero() && to.Before(hi) {
 		hi = to
-	}
-	if !lo.Before(hi) {
-		return nil, nil
 	}
 	f := s.monitor.Freshness()
 	var longest time.Duration
 	for _, d := range f {
 		longest = max(longest, d)
 	}
-	// From a window earlier: the score at lo is of the values current then.
-	crs, err := s.chartReadings(ctx, p.ID, lo.Add(-longest), hi)
+	// Where the patient's history begins: nothing before it to read.
+	first, measured, err := s.history.Earliest(ctx, p.ID)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("read the history of %s: %w", p.ID, err)
 	}
-	rs := make([]fhir.Reading, len(crs))
-	for i, cr := range crs {
-		rs[i] = fhir.Reading{Reading: cr.Reading, Entry: cr.entry}
+	if !measured {
+		first = hi
 	}
-	obs := fhir.Observations(rs)
-	obs = append(obs, fhir.Scores(rs, p.ID, news2.Scale(p.SpO2Scale), f, lo, hi.Add(-time.Nanosecond))...)
-	fhir.SortByTime(obs)
-	out := obs[:0]
-	for _, o := range obs {
-		if !o.At().Before(lo) {
-			out = append(out, o)
+	if s.Observations != nil {
+		es, err := s.Observations.Store().Measured(ctx, p.ID, time.Unix(0, 0), hi)
+		if err != nil {
+			return fmt.Errorf("read the entries of %s: %w", p.ID, err)
+		}
+		if len(es) > 0 && es[0].MeasuredAt.Before(first) {
+			first = es[0].MeasuredAt
 		}
 	}
-	return out, nil
+	if lo.Before(first) {
+		lo = first
+	}
+	if !lo.Before(hi) {
+		return nil
+	}
+	w := fhir.NewObservationStream(p.ID, news2.Scale(p.SpO2Scale), f, lo, hi)
+	// From a window earlier: the score at lo is of the values current then.
+	for part := lo.Add(-longest); part.Before(hi); part = part.Add(observationPart) {
+		end := part.Add(observationPart)
+		if end.After(hi) {
+			end = hi
+		}
+		crs, err := s.chartReadings(ctx, p.ID, part, end)
+		if err != nil {
+			return err
+		}
+		rs := make([]fhir.Reading, len(crs))
+		for i, cr := range crs {
+			rs[i] = fhir.Reading{Reading: cr.Reading, Entry: cr.entry}
+		}
+		for _, o := range w.Add(rs, end) {
+			if more, err := fn(o); err != nil || !more {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // fhirObservation reads an Observation by id. Its id names the patient
@@ -615,16 +651,20 @@ func (s *Server) fhirObservation(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, p := range stays {
-		obs, err := s.patientObservations(r.Context(), p, time.Time{}, time.Time{})
+		var found *fhir.Observation
+		err := s.observationsOf(r.Context(), p, time.Time{}, time.Time{}, func(o fhir.Observation) (bool, error) {
+			if o.ID == id {
+				found = &o
+			}
+			return found == nil, nil
+		})
 		if err != nil {
 			s.fhirFailed(w, r, "the reading history", err)
 			return
 		}
-		for _, o := range obs {
-			if o.ID == id {
-				writeFHIR(w, http.StatusOK, o)
-				return
-			}
+		if found != nil {
+			writeFHIR(w, http.StatusOK, *found)
+			return
 		}
 	}
 	fhirNotFound(w, "observation")

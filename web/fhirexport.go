@@ -153,16 +153,14 @@ func (s *Server) export(ctx context.Context, e *exporter, ward vward.WardID, ps 
 	e.flush()
 	if slices.Contains(e.types, "Observation") {
 		for _, p := range ps {
-			obs, err := s.patientObservations(ctx, p, time.Time{}, time.Time{})
+			err := s.observationsOf(ctx, p, time.Time{}, time.Time{}, func(o fhir.Observation) (bool, error) {
+				if within(o.Updated(), e.since, time.Time{}) {
+					return true, e.write("Observation", o)
+				}
+				return true, nil
+			})
 			if err != nil {
 				return fmt.Errorf("the observations of %s: %w", p.ID, err)
-			}
-			for _, o := range obs {
-				if within(o.Updated(), e.since, time.Time{}) {
-					if err := e.write("Observation", o); err != nil {
-						return err
-					}
-				}
 			}
 			e.flush()
 		}
