@@ -251,27 +251,42 @@ func (f *Follower) changed(ctx context.Context) error {
 // every plan every Resync, and reads back the readings of each plan given,
 // until ctx ends.
 func (f *Follower) Run(ctx context.Context, every time.Duration) error {
+	// Reading back beside following: thousands of plans read back at
+	// start must not hold up a plan changed meanwhile.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { f.readBackLoop(ctx) })
 	t := time.NewTicker(every)
 	defer t.Stop()
-	resync := time.NewTicker(Resync)
-	defer resync.Stop()
 	for {
-		var err error
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			err = f.changed(ctx)
-		case <-resync.C:
-			err = f.All(ctx)
-			if err == nil {
-				f.readBack(ctx) // what the history could not give before
+			if err := f.changed(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				f.log.Warn("following care plans failed; the next read retries", "err", err)
 			}
+		}
+	}
+}
+
+// readBackLoop reads back the plans given, as they are given, and every
+// Resync every plan the monitor lacks and what the history could not
+// give before, until ctx ends.
+func (f *Follower) readBackLoop(ctx context.Context) {
+	resync := time.NewTicker(Resync)
+	defer resync.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-resync.C:
+			if err := f.All(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				f.log.Warn("following care plans failed; the next read retries", "err", err)
+			}
+			f.readBack(ctx)
 		case <-f.wake:
 			f.readBack(ctx)
-		}
-		if err != nil && !errors.Is(err, context.Canceled) {
-			f.log.Warn("following care plans failed; the next read retries", "err", err)
 		}
 	}
 }
