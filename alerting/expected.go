@@ -214,3 +214,34 @@ func expectedEvidence(x expected, d careplan.Due) json.RawMessage {
 	}{x.Kind, x.Expectation.String(), x.since, x.last, d.At})
 	return b
 }
+
+// ExpectedStatus is a measurement a patient's care plan expects, as the
+// engine watches it: what the patient view shows beside the plan.
+type ExpectedStatus struct {
+	Kind     vward.ReadingKind `json:"kind"`
+	Expected string            `json:"expected"` // "every 1d by 10:00"
+	Since    time.Time         `json:"expected_since"`
+	Last     time.Time         `json:"last_measured_at,omitzero"`
+	Due      time.Time         `json:"due_at"`
+	Overdue  bool              `json:"overdue"`
+}
+
+// Expected returns the measurements the patient's care plan expects, in
+// the plan's order, with when each was last made and falls due; none for
+// a patient without a plan or not watched.
+func (e *Engine) Expected(id vward.PatientID) []ExpectedStatus {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	w := e.patients[id]
+	if w == nil {
+		return nil
+	}
+	now := e.now()
+	out := make([]ExpectedStatus, 0, len(w.expected))
+	for i := range w.expected {
+		x := &w.expected[i]
+		d := e.expectedDue(id, x, now)
+		out = append(out, ExpectedStatus{Kind: x.Kind, Expected: x.Expectation.String(), Since: x.since, Last: x.last, Due: d.At, Overdue: d.Overdue})
+	}
+	return out
+}

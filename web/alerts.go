@@ -28,6 +28,9 @@ type AlertService interface {
 	// PatientAudit is every change of a patient's alerts since a time,
 	// newest first: the alert events of the patient's timeline.
 	PatientAudit(ctx context.Context, patient vward.PatientID, since time.Time, limit int) ([]alerting.AuditEntry, error)
+	// Expected is what the patient's care plan expects, with when each was
+	// last made and falls due: the care plan panel's.
+	Expected(patient vward.PatientID) []alerting.ExpectedStatus
 }
 
 // alertRoutes registers the alert API (docs/alerts.md) on mux.

@@ -45,7 +45,12 @@ func (s *Server) carePlan(w http.ResponseWriter, r *http.Request) {
 		s.carePlanError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"care_plan": planstore.Present(v)})
+	out := map[string]any{"care_plan": planstore.Present(v)}
+	if s.Alerts != nil && !v.Ended() {
+		// When each expected measurement was last made and falls due.
+		out["expected"] = s.Alerts.Expected(id)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // mayChangeCarePlan answers 404 or 403 unless the request's user may

@@ -264,6 +264,12 @@ func TestBoardInBrowser(t *testing.T) {
 	if _, err := s.node.CarePlans.Put(devices.WithActor(ctx, "dr.patel"), patient, []byte(carePlanTEP), "ReSPECT conversation"); err != nil {
 		t.Fatal(err)
 	}
+	// Written as the CLI writes it: the node follows it within seconds.
+	for deadline := time.Now().Add(10 * time.Second); s.node.Monitor.CarePlanVersion(patient) != 1; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the node did not follow the care plan within 10s")
+		}
+	}
 
 	// Keyboard: focus the top row and press Enter to open the patient.
 	step(t, b, "open patient by keyboard",
@@ -288,6 +294,10 @@ func TestBoardInBrowser(t *testing.T) {
 		if !strings.Contains(plan, want) {
 			t.Errorf("the care plan panel %q lacks %q", plan, want)
 		}
+	}
+	// Each expected measurement says when it is due; none is overdue yet.
+	if got := read(t, b, "the expected measurements' status", chromedp.Evaluate[int](`document.querySelectorAll("#cp-body .cp-expected .cp-due").length`)); got != 2 {
+		t.Errorf("%d expected measurements say when they are due, want 2: %q", got, plan)
 	}
 	step(t, b, "the care plan's change on the timeline", chromedp.WaitVisible(`#tl-items .tl-careplan[data-careplan="1"]`))
 	if got := text(t, b, `#tl-items .tl-careplan`); !strings.Contains(got, "Care plan version 1: Heart failure") || !strings.Contains(got, "by dr.patel") ||

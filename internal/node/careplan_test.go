@@ -225,12 +225,26 @@ func TestCarePlanExpectedWeight(t *testing.T) {
 		t.Fatalf("alert %d: %d %+v", raised.Alert.ID, code, one)
 	}
 
+	expected := func() []alerting.ExpectedStatus {
+		var out struct{ Expected []alerting.ExpectedStatus }
+		if code := n.do("GET", "/api/v1/patients/"+string(patient)+"/careplan", nil, &out); code != http.StatusOK {
+			t.Fatalf("the care plan: %d", code)
+		}
+		return out.Expected
+	}
+	if ex := expected(); len(ex) != 1 || ex[0].Kind != vward.Weight || !ex[0].Overdue || !ex[0].Last.IsZero() || ex[0].Expected != "every 1d" {
+		t.Fatalf("the patient view's expected measurements: %+v, want the weight overdue", ex)
+	}
+
 	at := time.Now().UTC().Truncate(time.Second)
 	publish(t, s.broker.URL, "ox-1-client", vward.ReadingsTopic(device), fmt.Appendf(nil,
 		`{"msg_id":"ox-1-w1","ts":%q,"readings":[{"type":"weight","value":82.4}]}`, at.Format(time.RFC3339)))
 	cleared := board.next("the weight's alert cleared", func(e boardEvent) bool { return isWeight(e) && e.Change == alerting.ActCleared })
 	if cleared.Alert.ID != raised.Alert.ID || cleared.Alert.Active {
 		t.Fatalf("cleared %+v", cleared.Alert)
+	}
+	if ex := expected(); len(ex) != 1 || ex[0].Overdue || !ex[0].Last.Equal(at) || !ex[0].Due.Equal(at.Add(24*time.Hour)) {
+		t.Fatalf("after the weight: %+v, want it due a day after it", ex)
 	}
 }
 

@@ -921,7 +921,15 @@ function escalationBox(e) {
   return box;
 }
 
-function carePlanBody(v) {
+// expectedStatus says when an expected measurement was last made and
+// falls due, in red once overdue.
+function expectedStatus(st) {
+  if (!st) return null;
+  const last = st.last_measured_at ? "last " + whenText(st.last_measured_at) : "none yet";
+  return el("span", st.overdue ? "cp-overdue" : "cp-due", " — " + last + "; " + (st.overdue ? "OVERDUE since " : "due ") + whenText(st.due_at));
+}
+
+function carePlanBody(v, expected) {
   const p = v.plan, words = v.words || { expected: [], rules: [] };
   const out = [];
   const title = p.name + (p.template ? " (from the " + p.template.replaceAll("_", " ") + " template)" : "");
@@ -931,7 +939,12 @@ function carePlanBody(v) {
   if (p.note) out.push(el("p", "cp-note", p.note));
   out.push(el("h4", "", "Expected measurements"));
   const exp = el("ul", "cp-expected");
-  for (const w of words.expected) exp.appendChild(el("li", "", w));
+  words.expected.forEach((w, i) => {
+    const li = exp.appendChild(el("li", "", w));
+    const kind = (p.expected || [])[i] && p.expected[i].kind;
+    const st = expectedStatus((expected || []).find(x => x.kind === kind));
+    if (st) li.appendChild(st);
+  });
   if (words.expected.length === 0) exp.appendChild(el("li", "none", "none beyond NEWS2's monitoring"));
   out.push(exp);
   out.push(el("h4", "", "Rules watched beside NEWS2 (they add alerts, never suppress one)"));
@@ -989,7 +1002,7 @@ async function showCarePlan(id) {
   if (!res || !res.ok || !out) { status.textContent = "The care plan is unavailable."; status.className = "warn"; return; }
   status.textContent = "";
   status.className = "";
-  body.replaceChildren(...carePlanBody(out.care_plan));
+  body.replaceChildren(...carePlanBody(out.care_plan, out.expected));
 }
 
 // --- Handover (SBARD) ---------------------------------------------------------------
