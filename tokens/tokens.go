@@ -44,7 +44,17 @@ var migrations = []string{
 		detail TEXT NOT NULL
 	);
 	CREATE INDEX api_token_audit_token ON api_token_audit (token, id);`,
+	// '' for a token made before tokens expired: it never does.
+	`ALTER TABLE api_tokens ADD COLUMN expires_at TEXT NOT NULL DEFAULT '';`,
 }
+
+// DefaultValidity is how long a token is valid when its creator does not
+// say, and MaxValidity the longest it may be: a token that never expires
+// is one forgotten in a system nobody maintains any more.
+const (
+	DefaultValidity = 90 * 24 * time.Hour
+	MaxValidity     = 366 * 24 * time.Hour
+)
 
 // ScopeFHIRRead is the only scope there is: read FHIR for the wards.
 const ScopeFHIRRead = "fhir:read"
@@ -62,10 +72,16 @@ type Token struct {
 	CreatedBy string         `json:"created_by"`
 	RevokedAt time.Time      `json:"revoked_at,omitzero"`
 	RevokedBy string         `json:"revoked_by,omitempty"`
+	// ExpiresAt is when it stops being accepted; zero for a token made
+	// before tokens expired, which never does.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 // Revoked reports whether the token has been revoked.
 func (t Token) Revoked() bool { return !t.RevokedAt.IsZero() }
+
+// Expired reports whether the token has expired at now.
+func (t Token) Expired(now time.Time) bool { return !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) }
 
 // Use is one audited event of a token: its creation, revocation or a use.
 type Use struct {
@@ -91,18 +107,25 @@ func Open(ctx context.Context, db *sql.DB) (*Store, error) {
 
 var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
-// ErrRefused is a secret that is unknown or revoked: a caller cannot tell
-// which.
-var ErrRefused = errors.New("unknown or revoked API token")
+// ErrRefused is a secret that is unknown, revoked or expired: a caller
+// cannot tell which.
+var ErrRefused = errors.New("unknown, revoked or expired API token")
 
 func sum(secret string) string {
 	h := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(h[:])
 }
 
-// Create makes a token for wards, created by actor, and returns its
-// secret, which is shown this once.
-func (s *Store) Create(ctx context.Context, name string, wards []vward.WardID, actor string) (string, Token, error) {
+// Create makes a token for wards, valid for valid (0: DefaultValidity; a
+// day to MaxValidity), created by actor, and returns its secret, which is
+// shown this once.
+func (s *Store) Create(ctx context.Context, name string, wards []vward.WardID, valid time.Duration, actor string) (string, Token, error) {
+	if valid == 0 {
+		valid = DefaultValidity
+	}
+	if valid < 24*time.Hour || valid > MaxValidity {
+		return "", Token{}, vward.Errorf(vward.ErrInvalid, "token %s: valid for %s: want from a day to %d days", name, valid, int(MaxValidity/(24*time.Hour)))
+	}
 	if !namePattern.MatchString(name) {
 		return "", Token{}, vward.Errorf(vward.ErrInvalid, "token name %q: 1–64 lower-case letters, digits, '.', '_' or '-'", name)
 	}
@@ -114,7 +137,8 @@ func (s *Store) Create(ctx context.Context, name string, wards []vward.WardID, a
 		return "", Token{}, fmt.Errorf("make token %s: %w", name, err)
 	}
 	secret := Prefix + base64.RawURLEncoding.EncodeToString(raw[:])
-	t := Token{Name: name, Scope: ScopeFHIRRead, Wards: wards, CreatedAt: s.now(), CreatedBy: actor}
+	now := s.now()
+	t := Token{Name: name, Scope: ScopeFHIRRead, Wards: wards, CreatedAt: now, CreatedBy: actor, ExpiresAt: now.Add(valid)}
 	wj, _ := json.Marshal(wards)
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -128,11 +152,11 @@ func (s *Store) Create(ctx context.Context, name string, wards []vward.WardID, a
 	if n > 0 {
 		return "", Token{}, vward.Errorf(vward.ErrConflict, "token %s exists; revoke it and choose another name", name)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO api_tokens (name, token_sha256, scope, wards, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)`,
-		name, sum(secret), t.Scope, string(wj), formatTime(t.CreatedAt), actor); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO api_tokens (name, token_sha256, scope, wards, created_at, created_by, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		name, sum(secret), t.Scope, string(wj), formatTime(t.CreatedAt), actor, formatTime(t.ExpiresAt)); err != nil {
 		return "", Token{}, fmt.Errorf("create token %s: %w", name, err)
 	}
-	if err := s.audit(ctx, tx, name, actor, "token.create", "scope "+t.Scope+", wards "+joinWards(wards)); err != nil {
+	if err := s.audit(ctx, tx, name, actor, "token.create", "scope "+t.Scope+", wards "+joinWards(wards)+", expires "+formatTime(t.ExpiresAt)); err != nil {
 		return "", Token{}, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -183,15 +207,19 @@ func (s *Store) Authenticate(ctx context.Context, secret, what string) (Token, e
 	if err != nil {
 		return Token{}, err
 	}
-	action := "token.use"
-	if t.Revoked() {
+	action, detail := "token.use", what
+	refused := t.Revoked() || t.Expired(s.now())
+	switch {
+	case t.Revoked():
 		action = "token.refused"
+	case refused:
+		action, detail = "token.refused", "expired "+formatTime(t.ExpiresAt)+": "+what
 	}
 	// No use without its record: a failed audit refuses the request.
-	if err := s.audit(ctx, s.db, t.Name, "token:"+t.Name, action, what); err != nil {
+	if err := s.audit(ctx, s.db, t.Name, "token:"+t.Name, action, detail); err != nil {
 		return Token{}, err
 	}
-	if t.Revoked() {
+	if refused {
 		return Token{}, ErrRefused
 	}
 	return t, nil
@@ -238,7 +266,7 @@ func (s *Store) Audit(ctx context.Context, name string, limit int) ([]Use, error
 	return out, rows.Err()
 }
 
-const tokenColumns = `name, scope, wards, created_at, created_by, revoked_at, revoked_by`
+const tokenColumns = `name, scope, wards, created_at, created_by, revoked_at, revoked_by, expires_at`
 
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
@@ -258,9 +286,12 @@ func (s *Store) token(ctx context.Context, q querier, where string, arg any) (To
 
 func scanToken(row interface{ Scan(...any) error }) (Token, error) {
 	var t Token
-	var wards, created, revoked string
-	if err := row.Scan(&t.Name, &t.Scope, &wards, &created, &t.CreatedBy, &revoked, &t.RevokedBy); err != nil {
+	var wards, created, revoked, expires string
+	if err := row.Scan(&t.Name, &t.Scope, &wards, &created, &t.CreatedBy, &revoked, &t.RevokedBy, &expires); err != nil {
 		return Token{}, err
+	}
+	if expires != "" {
+		t.ExpiresAt = parseTime(expires)
 	}
 	if err := json.Unmarshal([]byte(wards), &t.Wards); err != nil {
 		return Token{}, fmt.Errorf("token %s: wards %q: %w", t.Name, wards, err)

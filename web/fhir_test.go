@@ -602,7 +602,7 @@ func TestFHIRExport(t *testing.T) {
 	}
 
 	// A token of w1 exports w1, never w2.
-	secret, _, err := api.tokens.Create(context.Background(), "analytics", []vward.WardID{"w1"}, "root")
+	secret, _, err := api.tokens.Create(context.Background(), "analytics", []vward.WardID{"w1"}, 0, "root")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -689,7 +689,7 @@ func TestSearchQueryPaging(t *testing.T) {
 func TestFHIRBearerTokens(t *testing.T) {
 	api := newFHIRAPI(t)
 	ctx := context.Background()
-	secret, _, err := api.tokens.Create(ctx, "gp-system", []vward.WardID{"w1"}, "root")
+	secret, _, err := api.tokens.Create(ctx, "gp-system", []vward.WardID{"w1"}, 0, "root")
 	if err != nil {
 		t.Fatal(err)
 	}

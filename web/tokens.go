@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/vward/vward"
 )
@@ -54,6 +55,9 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 type tokenBody struct {
 	Name  string         `json:"name"`
 	Wards []vward.WardID `json:"wards"`
+	// ValidDays is how long the token is valid, in days; 0 is
+	// tokens.DefaultValidity.
+	ValidDays int `json:"valid_days"`
 }
 
 // createToken answers the new token with its secret, shown this once.
@@ -80,7 +84,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	secret, t, err := s.Tokens.Create(r.Context(), in.Name, in.Wards, u.Username)
+	secret, t, err := s.Tokens.Create(r.Context(), in.Name, in.Wards, time.Duration(in.ValidDays)*24*time.Hour, u.Username)
 	if err != nil {
 		s.tokenError(w, r, err)
 		return

@@ -48,11 +48,12 @@ func newTokensAddCmd() *cobra.Command {
 	var (
 		o     registryOpts
 		wards []string
+		days  int
 	)
 	cmd := &cobra.Command{
 		Use:     "add NAME --ward WARD...",
 		Short:   "Create a token for wards; its secret is printed this once",
-		Example: `  vward tokens add gp-system --ward resp-east`,
+		Example: `  vward tokens add gp-system --ward resp-east --valid-days 180`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.doTokens(cmd, func(ctx context.Context, reg *devices.Registry, ts *tokens.Store) error {
@@ -63,19 +64,21 @@ func newTokensAddCmd() *cobra.Command {
 					}
 					ws[i] = vward.WardID(w)
 				}
-				secret, t, err := ts.Create(ctx, args[0], ws, devices.ActorOf(ctx))
+				secret, t, err := ts.Create(ctx, args[0], ws, time.Duration(days)*24*time.Hour, devices.ActorOf(ctx))
 				if err != nil {
 					return err
 				}
 				if o.asJSON {
 					return printJSON(cmd.OutOrStdout(), map[string]any{"token": t, "secret": secret})
 				}
-				return printOut(cmd, "token %s for %s; its secret, shown this once:\n%s\n", t.Name, strings.Join(wards, ", "), secret)
+				return printOut(cmd, "token %s for %s, valid until %s; its secret, shown this once:\n%s\n",
+					t.Name, strings.Join(wards, ", "), t.ExpiresAt.Format(time.RFC3339), secret)
 			})
 		},
 	}
 	o.register(cmd.Flags(), true, true)
 	cmd.Flags().StringArrayVar(&wards, "ward", nil, "a ward it may read (repeatable, at least one)")
+	cmd.Flags().IntVar(&days, "valid-days", int(tokens.DefaultValidity/(24*time.Hour)), "days it is valid for, at most 366")
 	return cmd
 }
 
@@ -94,7 +97,7 @@ func newTokensListCmd() *cobra.Command {
 				if o.asJSON {
 					return printJSON(cmd.OutOrStdout(), list)
 				}
-				return writeTable(cmd.OutOrStdout(), list, "no tokens; create one with vward tokens add", "NAME\tWARDS\tCREATED\tBY\tREVOKED",
+				return writeTable(cmd.OutOrStdout(), list, "no tokens; create one with vward tokens add", "NAME\tWARDS\tCREATED\tBY\tEXPIRES\tREVOKED",
 					func(t tokens.Token) []string {
 						ws := make([]string, len(t.Wards))
 						for i, w := range t.Wards {
@@ -104,7 +107,14 @@ func newTokensListCmd() *cobra.Command {
 						if t.Revoked() {
 							revoked = t.RevokedAt.Format(time.RFC3339) + " by " + t.RevokedBy
 						}
-						return []string{cell(t.Name), cell(strings.Join(ws, ", ")), t.CreatedAt.Format(time.RFC3339), cell(t.CreatedBy), cell(revoked)}
+						expires := "never"
+						if !t.ExpiresAt.IsZero() {
+							expires = t.ExpiresAt.Format(time.RFC3339)
+							if t.Expired(time.Now()) {
+								expires += " (expired)"
+							}
+						}
+						return []string{cell(t.Name), cell(strings.Join(ws, ", ")), t.CreatedAt.Format(time.RFC3339), cell(t.CreatedBy), expires, cell(revoked)}
 					})
 			})
 		},
