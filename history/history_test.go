@@ -362,3 +362,58 @@ func BenchmarkLatest(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWearableMonth is a chart of a month of a 1 Hz wearable (pulse
+// and saturation, VWARD_BENCH_DAYS days, default 30): the range read
+// whole, as the charts did, and thinned by InfluxDB into the charts'
+// 1,500 windows, as they do now. Run with -benchtime=1x: the whole read
+// takes a while.
+func BenchmarkWearableMonth(b *testing.B) {
+	days := 30
+	if s := os.Getenv("VWARD_BENCH_DAYS"); s != "" {
+		fmt.Sscanf(s, "%d", &days)
+	}
+	influx := testenv.StartInflux(b)
+	s := history.NewInflux(history.InfluxConfig{URL: influx.URL, Bucket: influx.Bucket})
+	defer s.Close()
+	ctx := context.Background()
+	to := time.Now().UTC().Truncate(time.Hour)
+	from := to.Add(-time.Duration(days) * 24 * time.Hour)
+	began := time.Now()
+	batch := make([]vward.Reading, 0, 20000)
+	for at := from; at.Before(to); at = at.Add(time.Second) {
+		batch = append(batch,
+			vward.Reading{Device: "patch-1", Patient: "p1", Ward: "w1", MsgID: "m", Kind: vward.HeartRate, Value: float64(60 + at.Unix()%40), At: at},
+			vward.Reading{Device: "patch-1", Patient: "p1", Ward: "w1", MsgID: "m", Kind: vward.SpO2, Value: float64(90 + at.Unix()%9), At: at})
+		if len(batch) == cap(batch) {
+			if err := s.WriteReadings(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := s.WriteReadings(ctx, batch); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("wrote %d days of two kinds at 1 Hz in %v", days, time.Since(began).Round(time.Second))
+	for _, c := range []struct {
+		name string
+		read func() ([]vward.Reading, error)
+	}{
+		{"whole", func() ([]vward.Reading, error) { return s.Readings(ctx, "p1", from, to) }},
+		{"thinned", func() ([]vward.Reading, error) { return s.Thinned(ctx, "p1", from, to, to.Sub(from)/1500) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var n int
+			for b.Loop() {
+				rs, err := c.read()
+				if err != nil {
+					b.Fatal(err)
+				}
+				n = len(rs)
+			}
+			b.ReportMetric(float64(n), "readings/op")
+		})
+	}
+}
