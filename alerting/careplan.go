@@ -45,12 +45,7 @@ type planWatch struct {
 }
 
 func newPlanWatch(plan *careplan.Plan, version int) *planWatch {
-	w := &planWatch{plan: plan, version: version, lookback: plan.Lookback(), sets: plan.LookbackSets(), prune: 64}
-	for _, r := range plan.Rules {
-		if !slices.Contains(w.kinds, r.Kind) {
-			w.kinds = append(w.kinds, r.Kind)
-		}
-	}
+	w := &planWatch{plan: plan, version: version, kinds: plan.RuleKinds(), lookback: plan.Lookback(), sets: plan.LookbackSets(), prune: 64}
 	for _, e := range plan.Expected {
 		w.expects = append(w.expects, e.Kind)
 	}

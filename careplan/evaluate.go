@@ -124,6 +124,18 @@ func kindBefore(rules []Rule, k vward.ReadingKind) bool {
 	return false
 }
 
+// RuleKinds are the kinds the plan's rules read, each once, in the rules'
+// order: what the monitor keeps for them and reads back after a restart.
+func (p *Plan) RuleKinds() []vward.ReadingKind {
+	var out []vward.ReadingKind
+	for _, r := range p.Rules {
+		if !slices.Contains(out, r.Kind) {
+			out = append(out, r.Kind)
+		}
+	}
+	return out
+}
+
 // Lookback is how much history before the newest reading of a kind its
 // rules read: the longest sustained for, change window, or baseline window
 // with its exclusion. A rule counting sets reads the last Sets readings,

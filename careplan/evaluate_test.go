@@ -2,6 +2,7 @@ package careplan
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -324,5 +325,21 @@ func BenchmarkEvaluate(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		into = e.Evaluate(p, readings, at, into[:0])
+	}
+}
+
+// RuleKinds names each kind the rules read once, in the rules' order.
+func TestRuleKinds(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		p    *Plan
+		want []vward.ReadingKind
+	}{
+		{"none", &Plan{}, nil},
+		{"each once, in order", &Plan{Rules: []Rule{{Kind: Weight}, {Kind: vward.SpO2}, {Kind: Weight}}}, []vward.ReadingKind{Weight, vward.SpO2}},
+	} {
+		if got := c.p.RuleKinds(); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -169,15 +169,9 @@ func (f *Follower) readBack(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		var kinds []vward.ReadingKind
-		for _, r := range v.Plan.Rules {
-			if !slices.Contains(kinds, r.Kind) {
-				kinds = append(kinds, r.Kind)
-			}
-		}
 		now := time.Now()
 		from := now.Add(-max(v.Plan.Lookback(), MinReadBack))
-		rs, err := f.hist.CarePlanReadings(ctx, v.Patient, kinds, from, now.Add(time.Minute))
+		rs, err := f.hist.CarePlanReadings(ctx, v.Patient, v.Plan.RuleKinds(), from, now.Add(time.Minute))
 		if err != nil {
 			f.log.Warn("read back a care plan's readings: its rules read what comes until the next try", "patient", v.Patient, "err", err)
 			f.pendingMu.Lock()
