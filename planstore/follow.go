@@ -123,7 +123,7 @@ func (f *Follower) Patient(ctx context.Context, id vward.PatientID) error {
 }
 
 func (f *Follower) patientLocked(ctx context.Context, id vward.PatientID) error {
-	vs, err := f.store.History(ctx, id)
+	vs, err := f.store.query(ctx, selectVersion+` WHERE patient_id = ? ORDER BY version DESC LIMIT 1`, id)
 	if err != nil {
 		return fmt.Errorf("follow the care plan of %s: %w", id, err)
 	}
@@ -132,13 +132,22 @@ func (f *Follower) patientLocked(ctx context.Context, id vward.PatientID) error 
 	}
 	v := vs[0]
 	if v.Ended() && f.mon.CarePlanVersion(id) == 0 || !v.Ended() && f.mon.CarePlanVersion(id) == v.Number {
-		return nil
+		return nil // the common case, every Resync: nothing to read further
 	}
 	cause := fmt.Sprintf("care plan version %d by %s: %s", v.Number, v.Author, v.Reason)
 	if v.Ended() {
 		cause = fmt.Sprintf("care plan ended (version %d) by %s: %s", v.Number, v.Author, v.Reason)
 	}
-	if f.mon.SetCarePlan(id, v.Plan, v.Number, ExpectedSince(vs), cause) && !v.Ended() && f.hist != nil && len(v.Plan.Rules) > 0 {
+	var since map[vward.ReadingKind]time.Time
+	if !v.Ended() {
+		// Every version, for since when each measurement is expected.
+		vs, err := f.store.History(ctx, id)
+		if err != nil {
+			return fmt.Errorf("follow the care plan of %s: %w", id, err)
+		}
+		since = ExpectedSince(vs)
+	}
+	if f.mon.SetCarePlan(id, v.Plan, v.Number, since, cause) && !v.Ended() && f.hist != nil && len(v.Plan.Rules) > 0 {
 		f.readBackLater(v)
 	}
 	return nil
