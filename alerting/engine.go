@@ -550,9 +550,12 @@ func (e *Engine) Tick() {
 		if len(w.expected) > 0 && !w.paused {
 			e.expectedLocked(id, w, now)
 		}
+		if w.paused || !now.After(w.lastSetAt.Add(w.interval)) {
+			continue // the common case, without a look at the watermarks
+		}
 		k := Key{Patient: id, Condition: Overdue}
 		due := e.overdueFrom(k, w.lastSetAt).Add(w.interval)
-		if w.paused || !now.After(due) {
+		if !now.After(due) {
 			continue
 		}
 		p := e.cfg.PolicyFor(w.ward)
@@ -632,7 +635,7 @@ func (e *Engine) evidenceOf(a *Alert) func() json.RawMessage {
 		if w := e.patients[a.Patient]; w != nil {
 			if a.Condition == Overdue && a.Rule != "" {
 				if x := w.expectedOf(a.Rule); x != nil {
-					return func() json.RawMessage { return expectedEvidence(*x, e.expectedDue(a.Patient, x, e.now())) }
+					return func() json.RawMessage { return expectedEvidence(*x, e.due(x, e.now())) }
 				}
 				return nil
 			}

@@ -38,30 +38,34 @@ func ExpectedKind(rule string) (vward.ReadingKind, bool) {
 // engine watches it.
 type expected struct {
 	careplan.Expectation
+	key       Key       // of its overdue alert
 	since     time.Time // when the plan began to expect it (planstore.ExpectedSince), or resumedAt
 	last      time.Time // its latest measurement known; zero: none
 	persisted time.Time // last as last written (alert_expected)
 }
 
-// expectedDue is when the patient's expected measurement falls due, as of
-// now: an interval after the last one, or after a clinician resolved its
-// overdue alert (overdueFrom).
-func (e *Engine) expectedDue(id vward.PatientID, x *expected, now time.Time) careplan.Due {
-	k := Key{Patient: id, Condition: Overdue, Rule: ExpectedRule(x.Kind)}
-	return x.Due(now, x.since, e.overdueFrom(k, x.last), e.cfg.Location)
+// due is when the measurement falls due, as of now: an interval after the
+// last one, or after a clinician resolved its overdue alert (overdueFrom).
+func (e *Engine) due(x *expected, now time.Time) careplan.Due {
+	return x.Due(now, x.since, e.overdueFrom(x.key, x.last), e.cfg.Location)
+}
+
+// expectedFor returns the measurement of kind the patient's plan expects,
+// nil when it expects none.
+func (w *watch) expectedFor(kind vward.ReadingKind) *expected {
+	for i := range w.expected {
+		if w.expected[i].Kind == kind {
+			return &w.expected[i]
+		}
+	}
+	return nil
 }
 
 // expectedOf returns the expected measurement an overdue alert's rule
 // names, nil when the plan no longer expects it.
 func (w *watch) expectedOf(rule string) *expected {
-	kind, ok := ExpectedKind(rule)
-	if !ok {
-		return nil
-	}
-	for i := range w.expected {
-		if w.expected[i].Kind == kind {
-			return &w.expected[i]
-		}
+	if kind, ok := ExpectedKind(rule); ok {
+		return w.expectedFor(kind)
 	}
 	return nil
 }
@@ -79,14 +83,14 @@ func (e *Engine) setExpectedLocked(w *watch, id vward.PatientID, plan *careplan.
 	if plan != nil {
 		next = make([]expected, 0, len(plan.Expected))
 		for i, exp := range plan.Expected {
-			x := expected{Expectation: exp, since: now}
+			x := expected{Expectation: exp, key: Key{Patient: id, Condition: Overdue, Rule: ExpectedRule(exp.Kind)}, since: now}
 			if s, ok := since[exp.Kind]; ok {
 				x.since = s
 			}
 			if x.since.Before(w.resumedAt) {
 				x.since = w.resumedAt
 			}
-			if old := w.expectedOf(ExpectedRule(exp.Kind)); old != nil {
+			if old := w.expectedFor(exp.Kind); old != nil {
 				x.last, x.persisted = old.last, old.persisted
 			}
 			if t := saved[exp.Kind]; t.After(x.last) {
@@ -125,7 +129,7 @@ func (e *Engine) measuredLocked(w *watch, id vward.PatientID, plan *careplan.Pla
 			break
 		}
 		kind := plan.Expected[i].Kind
-		x := w.expectedOf(ExpectedRule(kind))
+		x := w.expectedFor(kind)
 		switch {
 		case x == nil:
 		case slices.Contains(retracted, kind) && !at.Equal(x.last):
@@ -169,9 +173,8 @@ func (e *Engine) expectedLocked(id vward.PatientID, w *watch, now time.Time) {
 	p := e.cfg.PolicyFor(w.ward)
 	for i := range w.expected {
 		x := &w.expected[i]
-		k := Key{Patient: id, Condition: Overdue, Rule: ExpectedRule(x.Kind)}
-		d := e.expectedDue(id, x, now)
-		a := e.open[k]
+		d := e.due(x, now)
+		a := e.open[x.key]
 		if !d.Overdue && a == nil {
 			continue // the common case
 		}
@@ -185,7 +188,7 @@ func (e *Engine) expectedLocked(id vward.PatientID, w *watch, now time.Time) {
 		}
 		o := Observation{Met: true, Risk: w.risk, Score: w.res.Score, why: func() string { return expectedReason(*x, d) }}
 		if a == nil {
-			e.raiseLocked(k, w.ward, o, p, now, evidence)
+			e.raiseLocked(x.key, w.ward, o, p, now, evidence)
 		} else {
 			e.stepLocked(a, now, evidence, func(a Alert) (Alert, Effect) { return a.Assess(o, p, now) })
 		}
@@ -203,20 +206,15 @@ func expectedReason(x expected, d careplan.Due) string {
 }
 
 // expectedEvidence is the evidence of an expected measurement's overdue
-// alert.
+// alert: its status.
 func expectedEvidence(x expected, d careplan.Due) json.RawMessage {
-	b, _ := json.Marshal(struct {
-		Kind     vward.ReadingKind `json:"kind"`
-		Expected string            `json:"expected"`
-		Since    time.Time         `json:"expected_since"`
-		Last     time.Time         `json:"last_measured_at,omitzero"`
-		Due      time.Time         `json:"due_at"`
-	}{x.Kind, x.Expectation.String(), x.since, x.last, d.At})
+	b, _ := json.Marshal(statusOf(x, d))
 	return b
 }
 
 // ExpectedStatus is a measurement a patient's care plan expects, as the
-// engine watches it: what the patient view shows beside the plan.
+// engine watches it: what the patient view shows beside the plan, and the
+// evidence of its overdue alert.
 type ExpectedStatus struct {
 	Kind     vward.ReadingKind `json:"kind"`
 	Expected string            `json:"expected"` // "every 1d by 10:00"
@@ -239,9 +237,11 @@ func (e *Engine) Expected(id vward.PatientID) []ExpectedStatus {
 	now := e.now()
 	out := make([]ExpectedStatus, 0, len(w.expected))
 	for i := range w.expected {
-		x := &w.expected[i]
-		d := e.expectedDue(id, x, now)
-		out = append(out, ExpectedStatus{Kind: x.Kind, Expected: x.Expectation.String(), Since: x.since, Last: x.last, Due: d.At, Overdue: d.Overdue})
+		out = append(out, statusOf(w.expected[i], e.due(&w.expected[i], now)))
 	}
 	return out
+}
+
+func statusOf(x expected, d careplan.Due) ExpectedStatus {
+	return ExpectedStatus{Kind: x.Kind, Expected: x.Expectation.String(), Since: x.since, Last: x.last, Due: d.At, Overdue: d.Overdue}
 }
