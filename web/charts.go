@@ -107,6 +107,30 @@ func (s *Server) chartReadings(ctx context.Context, id vward.PatientID, from, to
 	return s.withEntries(ctx, id, rs, from, to)
 }
 
+// historyPart is how much of a patient's history the scores and FHIR's
+// Observations read at a time: a month of a wearable is never held whole.
+const historyPart = 24 * time.Hour
+
+// byDay gives fn a patient's readings (chartReadings) measured in
+// [from, to), historyPart at a time, oldest first, each part with its end;
+// fn returning false stops it.
+func (s *Server) byDay(ctx context.Context, id vward.PatientID, from, to time.Time, fn func(rs []chartReading, end time.Time) (bool, error)) error {
+	for part := from; part.Before(to); part = part.Add(historyPart) {
+		end := part.Add(historyPart)
+		if end.After(to) {
+			end = to
+		}
+		rs, err := s.chartReadings(ctx, id, part, end)
+		if err != nil {
+			return err
+		}
+		if more, err := fn(rs, end); err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
 // chartSeriesLimit is the most readings of one kind from one device the
 // charts read whole; a range with more is read thinned at the source
 // (history.Store.Thinned), in thinBuckets windows: a month of a 1 Hz
@@ -257,9 +281,6 @@ type scorePoint struct {
 	Missing  []string  `json:"missing,omitempty"`
 }
 
-// scorePart is how much of the history the scores read at a time.
-const scorePart = 24 * time.Hour
-
 // scores returns a patient's NEWS2 over a range (chartWindowOf), scored
 // from their readings as the monitor scores them (alerting.ScoreSeries):
 // the devices' and the entries not marked in error, with the monitor's
@@ -276,27 +297,11 @@ func (s *Server) scores(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := s.monitor.Freshness()
-	var longest time.Duration
-	for _, d := range f {
-		longest = max(longest, d)
-	}
 	// From a window earlier: the score at from is of the values current
-	// then. A day at a time, so that a month of a wearable is never held
-	// whole.
+	// then.
 	scorer := alerting.NewSeriesScorer(news2.Scale(row.SpO2Scale), f, win.from, win.to)
-	end := win.to.Add(time.Nanosecond)
 	var counted []vward.Reading
-	for part := win.from.Add(-longest); part.Before(end); part = part.Add(scorePart) {
-		upTo := part.Add(scorePart)
-		if upTo.After(end) {
-			upTo = end
-		}
-		rs, err := s.chartReadings(r.Context(), id, part, upTo)
-		if err != nil {
-			s.log.Error("read the readings to score", "patient", id, "err", err)
-			writeError(w, http.StatusBadGateway, "the reading history is unavailable")
-			return
-		}
+	err := s.byDay(r.Context(), id, win.from.Add(-slices.Max(f[:])), win.to.Add(time.Nanosecond), func(rs []chartReading, _ time.Time) (bool, error) {
 		counted = counted[:0]
 		for _, r := range rs {
 			if !r.inError() {
@@ -304,6 +309,12 @@ func (s *Server) scores(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		scorer.Add(counted)
+		return true, nil
+	})
+	if err != nil {
+		s.log.Error("read the readings to score", "patient", id, "err", err)
+		writeError(w, http.StatusBadGateway, "the reading history is unavailable")
+		return
 	}
 	series := scorer.Finish()
 	out := make([]scorePoint, len(series))

@@ -545,10 +545,6 @@ func (s *Server) fhirObservations(w http.ResponseWriter, r *http.Request) {
 	s.pageOf(w, r, "Observation", q, pg, page, total)
 }
 
-// observationPart is how much of the history an Observation read takes
-// at a time.
-const observationPart = 24 * time.Hour
-
 // observationsOf gives each of a patient's readings' and NEWS2 scores'
 // Observations effective in [from, to) to fn, oldest first (SortByTime);
 // a zero from or to is open. The history is read a day at a time, so a
@@ -563,10 +559,6 @@ func (s *Server) observationsOf(ctx context.Context, p devices.Patient, from, to
 		hi = to
 	}
 	f := s.monitor.Freshness()
-	var longest time.Duration
-	for _, d := range f {
-		longest = max(longest, d)
-	}
 	// Where the patient's history begins: nothing before it to read.
 	first, measured, err := s.history.Earliest(ctx, p.ID)
 	if err != nil {
@@ -592,26 +584,18 @@ func (s *Server) observationsOf(ctx context.Context, p devices.Patient, from, to
 	}
 	w := fhir.NewObservationStream(p.ID, news2.Scale(p.SpO2Scale), f, lo, hi)
 	// From a window earlier: the score at lo is of the values current then.
-	for part := lo.Add(-longest); part.Before(hi); part = part.Add(observationPart) {
-		end := part.Add(observationPart)
-		if end.After(hi) {
-			end = hi
-		}
-		crs, err := s.chartReadings(ctx, p.ID, part, end)
-		if err != nil {
-			return err
-		}
+	return s.byDay(ctx, p.ID, lo.Add(-slices.Max(f[:])), hi, func(crs []chartReading, end time.Time) (bool, error) {
 		rs := make([]fhir.Reading, len(crs))
 		for i, cr := range crs {
 			rs[i] = fhir.Reading{Reading: cr.Reading, Entry: cr.entry}
 		}
 		for _, o := range w.Add(rs, end) {
 			if more, err := fn(o); err != nil || !more {
-				return err
+				return false, err
 			}
 		}
-	}
-	return nil
+		return true, nil
+	})
 }
 
 // fhirObservation reads an Observation by id. Its id names the patient
