@@ -34,6 +34,16 @@ func ExpectedKind(rule string) (vward.ReadingKind, bool) {
 	return vward.ReadingKind(kind), ok && kind != ""
 }
 
+// OverdueWhat names an overdue alert for people by its Rule: "observations
+// overdue" for NEWS2's set, "weight overdue, as the care plan expects" for
+// a care plan's measurement; notifications and handovers say it alike.
+func OverdueWhat(rule string) string {
+	if kind, ok := ExpectedKind(rule); ok {
+		return string(kind) + " overdue, as the care plan expects"
+	}
+	return "observations overdue"
+}
+
 // expected is one measurement a patient's care plan expects, as the
 // engine watches it.
 type expected struct {

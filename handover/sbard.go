@@ -472,8 +472,8 @@ func text(s Summary, ev Evidence, res news2.Result) string {
 	line("Patient: %s (%s), on %s (%s)", who, sit.Patient, orID(sit.WardName, string(sit.Ward)), sit.Ward)
 	al := sit.Alert
 	what := conditionWords[al.Condition]
-	if kind, ok := alerting.ExpectedKind(al.Rule); ok && al.Condition == alerting.Overdue {
-		what = string(kind) + " overdue, as the care plan expects,"
+	if _, ok := alerting.ExpectedKind(al.Rule); ok && al.Condition == alerting.Overdue {
+		what = alerting.OverdueWhat(al.Rule) + ","
 	}
 	if what == "" {
 		what = string(al.Condition)

@@ -140,10 +140,7 @@ func (n Notification) Subject() string {
 	case alerting.News2:
 		what = fmt.Sprintf("NEWS2 %d, %s risk", n.Score, n.Risk)
 	case alerting.Overdue:
-		what = "observations overdue"
-		if kind, ok := alerting.ExpectedKind(n.Rule); ok {
-			what = string(kind) + " overdue, as the care plan expects"
-		}
+		what = alerting.OverdueWhat(n.Rule)
 	case alerting.DeviceOffline:
 		what = "device " + string(n.Device) + " offline"
 	case alerting.BatteryLow:
